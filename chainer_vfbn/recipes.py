@@ -1,0 +1,187 @@
+"""Assemble each training method of the paper's Table 1 from its parts.
+
+One entry point, :func:`build_method`, turns a method name into the links,
+optimizers and updater that train it, so that the command-line script, the
+reproduction script and the benchmarks build every method the same way.
+
+Methods (the rows of Table 1, plus the closed-form VFBNs of Appendix A.2):
+
+============  ===============================================================
+``bp``          the whole network by back-propagation
+``bottom-bp``   the bottom part alone, with a GAP + linear head ("bottom half
+                with back prop")
+``layerwise``   the bottom trained on a local supervised loss through a GAP +
+                linear head, the top by BP on the detached activation
+``dni-linear``  synthetic gradients from Jaderberg's linear model (Eq. 7)
+``dni-resnet``  synthetic gradients from Jaderberg's small-ResNet model
+``vfbn``        VFBN with the paper's small-ResNet virtual forward network
+``vfbn-linear`` VFBN with a linear v_f, closed form (Eq. 8)
+``vfbn-mlp``    VFBN with a one-hidden-layer v_f, closed form (Eq. 9)
+============  ===============================================================
+"""
+import chainer
+import chainer.links as L
+from chainer import optimizers
+
+from chainer_vfbn.models.resnet import Head
+from chainer_vfbn.models.resnet import Sequence
+
+BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise')
+SYNTHETIC_METHODS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear',
+                     'vfbn-mlp')
+METHODS = BACKPROP_METHODS + SYNTHETIC_METHODS
+
+
+class Method(object):
+    """The trainable parts of one method.
+
+    Attributes:
+        name (str): The method's name.
+        optimizers (dict): Optimizer per name, as the updater expects.
+        predictor (chainer.Link): Maps images to class scores; what is
+            evaluated on the test set.
+        modules (list): The network's modules (one for ``bp``).
+        synthesizers (list): One gradient synthesizer per split (synthetic
+            methods only).
+        decayed (list of str): Names of the optimizers whose learning rate
+            follows the step schedule (the synthesizers' Adam does not).
+        split_names (list of str): Where the network was cut.
+        links (list): Every link the method trains (the network, auxiliary
+            heads, synthesizers); :meth:`to_device` moves them all.
+    """
+
+    def __init__(self, name, net, optimizers, predictor, make_updater,
+                 modules=(), synthesizers=(), decayed=(), split_names=(),
+                 aux_links=()):
+        self.name = name
+        self.net = net
+        self.optimizers = optimizers
+        self.predictor = predictor
+        self._make_updater = make_updater
+        self.modules = list(modules)
+        self.synthesizers = list(synthesizers)
+        self.decayed = list(decayed)
+        self.split_names = list(split_names)
+        self.links = [net] + list(aux_links) + list(synthesizers)
+
+    def to_device(self, device):
+        """Move every trained link to ``device``; returns ``self``."""
+        for link in self.links:
+            link.to_device(device)
+        return self
+
+    def make_updater(self, iterator, converter, device):
+        """Return the updater that trains this method."""
+        return self._make_updater(iterator, converter, device)
+
+
+def momentum_sgd(link, lr, momentum, weight_decay):
+    """MomentumSGD with weight decay on every parameter (the 2016 recipe)."""
+    opt = optimizers.MomentumSGD(lr=lr, momentum=momentum)
+    opt.setup(link)
+    if weight_decay:
+        opt.add_hook(chainer.optimizer_hooks.WeightDecay(weight_decay))
+    return opt
+
+
+def adam(link, alpha):
+    """Adam for a synthesizer; ``alpha = 0`` leaves it at its initialization."""
+    opt = optimizers.Adam(alpha=alpha)
+    opt.setup(link)
+    return opt
+
+
+def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
+                 weight_decay=1e-4, alpha_gs=1e-3, n_hidden=256):
+    """Build the links, optimizers and updater of a training method.
+
+    Args:
+        method (str): One of :data:`METHODS`.
+        net (~chainer_vfbn.models.ResNetCIFAR): The network, already on its
+            device or not (call ``to_device`` on the returned links' owner,
+            ``net``, and on :attr:`Method.synthesizers` afterwards).
+        split_at (str or list of str): Layer name(s) where the network is
+            cut; ``None`` for the paper's point (``net.default_split``).
+            Ignored by ``bp``; ``bottom-bp`` and ``layerwise`` take one name.
+        lr, momentum, weight_decay (float): MomentumSGD of the network.
+        alpha_gs (float): Adam step size of the gradient synthesizers.
+        n_hidden (int): Hidden units of the ``vfbn-mlp`` virtual network.
+
+    Returns:
+        Method
+    """
+    from chainer.training import updaters as chainer_updaters
+
+    if method not in METHODS:
+        raise ValueError('unknown method %r; choose from %s'
+                         % (method, ', '.join(METHODS)))
+    if alpha_gs < 0:
+        raise ValueError('alpha_gs must be >= 0, got %g' % alpha_gs)
+    sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    if method == 'bp':
+        classifier = L.Classifier(net)
+        opts = {'main': momentum_sgd(classifier, **sgd)}
+
+        def make(iterator, converter, device):
+            return chainer_updaters.StandardUpdater(
+                iterator, opts, converter=converter, device=device)
+        return Method(method, net, opts, net, make, modules=[net],
+                      decayed=['main'])
+
+    names = split_at if split_at is not None else [net.default_split]
+    if isinstance(names, str):
+        names = [names]
+    modules = net.split(names)
+
+    if method in ('bottom-bp', 'layerwise'):
+        if len(modules) != 2:
+            raise ValueError('%s takes one split point, got %d'
+                             % (method, len(names)))
+        bottom, top = modules
+        head = Head(net.shapes[names[0]][0], net.n_class)
+
+    if method == 'bottom-bp':
+        predictor = Sequence([('bottom', bottom), ('aux_head', head)])
+        classifier = L.Classifier(predictor)
+        opts = {'main': momentum_sgd(classifier, **sgd)}
+
+        def make(iterator, converter, device):
+            return chainer_updaters.StandardUpdater(
+                iterator, opts, converter=converter, device=device)
+        return Method(method, net, opts, predictor, make, modules=[bottom],
+                      decayed=['main'], split_names=names, aux_links=[head])
+
+    from chainer_vfbn import updaters
+
+    if method == 'layerwise':
+        opts = {'bottom': momentum_sgd(bottom, **sgd),
+                'head': momentum_sgd(head, **sgd),
+                'top': momentum_sgd(top, **sgd)}
+
+        def make(iterator, converter, device):
+            return updaters.LayerwiseUpdater(
+                iterator, bottom, head, top, opts, converter=converter,
+                device=device)
+        return Method(method, net, opts, net, make, modules=modules,
+                      decayed=list(opts), split_names=names,
+                      aux_links=[head])
+
+    from chainer_vfbn.synthesizers import build_synthesizer
+
+    synths = [build_synthesizer(method, net.shapes[name], n_class=net.n_class,
+                                n_hidden=n_hidden) for name in names]
+    opts = {'module%d' % k: momentum_sgd(m, **sgd)
+            for k, m in enumerate(modules)}
+    for k, synth in enumerate(synths):
+        opts['synth' if len(synths) == 1 else 'synth%d' % k] = adam(
+            synth, alpha_gs)
+
+    def make(iterator, converter, device):
+        return updaters.SyntheticGradientUpdater(
+            iterator, modules, synths, opts, converter=converter,
+            device=device)
+    return Method(method, net, opts, net, make, modules=modules,
+                  synthesizers=synths,
+                  decayed=['module%d' % k for k in range(len(modules))],
+                  split_names=names)
