@@ -1,0 +1,169 @@
+"""Test-set evaluation: the single test view and test-time augmentation.
+
+Sec. 4 of the paper: "For the evaluation of test error, we produced
+augmented dataset for each test sample, fed the resulting augmented dataset
+to the model and averaged the output." We average the softmax
+probabilities over the views (36 for the paper preset, {as is, flipped} for
+the standard one) and report both that TTA error and the error of the single
+centre view (the 24x24 crop at offset (4, 4); the plain image for the
+standard preset).
+
+Views are evaluated one view index at a time over the whole set, in batches
+of ``batch_size`` images, so memory stays that of a single-view pass.
+"""
+import numpy
+
+import chainer
+import chainer.functions as F
+from chainer import reporter as reporter_module
+from chainer.training import extension
+
+from chainer_vfbn.datasets import augment as A
+
+
+def _resolve_device(device, predictor):
+    if device is None:
+        # A Link knows its device; anything else runs on NumPy.
+        device = getattr(predictor, 'device', None)
+        if device is None:
+            return chainer.get_device('@numpy')
+    if isinstance(device, chainer.backend.Device):
+        return device
+    return chainer.get_device(device)
+
+
+def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,
+                   device=None, tta=True, mean=None, std=None):
+    """Loss and error of the centre view and of the views' averaged softmax.
+
+    Runs with ``chainer.config.train = False`` (BatchNorm uses its
+    population statistics) and without building a graph.
+
+    Args:
+        predictor (callable): ``x -> class scores`` of shape
+            ``(B, n_class)`` (a ``Variable`` or an array), e.g. the whole
+            network or ``lambda x: head(bottom(x))``.
+        images (numpy.ndarray): ``uint8`` ``(N, 3, 32, 32)``.
+        labels (numpy.ndarray): Integer labels ``(N,)``.
+        augment (str): ``'paper'`` (36 views of 24x24) or ``'standard'``
+            (as is and flipped, 32x32).
+        batch_size (int): Images per forward pass.
+        device: A chainer device or its spec (``'@numpy'``, ``'@cupy:0'``);
+            ``None``: the predictor's ``device`` if it has one, else NumPy.
+        tta (bool): Also average over all the views.
+        mean, std (numpy.ndarray): Training-set per-channel statistics,
+            needed by ``'standard'``.
+
+    Returns:
+        dict: ``loss`` (mean softmax cross entropy of the centre view),
+        ``accuracy``, ``error`` (= 1 - accuracy) of the centre view, and
+        ``tta_accuracy``, ``tta_error`` of the averaged softmax (``None``
+        when ``tta`` is false).
+    """
+    device = _resolve_device(device, predictor)
+    cpu = chainer.get_device('@numpy')
+    labels = numpy.asarray(labels, dtype=numpy.int32)
+    n = len(images)
+    if n == 0 or labels.shape != (n,):
+        raise ValueError('need N > 0 images and N labels, got %d and %s'
+                         % (n, labels.shape))
+    center = A.center_view_index(augment)
+    views = [center] + [v for v in range(A.n_views(augment)) if v != center]
+    if not tta:
+        views = views[:1]
+    loss_sum = 0.
+    n_correct = 0
+    prob_sum = None
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for v in views:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                x = A.eval_view(images[start:stop], augment, v, mean, std)
+                y = predictor(device.send(x))
+                if v == center:
+                    t = device.send(labels[start:stop])
+                    loss = F.softmax_cross_entropy(y, t, reduce='no')
+                    loss_sum += float(F.sum(loss).array)
+                    hit = F.argmax(y, axis=1).array == t
+                    n_correct += int(hit.sum())
+                if tta:
+                    p = cpu.send(F.softmax(y).array).astype(numpy.float64)
+                    if prob_sum is None:
+                        prob_sum = numpy.zeros((n, p.shape[1]))
+                    prob_sum[start:stop] += p
+    accuracy = n_correct / n
+    result = dict(loss=loss_sum / n, accuracy=accuracy, error=1. - accuracy,
+                  tta_accuracy=None, tta_error=None)
+    if tta:
+        # argmax of the sum = argmax of the mean over the views
+        tta_accuracy = float((prob_sum.argmax(axis=1) == labels).mean())
+        result.update(tta_accuracy=tta_accuracy, tta_error=1. - tta_accuracy)
+    return result
+
+
+class ViewEvaluator(extension.Extension):
+    """Trainer extension reporting test loss/error, and TTA error sometimes.
+
+    Every time it is triggered it reports ``<name>/main/loss``,
+    ``<name>/main/accuracy`` and ``<name>/main/error`` of the centre view;
+    on every ``tta_interval``-th trigger (``0``: never) it also reports
+    ``<name>/main/tta_accuracy`` and ``<name>/main/tta_error`` of the
+    averaged views, which costs 36 passes for the paper preset.
+
+    Args:
+        predictor (callable): ``x -> class scores`` (whole net, or bottom
+            and head).
+        images (numpy.ndarray): ``uint8`` ``(N, 3, 32, 32)`` test images.
+        labels (numpy.ndarray): ``(N,)`` labels.
+        augment (str): ``'paper'`` or ``'standard'``.
+        batch_size (int): Images per forward pass.
+        device: As in :func:`evaluate_views`.
+        tta_interval (int): Compute TTA on every this many triggers.
+        mean, std (numpy.ndarray): Training-set statistics (``'standard'``).
+        name (str): Prefix of the reported keys.
+    """
+
+    trigger = 1, 'epoch'
+    default_name = 'validation'
+    priority = extension.PRIORITY_WRITER
+
+    def __init__(self, predictor, images, labels, augment='paper',
+                 batch_size=128, device=None, tta_interval=1, mean=None,
+                 std=None, name=None):
+        if tta_interval < 0:
+            raise ValueError('tta_interval must be >= 0')
+        if augment == 'standard' and (mean is None or std is None):
+            raise ValueError("the 'standard' preset needs the training set's "
+                             'mean and std')
+        A.n_views(augment)  # validates augment
+        self.images = images
+        self.labels = labels
+        self.predictor = predictor
+        self.augment = augment
+        self.batch_size = batch_size
+        self.device = device
+        self.tta_interval = tta_interval
+        self.mean = mean
+        self.std = std
+        if name is not None:
+            self.name = name
+        self.n_calls = 0
+
+    def __call__(self, trainer=None):
+        self.n_calls += 1
+        tta = self.tta_interval > 0 and self.n_calls % self.tta_interval == 0
+        result = evaluate_views(
+            self.predictor, self.images, self.labels, self.augment,
+            self.batch_size, self.device, tta=tta, mean=self.mean,
+            std=self.std)
+        prefix = (self.name or self.default_name) + '/main/'
+        keys = ('loss', 'accuracy', 'error')
+        if tta:
+            keys += ('tta_accuracy', 'tta_error')
+        observation = {prefix + k: result[k] for k in keys}
+        reporter_module.report(observation)
+        return observation
+
+    def serialize(self, serializer):
+        # Keeps the TTA schedule across a resume.
+        self.n_calls = serializer('n_calls', self.n_calls)
