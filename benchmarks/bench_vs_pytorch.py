@@ -1,0 +1,373 @@
+#!/usr/bin/env python
+"""Training speed of this project's BP and VFBN against PyTorch eager.
+
+One run, one device, one batch, one input size: the ``paper`` ResNet-110
+(``--arch``) trained by
+
+* ``chainer-bp``: this project's back-propagation step, built exactly as
+  training builds it (:func:`chainer_vfbn.recipes.build_method` ``'bp'``:
+  ``L.Classifier`` + MomentumSGD(0.9) with weight decay 1e-4, a
+  ``StandardUpdater``);
+* ``chainer-vfbn``: the VFBN step (``SyntheticGradientUpdater`` with the
+  paper's ResNet ``v_f`` from ``build_synthesizer('vfbn', ...)``, Adam
+  ``alpha_gs`` on it), when ``chainer_vfbn.synthesizers`` is importable;
+* ``torch``: the same network in PyTorch eager (``benchmarks/
+  torch_resnet.py``: same layers, option-A shortcuts, He init, BN),
+  ``F.cross_entropy`` and ``torch.optim.SGD(lr, momentum 0.9, weight_decay
+  1e-4)``, when PyTorch is importable.
+
+The participants are timed *interleaved*: every round runs a block of
+``--iters`` steps of each in turn (the order rotates from round to round),
+so clock changes and other load hit them alike. A block is timed between two
+device synchronisations; the figure of a participant is the median over
+rounds of its block's time per step. The batch is fixed and already on the
+device: data loading and host-to-device copies are not timed.
+
+Printed: images/s of each, the ratio chainer-bp / torch in images/s,
+seconds per 50,000-image epoch, the VFBN / BP step ratio, device, versions and
+date; ``--json PATH`` writes the same. Goals, printed beside the figures
+(never enforced, never assumed): BP >= 0.7x PyTorch eager's images/s,
+<= 6 s per 50k-image epoch *on an H100*, VFBN step <= 1.10x the BP step.
+
+Examples::
+
+    python benchmarks/bench_vs_pytorch.py --device @cupy:0 --json vs_torch.json
+    # a CPU check of the script itself (figures meaningless for the goals)
+    python benchmarks/bench_vs_pytorch.py --arch resnet8-paper -b 8 \\
+        --rounds 2 --iters 2 --warmup 1
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+
+import chainer  # NOQA
+import numpy  # NOQA
+
+from chainer_vfbn.models import resnet_cifar  # NOQA
+
+EPOCH_IMAGES = 50000
+GOALS = {
+    'bp_vs_torch': 0.7,          # chainer-bp images/s >= 0.7 x torch's
+    'epoch_s_h100': 6.0,         # chainer-bp seconds per 50k images, H100
+    'vfbn_vs_bp': 1.10,          # chainer-vfbn step <= 1.10 x chainer-bp step
+}
+
+
+class FixedBatchIterator(chainer.dataset.Iterator):
+    """Yields the same device-resident batch forever (no loading is timed)."""
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.epoch = 0
+        self.is_new_epoch = False
+        self.epoch_detail = 0.
+        self.previous_epoch_detail = 0.
+
+    def __next__(self):
+        return self.batch
+
+    next = __next__
+
+    def serialize(self, serializer):
+        pass
+
+
+def _as_is(batch, device=None):
+    return batch
+
+
+class ChainerStep(object):
+    """One training step of a method built by ``recipes.build_method``.
+
+    Raises ImportError (with the missing module) when the method's parts are
+    not available in this checkout.
+    """
+
+    def __init__(self, method, arch, batch, device, lr, alpha_gs, seed):
+        from chainer_vfbn.recipes import build_method  # lazy: may be absent
+        numpy.random.seed(seed)
+        net = resnet_cifar(arch)
+        built = build_method(method, net, lr=lr, momentum=0.9,
+                             weight_decay=1e-4, alpha_gs=alpha_gs)
+        built.to_device(device)
+        self.updater = built.make_updater(FixedBatchIterator(batch), _as_is,
+                                          None)
+        # A Trainer's reporter, so each chainer.report costs what it does
+        # in training.
+        self.reporter = chainer.Reporter()
+        for name, opt in self.updater.get_all_optimizers().items():
+            self.reporter.add_observer(name, opt.target)
+            self.reporter.add_observers(
+                name, opt.target.namedlinks(skipself=True))
+        self.device = device
+
+    def __call__(self):
+        with self.reporter.scope({}):
+            self.updater.update()
+
+    def synchronize(self):
+        if self.device.xp is not numpy:
+            self.device.device.synchronize()
+
+
+class TorchStep(object):
+    """One training step of the PyTorch eager twin."""
+
+    def __init__(self, arch, x, t, device_spec, lr, seed):
+        import torch
+        import torch_resnet
+        self.torch = torch
+        torch.manual_seed(seed)
+        self.device = torch.device(device_spec)
+        self.model = torch_resnet.torch_resnet_cifar(arch).to(self.device)
+        self.model.train()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr,
+                                   momentum=0.9, weight_decay=1e-4)
+        self.x = torch.from_numpy(x).to(self.device)
+        self.t = torch.from_numpy(t.astype(numpy.int64)).to(self.device)
+
+    def __call__(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.torch.nn.functional.cross_entropy(self.model(self.x),
+                                                      self.t)
+        loss.backward()
+        self.opt.step()
+
+    def synchronize(self):
+        if self.device.type == 'cuda':
+            self.torch.cuda.synchronize(self.device)
+
+
+def torch_device_spec(chainer_device):
+    """The torch device on the same hardware as a chainer device."""
+    if chainer_device.xp is numpy:
+        return 'cpu'
+    return 'cuda:%d' % chainer_device.device.id
+
+
+def device_name(device):
+    if device.xp is numpy:
+        return 'CPU %s (%s, %d cores)' % (
+            platform.processor() or platform.machine(), platform.platform(),
+            os.cpu_count())
+    from chainer.backends import cuda
+    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
+    name = props['name']
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def versions():
+    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
+           'chainer': chainer.__version__,
+           'chainer_vfbn': chainer_vfbn.__version__}
+    from chainer.backends import cuda
+    if cuda.available:
+        out['cupy'] = cuda.cupy.__version__
+        out['cudnn (chainer)'] = (str(cuda.cudnn.getVersion())
+                                  if cuda.cudnn_enabled else 'off')
+    try:
+        import torch
+        out['torch'] = torch.__version__
+        if torch.cuda.is_available():
+            out['torch cuda'] = torch.version.cuda
+            out['cudnn (torch)'] = str(torch.backends.cudnn.version())
+    except ImportError:
+        pass
+    return out
+
+
+def time_interleaved(steps, rounds, iters, warmup, log=print):
+    """Median seconds per step of each participant, timed in turns.
+
+    Args:
+        steps (dict): ``name -> step`` objects (callable, ``synchronize()``).
+        rounds (int): Rounds; each runs a block of ``iters`` steps of every
+            participant, the order rotated by one each round.
+        iters (int): Steps per block.
+        warmup (int): Untimed steps of each before the first round.
+
+    Returns:
+        dict: ``name -> {'median_s', 'blocks_s'}`` (seconds per step; the
+        per-round block means).
+    """
+    names = list(steps)
+    for name in names:
+        for _ in range(warmup):
+            steps[name]()
+        steps[name].synchronize()
+    blocks = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            step = steps[name]
+            step.synchronize()
+            start = time.perf_counter()
+            for _ in range(iters):
+                step()
+            step.synchronize()
+            blocks[name].append((time.perf_counter() - start) / iters)
+        log('round %d/%d: %s' % (r + 1, rounds, ', '.join(
+            '%s %.1f ms' % (n, 1e3 * blocks[n][-1]) for n in names)))
+    return {name: {'median_s': statistics.median(b), 'blocks_s': b}
+            for name, b in blocks.items()}
+
+
+def summarize(results, batchsize, device_label):
+    """Images/s, epoch time, ratios and goal verdicts from step times."""
+    out = {}
+    for name, res in results.items():
+        ips = batchsize / res['median_s']
+        out[name] = dict(res, images_per_sec=ips,
+                         epoch_s=EPOCH_IMAGES / ips)
+    goals = {}
+    bp, torch_ = out.get('chainer-bp'), out.get('torch')
+    if bp and torch_:
+        ratio = bp['images_per_sec'] / torch_['images_per_sec']
+        goals['bp_vs_torch'] = dict(value=ratio, goal='>= %.2f'
+                                    % GOALS['bp_vs_torch'],
+                                    met=ratio >= GOALS['bp_vs_torch'])
+    if bp:
+        on_h100 = 'H100' in device_label
+        goals['epoch_s_h100'] = dict(
+            value=bp['epoch_s'], goal='<= %.1f s on an H100'
+            % GOALS['epoch_s_h100'],
+            met=(bp['epoch_s'] <= GOALS['epoch_s_h100']) if on_h100 else None)
+    vfbn = out.get('chainer-vfbn')
+    if bp and vfbn:
+        ratio = vfbn['median_s'] / bp['median_s']
+        goals['vfbn_vs_bp'] = dict(value=ratio, goal='<= %.2f'
+                                   % GOALS['vfbn_vs_bp'],
+                                   met=ratio <= GOALS['vfbn_vs_bp'])
+    return out, goals
+
+
+def _verdict(met):
+    return 'n/a (not an H100)' if met is None else ('met' if met else 'NOT met')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--arch', default='resnet110-paper')
+    p.add_argument('--batchsize', '-b', type=int, default=128)
+    p.add_argument('--device', '-d', default='@numpy',
+                   help='chainer device: @numpy, @cupy:0 (torch uses the '
+                        'same device: cpu, cuda:0)')
+    p.add_argument('--rounds', type=int, default=5)
+    p.add_argument('--iters', type=int, default=10,
+                   help='steps per block (per participant and round)')
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--participants', default='chainer-bp,chainer-vfbn,torch',
+                   help='comma-separated subset of chainer-bp, chainer-vfbn, '
+                        'torch')
+    p.add_argument('--learnrate', type=float, default=0.1)
+    p.add_argument('--alpha-gs', type=float, default=1e-3)
+    p.add_argument('--cudnn-benchmark', action='store_true',
+                   help="let both autotune convolutions (chainer's "
+                        "config.autotune, torch's cudnn.benchmark); off: both "
+                        'use their defaults')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--json', default=None, metavar='PATH')
+    args = p.parse_args(argv)
+    wanted = [w for w in args.participants.split(',') if w]
+    bad = set(wanted) - {'chainer-bp', 'chainer-vfbn', 'torch'}
+    if bad or not wanted:
+        p.error('unknown participant(s) %s' % ', '.join(sorted(bad)))
+    if min(args.rounds, args.iters, args.batchsize) < 1 or args.warmup < 0:
+        p.error('--rounds, --iters, --batchsize must be >= 1, --warmup >= 0')
+
+    device = chainer.get_device(args.device)
+    device.use()
+    if args.cudnn_benchmark:
+        chainer.config.autotune = True
+    probe = resnet_cifar(args.arch)
+    rng = numpy.random.RandomState(args.seed)
+    x = rng.randn(args.batchsize, 3, probe.insize, probe.insize).astype(
+        numpy.float32)
+    t = rng.randint(0, probe.n_class, args.batchsize).astype(numpy.int32)
+    del probe
+    batch = (device.send(x), device.send(t))
+
+    steps, skipped = {}, {}
+    for name in wanted:
+        try:
+            if name == 'torch':
+                sys.path.insert(0, HERE)
+                import torch
+                if args.cudnn_benchmark:
+                    torch.backends.cudnn.benchmark = True
+                steps[name] = TorchStep(args.arch, x, t,
+                                        torch_device_spec(device),
+                                        args.learnrate, args.seed)
+            else:
+                method = name.split('-', 1)[1]
+                steps[name] = ChainerStep(method, args.arch, batch, device,
+                                          args.learnrate, args.alpha_gs,
+                                          args.seed)
+        except ImportError as e:
+            skipped[name] = 'not timed: cannot import what it needs (%s)' % e
+    label = device_name(device)
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'device': label, 'device_spec': str(device),
+            'versions': versions(), 'config': vars(args),
+            'timing': ('interleaved blocks; median over rounds of seconds per '
+                       'step; batch resident on the device')}
+    print('# %s, batch %d, %dx%d input: %d rounds x %d steps, %d warm-up'
+          % (args.arch, args.batchsize, x.shape[2], x.shape[3], args.rounds,
+             args.iters, args.warmup))
+    print('date:     %s' % info['date'])
+    print('device:   %s (%s)' % (label, device))
+    print('versions: %s' % ', '.join('%s %s' % kv
+                                     for kv in info['versions'].items()))
+    if device.xp is numpy:
+        print('threads:  OMP_NUM_THREADS=%s'
+              % os.environ.get('OMP_NUM_THREADS', 'unset'))
+    for name, why in skipped.items():
+        print('%s: %s' % (name, why))
+    if not steps:
+        print('nothing to time')
+        return 1
+    sys.stdout.flush()
+
+    results = time_interleaved(steps, args.rounds, args.iters, args.warmup)
+    figures, goals = summarize(results, args.batchsize, label)
+    print()
+    print('| participant | ms/step | images/s | s per 50k-image epoch |')
+    print('|---|---:|---:|---:|')
+    for name, f in figures.items():
+        print('| %s | %.1f | %.1f | %.2f |' % (
+            name, 1e3 * f['median_s'], f['images_per_sec'], f['epoch_s']))
+    for name, why in skipped.items():
+        print('| %s | %s | | |' % (name, why))
+    print()
+    texts = {'bp_vs_torch': 'chainer-bp / torch images/s',
+             'epoch_s_h100': 'chainer-bp s per 50k-image epoch',
+             'vfbn_vs_bp': 'chainer-vfbn / chainer-bp step'}
+    for key, g in goals.items():
+        print('%-34s %8.3f   goal %s: %s' % (texts[key], g['value'], g['goal'],
+                                            _verdict(g['met'])))
+    missing = [texts[k] for k in texts if k not in goals]
+    for text in missing:
+        print('%-34s %8s   (a participant was not timed)' % (text, 'n/a'))
+    if args.json:
+        info.update(results=figures, skipped=skipped, goals=goals)
+        with open(args.json, 'w') as f:
+            json.dump(info, f, indent=2)
+        print('wrote %s' % args.json)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,501 @@
+#!/usr/bin/env python
+"""Reproduce the paper's Table 1 and Figure 3: every method, one command.
+
+Each row of Table 1 is trained by ``train/train_cifar.py`` in its own
+subprocess, with the same seed, data and schedule, into
+``<out>/<row>/seed<seed>``; then ``<out>/table.md``, ``<out>/table.json`` and
+the Figure 3 plots are written from each run's ``summary.json`` and ``log``.
+
+Rows (the paper's test error, Table 1, beside each)::
+
+    bp            back-propagation                          5.15%
+    bottom-bp     bottom half alone, GAP + linear head      5.76%
+    layerwise     layer-wise supervised loss                5.71%
+    dni-resnet    Jaderberg's small-ResNet synthesizer     20.45%
+    dni-linear    Jaderberg's linear synthesizer           15.56%
+    vfbn-alpha0   VFBN, --alpha-gs 0 (untrained v_f)        5.73%
+    vfbn          VFBN, --alpha-gs 1e-3                     5.51%
+    vfbn-linear   VFBN, linear v_f (Eq. 8)                  (not in the paper)
+    vfbn-mlp      VFBN, one-hidden-layer v_f (Eq. 9)        (not in the paper)
+
+Schedules (``--schedule``):
+
+``paper``  the full recipe: ResNet-110 ``paper`` preset on CIFAR-10, 432
+           standard epochs (12 paper epochs), lr x0.1 every 180; centre-view
+           test error every 6 epochs, 36-view TTA every 36 (once per paper
+           epoch, as the 2016 code evaluated). Days of GPU time per row.
+``short``  a reduced schedule meant to finish all nine rows on one GPU in
+           under 20 minutes: ResNet-20 ``paper`` preset (n = 3, the same
+           24x24 pipeline and 32/64/64 maps; the split after stage2_unit2),
+           10 standard epochs, lr x0.1 after epochs 4 and 8, centre view
+           every 2 epochs, 36-view TTA at the end. NOT TIMED: no GPU was lent
+           when it was written, so the 20-minute budget is an estimate, and
+           its errors are far from the paper's (it compares methods only).
+``smoke``  a CPU check of minutes: the bundled real sample (500 training,
+           150 test images), ResNet-8 ``paper`` preset, batch 50, 20
+           iterations, 36-view TTA at the end. Compares nothing; it shows
+           that every row runs and the report is written.
+
+Resuming: a row whose ``summary.json`` exists is not run again; a row that
+was interrupted resumes from its newest snapshot (train_cifar.py autoloads
+from its ``--out``). ``--report-only`` only rewrites the table and plots.
+
+Examples::
+
+    python train/reproduce.py --schedule smoke --out result/table1-smoke
+    python train/reproduce.py --schedule short --device 0 --out result/short
+    python train/reproduce.py --schedule paper --device 0 --rows bp,vfbn \\
+        --seeds 0,1,2 --data-dir ~/data/cifar10
+    # extra options for every row go after "--"
+    python train/reproduce.py --schedule smoke -- --test-batchsize 150
+"""
+import argparse
+import collections
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_SCRIPT = os.path.join(HERE, 'train_cifar.py')
+
+# row -> (label, train_cifar.py arguments, the paper's Table 1 test error %)
+ROWS = collections.OrderedDict([
+    ('bp', ('Back prop', ['--method', 'bp'], 5.15)),
+    ('bottom-bp', ('Bottom half with back prop', ['--method', 'bottom-bp'],
+                   5.76)),
+    ('layerwise', ('Layer-wise supervised loss', ['--method', 'layerwise'],
+                   5.71)),
+    ('dni-resnet', ("Jaderberg's small-ResNet", ['--method', 'dni-resnet'],
+                    20.45)),
+    ('dni-linear', ("Jaderberg's Linear", ['--method', 'dni-linear'], 15.56)),
+    ('vfbn-alpha0', ('VFBN, alpha_gs = 0',
+                     ['--method', 'vfbn', '--alpha-gs', '0'], 5.73)),
+    ('vfbn', ('VFBN, alpha_gs = 1e-3',
+              ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+    ('vfbn-linear', ('VFBN, linear v_f (Eq. 8)', ['--method', 'vfbn-linear'],
+                     None)),
+    ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
+])
+
+SCHEDULES = collections.OrderedDict([
+    ('paper', dict(
+        dataset='cifar10',
+        args=['--arch', 'resnet110-paper', '--batchsize', '128',
+              '--epoch', '432', '--lr-step', '180',      # 12 / 5 paper epochs
+              '--eval-interval', '6', '--tta-interval', '6'],
+        about='the full recipe: ResNet-110 paper preset, 432 standard epochs '
+              '(12 paper epochs), lr x0.1 every 180')),
+    ('short', dict(
+        dataset='cifar10',
+        args=['--arch', 'resnet20-paper', '--batchsize', '128',
+              '--epoch', '10', '--lr-step', '4',
+              '--eval-interval', '2', '--tta-interval', '5'],
+        about='ResNet-20 paper preset, 10 standard epochs, lr x0.1 after '
+              'epochs 4 and 8; meant for under 20 min for all rows on one '
+              'GPU, NOT timed (no GPU was lent when it was written)')),
+    ('smoke', dict(
+        dataset='sample',
+        args=['--arch', 'resnet8-paper', '--batchsize', '50',
+              '--iterations', '20', '--lr-step', '100',
+              '--eval-interval', '1', '--tta-interval', '2',
+              '--test-batchsize', '150', '--no-progress'],
+        about='CPU minutes: the bundled 500/150-image sample, ResNet-8 paper '
+              'preset, batch 50, 20 iterations')),
+])
+
+PAPER_EPOCH = 36  # standard epochs per paper epoch (1.8M / 50k images)
+
+
+# ------------------------------------------------------------- running rows
+
+
+def row_dir(out, row, seed):
+    return os.path.join(out, row, 'seed%d' % seed)
+
+
+def row_command(row, schedule, seed, out, device=None, dataset=None,
+                data_dir=None, extra=()):
+    """The ``train_cifar.py`` argument list of one row (no interpreter).
+
+    Args:
+        row (str): A key of :data:`ROWS`.
+        schedule (str): A key of :data:`SCHEDULES`.
+        seed (int): ``--seed``.
+        out (str): The reproduction's output folder (the row's own folder
+            is ``<out>/<row>/seed<seed>``).
+        device (str): ``--device`` for every row, or None for the CLI's
+            default.
+        dataset (str): Overrides the schedule's ``--dataset``.
+        data_dir (str): ``--data-dir``.
+        extra (list): More options, appended last (they win).
+
+    Returns:
+        list of str
+    """
+    sched = SCHEDULES[schedule]
+    args = list(ROWS[row][1]) + list(sched['args'])
+    args += ['--dataset', dataset or sched['dataset'], '--seed', str(seed),
+             '--out', row_dir(out, row, seed)]
+    if device is not None:
+        args += ['--device', str(device)]
+    if data_dir is not None:
+        args += ['--data-dir', data_dir]
+    return args + list(extra)
+
+
+def run_rows(rows, seeds, schedule, out, runner, device=None, dataset=None,
+             data_dir=None, extra=(), log=print):
+    """Train every (row, seed) that has no ``summary.json`` yet.
+
+    Args:
+        runner (callable): ``runner(argv) -> exit status``; argv is the
+            :func:`row_command` list.
+
+    Returns:
+        dict: ``(row, seed) -> 'done' | 'skipped' | 'failed (exit N)'``.
+    """
+    status = collections.OrderedDict()
+    for seed in seeds:
+        for row in rows:
+            folder = row_dir(out, row, seed)
+            if os.path.isfile(os.path.join(folder, 'summary.json')):
+                log('reproduce: %s seed %d: summary.json exists, skipped'
+                    % (row, seed))
+                status[(row, seed)] = 'skipped'
+                continue
+            argv = row_command(row, schedule, seed, out, device, dataset,
+                               data_dir, extra)
+            log('reproduce: %s seed %d: train_cifar.py %s'
+                % (row, seed, ' '.join(argv)))
+            rc = runner(argv)
+            status[(row, seed)] = 'done' if rc == 0 else 'failed (exit %d)' % rc
+            if rc != 0:
+                log('reproduce: %s seed %d failed with exit status %d; going '
+                    'on with the other rows' % (row, seed, rc))
+    return status
+
+
+def subprocess_runner(argv):
+    """Run train_cifar.py with this interpreter; its output goes to ours."""
+    sys.stdout.flush()
+    return subprocess.call([sys.executable, TRAIN_SCRIPT] + list(argv))
+
+
+# ----------------------------------------------------------------- report
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _stats(values):
+    """Mean, sample standard deviation (None for one value) and count."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    std = None
+    if len(values) > 1:
+        std = math.sqrt(sum((v - mean) ** 2 for v in values)
+                        / (len(values) - 1))
+    return dict(mean=mean, std=std, n=len(values), values=values)
+
+
+def collect(out, rows, seeds):
+    """Read each row's ``summary.json`` and ``log``.
+
+    Returns:
+        list of dict: one per row, in ``rows`` order: ``row``, ``label``,
+        ``flags``, ``paper_error_pct``, ``runs`` (per seed: ``seed``,
+        ``status``, ``summary``, ``log``) and the aggregated figures
+        ``test_error_pct``, ``tta_error_pct``, ``wall_time_s``,
+        ``images_per_sec``, ``synth_cos``, ``epochs`` (each ``None`` or
+        ``{'mean', 'std', 'n', 'values'}``; errors in %).
+    """
+    table = []
+    for row in rows:
+        label, flags, paper = ROWS[row]
+        runs = []
+        for seed in seeds:
+            folder = row_dir(out, row, seed)
+            summary = _read_json(os.path.join(folder, 'summary.json'))
+            log = _read_json(os.path.join(folder, 'log'))
+            if summary is not None:
+                state = 'complete'
+            elif log is not None or os.path.isdir(folder):
+                state = 'incomplete'
+            else:
+                state = 'missing'
+            runs.append(dict(seed=seed, status=state, summary=summary,
+                             log=log if isinstance(log, list) else None))
+        done = [r['summary'] for r in runs if r['summary'] is not None]
+
+        def pct(key):
+            return _stats([None if s.get(key) is None else 100. * s[key]
+                           for s in done])
+
+        def plain(key):
+            return _stats([s.get(key) for s in done])
+
+        table.append(dict(
+            row=row, label=label, flags=' '.join(flags),
+            paper_error_pct=paper, runs=runs,
+            test_error_pct=pct('test_error'), tta_error_pct=pct('tta_error'),
+            wall_time_s=plain('wall_time_s'),
+            images_per_sec=plain('images_per_sec'),
+            synth_cos=plain('synth_cos'), epochs=plain('epochs')))
+    return table
+
+
+def _fmt(stat, digits):
+    if stat is None:
+        return '—'
+    text = '%.*f' % (digits, stat['mean'])
+    if stat['n'] > 1:
+        text += ' ± %.*f (n=%d)' % (digits, stat['std'], stat['n'])
+    return text
+
+
+def markdown(table, header):
+    lines = header + [
+        '',
+        '| row | method | paper: test error (%) | test error, 1 view (%) | '
+        '36-view TTA error (%) | wall time (s) | images/s | final synth/cos '
+        '| epochs | runs |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---|']
+    for r in table:
+        paper = '—' if r['paper_error_pct'] is None else \
+            '%.2f' % r['paper_error_pct']
+        runs = ', '.join('seed %d %s' % (x['seed'], x['status'])
+                         for x in r['runs'])
+        lines.append('| %s | %s (`%s`) | %s | %s | %s | %s | %s | %s | %s | %s |'
+                     % (r['row'], r['label'], r['flags'], paper,
+                        _fmt(r['test_error_pct'], 2),
+                        _fmt(r['tta_error_pct'], 2),
+                        _fmt(r['wall_time_s'], 0),
+                        _fmt(r['images_per_sec'], 1),
+                        _fmt(r['synth_cos'], 3), _fmt(r['epochs'], 1), runs))
+    lines += ['', 'Errors are means over seeds (± sample standard deviation '
+              'where n > 1), from each run\'s summary.json; "paper" is '
+              'Table 1 of Miyato et al. (12 paper epochs of ResNet-110 on '
+              'CIFAR-10, 36-view evaluation). "—": no figure.']
+    return '\n'.join(lines) + '\n'
+
+
+def _curves(log, key, x_key):
+    points = [(e[x_key], e[key]) for e in (log or [])
+              if e.get(key) is not None and e.get(x_key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _synth_key(log):
+    for key in ('synth/cos', 'synth0/cos'):
+        if any(key in e for e in (log or [])):
+            return key
+    return None
+
+
+def plot_figure3(table, out, title):
+    """Write Figure 3's two PNGs; returns their paths, or a reason string."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 'plots skipped: matplotlib is not installed ' \
+               "(pip install -e '.[plot]')"
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = 0
+    for i, r in enumerate(table):
+        color = 'C%d' % (i % 10)
+        for k, run in enumerate(r['runs']):
+            x, y = _curves(run['log'], 'validation/main/error', 'epoch')
+            if x:
+                ax.plot(x, [100 * v for v in y], color=color, alpha=0.9,
+                        label=r['row'] if k == 0 else None)
+                drawn += 1
+            x, y = _curves(run['log'], 'validation/main/tta_error', 'epoch')
+            if x:
+                ax.plot(x, [100 * v for v in y], 'x', color=color)
+    ax.set_xlabel('epoch (standard; %d = one paper epoch)' % PAPER_EPOCH)
+    ax.set_ylabel('test error (%): lines centre view, x 36-view TTA')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+    path = os.path.join(out, 'figure3_test_error.png')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = 0
+    for i, r in enumerate(table):
+        for k, run in enumerate(r['runs']):
+            key = _synth_key(run['log'])
+            if key is None:
+                continue
+            x, y = _curves(run['log'], key, 'iteration')
+            ax.plot(x, y, color='C%d' % (i % 10),
+                    label=r['row'] if k == 0 else None)
+            drawn += 1
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('cos(grad_synth, grad_true)')
+    ax.set_title(title + ': synthetic gradient quality')
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+    path = os.path.join(out, 'figure3_synth_cos.png')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def write_report(out, rows=None, seeds=(0,), schedule=None, log=print):
+    """Write ``table.md``, ``table.json`` and Figure 3 from the row folders.
+
+    Nothing is trained: every number comes from ``<out>/<row>/seed<s>/``
+    ``summary.json`` (the table) and ``log`` (the curves).
+
+    Args:
+        out (str): The reproduction's output folder.
+        rows (list of str): Rows, in table order (default: all).
+        seeds (list of int): Seeds to aggregate.
+        schedule (str): Named in the header, if given.
+
+    Returns:
+        dict: What ``table.json`` holds.
+    """
+    rows = list(rows or ROWS)
+    seeds = list(seeds)
+    table = collect(out, rows, seeds)
+    title = 'Table 1 reproduction' + (', schedule %s' % schedule
+                                      if schedule else '')
+    header = ['# ' + title, '']
+    if schedule:
+        header.append('Schedule `%s`: %s.' % (schedule,
+                                              SCHEDULES[schedule]['about']))
+    header.append('Seeds: %s. Rows from `%s`.' % (
+        ', '.join(str(s) for s in seeds), os.path.abspath(out)))
+    figures = plot_figure3(table, out, title)
+    report = dict(
+        schedule=schedule, seeds=seeds,
+        rows=[{k: v for k, v in r.items() if k != 'runs'} for r in table],
+        runs={r['row']: [{k: x[k] for k in ('seed', 'status', 'summary')}
+                         for x in r['runs']] for r in table},
+        figures=[os.path.basename(p) for p in figures]
+        if isinstance(figures, list) else [],
+        figures_skipped=None if isinstance(figures, list) else figures)
+    with open(os.path.join(out, 'table.md'), 'w') as f:
+        f.write(markdown(table, header))
+    with open(os.path.join(out, 'table.json'), 'w') as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+    if not isinstance(figures, list):
+        log(figures)
+    log('reproduce: wrote %s, %s%s' % (
+        os.path.join(out, 'table.md'), os.path.join(out, 'table.json'),
+        ''.join(', ' + p for p in figures) if isinstance(figures, list)
+        else ''))
+    return report
+
+
+# -------------------------------------------------------------------- CLI
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
+def parse_args(argv=None):
+    p = _Parser(prog='reproduce.py', description=__doc__.split('\n')[0],
+                epilog=__doc__.split('\n', 2)[2],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--schedule', default='smoke', choices=list(SCHEDULES),
+                   help='paper: the full recipe; short: a reduced GPU '
+                        'schedule (untimed estimate: < 20 min for all rows); '
+                        'smoke: CPU minutes on the bundled sample')
+    p.add_argument('--rows', default=','.join(ROWS),
+                   help='comma-separated rows (default: all): %s'
+                        % ', '.join(ROWS))
+    p.add_argument('--seeds', default='0',
+                   help='comma-separated seeds; several give mean and spread')
+    p.add_argument('--device', '-d', default=None,
+                   help="train_cifar.py's --device for every row (e.g. 0, "
+                        "@cupy:0, @numpy; default: its own, the CPU)")
+    p.add_argument('--out', '-o', default=None,
+                   help='output folder (default: result/table1-<schedule>)')
+    p.add_argument('--dataset', default=None, choices=('cifar10', 'sample'),
+                   help="override the schedule's data set")
+    p.add_argument('--data-dir', default=None,
+                   help='where cifar-10-python.tar.gz is (passed on)')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing; rewrite the table and plots')
+    p.add_argument('extra', nargs='*',
+                   help='after "--": more train_cifar.py options for every '
+                        'row')
+    args = p.parse_args(argv)
+    rows = [r for r in args.rows.split(',') if r]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows:
+        p.error('unknown row(s) %s; choose from %s'
+                % (', '.join(unknown) or '(none)', ', '.join(ROWS)))
+    try:
+        seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+    except ValueError:
+        p.error('--seeds must be comma-separated integers, got %r'
+                % args.seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        p.error('--seeds must name distinct integers, got %r' % args.seeds)
+    args.rows, args.seeds = rows, seeds
+    if args.out is None:
+        args.out = os.path.join('result', 'table1-%s' % args.schedule)
+    return args
+
+
+def main(argv=None, runner=subprocess_runner):
+    args = parse_args(argv)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        sys.stderr.write('reproduce.py: error: cannot create --out %s: %s\n'
+                         % (args.out, e.strerror or e))
+        return 2
+    status = {}
+    if not args.report_only:
+        started = datetime.datetime.now().astimezone().isoformat(
+            timespec='seconds')
+        with open(os.path.join(args.out, 'reproduce.json'), 'w') as f:
+            json.dump(dict(started=started, argv=sys.argv[1:] if argv is None
+                           else list(argv), schedule=args.schedule,
+                           rows=args.rows, seeds=args.seeds,
+                           commands={'%s/seed%d' % (r, s): row_command(
+                               r, args.schedule, s, args.out, args.device,
+                               args.dataset, args.data_dir, args.extra)
+                               for s in args.seeds for r in args.rows}),
+                      f, indent=2)
+        status = run_rows(args.rows, args.seeds, args.schedule, args.out,
+                          runner, args.device, args.dataset, args.data_dir,
+                          args.extra)
+    write_report(args.out, args.rows, args.seeds, args.schedule)
+    failed = [k for k, v in status.items() if v.startswith('failed')]
+    if failed:
+        sys.stderr.write('reproduce.py: %d run(s) failed: %s\n' % (
+            len(failed), ', '.join('%s seed %d' % k for k in failed)))
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
