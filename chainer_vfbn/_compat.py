@@ -13,9 +13,9 @@ What it changes, and why:
    import time. We restore the dictionary with NumPy 1.x's contents, only
    when it is missing.
 2. ``chainer._environment_check`` imports ``numpy.distutils`` (gone in NumPy 2
-   and in Python 3.12) and ``pkg_resources``, only to *warn* about optional
-   dependency versions. When ``numpy.distutils`` or ``pkg_resources`` is
-   absent we
+   and in Python 3.12, broken on NumPy 1.26 with setuptools 74-80) and
+   ``pkg_resources``, only to *warn* about optional dependency versions.
+   When either cannot be imported we
    register a no-op module under that name before Chainer imports it.
 3. Chainer warns at import that CuPy >= 8 "may not be compatible" (CuPy 13/14
    work for everything this package uses), and CuPy/ChainerMN may warn that
@@ -43,14 +43,17 @@ NCCL_WARNING = r'.*\bNCCL\b'
 
 
 def _environment_check_importable():
-    # Look the modules up without importing them: importing numpy.distutils
-    # warns, and the answer must not depend on the warning filters in force.
-    import importlib.util
-    for name in ('numpy.distutils', 'pkg_resources'):
+    # Import what chainer._environment_check imports, quietly. numpy.distutils
+    # is gone in NumPy 2 and Python 3.12, and on NumPy 1.26 it breaks with
+    # setuptools 74-80 (no distutils.msvccompiler); pkg_resources is gone in
+    # setuptools >= 81. Where both import, Chainer's own check runs as is
+    # (importing them here first only spares their deprecation warnings).
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
         try:
-            if importlib.util.find_spec(name) is None:
-                return False
-        except (ImportError, ValueError):
+            import numpy.distutils.system_info  # NOQA
+            import pkg_resources  # NOQA
+        except Exception:
             return False
     return True
 

@@ -119,6 +119,9 @@ class ViewEvaluator(extension.Extension):
         batch_size (int): Images per forward pass.
         device: As in :func:`evaluate_views`.
         tta_interval (int): Compute TTA on every this many triggers.
+        final_iteration (int or None): Also compute TTA (unless
+            ``tta_interval`` is 0) when triggered at this iteration, so that
+            a run always ends with its 36-view figure.
         mean, std (numpy.ndarray): Training-set statistics (``'standard'``).
         name (str): Prefix of the reported keys.
     """
@@ -129,7 +132,7 @@ class ViewEvaluator(extension.Extension):
 
     def __init__(self, predictor, images, labels, augment='paper',
                  batch_size=128, device=None, tta_interval=1, mean=None,
-                 std=None, name=None):
+                 std=None, name=None, final_iteration=None):
         if tta_interval < 0:
             raise ValueError('tta_interval must be >= 0')
         if augment == 'standard' and (mean is None or std is None):
@@ -145,13 +148,17 @@ class ViewEvaluator(extension.Extension):
         self.tta_interval = tta_interval
         self.mean = mean
         self.std = std
+        self.final_iteration = final_iteration
         if name is not None:
             self.name = name
         self.n_calls = 0
 
     def __call__(self, trainer=None):
         self.n_calls += 1
-        tta = self.tta_interval > 0 and self.n_calls % self.tta_interval == 0
+        at_end = (trainer is not None and self.final_iteration is not None
+                  and trainer.updater.iteration == self.final_iteration)
+        tta = self.tta_interval > 0 and (
+            self.n_calls % self.tta_interval == 0 or at_end)
         result = evaluate_views(
             self.predictor, self.images, self.labels, self.augment,
             self.batch_size, self.device, tta=tta, mean=self.mean,
