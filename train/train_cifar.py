@@ -1,0 +1,428 @@
+#!/usr/bin/env python
+"""Train the CIFAR-10 ResNet with back-propagation or synthetic gradients.
+
+Examples::
+
+    # the paper's VFBN row on the full CIFAR-10, on GPU 0
+    python train/train_cifar.py --method vfbn --gpu 0
+    # a few minutes on the CPU, on the real sample bundled in data/
+    python train/train_cifar.py --method vfbn --dataset sample \\
+        --arch resnet20-paper --epoch 3 --batchsize 50 --lr-step 2
+
+The defaults are the paper's recipe, i.e. the 2016 mitmul/chainer-cifar10
+code it was built on (``--recipe mitmul2016``, docs/mitmul2016.md):
+ResNet-110 ``paper`` preset, the 36-view augmentation, MomentumSGD(0.9),
+lr 0.1, weight decay 1e-4, batch 128, lr x0.1 every 5 paper epochs
+(= 180 standard epochs), 12 paper epochs (= 432 standard epochs).
+``--epoch`` counts standard epochs (passes over the 50k images, one random
+view of each).
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
+
+import chainer  # NOQA
+from chainer import training  # NOQA
+from chainer.training import extensions  # NOQA
+import numpy  # NOQA
+
+from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn.models import resnet_cifar  # NOQA
+
+# The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
+# script. A "paper epoch" is one pass over the 1.8M-image augmented set,
+# i.e. 36 standard epochs.
+PAPER_EPOCH = 36
+RECIPES = {
+    'mitmul2016': dict(
+        arch='resnet110-paper',
+        batchsize=128,                # images per iteration
+        learnrate=0.1,                # MomentumSGD initial lr
+        momentum=0.9,
+        weight_decay=1e-4,            # L2 on every parameter
+        lr_step=5 * PAPER_EPOCH,      # standard epochs between decays
+        lr_decay=0.1,                 # lr multiplier at each step
+        epoch=12 * PAPER_EPOCH,       # standard epochs (12 paper epochs)
+    ),
+}
+
+
+class EpochsOrEnd(object):
+    """Fires at the end of every ``k``-th epoch and at the last iteration.
+
+    Stateless (read off the updater), so it needs no serialization to
+    behave the same after a resume.
+    """
+
+    def __init__(self, k, last_iteration):
+        self.k = k
+        self.last_iteration = last_iteration
+
+    def __call__(self, trainer):
+        updater = trainer.updater
+        if updater.iteration == self.last_iteration:
+            return True
+        return updater.is_new_epoch and updater.epoch % self.k == 0
+
+
+class UserError(Exception):
+    """Bad input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One clear line instead of argparse's usage block.
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
+def parse_args(argv=None):
+    rec = RECIPES['mitmul2016']
+    p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--method', default='vfbn', choices=recipes.METHODS,
+                   help='training method (a row of the paper\'s Table 1)')
+    p.add_argument('--alpha-gs', type=float, default=1e-3,
+                   help='Adam step size of the gradient synthesizer '
+                        '(0: untrained v_f)')
+    p.add_argument('--n-hidden', type=int, default=256,
+                   help='hidden units of the vfbn-mlp virtual network')
+    p.add_argument('--recipe', default='mitmul2016', choices=sorted(RECIPES),
+                   help='the set of defaults below')
+    p.add_argument('--arch', default=rec['arch'],
+                   help='resnet<6n+2>-{paper,he}, e.g. resnet110-paper, '
+                        'resnet20-paper, resnet110-he')
+    p.add_argument('--split-at', default=None,
+                   help='comma-separated layer names after which the network '
+                        'is cut (default: the paper\'s point, the middle of '
+                        'stage 2)')
+    p.add_argument('--device', '-d', default=None,
+                   help='device: @numpy, @cupy:0, or an integer (-1 = CPU)')
+    p.add_argument('--gpu', '-g', type=int, default=None,
+                   help='GPU id, -1 for CPU (deprecated; use --device)')
+    p.add_argument('--batchsize', '-b', type=int, default=rec['batchsize'])
+    p.add_argument('--epoch', '-e', type=int, default=rec['epoch'],
+                   help='standard epochs (one view of each training image)')
+    p.add_argument('--iterations', type=int, default=None,
+                   help='stop after this many iterations instead')
+    p.add_argument('--learnrate', '-l', type=float, default=rec['learnrate'])
+    p.add_argument('--momentum', type=float, default=rec['momentum'])
+    p.add_argument('--weight-decay', type=float, default=rec['weight_decay'])
+    p.add_argument('--lr-step', type=int, default=rec['lr_step'],
+                   help='standard epochs between learning-rate decays')
+    p.add_argument('--lr-decay', type=float, default=rec['lr_decay'])
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', '-o', default='result')
+    p.add_argument('--resume', '-r', default=None,
+                   help='snapshot to resume from (default: the newest one in '
+                        '--out, unless --no-autoload)')
+    p.add_argument('--no-autoload', dest='autoload', action='store_false',
+                   help='start afresh even if --out holds a snapshot')
+    p.add_argument('--frequency', '-f', type=int, default=1,
+                   help='snapshot every N epochs')
+    p.add_argument('--dataset', default='cifar10', choices=('cifar10', 'sample'),
+                   help='cifar10: the official archive; sample: the small '
+                        'real sample bundled in data/')
+    p.add_argument('--data-dir', default=None,
+                   help='where cifar-10-python.tar.gz (or its extracted '
+                        'folder) is; default $CHAINER_VFBN_DATA, then '
+                        '~/.chainer-vfbn/cifar10')
+    p.add_argument('--no-download', dest='download', action='store_false',
+                   help='never download the official archive; stop if it is '
+                        'not found')
+    p.add_argument('--augment', default=None, choices=('paper', 'standard'),
+                   help='paper: 36 views of 24x24; standard: pad-crop-flip '
+                        '(default: paper for *-paper archs, standard for *-he)')
+    p.add_argument('--eval-interval', type=int, default=1,
+                   help='evaluate on the test set every N epochs')
+    p.add_argument('--tta-interval', type=int, default=PAPER_EPOCH,
+                   help='36-view test-time augmentation every N evaluations '
+                        'and at the end (0: never; each costs 36 test-set '
+                        'passes)')
+    p.add_argument('--test-batchsize', type=int, default=128)
+    p.add_argument('--decoupled', action='store_true',
+                   help='one MPI rank per module (run under mpiexec; see '
+                        'docs/decoupled.md)')
+    p.add_argument('--max-staleness', type=int, default=1,
+                   help='decoupled: iterations a rank may run ahead of the '
+                        'true gradients that train its synthesizer')
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help='no progress bar (e.g. in logs)')
+    args = p.parse_args(argv)
+    if args.gpu is not None:
+        if args.device is not None:
+            p.error('give --device or --gpu, not both')
+        args.device = '@numpy' if args.gpu < 0 else '@cupy:%d' % args.gpu
+    if args.device is None:
+        args.device = '@numpy'
+    for name in ('batchsize', 'epoch', 'lr_step', 'frequency',
+                 'eval_interval', 'test_batchsize', 'n_hidden'):
+        if getattr(args, name) < 1:
+            p.error('--%s must be >= 1' % name.replace('_', '-'))
+    if args.iterations is not None and args.iterations < 1:
+        p.error('--iterations must be >= 1')
+    if args.tta_interval < 0:
+        p.error('--tta-interval must be >= 0')
+    if args.alpha_gs < 0:
+        p.error('--alpha-gs must be >= 0')
+    return args
+
+
+def get_device(spec):
+    """Resolve a device spec, with one clear line when CUDA is unavailable."""
+    text = str(spec)
+    if text.lstrip('-').isdigit():
+        text = '@numpy' if int(text) < 0 else '@cupy:%s' % text
+    wants_cuda = text.startswith('@cupy')
+    if wants_cuda and not chainer.backends.cuda.available:
+        raise UserError('device %s asks for CUDA, but CuPy/CUDA is not '
+                        'available on this machine (use --device @numpy, or '
+                        "install the 'cuda12'/'cuda13' extra)" % text)
+    try:
+        device = chainer.get_device(text)
+    except Exception as e:  # chainer raises several types here
+        raise UserError('bad device %r: %s' % (spec, e))
+    if wants_cuda:
+        try:
+            device.use()
+        except Exception as e:
+            raise UserError('cannot use CUDA device %s: %s' % (text, e))
+    return device
+
+
+def prepare_out(out):
+    """Create ``out`` and check that it is writable."""
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, '.write_test')
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as e:
+        raise UserError('cannot write to --out %s: %s'
+                        % (out, e.strerror or e))
+
+
+def set_seed(seed, device):
+    random.seed(seed)
+    numpy.random.seed(seed)
+    if device.xp is not numpy:
+        device.xp.random.seed(seed)
+
+
+def code_version():
+    """``git describe`` of the checkout, or the package version."""
+    try:
+        out = subprocess.run(
+            ['git', 'describe', '--always', '--dirty', '--tags'], cwd=REPO,
+            capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return 'git %s (chainer_vfbn %s)' % (out.stdout.strip(),
+                                                  chainer_vfbn.__version__)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return 'chainer_vfbn %s' % chainer_vfbn.__version__
+
+
+def environment():
+    env = {'python': platform.python_version(), 'numpy': numpy.__version__,
+           'chainer': chainer.__version__, 'platform': platform.platform()}
+    if chainer.backends.cuda.available:
+        env['cupy'] = chainer.backends.cuda.cupy.__version__
+        env['cudnn'] = bool(chainer.backends.cuda.cudnn_enabled)
+    return env
+
+
+def write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def setup_data(args, insize):
+    """Load the data set and build the training iterator."""
+    from chainer_vfbn import datasets
+    try:
+        ((train_x, train_t), (test_x, test_t)), description = \
+            datasets.get_cifar10(args.dataset, args.data_dir,
+                                 download=args.download)
+    except datasets.DatasetError as e:
+        raise UserError(str(e))
+    augment = args.augment or ('paper' if insize == 24 else 'standard')
+    expected = 24 if augment == 'paper' else 32
+    if expected != insize:
+        raise UserError('--augment %s makes %dx%d images but --arch %s takes '
+                        '%dx%d' % (augment, expected, expected, args.arch,
+                                   insize, insize))
+    mean, std = datasets.normalization(train_x, augment)
+    train_iter = datasets.AugmentedIterator(
+        train_x, train_t, args.batchsize, augment=augment, seed=args.seed,
+        mean=mean, std=std)
+    test = dict(images=test_x, labels=test_t, augment=augment, mean=mean,
+                std=std)
+    return train_iter, test, description, augment, len(train_x)
+
+
+def build_trainer(args, method, train_iter, test, device, n_train):
+    from chainer_vfbn.evaluation import ViewEvaluator
+
+    updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
+                                  device)
+    if args.iterations is not None:
+        stop = (args.iterations, 'iteration')
+    else:
+        stop = (args.epoch, 'epoch')
+    trainer = training.Trainer(updater, stop, out=args.out)
+
+    # Step schedule of the 2016 recipe on the network's optimizers only (the
+    # synthesizers' Adam keeps its alpha_gs).
+    for name in method.decayed:
+        trainer.extend(
+            extensions.ExponentialShift(
+                'lr', args.lr_decay, optimizer=updater.get_optimizer(name)),
+            trigger=(args.lr_step, 'epoch'), name='lr_decay_' + name)
+
+    stop_iteration = (args.iterations if args.iterations is not None else
+                      -(-args.epoch * n_train // args.batchsize))
+    eval_trigger = EpochsOrEnd(args.eval_interval, stop_iteration)
+    trainer.extend(
+        ViewEvaluator(method.predictor, test['images'], test['labels'],
+                      augment=test['augment'], batch_size=args.test_batchsize,
+                      device=device, tta_interval=args.tta_interval,
+                      mean=test['mean'], std=test['std'],
+                      final_iteration=stop_iteration),
+        trigger=eval_trigger, name='validation')
+
+    log_trigger = eval_trigger
+    trainer.extend(extensions.LogReport(trigger=log_trigger))
+    first = method.decayed[0]
+    trainer.extend(extensions.observe_lr(optimizer_name=first),
+                   trigger=log_trigger)
+    trainer.extend(extensions.snapshot(
+        filename='snapshot_iter_{.updater.iteration}',
+        autoload=args.autoload and args.resume is None,
+        snapshot_on_error=True, n_retains=2),
+        trigger=EpochsOrEnd(args.frequency, stop_iteration))
+
+    synth_keys = [k for k in ('synth', 'synth0', 'synth1', 'synth2', 'synth3')
+                  if k in updater.get_all_optimizers()]
+    columns = ['epoch', 'iteration', 'main/loss', 'main/accuracy',
+               'validation/main/loss', 'validation/main/error',
+               'validation/main/tta_error']
+    columns += ['%s/cos' % k for k in synth_keys]
+    columns += ['lr', 'elapsed_time']
+    trainer.extend(extensions.PrintReport(columns))
+    if extensions.PlotReport.available():
+        trainer.extend(extensions.PlotReport(
+            ['main/loss', 'validation/main/loss'], 'epoch',
+            file_name='loss.png', trigger=log_trigger))
+        trainer.extend(extensions.PlotReport(
+            ['validation/main/error', 'validation/main/tta_error'], 'epoch',
+            file_name='error.png', trigger=log_trigger))
+        if synth_keys:
+            trainer.extend(extensions.PlotReport(
+                ['%s/cos' % k for k in synth_keys], 'iteration',
+                file_name='synth_cos.png', trigger=log_trigger))
+    else:
+        print('plots skipped: matplotlib is not installed '
+              "(pip install -e '.[plot]')")
+    if args.progress:
+        trainer.extend(extensions.ProgressBar(update_interval=10))
+    return trainer
+
+
+def summarize(args, trainer, method, description, device):
+    log = trainer.get_extension('LogReport').log
+    last = {}
+    for entry in log:  # the newest value of every key
+        last.update(entry)
+    iters = trainer.updater.iteration
+    # The trainer's clock survives snapshots: the whole run, resumes included.
+    wall = trainer.elapsed_time
+    synth_cos = None
+    for key in ('synth/cos', 'synth0/cos'):
+        if key in last:
+            synth_cos = last[key]
+    summary = {
+        'method': args.method, 'arch': args.arch, 'dataset': description,
+        'alpha_gs': args.alpha_gs, 'split_at': method.split_names,
+        'epochs': trainer.updater.epoch_detail, 'iterations': iters,
+        'test_error': last.get('validation/main/error'),
+        'tta_error': last.get('validation/main/tta_error'),
+        'train_loss': last.get('main/loss'),
+        'wall_time_s': wall,
+        'images_per_sec': (iters * args.batchsize / wall) if wall else None,
+        'synth_cos': synth_cos, 'device': str(device),
+    }
+    write_json(os.path.join(args.out, 'summary.json'), summary)
+    return summary
+
+
+def run(args):
+    prepare_out(args.out)
+    device = get_device(args.device)
+    set_seed(args.seed, device)
+    try:
+        net = resnet_cifar(args.arch)
+        split_at = args.split_at.split(',') if args.split_at else None
+        method = recipes.build_method(
+            args.method, net, split_at=split_at, lr=args.learnrate,
+            momentum=args.momentum, weight_decay=args.weight_decay,
+            alpha_gs=args.alpha_gs, n_hidden=args.n_hidden)
+    except ValueError as e:
+        raise UserError(str(e))
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise UserError('--resume %s: no such snapshot file' % args.resume)
+    train_iter, test, description, augment, n_train = setup_data(
+        args, net.insize)
+    method.to_device(device)
+    print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
+          % (args.method, args.arch, description, device, augment))
+
+    write_json(os.path.join(args.out, 'args.json'), {
+        'args': vars(args), 'augment': augment, 'dataset': description,
+        'split_at': method.split_names, 'code_version': code_version(),
+        'environment': environment(), 'device': str(device),
+        'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+    })
+    trainer = build_trainer(args, method, train_iter, test, device, n_train)
+    if args.resume is not None:
+        chainer.serializers.load_npz(args.resume, trainer)
+    trainer.run()
+    summary = summarize(args, trainer, method, description, device)
+    print('done: %d iterations in %.1f s; test error %s, 36-view TTA error %s'
+          % (summary['iterations'], summary['wall_time_s'],
+             _pct(summary['test_error']), _pct(summary['tta_error'])))
+    return 0
+
+
+def _pct(x):
+    return 'n/a' if x is None else '%.2f%%' % (100 * x)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.decoupled:
+        sys.path.insert(0, HERE)
+        import decoupled
+        return decoupled.main_decoupled(args)
+    try:
+        return run(args)
+    except UserError as e:
+        sys.stderr.write('train_cifar.py: error: %s\n' % e)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
