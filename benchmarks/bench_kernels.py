@@ -1,0 +1,231 @@
+#!/usr/bin/env python
+"""Closed-form VFBN gradients (Eq. 8, 9) against the same maths by autograd.
+
+Times, on one device, the synthetic gradient ``δ̂`` of a linear ``v_f``
+(Eq. 8, :class:`~chainer_vfbn.synthesizers.VFBNLinear`) and of a
+one-hidden-layer ``v_f`` (Eq. 9, :class:`~chainer_vfbn.synthesizers.VFBNMLP`)
+two ways, on the same parameters and inputs:
+
+``closed``
+    the FunctionNodes of :mod:`chainer_vfbn.functions.vfbn_grad` (cuBLAS
+    products and fused CuPy kernels on a GPU, NumPy on the CPU);
+``autograd``
+    separate chainer ops: ``Linear`` (-``ReLU``-``Linear``),
+    ``softmax_cross_entropy`` and ``chainer.grad(...,
+    enable_double_backprop=True)``, i.e.
+    :class:`~chainer_vfbn.synthesizers.VFBN` with the same ``v_f``.
+
+Two measurements each: ``forward`` (compute ``δ̂`` with the graph the
+synthesizer's training needs) and ``forward+backward`` (also back-propagate
+``||δ - δ̂||^2``, Eq. 3, into ``v_f``'s parameters). Sizes default to the
+paper's split (Appendix B.1): ``h`` of 64 maps at 11x11 (7744 features),
+batch 128, 10 classes; ``--n-hidden`` hidden units for Eq. 9. Each figure is
+the median of ``--repeats`` runs after ``--warmup`` untimed ones, the two
+ways interleaved run by run; on a GPU the device is synchronised before and
+after each run.
+
+Example::
+
+    python benchmarks/bench_kernels.py --device @numpy
+    python benchmarks/bench_kernels.py --device @cupy:0 --json kernels.json
+"""
+import argparse
+import datetime
+import functools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+
+import chainer
+import chainer.functions as F
+import numpy
+
+from chainer_vfbn.synthesizers import VFBN
+from chainer_vfbn.synthesizers import VFBNLinear
+from chainer_vfbn.synthesizers import VFBNMLP
+
+
+class VirtualForward(chainer.Chain):
+    """``v_f`` of a closed-form synthesizer as a chain (shared parameters)."""
+
+    def __init__(self, synth):
+        super().__init__()
+        with self.init_scope():
+            self.synth = synth
+
+    def forward(self, h):
+        return self.synth.virtual_forward(h)
+
+
+def synchronize(device):
+    if device.xp is not numpy:
+        device.device.synchronize()   # cupy.cuda.Device
+
+
+def device_name(device):
+    if device.xp is numpy:
+        return 'CPU %s (%s, %d cores)' % (
+            platform.processor() or platform.machine(), platform.platform(),
+            os.cpu_count())
+    from chainer.backends import cuda
+    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
+    name = props['name']
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def versions():
+    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
+           'chainer': chainer.__version__,
+           'chainer_vfbn': chainer_vfbn.__version__}
+    from chainer.backends import cuda
+    if cuda.available:
+        out['cupy'] = cuda.cupy.__version__
+    try:
+        out['git'] = subprocess.run(
+            ['git', 'describe', '--always', '--dirty'], capture_output=True,
+            text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+            check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        out['git'] = 'unknown'
+    return out
+
+
+def run_once(synth, h, t, grad_true, backward):
+    """One synthesizer call as the updater makes it, optionally + Eq. 3."""
+    grad_synth = synth(chainer.Variable(h), t)
+    if backward:
+        synth.cleargrads()
+        F.sum(F.squared_difference(grad_synth, grad_true)).backward()
+    return grad_synth
+
+
+def median_times(fns, device, warmup, repeats):
+    """Median time of each of ``fns`` (a dict), runs interleaved.
+
+    Alternating the functions run by run (and their order repeat by repeat)
+    spreads any drift in the machine's load over all of them alike.
+    """
+    names = list(fns)
+    times = {name: [] for name in names}
+    for i in range(warmup + repeats):
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            synchronize(device)
+            start = time.perf_counter()
+            fns[name]()
+            synchronize(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: {'median_s': statistics.median(ts), 'times_s': ts}
+            for name, ts in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', '-d', default='@numpy',
+                        help='device specifier: @numpy, @cupy:0, ...')
+    parser.add_argument('--batchsize', '-b', type=int, default=128,
+                        help='examples in h')
+    parser.add_argument('--h-shape', default='64,11,11',
+                        help="one example's h, C,H,W (the paper's split)")
+    parser.add_argument('--n-class', type=int, default=10)
+    parser.add_argument('--n-hidden', type=int, default=256,
+                        help='hidden units of the Eq. 9 v_f')
+    parser.add_argument('--dtype', default='float32',
+                        choices=('float32', 'float64'))
+    parser.add_argument('--repeats', type=int, default=20,
+                        help='timed runs per figure')
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='untimed runs first (allocation, kernel build)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', default=None, metavar='PATH',
+                        help='also write the configuration and figures here')
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error('--repeats must be >= 1 and --warmup >= 0')
+    try:
+        h_shape = tuple(int(d) for d in args.h_shape.split(','))
+    except ValueError:
+        parser.error('--h-shape must be integers separated by commas, got %r'
+                     % args.h_shape)
+
+    device = chainer.get_device(args.device)
+    device.use()
+    dtype = numpy.dtype(args.dtype)
+    rng = numpy.random.RandomState(args.seed)
+    h = rng.randn(args.batchsize, *h_shape).astype(dtype)
+    t = rng.randint(0, args.n_class, args.batchsize).astype(numpy.int32)
+    grad_true = (rng.randn(*h.shape) / args.batchsize).astype(dtype)
+    h, t, grad_true = (device.send(a) for a in (h, t, grad_true))
+    in_size = int(numpy.prod(h_shape))
+
+    numpy.random.seed(args.seed)   # the links' initializers
+    with chainer.using_config('dtype', dtype):
+        closed = {'eq8': VFBNLinear(in_size, args.n_class),
+                  'eq9': VFBNMLP(in_size, args.n_hidden, args.n_class)}
+    composed = {name: VFBN(VirtualForward(synth))
+                for name, synth in closed.items()}
+    for link in list(closed.values()):
+        link.to_device(device)
+
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'device': device_name(device), 'device_spec': str(device),
+            'versions': versions(), 'config': vars(args)}
+    print('# VFBN closed forms (Eq. 8, 9) vs autograd double backprop')
+    print('date:     %s' % info['date'])
+    print('device:   %s (%s)' % (info['device'], info['device_spec']))
+    print('versions: %s' % ', '.join('%s %s' % kv
+                                     for kv in info['versions'].items()))
+    if device.xp is numpy:
+        print('threads:  OMP_NUM_THREADS=%s'
+              % os.environ.get('OMP_NUM_THREADS', 'unset'))
+    print('h: (%d, %s) = %d features, %s, %d classes, n_hidden %d; median of '
+          '%d after %d warm-up'
+          % (args.batchsize, ', '.join(map(str, h_shape)), in_size,
+             dtype.name, args.n_class, args.n_hidden, args.repeats,
+             args.warmup))
+
+    results = {}
+    for eq in ('eq8', 'eq9'):
+        # The two ways agree (same parameters): the figures compare equals.
+        a = run_once(closed[eq], h, t, grad_true, False).array
+        b = run_once(composed[eq], h, t, grad_true, False).array
+        max_diff = float(abs(device.xp.asarray(a - b)).max())
+        for mode, backward in (('forward', False),
+                               ('forward+backward', True)):
+            fns = {way: functools.partial(run_once, synth, h, t, grad_true,
+                                          backward)
+                   for way, synth in (('closed', closed[eq]),
+                                      ('autograd', composed[eq]))}
+            row = median_times(fns, device, args.warmup, args.repeats)
+            row['max_abs_diff'] = max_diff
+            row['speedup'] = row['autograd']['median_s'] / \
+                row['closed']['median_s']
+            results['%s %s' % (eq, mode)] = row
+
+    label = 'CPU' if device.xp is numpy else 'GPU'
+    print()
+    print('| %s: case | closed form (ms) | autograd (ms) | speedup | '
+          'max abs diff |' % label)
+    print('|---|---:|---:|---:|---:|')
+    for case, row in results.items():
+        print('| %s | %.3f | %.3f | %.2fx | %.1e |' % (
+            case, 1e3 * row['closed']['median_s'],
+            1e3 * row['autograd']['median_s'], row['speedup'],
+            row['max_abs_diff']))
+
+    if args.json:
+        info['results'] = results
+        with open(args.json, 'w') as f:
+            json.dump(info, f, indent=2)
+        print('wrote %s' % args.json)
+
+
+if __name__ == '__main__':
+    main()

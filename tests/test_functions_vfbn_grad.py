@@ -1,0 +1,390 @@
+"""Closed-form VFBN gradients (Eq. 8, 9) vs autograd and finite differences."""
+import numpy
+import pytest
+
+import chainer
+import chainer.functions as F
+from chainer import testing
+from chainer.backends import cuda
+from chainer.utils import type_check
+
+from chainer_vfbn.functions import vfbn_grad
+from chainer_vfbn.functions import vfbn_linear_grad
+from chainer_vfbn.functions import vfbn_mlp_grad
+from chainer_vfbn.functions import VFBNLinearGrad
+from chainer_vfbn.functions import VFBNMLPGrad
+
+B, D, H, K = 5, 7, 6, 4   # batch, features of h, hidden units, classes
+TOL = {numpy.float32: dict(atol=1e-6, rtol=1e-5),
+       numpy.float64: dict(atol=1e-13, rtol=1e-11)}
+
+
+def linear_inputs(rng, dtype=numpy.float64):
+    h = rng.randn(B, D).astype(dtype)
+    W = rng.randn(K, D).astype(dtype)
+    b = rng.randn(K).astype(dtype)
+    t = rng.randint(0, K, B).astype(numpy.int32)
+    return h, W, b, t
+
+
+def mlp_inputs(rng, dtype=numpy.float64, margin=0.05):
+    """Inputs whose hidden pre-activations keep ``margin`` off the ReLU kink.
+
+    Finite differences (eps <= 1e-3, weights O(1)) then never cross it.
+    """
+    while True:
+        h = rng.randn(B, D)
+        W1 = rng.randn(H, D) / numpy.sqrt(D)
+        b1 = rng.randn(H) * 0.1
+        if numpy.abs(h.dot(W1.T) + b1).min() > margin:
+            break
+    W2 = rng.randn(K, H)
+    b2 = rng.randn(K)
+    t = rng.randint(0, K, B).astype(numpy.int32)
+    return tuple(a.astype(dtype) for a in (h, W1, b1, W2, b2)) + (t,)
+
+
+def vf_linear(h, W, b):
+    return F.linear(h, W, b)
+
+
+def vf_mlp(h, W1, b1, W2, b2):
+    return F.linear(F.relu(F.linear(h, W1, b1)), W2, b2)
+
+
+def autograd_grad(vf, h, params, t):
+    """``∂/∂h softmax_cross_entropy(vf(h, *params), t)`` by double backprop."""
+    h = chainer.Variable(h) if not isinstance(h, chainer.Variable) else h
+    loss = F.softmax_cross_entropy(vf(h, *params), t,
+                                   enable_double_backprop=True)
+    grad, = chainer.grad([loss], [h], enable_double_backprop=True)
+    return grad
+
+
+# ---------------------------------------------------------------------------
+# Forward: the closed forms equal autograd's gradient of the loss.
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_linear_equals_autograd(dtype):
+    h, W, b, t = linear_inputs(numpy.random.RandomState(0), dtype)
+    expected = autograd_grad(vf_linear, h, (W, b), t).array
+    actual = vfbn_linear_grad(h, W, b, t)
+    assert actual.shape == (B, D) and actual.dtype == dtype
+    numpy.testing.assert_allclose(actual.array, expected, **TOL[dtype])
+    assert numpy.abs(expected).max() > 1e-3   # not vacuous
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_mlp_equals_autograd(dtype):
+    h, W1, b1, W2, b2, t = mlp_inputs(numpy.random.RandomState(1), dtype)
+    expected = autograd_grad(vf_mlp, h, (W1, b1, W2, b2), t).array
+    actual = vfbn_mlp_grad(h, W1, b1, W2, b2, t)
+    assert actual.shape == (B, D) and actual.dtype == dtype
+    numpy.testing.assert_allclose(actual.array, expected, **TOL[dtype])
+    assert numpy.abs(expected).max() > 1e-3
+
+
+def test_linear_is_eq8_negated_over_batch():
+    # Eq. (8), one example at a time: W^T (y - softmax(W h + b)); ours is
+    # the gradient of the batch-mean loss, -1/B times that.
+    h, W, b, t = linear_inputs(numpy.random.RandomState(2))
+    actual = vfbn_linear_grad(h, W, b, t).array
+    for n in range(B):
+        a = W.dot(h[n]) + b
+        p = numpy.exp(a - a.max())
+        p /= p.sum()
+        y = numpy.eye(K)[t[n]]
+        numpy.testing.assert_allclose(actual[n], -W.T.dot(y - p) / B,
+                                      rtol=1e-12, atol=1e-14)
+
+
+def test_mlp_is_eq9_negated_over_batch():
+    h, W1, b1, W2, b2, t = mlp_inputs(numpy.random.RandomState(3))
+    actual = vfbn_mlp_grad(h, W1, b1, W2, b2, t).array
+    for n in range(B):
+        a1 = W1.dot(h[n]) + b1
+        a2 = W2.dot(numpy.maximum(a1, 0)) + b2
+        p = numpy.exp(a2 - a2.max())
+        p /= p.sum()
+        y = numpy.eye(K)[t[n]]
+        # Eq. (9): W1^T f'(a1) W2^T (y - softmax(a2)), f'(a1) diagonal.
+        expected = W1.T.dot((a1 > 0) * W2.T.dot(y - p))
+        numpy.testing.assert_allclose(actual[n], -expected / B,
+                                      rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# The fused pieces' NumPy references.
+
+def test_softmax_minus_onehot_by_hand():
+    # softmax([0, log 3]) = [1/4, 3/4]; B = 2 halves every entry.
+    a = numpy.zeros((2, 2))
+    b = numpy.array([0., numpy.log(3.)])
+    t = numpy.array([0, 1], numpy.int32)
+    g = vfbn_grad._softmax_minus_onehot_cpu(a, b, t)
+    numpy.testing.assert_allclose(
+        g, [[(0.25 - 1) / 2, 0.75 / 2], [0.25 / 2, (0.75 - 1) / 2]],
+        rtol=1e-15)
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_softmax_minus_onehot_is_loss_gradient(dtype):
+    rng = numpy.random.RandomState(4)
+    a = (rng.randn(B, K) * 30).astype(dtype)   # large scores: no overflow
+    b = rng.randn(K).astype(dtype)
+    t = rng.randint(0, K, B).astype(numpy.int32)
+    av = chainer.Variable(a)
+    loss = F.softmax_cross_entropy(av + b, t)
+    expected, = chainer.grad([loss], [av])
+    g = vfbn_grad._softmax_minus_onehot_cpu(a, b, t)
+    assert g.dtype == dtype
+    numpy.testing.assert_allclose(g, expected.array, **TOL[dtype])
+    # Each row of softmax - onehot sums to 0.
+    numpy.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-6)
+
+
+def test_relu_pieces_cpu():
+    a = numpy.array([[-1., 0.5], [2., -3.]])
+    b = numpy.array([0.5, -1.])
+    z = vfbn_grad._bias_relu_cpu(a, b)
+    numpy.testing.assert_array_equal(z, [[0., 0.], [2.5, 0.]])
+    gz = numpy.array([[1., 2.], [3., 4.]])
+    numpy.testing.assert_array_equal(
+        vfbn_grad._relu_grad_product_cpu(gz, z), [[0., 0.], [3., 0.]])
+
+
+# ---------------------------------------------------------------------------
+# Errors.
+
+def test_labels_out_of_range():
+    h, W, b, t = linear_inputs(numpy.random.RandomState(5))
+    t[0] = K
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\)'):
+        vfbn_linear_grad(h, W, b, t)
+    t[0] = -1
+    with pytest.raises(ValueError, match='labels must lie'):
+        vfbn_linear_grad(h, W, b, t)
+
+
+def test_type_errors():
+    h, W, b, t = linear_inputs(numpy.random.RandomState(6))
+    half = [a.astype(numpy.float16) for a in (h, W, b)]
+    with pytest.raises(type_check.InvalidType, match='itemsize'):
+        vfbn_linear_grad(*half, t)
+    with pytest.raises(type_check.InvalidType):
+        vfbn_linear_grad(h, W[:, :-1], b, t)          # D mismatch
+    with pytest.raises(type_check.InvalidType):
+        vfbn_linear_grad(h, W, b, t.astype(numpy.float32))
+    with pytest.raises(type_check.InvalidType):
+        vfbn_linear_grad(h, W, b, t[:-1])             # batch mismatch
+    h, W1, b1, W2, b2, t = mlp_inputs(numpy.random.RandomState(7))
+    with pytest.raises(type_check.InvalidType):
+        vfbn_mlp_grad(h, W1, b1, W2[:, :-1], b2, t)   # H mismatch
+
+
+# ---------------------------------------------------------------------------
+# Backward and double backward (finite differences, float64), on every
+# backend: NumPy here, CuPy where there is a GPU (marked ``gpu``).
+
+BACKENDS = [{}, {'use_cuda': True}]
+GRAD_TOL = dict(eps=1e-4, atol=1e-7, rtol=1e-6)
+
+
+class _Base(object):
+
+    def setUp(self):
+        self.rng = numpy.random.RandomState(self.seed)
+        self.check_forward_options = dict(atol=1e-12, rtol=1e-10)
+        self.check_backward_options = dict(GRAD_TOL)
+        self.check_double_backward_options = dict(GRAD_TOL)
+
+    def generate_grad_outputs(self, outputs_template):
+        return tuple(self.rng.uniform(-1, 1, a.shape).astype(a.dtype)
+                     for a in outputs_template)
+
+    def generate_grad_grad_inputs(self, inputs_template):
+        return tuple(self.rng.uniform(-1, 1, a.shape).astype(a.dtype)
+                     for a in inputs_template)
+
+
+class _LinearCase(_Base):
+
+    def generate_inputs(self):
+        h, W, b, self.t = linear_inputs(self.rng)
+        return h, W, b
+
+    def expected_grad_synth(self, inputs):
+        return autograd_grad(vf_linear, inputs[0], inputs[1:], self.t).array
+
+
+class _MLPCase(_Base):
+
+    def generate_inputs(self):
+        inputs = mlp_inputs(self.rng)
+        self.t = inputs[-1]
+        return inputs[:-1]
+
+    def expected_grad_synth(self, inputs):
+        return autograd_grad(vf_mlp, inputs[0], inputs[1:], self.t).array
+
+
+@testing.inject_backend_tests(None, BACKENDS)
+class TestVFBNLinearGrad(_LinearCase, testing.FunctionTestCase):
+
+    seed = 10
+
+    def forward(self, inputs, device):
+        return vfbn_linear_grad(*inputs, device.send(self.t)),
+
+    def forward_expected(self, inputs):
+        return self.expected_grad_synth(inputs),
+
+
+@testing.inject_backend_tests(None, BACKENDS)
+class TestVFBNLinearGradAllOutputs(_LinearCase,
+                                   testing.FunctionTestCase):
+    # Both outputs, (grad_synth, g): the VJP w.r.t. g is what double
+    # backprop uses.
+
+    seed = 11
+
+    def forward(self, inputs, device):
+        return VFBNLinearGrad().apply(tuple(inputs) + (device.send(self.t),))
+
+    def forward_expected(self, inputs):
+        h, W, b = inputs
+        a = chainer.Variable(h.dot(W.T) + b)
+        g, = chainer.grad([F.softmax_cross_entropy(a, self.t)], [a])
+        return self.expected_grad_synth(inputs), g.array
+
+
+@testing.inject_backend_tests(None, BACKENDS)
+class TestVFBNMLPGrad(_MLPCase, testing.FunctionTestCase):
+
+    seed = 12
+
+    def forward(self, inputs, device):
+        return vfbn_mlp_grad(*inputs, device.send(self.t)),
+
+    def forward_expected(self, inputs):
+        return self.expected_grad_synth(inputs),
+
+
+@testing.inject_backend_tests(None, BACKENDS)
+class TestVFBNMLPGradAllOutputs(_MLPCase, testing.FunctionTestCase):
+    # (grad_synth, z, g, ga1): every intermediate's VJP.
+
+    seed = 13
+
+    def forward(self, inputs, device):
+        return VFBNMLPGrad().apply(tuple(inputs) + (device.send(self.t),))
+
+    def forward_expected(self, inputs):
+        h, W1, b1, W2, b2 = inputs
+        a1 = h.dot(W1.T) + b1
+        z = numpy.maximum(a1, 0)
+        a2 = chainer.Variable(z.dot(W2.T) + b2)
+        g, = chainer.grad([F.softmax_cross_entropy(a2, self.t)], [a2])
+        g = g.array
+        ga1 = g.dot(W2) * (a1 > 0)
+        return self.expected_grad_synth(inputs), z, g, ga1
+
+
+# ---------------------------------------------------------------------------
+# The training signal (Eq. 3): d||δ - δ̂||^2 / d(params of v_f), closed form
+# against double-backprop autograd.
+
+def _training_signal(grad_synth_fn, h, params, grad_true):
+    params = [chainer.Variable(p) for p in params]
+    h = chainer.Variable(h)
+    loss = F.sum(F.squared_difference(grad_synth_fn(h, *params), grad_true))
+    return [g.array for g in chainer.grad([loss], [h] + params)]
+
+
+def test_linear_training_signal_equals_autograd():
+    rng = numpy.random.RandomState(20)
+    h, W, b, t = linear_inputs(rng)
+    grad_true = rng.randn(B, D) / B
+    closed = _training_signal(lambda h, W, b: vfbn_linear_grad(h, W, b, t),
+                              h, (W, b), grad_true)
+    auto = _training_signal(
+        lambda h, W, b: autograd_grad(vf_linear, h, (W, b), t),
+        h, (W, b), grad_true)
+    for name, c, a in zip(('h', 'W', 'b'), closed, auto):
+        assert numpy.abs(a).max() > 1e-4, name
+        numpy.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-13,
+                                      err_msg=name)
+
+
+def test_mlp_training_signal_equals_autograd():
+    rng = numpy.random.RandomState(21)
+    h, W1, b1, W2, b2, t = mlp_inputs(rng)
+    grad_true = rng.randn(B, D) / B
+    params = (W1, b1, W2, b2)
+    closed = _training_signal(lambda h, *p: vfbn_mlp_grad(h, *p, t),
+                              h, params, grad_true)
+    auto = _training_signal(lambda h, *p: autograd_grad(vf_mlp, h, p, t),
+                            h, params, grad_true)
+    for name, c, a in zip(('h', 'W1', 'b1', 'W2', 'b2'), closed, auto):
+        assert numpy.abs(a).max() > 1e-4, name
+        numpy.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-13,
+                                      err_msg=name)
+
+
+# ---------------------------------------------------------------------------
+# Fused CuPy kernels against the NumPy references.
+
+def _kernel_cases(dtype, n_class):
+    rng = numpy.random.RandomState(30)
+    a = (rng.randn(9, n_class) * 10).astype(dtype)
+    b = rng.randn(n_class).astype(dtype)
+    t = rng.randint(0, n_class, 9).astype(numpy.int32)
+    return a, b, t
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+@pytest.mark.parametrize('n_class', [1, 10, 100])
+def test_softmax_minus_onehot_kernel(dtype, n_class):
+    a, b, t = _kernel_cases(dtype, n_class)
+    expected = vfbn_grad._softmax_minus_onehot_cpu(a, b, t)
+    # A non-contiguous score array, as a transposed product may give.
+    a_gpu = cuda.to_gpu(numpy.asfortranarray(a))
+    actual = vfbn_grad._softmax_minus_onehot_gpu(a_gpu, cuda.to_gpu(b),
+                                                 cuda.to_gpu(t))
+    assert actual.dtype == dtype and actual.shape == a.shape
+    tol = dict(atol=1e-7, rtol=1e-5) if dtype == numpy.float32 else \
+        dict(atol=1e-15, rtol=1e-12)
+    numpy.testing.assert_allclose(cuda.to_cpu(actual), expected, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_relu_kernels(dtype):
+    rng = numpy.random.RandomState(31)
+    a = rng.randn(9, 13).astype(dtype)
+    b = rng.randn(13).astype(dtype)
+    gz = rng.randn(9, 13).astype(dtype)
+    z = vfbn_grad._bias_relu_cpu(a, b)
+    z_gpu = vfbn_grad._bias_relu_gpu(cuda.to_gpu(a), cuda.to_gpu(b))
+    numpy.testing.assert_array_equal(cuda.to_cpu(z_gpu), z)
+    ga = vfbn_grad._relu_grad_product_gpu(cuda.to_gpu(gz), z_gpu)
+    numpy.testing.assert_array_equal(
+        cuda.to_cpu(ga), vfbn_grad._relu_grad_product_cpu(gz, z))
+    assert 0 < (z > 0).sum() < z.size
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_nodes_gpu_equal_cpu(dtype):
+    rng = numpy.random.RandomState(32)
+    inputs = mlp_inputs(rng, dtype)
+    tol = dict(atol=1e-6, rtol=1e-4) if dtype == numpy.float32 else \
+        dict(atol=1e-12, rtol=1e-10)
+    for node, args in ((VFBNLinearGrad, inputs[:3] + inputs[-1:]),
+                       (VFBNMLPGrad, inputs)):
+        cpu = node().apply(args)
+        gpu = node().apply(tuple(cuda.to_gpu(a) for a in args))
+        for c, g in zip(cpu, gpu):
+            numpy.testing.assert_allclose(cuda.to_cpu(g.array), c.array,
+                                          **tol)
