@@ -169,7 +169,7 @@ def main(argv=None):
                         'choices: %s' % ', '.join(ALL_METHODS))
     parser.add_argument('--split', default=None,
                         help="split layer (default: the net's default_split)")
-    parser.add_argument('--alpha-gs', type=float, default=1e-3,
+    parser.add_argument('--alpha-gs', type=float, default=None,
                         help="synthesizers' Adam step size")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, metavar='PATH',

@@ -31,6 +31,23 @@ SYNTHETIC_METHODS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear',
                      'vfbn-mlp')
 METHODS = BACKPROP_METHODS + SYNTHETIC_METHODS
 
+# Adam step size (alpha) of each synthesizer when none is given.
+# VFBN: the paper's alpha_gs = 1e-3 (Table 1). DNI: the paper gives none.
+# Adam moves every weight by about alpha per step whatever the gradient's
+# scale, while grad_true of a mean loss is ~1e-4 per element here; a DNI
+# synthesizer (a convolution over a fan-in of ~1850 non-negative inputs)
+# then overshoots by orders of magnitude and the bottom diverges: on the
+# bundled sample (resnet8-paper, batch 50) alpha 1e-5 and 1e-6 diverged,
+# 1e-7 trained. VFBN is immune by construction: its output is a real
+# softmax gradient, bounded whatever v_f's weights.
+DEFAULT_ALPHA_GS = {
+    'dni-linear': 1e-7,
+    'dni-resnet': 1e-7,
+    'vfbn': 1e-3,
+    'vfbn-linear': 1e-3,
+    'vfbn-mlp': 1e-3,
+}
+
 
 class Method(object):
     """The trainable parts of one method.
@@ -92,7 +109,7 @@ def adam(link, alpha):
 
 
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
-                 weight_decay=1e-4, alpha_gs=1e-3, n_hidden=256):
+                 weight_decay=1e-4, alpha_gs=None, n_hidden=256):
     """Build the links, optimizers and updater of a training method.
 
     Args:
@@ -104,7 +121,8 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
             cut; ``None`` for the paper's point (``net.default_split``).
             Ignored by ``bp``; ``bottom-bp`` and ``layerwise`` take one name.
         lr, momentum, weight_decay (float): MomentumSGD of the network.
-        alpha_gs (float): Adam step size of the gradient synthesizers.
+        alpha_gs (float): Adam step size of the gradient synthesizers;
+            ``None`` for :data:`DEFAULT_ALPHA_GS` of the method.
         n_hidden (int): Hidden units of the ``vfbn-mlp`` virtual network.
 
     Returns:
@@ -115,6 +133,8 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
     if method not in METHODS:
         raise ValueError('unknown method %r; choose from %s'
                          % (method, ', '.join(METHODS)))
+    if alpha_gs is None:
+        alpha_gs = DEFAULT_ALPHA_GS.get(method, 0.)
     if alpha_gs < 0:
         raise ValueError('alpha_gs must be >= 0, got %g' % alpha_gs)
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)

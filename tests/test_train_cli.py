@@ -126,7 +126,8 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
 
 
 def _truncated_archive(tmp_path):
-    data = open(SAMPLE, 'rb').read()
+    with open(SAMPLE, 'rb') as f:
+        data = f.read()
     d = tmp_path / 'truncated'
     d.mkdir()
     (d / 'cifar-10-python.tar.gz').write_bytes(data[:len(data) // 2])

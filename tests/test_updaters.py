@@ -165,8 +165,11 @@ def agreement(grad_true, grad_synth):
     d = grad_true.astype(numpy.float64).ravel()
     s = grad_synth.astype(numpy.float64).ravel()
     loss = numpy.sum((d - s) ** 2)
-    cos = d.dot(s) / (numpy.linalg.norm(d) * numpy.linalg.norm(s))
-    return loss, cos, numpy.sqrt(loss) / numpy.linalg.norm(d)
+    # Floored like the updater's, so a zero δ̂ (a zero-initialized DNI
+    # output layer) gives cos 0 rather than NaN.
+    tiny = numpy.finfo(grad_true.dtype).tiny
+    cos = d.dot(s) / max(numpy.linalg.norm(d) * numpy.linalg.norm(s), tiny)
+    return loss, cos, numpy.sqrt(loss) / max(numpy.linalg.norm(d), tiny)
 
 
 def hand_two_modules(bottom, top, synth, x, t):

@@ -92,9 +92,11 @@ def parse_args(argv=None):
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--method', default='vfbn', choices=recipes.METHODS,
                    help='training method (a row of the paper\'s Table 1)')
-    p.add_argument('--alpha-gs', type=float, default=1e-3,
-                   help='Adam step size of the gradient synthesizer '
-                        '(0: untrained v_f)')
+    p.add_argument('--alpha-gs', type=float, default=None,
+                   help='Adam step size of the gradient synthesizer (0: '
+                        'untrained; default: 1e-3 for vfbn*, the paper\'s '
+                        'alpha_gs, and 1e-7 for dni-*, see '
+                        'chainer_vfbn.recipes.DEFAULT_ALPHA_GS)')
     p.add_argument('--n-hidden', type=int, default=256,
                    help='hidden units of the vfbn-mlp virtual network')
     p.add_argument('--recipe', default='mitmul2016', choices=sorted(RECIPES),
@@ -173,6 +175,8 @@ def parse_args(argv=None):
         p.error('--iterations must be >= 1')
     if args.tta_interval < 0:
         p.error('--tta-interval must be >= 0')
+    if args.alpha_gs is None:
+        args.alpha_gs = recipes.DEFAULT_ALPHA_GS.get(args.method, 0.)
     if args.alpha_gs < 0:
         p.error('--alpha-gs must be >= 0')
     return args
