@@ -1,0 +1,349 @@
+#!/usr/bin/env python
+"""Decoupled (one rank per module) training against the lock it removes.
+
+Speed, on the same network, split and batch (images/s in steady state):
+
+(a) decoupled VFBN: 2 MPI ranks of 1 thread each, the bottom never waits
+    for the top (``chainer_vfbn.decoupled``, ``--max-staleness``);
+(b) model-parallel back-prop: the same 2 ranks, the top sends δ down and
+    the bottom waits for it before its update;
+(c) plain back-prop in one process with 2 threads (``OMP_NUM_THREADS=2``);
+(e) synchronous VFBN in one process with 2 threads (the
+    ``SyntheticGradientUpdater``: the same maths as (a) without the ranks);
+(a2) decoupled with the cheap closed-form VFBN-linear synthesizer (Eq. 8)
+    at the paper's split, and (a3)/(b3) decoupled VFBN-linear against
+    model-parallel BP at ``--alt-split``, where the two modules cost about
+    the same: what the runtime gives when neither the synthesizer nor an
+    unbalanced split is the bottleneck.
+
+Goal: (a) / (b) >= 1.7 (ideal 2). Accuracy (d): the same number of epochs
+of the CLI on the real CIFAR-10 mini set, decoupled (2 ranks) against
+synchronous VFBN (1 process), test error at the end.
+
+Usage::
+
+    python benchmarks/bench_decoupled.py                  # speed + accuracy
+    python benchmarks/bench_decoupled.py --skip-accuracy  # speed only
+
+Needs ``mpiexec`` (Open MPI) and ``mpi4py``; the whole run takes a few
+minutes on 2 CPU cores. Prints one table with the device, date, load and
+commands. The timed parts use random images (the speed does not depend on
+the pixels); (d) uses the real images.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
+MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
+
+
+def _parts(arch, method, split, seed=0):
+    import numpy
+    from chainer_vfbn import recipes
+    from chainer_vfbn.models import resnet_cifar
+    numpy.random.seed(seed)
+    net = resnet_cifar(arch)
+    if method == 'bp':
+        modules = net.split(split)
+        opts = {'module%d' % k: recipes.momentum_sgd(m, 0.1, 0.9, 1e-4)
+                for k, m in enumerate(modules)}
+        return net, modules, [], opts
+    m = recipes.build_method(method, net, split_at=split)
+    return net, m.modules, m.synthesizers, m.optimizers
+
+
+def _batches(net, batchsize, n=4):
+    """``n`` fixed random batches, cycled (speed does not depend on pixels)."""
+    import chainer
+    import numpy
+    rng = numpy.random.RandomState(0)
+    x = rng.standard_normal((n * batchsize, 3, net.insize, net.insize))
+    t = rng.randint(0, net.n_class, n * batchsize).astype(numpy.int32)
+    return chainer.iterators.SerialIterator(
+        chainer.datasets.TupleDataset(x.astype(numpy.float32), t), batchsize,
+        shuffle=False)
+
+
+def worker(opts):
+    """MPI rank of (a) or (b): steady-state iterations timed on the top."""
+    import chainermn
+    from chainer_vfbn import decoupled
+    comm = chainermn.create_communicator('naive')
+    method = 'bp' if opts.mode == 'bp' else opts.method
+    net, modules, synths, optimizers = _parts(opts.arch, method, opts.split)
+    k = comm.rank
+    has_synth = method != 'bp' and k < len(modules) - 1
+    w = decoupled.DecoupledWorker(
+        comm, modules[k], optimizers['module%d' % k],
+        synthesizer=synths[k] if has_synth else None,
+        synth_optimizer=optimizers['synth'] if has_synth else None,
+        mode='bp' if method == 'bp' else 'synthetic',
+        max_staleness=opts.staleness)
+    stamps = {}
+
+    def on_events(w, bits):
+        stamps[w.iteration] = time.perf_counter()
+    total = opts.warmup + opts.iterations
+    w.run(total, iterator=_batches(net, opts.batchsize) if k == 0 else None,
+          events=lambda i, it: decoupled.LOG if i in (opts.warmup, total)
+          else 0, on_events=on_events)
+    obs = w.pop_observation()
+    reports = w.gather({'rank': k, 'stamps': stamps, 'obs': obs})
+    if k == 0:
+        last = reports[-1]['stamps']
+        dt = last[total] - last[opts.warmup]
+        result = {'images_per_sec': opts.iterations * opts.batchsize / dt,
+                  'step_s': dt / opts.iterations,
+                  'wait_s': {r['rank']: r['obs'].get('rank%d/wait_time'
+                                                     % r['rank'])
+                             for r in reports}}
+        with open(opts.result, 'w') as f:
+            json.dump(result, f)
+
+
+def single(opts):
+    """(c) plain BP or (e) synchronous VFBN, in this process."""
+    import chainer
+    import chainer.links as L
+    from chainer_vfbn import recipes
+    from chainer_vfbn.updaters import SyntheticGradientUpdater
+    if opts.mode == 'bp':
+        from chainer_vfbn.models import resnet_cifar
+        import numpy
+        numpy.random.seed(0)
+        net = resnet_cifar(opts.arch)
+        clf = L.Classifier(net)
+        updater = chainer.training.updaters.StandardUpdater(
+            _batches(net, opts.batchsize),
+            recipes.momentum_sgd(clf, 0.1, 0.9, 1e-4))
+    else:
+        net, modules, synths, optimizers = _parts(opts.arch, 'vfbn',
+                                                  opts.split)
+        updater = SyntheticGradientUpdater(_batches(net, opts.batchsize),
+                                           modules, synths, optimizers)
+    for _ in range(opts.warmup):
+        updater.update()
+    start = time.perf_counter()
+    for _ in range(opts.iterations):
+        updater.update()
+    dt = time.perf_counter() - start
+    with open(opts.result, 'w') as f:
+        json.dump({'images_per_sec': opts.iterations * opts.batchsize / dt,
+                   'step_s': dt / opts.iterations}, f)
+
+
+def _env(threads):
+    env = dict(os.environ)
+    env['OMP_NUM_THREADS'] = str(threads)
+    env['OPENBLAS_NUM_THREADS'] = str(threads)
+    env['MKL_NUM_THREADS'] = str(threads)
+    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+    return env
+
+
+def _run(cmd, threads, timeout=600):
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=_env(threads), timeout=timeout, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError('%s failed:\n%s' % (' '.join(cmd),
+                                                proc.stderr[-3000:]))
+    return proc
+
+
+def _speed(args, tmp):
+    common = ['--arch', args.arch, '--batchsize', str(args.batchsize),
+              '--iterations', str(args.iterations), '--warmup',
+              str(args.warmup)]
+    me = [sys.executable, os.path.abspath(__file__)]
+    runs = [
+        ('a', 'decoupled VFBN, 2 ranks x 1 thread (max staleness %d)'
+         % args.staleness, 1, MPIEXEC + ['-n', '2'] + me +
+         ['--worker', 'synthetic', '--staleness', str(args.staleness)]),
+        ('b', 'model-parallel BP, 2 ranks x 1 thread (bottom waits for δ)',
+         1, MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp']),
+        ('c', 'plain BP, 1 process x 2 threads', 2,
+         me + ['--single', 'bp']),
+        ('e', 'synchronous VFBN, 1 process x 2 threads', 2,
+         me + ['--single', 'vfbn']),
+    ]
+    if args.alt_split:
+        # What the runtime gives with a cheap synthesizer (Eq. 8's closed
+        # form), at the paper's split and where the two modules cost about
+        # the same: the pipeline's ceiling on this machine.
+        cheap = ['--worker', 'synthetic', '--method', 'vfbn-linear',
+                 '--staleness', str(args.staleness)]
+        alt = ['--split', args.alt_split]
+        runs += [
+            ('a2', 'decoupled VFBN-linear (Eq. 8), paper split', 1,
+             MPIEXEC + ['-n', '2'] + me + cheap),
+            ('a3', 'decoupled VFBN-linear, split after %s' % args.alt_split,
+             1, MPIEXEC + ['-n', '2'] + me + cheap + alt),
+            ('b3', 'model-parallel BP, split after %s' % args.alt_split, 1,
+             MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp'] + alt)]
+    rows = []
+    for key, label, threads, cmd in runs:
+        result = os.path.join(tmp, key + '.json')
+        _run(cmd + common + ['--result', result], threads)
+        with open(result) as f:
+            rows.append((key, label, json.load(f)))
+        print('  measured (%s) %s' % (key, label), flush=True)
+    return rows
+
+
+def _accuracy(args, tmp):
+    """(d): the same epochs of the CLI, decoupled vs synchronous VFBN."""
+    cli = [sys.executable, os.path.join(REPO, 'train', 'train_cifar.py'),
+           '--method', 'vfbn', '--arch', args.arch, '--batchsize',
+           str(args.batchsize), '--epoch', str(args.epochs), '--data-dir',
+           args.data_dir, '--dataset', 'cifar10', '--tta-interval', '0',
+           '--eval-interval', str(args.epochs), '--frequency',
+           str(args.epochs), '--no-progress', '--lr-step', '1000',
+           '--learnrate', str(args.learnrate)]
+    out = {}
+    runs = [('sync', 2, cli + ['--out', os.path.join(tmp, 'sync')]),
+            ('decoupled', 1, MPIEXEC + ['-n', '2'] + cli +
+             ['--decoupled', '--max-staleness', str(args.staleness),
+              '--out', os.path.join(tmp, 'decoupled')])]
+    for name, threads, cmd in runs:
+        start = time.time()
+        _run(cmd, threads)
+        with open(os.path.join(tmp, name, 'summary.json')) as f:
+            out[name] = json.load(f)
+        out[name]['bench_wall_s'] = time.time() - start
+        out[name]['command'] = ' '.join(
+            (['OMP_NUM_THREADS=%d' % threads] + cmd)).replace(REPO + '/', '')
+        print('  trained (%s)' % name, flush=True)
+    return out
+
+
+def _cpu():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return '%s, %d cores' % (line.split(':', 1)[1].strip(),
+                                             os.cpu_count())
+    except OSError:
+        pass
+    return '%s, %d cores' % (platform.processor(), os.cpu_count())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--arch', default='resnet20-paper')
+    p.add_argument('--batchsize', type=int, default=64)
+    p.add_argument('--iterations', type=int, default=20,
+                   help='timed iterations per configuration')
+    p.add_argument('--warmup', type=int, default=4)
+    p.add_argument('--staleness', type=int, default=1)
+    p.add_argument('--alt-split', default='stage1_unit3',
+                   help='also time decoupled VFBN-linear and BP cut after '
+                        'this layer, where the two modules cost about the '
+                        'same ("" = skip these rows)')
+    p.add_argument('--method', default='vfbn', help=argparse.SUPPRESS)
+    p.add_argument('--split', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--epochs', type=int, default=2,
+                   help='(d): standard epochs on the mini set')
+    p.add_argument('--learnrate', type=float, default=0.1)
+    p.add_argument('--data-dir', default=MINI)
+    p.add_argument('--skip-accuracy', action='store_true')
+    p.add_argument('--skip-speed', action='store_true')
+    # internal: one configuration, run by main() in a subprocess
+    p.add_argument('--worker', choices=('synthetic', 'bp'))
+    p.add_argument('--single', choices=('bp', 'vfbn'))
+    p.add_argument('--result')
+    args = p.parse_args(argv)
+
+    import chainer_vfbn  # NOQA  (before chainer)
+    if args.worker:
+        args.mode = args.worker
+        return worker(args)
+    if args.single:
+        args.mode = args.single
+        return single(args)
+
+    start = time.time()
+    load0 = os.getloadavg()
+    print('bench_decoupled: %s, batch %d, split at the paper\'s point '
+          '(middle of stage 2), K = 2' % (args.arch, args.batchsize),
+          flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [] if args.skip_speed else _speed(args, tmp)
+        load1 = os.getloadavg()
+        acc = {} if args.skip_accuracy else _accuracy(args, tmp)
+    load2 = os.getloadavg()
+
+    import chainer
+    import numpy
+    print()
+    print('device : %s (CPU only; each rank OMP_NUM_THREADS=1)' % _cpu())
+    print('date   : %s' % datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
+    print('stack  : python %s, numpy %s, chainer %s'
+          % (platform.python_version(), numpy.__version__,
+             chainer.__version__))
+    print('command: python benchmarks/bench_decoupled.py %s'
+          % ' '.join(sys.argv[1:] if argv is None else argv))
+    print('load   : 1-min load average %.2f before, %.2f after the speed '
+          'part, %.2f at the end (2 cores)' % (load0[0], load1[0], load2[0]))
+    if rows:
+        print()
+        print('speed: %s, batch %d, %d timed iterations after %d warm-up'
+              % (args.arch, args.batchsize, args.iterations, args.warmup))
+        by = {key: res for key, _, res in rows}
+        print('%-5s %-62s %9s %8s %s' % ('', 'configuration', 'images/s',
+                                         'step s', 'vs BP'))
+        for key, label, res in rows:
+            extra = ''
+            if 'wait_s' in res:
+                extra = '  wait s/rank: %s' % ', '.join(
+                    '%s=%.2f' % (r, v) for r, v in sorted(res['wait_s']
+                                                          .items()))
+            ref = by['b3' if key in ('a3', 'b3') else 'b']
+            print('(%s)%s %-62s %9.1f %8.3f %5.2fx%s'
+                  % (key, ' ' * (3 - len(key)), label,
+                     res['images_per_sec'], res['step_s'],
+                     res['images_per_sec'] / ref['images_per_sec'], extra))
+        ips = {key: res['images_per_sec'] for key, res in by.items()}
+        print('(a)/(b) = %.2fx (goal >= 1.7x), (a)/(c) = %.2fx, (a)/(e) = '
+              '%.2fx' % (ips['a'] / ips['b'], ips['a'] / ips['c'],
+                         ips['a'] / ips['e']))
+        if 'a3' in by:
+            print('VFBN-linear: (a2)/(b) = %.2fx at the paper split; after '
+                  '%s: (a3)/(b3) = %.2fx, (a3)/(c) = %.2fx'
+                  % (ips['a2'] / ips['b'], args.alt_split,
+                     ips['a3'] / ips['b3'], ips['a3'] / ips['c']))
+    if acc:
+        print()
+        print('accuracy (d): %s on %s, %d epochs, batch %d, lr %g, no TTA'
+              % (args.arch, acc['sync']['dataset'], args.epochs,
+                 args.batchsize, args.learnrate))
+        print('%-30s %10s %10s %10s %8s' % ('run', 'test err', 'train loss',
+                                            'images/s', 'wall s'))
+        for name in ('sync', 'decoupled'):
+            s = acc[name]
+            print('%-30s %10.4f %10.4f %10.1f %8.1f'
+                  % ({'sync': 'synchronous VFBN (1 process)',
+                      'decoupled': 'decoupled VFBN (2 ranks)'}[name],
+                     s['test_error'], s['train_loss'], s['images_per_sec'],
+                     s['wall_time_s']))
+        for name in ('sync', 'decoupled'):
+            print('  %s: %s' % (name, acc[name]['command']))
+    print()
+    print('total benchmark time %.0f s' % (time.time() - start))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
