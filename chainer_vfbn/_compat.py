@@ -21,9 +21,9 @@ What it changes, and why:
    work for everything this package uses), and CuPy/ChainerMN may warn that
    NCCL is unavailable. Exactly those two warnings are silenced; every other
    warning is left alone (the tests run with warnings as errors).
-4. ``chainermn``'s multi-node iterator converts a 1-element array with
-   ``int()``, which NumPy >= 2.4 rejects on non-master ranks. See
-   :func:`patch_chainermn`, applied lazily by the decoupled runner.
+ChainerMN's multi-node iterator (``int()`` of a 1-element array, rejected by
+NumPy >= 2.4 on non-master ranks) is not patched: the decoupled runner does
+not use it (only rank 0 reads data; labels travel with ``h``).
 
 ``F.resize_images`` is also broken on NumPy >= 1.24 (``numpy.float``); this
 package never calls it (resizing is done with Pillow), so it is not patched.

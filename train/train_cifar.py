@@ -158,6 +158,9 @@ def parse_args(argv=None):
     p.add_argument('--max-staleness', type=int, default=1,
                    help='decoupled: iterations a rank may run ahead of the '
                         'true gradients that train its synthesizer')
+    p.add_argument('--mpi-timeout', type=float, default=300.,
+                   help='decoupled: seconds a rank waits for a message '
+                        'before it stops the run')
     p.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no progress bar (e.g. in logs)')
     args = p.parse_args(argv)
