@@ -1,0 +1,64 @@
+"""chainer_vfbn._compat: exactly the intended shims, on either stack."""
+import sys
+import warnings
+
+import numpy
+import pytest
+
+from chainer_vfbn import _compat
+
+CUPY_MESSAGE = '''
+--------------------------------------------------------------------------------
+CuPy (cupy-cuda12x) version 13.6.0 may not be compatible with this version of Chainer.
+Please consider installing the supported version by running:
+  $ pip install 'cupy-cuda12x>=7.7.0,<8.0.0'
+'''
+
+
+def _emitted(message, category=UserWarning):
+    with warnings.catch_warnings(record=True) as caught:
+        # Start from the filters the package installed, minus "error".
+        warnings.filters[:] = [f for f in warnings.filters if f[0] != 'error']
+        _compat.silence_known_warnings()
+        warnings.warn(message, category)
+    return [str(w.message) for w in caught]
+
+
+def test_cupy_version_and_nccl_warnings_are_silenced():
+    assert _emitted(CUPY_MESSAGE) == []
+    assert _emitted('NCCL library is not available') == []
+
+
+@pytest.mark.parametrize('message', [
+    'CuPy is slow today',                      # no version-mismatch text
+    'some other warning',
+    'Multiple installations of CuPy package has been detected.',
+])
+def test_other_warnings_still_shown(message):
+    assert _emitted(message) == [message]
+
+
+def test_sctypes_available_and_consistent():
+    import chainer.functions  # NOQA  (as_strided reads numpy.sctypes)
+    ints = numpy.sctypes['int']
+    assert numpy.int32 in ints and numpy.int64 in ints
+
+
+def test_environment_check_replaced_only_where_it_cannot_import():
+    import chainer  # NOQA
+    module = sys.modules['chainer._environment_check']
+    replaced = getattr(module, '__file__', None) is None
+    assert replaced == (not _compat._environment_check_importable())
+    if int(numpy.__version__.split('.')[0]) >= 2 or sys.version_info >= (3, 12):
+        assert replaced  # numpy.distutils is gone there
+    module.check()  # the stand-in, or Chainer's own, runs without error
+
+
+def test_apply_is_idempotent():
+    before = list(warnings.filters)
+    _compat.apply()
+    _compat.apply()
+    assert numpy.sctypes['float'][-1] is numpy.longdouble or \
+        numpy.longdouble in numpy.sctypes['float']
+    new = [f for f in warnings.filters if f not in before]
+    assert len(new) <= 2
