@@ -34,9 +34,7 @@ import datetime
 import functools
 import json
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
@@ -44,6 +42,8 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer
 import chainer.functions as F
 import numpy
+
+from _common import device_name, synchronize, versions  # NOQA
 
 from chainer_vfbn.synthesizers import VFBN
 from chainer_vfbn.synthesizers import VFBNLinear
@@ -60,39 +60,6 @@ class VirtualForward(chainer.Chain):
 
     def forward(self, h):
         return self.synth.virtual_forward(h)
-
-
-def synchronize(device):
-    if device.xp is not numpy:
-        device.device.synchronize()   # cupy.cuda.Device
-
-
-def device_name(device):
-    if device.xp is numpy:
-        return 'CPU %s (%s, %d cores)' % (
-            platform.processor() or platform.machine(), platform.platform(),
-            os.cpu_count())
-    from chainer.backends import cuda
-    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
-    name = props['name']
-    return name.decode() if isinstance(name, bytes) else name
-
-
-def versions():
-    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__,
-           'chainer_vfbn': chainer_vfbn.__version__}
-    from chainer.backends import cuda
-    if cuda.available:
-        out['cupy'] = cuda.cupy.__version__
-    try:
-        out['git'] = subprocess.run(
-            ['git', 'describe', '--always', '--dirty'], capture_output=True,
-            text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
-            check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        out['git'] = 'unknown'
-    return out
 
 
 def run_once(synth, h, t, grad_true, backward):

@@ -23,9 +23,7 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -36,68 +34,11 @@ import numpy
 
 from chainer_vfbn.models import resnet_cifar
 
+from _common import as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
+
 ALL_METHODS = ('bp', 'bottom-bp', 'layerwise', 'dni-linear', 'dni-resnet',
                'vfbn', 'vfbn-linear', 'vfbn-mlp')
 GOALS = {'vfbn': 1.10, 'dni-linear': 1.05}   # step time / BP step time
-
-
-class FixedBatchIterator(chainer.dataset.Iterator):
-    """Yields the same device-resident batch forever (no loading is timed)."""
-
-    def __init__(self, batch):
-        self.batch = batch
-        self.epoch = 0
-        self.is_new_epoch = False
-        self.epoch_detail = 0.
-        self.previous_epoch_detail = 0.
-
-    def __next__(self):
-        return self.batch
-
-    next = __next__
-
-    def serialize(self, serializer):
-        pass
-
-
-def as_is(batch, device=None):
-    """Converter: the batch is already an ``(x, t)`` pair on the device."""
-    return batch
-
-
-def synchronize(device):
-    if device.xp is not numpy and hasattr(device, 'device'):
-        device.device.synchronize()   # cupy.cuda.Device
-
-
-def device_name(device):
-    if device.xp is numpy:
-        return 'CPU %s (%s, %d cores)' % (platform.processor() or
-                                          platform.machine(),
-                                          platform.platform(), os.cpu_count())
-    from chainer.backends import cuda
-    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
-    name = props['name']
-    return name.decode() if isinstance(name, bytes) else name
-
-
-def versions():
-    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__,
-           'chainer_vfbn': chainer_vfbn.__version__}
-    from chainer.backends import cuda
-    if cuda.available:
-        out['cupy'] = cuda.cupy.__version__
-        out['cudnn'] = str(cuda.cudnn.getVersion()) if cuda.cudnn_enabled \
-            else 'off'
-    try:
-        out['git'] = subprocess.run(
-            ['git', 'describe', '--always', '--dirty'], capture_output=True,
-            text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
-            check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        out['git'] = 'unknown'
-    return out
 
 
 def time_method(method, args, device, batch):

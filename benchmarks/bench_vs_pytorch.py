@@ -40,7 +40,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,35 +56,16 @@ import numpy  # NOQA
 
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
+import _common  # NOQA
+from _common import device_name, FixedBatchIterator  # NOQA
+_as_is = _common.as_is
+
 EPOCH_IMAGES = 50000
 GOALS = {
     'bp_vs_torch': 0.7,          # chainer-bp images/s >= 0.7 x torch's
     'epoch_s_h100': 6.0,         # chainer-bp seconds per 50k images, H100
     'vfbn_vs_bp': 1.10,          # chainer-vfbn step <= 1.10 x chainer-bp step
 }
-
-
-class FixedBatchIterator(chainer.dataset.Iterator):
-    """Yields the same device-resident batch forever (no loading is timed)."""
-
-    def __init__(self, batch):
-        self.batch = batch
-        self.epoch = 0
-        self.is_new_epoch = False
-        self.epoch_detail = 0.
-        self.previous_epoch_detail = 0.
-
-    def __next__(self):
-        return self.batch
-
-    next = __next__
-
-    def serialize(self, serializer):
-        pass
-
-
-def _as_is(batch, device=None):
-    return batch
 
 
 class ChainerStep(object):
@@ -157,26 +137,8 @@ def torch_device_spec(chainer_device):
     return 'cuda:%d' % chainer_device.device.id
 
 
-def device_name(device):
-    if device.xp is numpy:
-        return 'CPU %s (%s, %d cores)' % (
-            platform.processor() or platform.machine(), platform.platform(),
-            os.cpu_count())
-    from chainer.backends import cuda
-    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
-    name = props['name']
-    return name.decode() if isinstance(name, bytes) else name
-
-
 def versions():
-    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__,
-           'chainer_vfbn': chainer_vfbn.__version__}
-    from chainer.backends import cuda
-    if cuda.available:
-        out['cupy'] = cuda.cupy.__version__
-        out['cudnn (chainer)'] = (str(cuda.cudnn.getVersion())
-                                  if cuda.cudnn_enabled else 'off')
+    out = _common.versions()
     try:
         import torch
         out['torch'] = torch.__version__

@@ -1,0 +1,75 @@
+"""Helpers shared by the benchmark scripts (not part of the package).
+
+The scripts run as ``python benchmarks/<name>.py``, so this folder is
+``sys.path[0]`` and they ``import _common``.
+"""
+import os
+import platform
+import subprocess
+
+import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+
+import chainer  # NOQA
+import numpy  # NOQA
+
+
+class FixedBatchIterator(chainer.dataset.Iterator):
+    """Yields the same device-resident batch forever (no loading is timed)."""
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.epoch = 0
+        self.is_new_epoch = False
+        self.epoch_detail = 0.
+        self.previous_epoch_detail = 0.
+
+    def __next__(self):
+        return self.batch
+
+    next = __next__
+
+    def serialize(self, serializer):
+        pass
+
+
+def as_is(batch, device=None):
+    """Converter: the batch is already an ``(x, t)`` pair on the device."""
+    return batch
+
+
+def synchronize(device):
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.xp is not numpy and hasattr(device, 'device'):
+        device.device.synchronize()   # cupy.cuda.Device
+
+
+def device_name(device):
+    """A human-readable name of a chainer device."""
+    if device.xp is numpy:
+        return 'CPU %s (%s, %d cores)' % (
+            platform.processor() or platform.machine(), platform.platform(),
+            os.cpu_count())
+    from chainer.backends import cuda
+    props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
+    name = props['name']
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def versions():
+    """Library versions and the checkout's ``git describe``."""
+    out = {'python': platform.python_version(), 'numpy': numpy.__version__,
+           'chainer': chainer.__version__,
+           'chainer_vfbn': chainer_vfbn.__version__}
+    from chainer.backends import cuda
+    if cuda.available:
+        out['cupy'] = cuda.cupy.__version__
+        out['cudnn'] = (str(cuda.cudnn.getVersion()) if cuda.cudnn_enabled
+                        else 'off')
+    try:
+        out['git'] = subprocess.run(
+            ['git', 'describe', '--always', '--dirty'], capture_output=True,
+            text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+            check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        out['git'] = 'unknown'
+    return out
