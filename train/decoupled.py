@@ -48,7 +48,6 @@ for path in (REPO, HERE):
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
 import chainer  # NOQA
-import chainer.functions as F  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import decoupled  # NOQA
@@ -481,26 +480,11 @@ def _converter(device):
 
 def _summarize(args, state, worker, parts, description, device, wall, done,
                K):
-    last = {}
-    for entry in state.log:
-        last.update(entry)
-    synth_cos = None
-    for key in ('synth/cos', 'synth0/cos'):
-        if key in last:
-            synth_cos = last[key]
-    summary = {
-        'method': args.method, 'arch': args.arch, 'dataset': description,
-        'alpha_gs': args.alpha_gs, 'split_at': parts.split_names,
-        'epochs': worker.epoch_info.epoch_detail,
-        'iterations': worker.iteration,
-        'test_error': last.get('validation/main/error'),
-        'tta_error': last.get('validation/main/tta_error'),
-        'train_loss': last.get('main/loss'),
-        'wall_time_s': wall,
-        'images_per_sec': (done * args.batchsize / wall) if wall else None,
-        'synth_cos': synth_cos, 'device': str(device),
-        'decoupled': True, 'ranks': K, 'max_staleness': args.max_staleness,
-    }
+    summary = train_cifar.summary_dict(
+        args, state.log, parts.split_names, description, device,
+        worker.epoch_info.epoch_detail, worker.iteration, wall,
+        done * args.batchsize)
+    summary.update(decoupled=True, ranks=K, max_staleness=args.max_staleness)
     train_cifar.write_json(os.path.join(args.out, 'summary.json'), summary)
     print('done: %d iterations in %.1f s over %d ranks; test error %s'
           % (done, wall, K, train_cifar._pct(summary['test_error'])),

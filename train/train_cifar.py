@@ -349,29 +349,40 @@ def build_trainer(args, method, train_iter, test, device, n_train):
     return trainer
 
 
-def summarize(args, trainer, method, description, device):
-    log = trainer.get_extension('LogReport').log
+def summary_dict(args, log, split_names, description, device, epochs,
+                 iterations, wall, images):
+    """The run's summary.json contents, from its log (newest value per key).
+
+    ``images`` is how many training images ``wall`` seconds covered.
+    """
     last = {}
-    for entry in log:  # the newest value of every key
+    for entry in log:
         last.update(entry)
-    iters = trainer.updater.iteration
-    # The trainer's clock survives snapshots: the whole run, resumes included.
-    wall = trainer.elapsed_time
     synth_cos = None
     for key in ('synth/cos', 'synth0/cos'):
         if key in last:
             synth_cos = last[key]
-    summary = {
+    return {
         'method': args.method, 'arch': args.arch, 'dataset': description,
-        'alpha_gs': args.alpha_gs, 'split_at': method.split_names,
-        'epochs': trainer.updater.epoch_detail, 'iterations': iters,
+        'alpha_gs': args.alpha_gs, 'split_at': split_names,
+        'epochs': epochs, 'iterations': iterations,
         'test_error': last.get('validation/main/error'),
         'tta_error': last.get('validation/main/tta_error'),
         'train_loss': last.get('main/loss'),
         'wall_time_s': wall,
-        'images_per_sec': (iters * args.batchsize / wall) if wall else None,
+        'images_per_sec': (images / wall) if wall else None,
         'synth_cos': synth_cos, 'device': str(device),
     }
+
+
+def summarize(args, trainer, method, description, device):
+    iters = trainer.updater.iteration
+    # The trainer's clock survives snapshots: the whole run, resumes included.
+    wall = trainer.elapsed_time
+    summary = summary_dict(
+        args, trainer.get_extension('LogReport').log, method.split_names,
+        description, device, trainer.updater.epoch_detail, iters, wall,
+        iters * args.batchsize)
     write_json(os.path.join(args.out, 'summary.json'), summary)
     return summary
 
