@@ -73,3 +73,14 @@ def versions():
     except (OSError, subprocess.CalledProcessError):
         out['git'] = 'unknown'
     return out
+
+
+def print_header(info, device):
+    """Print the date, device, versions and CPU threads of a benchmark run."""
+    print('date:     %s' % info['date'])
+    print('device:   %s (%s)' % (info['device'], info['device_spec']))
+    print('versions: %s' % ', '.join('%s %s' % kv
+                                     for kv in info['versions'].items()))
+    if device.xp is numpy:
+        print('threads:  OMP_NUM_THREADS=%s'
+              % os.environ.get('OMP_NUM_THREADS', 'unset'))

@@ -33,7 +33,6 @@ import argparse
 import datetime
 import functools
 import json
-import os
 import statistics
 import time
 
@@ -43,7 +42,7 @@ import chainer
 import chainer.functions as F
 import numpy
 
-from _common import device_name, synchronize, versions  # NOQA
+from _common import print_header, device_name, synchronize, versions  # NOQA
 
 from chainer_vfbn.synthesizers import VFBN
 from chainer_vfbn.synthesizers import VFBNLinear
@@ -145,13 +144,7 @@ def main(argv=None):
             'device': device_name(device), 'device_spec': str(device),
             'versions': versions(), 'config': vars(args)}
     print('# VFBN closed forms (Eq. 8, 9) vs autograd double backprop')
-    print('date:     %s' % info['date'])
-    print('device:   %s (%s)' % (info['device'], info['device_spec']))
-    print('versions: %s' % ', '.join('%s %s' % kv
-                                     for kv in info['versions'].items()))
-    if device.xp is numpy:
-        print('threads:  OMP_NUM_THREADS=%s'
-              % os.environ.get('OMP_NUM_THREADS', 'unset'))
+    print_header(info, device)
     print('h: (%d, %s) = %d features, %s, %d classes, n_hidden %d; median of '
           '%d after %d warm-up'
           % (args.batchsize, ', '.join(map(str, h_shape)), in_size,

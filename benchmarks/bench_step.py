@@ -22,7 +22,6 @@ Example::
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy
 
 from chainer_vfbn.models import resnet_cifar
 
-from _common import as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
+from _common import print_header, as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
 
 ALL_METHODS = ('bp', 'bottom-bp', 'layerwise', 'dni-linear', 'dni-resnet',
                'vfbn', 'vfbn-linear', 'vfbn-mlp')
@@ -144,13 +143,7 @@ def main(argv=None):
             'versions': versions(), 'config': vars(args)}
     print('# Training-step time, %s, batch %d, %d timed steps after %d '
           'warm-up' % (args.arch, args.batchsize, args.iters, args.warmup))
-    print('date:     %s' % info['date'])
-    print('device:   %s (%s)' % (info['device'], info['device_spec']))
-    print('versions: %s' % ', '.join('%s %s' % kv
-                                     for kv in info['versions'].items()))
-    if device.xp is numpy:
-        print('threads:  OMP_NUM_THREADS=%s'
-              % os.environ.get('OMP_NUM_THREADS', 'unset'))
+    print_header(info, device)
 
     results = {}
     for method in methods:
