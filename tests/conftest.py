@@ -1,6 +1,14 @@
 """Test configuration: chainer_vfbn (and so its compat shims) before chainer."""
 import os
 
+# One BLAS thread, set before NumPy loads its BLAS: several tests compare a
+# computation in this process with the same one in MPI ranks (which run one
+# thread each) to 1e-5, and a different thread count changes the summation
+# order enough to flip a ReLU/BN kink now and then. The suite is small; one
+# thread costs it little. An explicit setting in the environment wins.
+for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_var, '1')
+
 import chainer_vfbn  # NOQA  (must precede any `import chainer`)
 
 import pytest
