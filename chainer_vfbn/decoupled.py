@@ -33,6 +33,20 @@ the synthesizer at its output):
   optimizer has since changed in place); otherwise the graph of the forward
   that produced the module's δ̂ is reused.
 
+Where the synthesizer trains (``synth_placement``). The protocol above is
+``'below'``: synth_k trains on rank k. With ``'above'`` the *master* copy of
+synth_k and its optimizer live on rank ``k + 1``, which already holds
+``h_k(j)``, ``t(j)`` and δ_k(j) the moment its backward ends: it trains
+synth_k there at once (no queue, no recomputation) and sends the new
+weights down (non-blocking); rank ``k`` keeps a *replica* that only
+computes δ̂ and takes each weight version when the staleness bound needs
+it. No δ travels down at all. The schedule is the same (the synthesizer
+used at iteration ``i`` has learnt from δ(1..i-1-s)), so the numbers are
+the same as with ``'below'``; only who pays for Eq. 3 changes: at the
+paper's split the bottom module is the heavier one and the top idles, so
+``'above'`` moves the synthesizer's training (about 2/3 of its cost) onto
+the idle rank.
+
 Staleness. Rank ``k`` keeps at most ``max_staleness`` δ's outstanding: after
 its update at iteration ``i`` it blocks until δ(j) has arrived for every
 ``j <= i - max_staleness`` and trains the synthesizer on them, oldest first.
@@ -90,6 +104,8 @@ SNAPSHOT = 4
 LR_DECAY = 8
 STOP = 16
 
+PLACEMENTS = ('below', 'above')
+
 # MPI tags.
 TAG_FORWARD = 11       # header, then h, then t (rank k -> k + 1)
 TAG_FORWARD_H = 12
@@ -99,6 +115,8 @@ TAG_DELTA_DATA = 22
 TAG_SCORES = 31        # header, then class scores (last rank -> 0)
 TAG_SCORES_DATA = 32
 TAG_GATHER = 41        # a pickled object (rank k -> 0)
+TAG_WEIGHTS = 51       # header, then synth_k's flat weights (k + 1 -> k)
+TAG_WEIGHTS_DATA = 52
 
 HEADER_LEN = 16
 _H_KIND, _H_ITER, _H_EVENTS, _H_EPOCH, _H_NEW_EPOCH = 0, 1, 2, 3, 4
@@ -203,12 +221,26 @@ class DecoupledWorker(object):
         synth_name (str): Report prefix of this rank's synthesizer
             (``'synth'`` for ``K = 2``, else ``'synth{k}'``), as in the
             synchronous updater.
+        synth_placement (str): ``'below'`` (rank ``k`` trains synth_k on
+            the δ_k that rank ``k + 1`` sends down) or ``'above'`` (rank
+            ``k + 1`` trains it and sends the weights down; then
+            ``synthesizer`` is a replica and ``synth_optimizer`` is not
+            used on rank ``k``). The same numbers either way.
+        lower_synthesizer (~chainer.Link): ``'above'`` only, ranks
+            ``k > 0``: the master copy of synth_{k-1} (the synthesizer at
+            this module's *input*), built and initialised exactly as rank
+            ``k - 1`` builds its replica.
+        lower_synth_optimizer (~chainer.Optimizer): Set up on
+            ``lower_synthesizer``.
+        lower_synth_name (str): Report prefix of synth_{k-1}.
     """
 
     def __init__(self, comm, module, optimizer, synthesizer=None,
                  synth_optimizer=None, mode='synthetic', max_staleness=0,
                  loss_func=F.softmax_cross_entropy, device=None,
-                 timeout=300.0, synth_name=None):
+                 timeout=300.0, synth_name=None, synth_placement='below',
+                 lower_synthesizer=None, lower_synth_optimizer=None,
+                 lower_synth_name=None):
         self.comm = comm
         self.mpi_comm = comm.mpi_comm
         self.rank = comm.rank
@@ -223,22 +255,40 @@ class DecoupledWorker(object):
         if max_staleness < 0:
             raise ValueError('max_staleness must be >= 0, got %d'
                              % max_staleness)
+        if synth_placement not in PLACEMENTS:
+            raise ValueError('synth_placement must be one of %s, got %r'
+                             % (', '.join(PLACEMENTS), synth_placement))
         self.is_first = self.rank == 0
         self.is_last = self.rank == self.size - 1
         self.mode = mode
+        above = mode == 'synthetic' and synth_placement == 'above'
+        self.synth_placement = synth_placement if mode == 'synthetic' else None
         if mode == 'synthetic' and not self.is_last:
-            if synthesizer is None or synth_optimizer is None:
+            if synthesizer is None or (synth_optimizer is None and
+                                       not above):
                 raise ValueError('rank %d (below the top) needs a synthesizer '
                                  'and its optimizer' % self.rank)
+            if above:
+                synth_optimizer = None  # trained on rank k + 1
         else:
             synthesizer = synth_optimizer = None
+        if above and not self.is_first:
+            if lower_synthesizer is None or lower_synth_optimizer is None:
+                raise ValueError(
+                    "rank %d: synth_placement='above' needs the master copy "
+                    'of the synthesizer below (lower_synthesizer) and its '
+                    'optimizer' % self.rank)
+        else:
+            lower_synthesizer = lower_synth_optimizer = None
         self.module = module
         self.optimizer = optimizer
-        for opt in (optimizer, synth_optimizer):
+        for opt in (optimizer, synth_optimizer, lower_synth_optimizer):
             if opt is not None:  # as StandardUpdater(auto_new_epoch=True)
                 opt.use_auto_new_epoch = True
         self.synthesizer = synthesizer
         self.synth_optimizer = synth_optimizer
+        self.lower_synthesizer = lower_synthesizer
+        self.lower_synth_optimizer = lower_synth_optimizer
         self.max_staleness = int(max_staleness)
         self.loss_func = loss_func
         self.device = chainer.get_device(device if device is not None
@@ -248,12 +298,17 @@ class DecoupledWorker(object):
             synth_name = ('synth' if self.size == 2 else
                           'synth%d' % self.rank)
         self.synth_name = synth_name
+        if lower_synth_name is None:
+            lower_synth_name = ('synth' if self.size == 2 else
+                                'synth%d' % (self.rank - 1))
+        self.lower_synth_name = lower_synth_name
 
         self.iteration = 0               # steps of this module completed
         self.epoch_info = EpochInfo()
         self._pending = collections.deque()   # steps whose δ is due
         self._sends = []                 # [(request, buffers)] in flight
         self._synth_version = 0          # synthesizer updates so far
+        self._lower_version = 0          # 'above': updates of synth_{k-1}
         self._obs = collections.defaultdict(list)
         self._wait = collections.defaultdict(float)
 
@@ -399,8 +454,9 @@ class DecoupledWorker(object):
             loss = self.loss_func(y, t)
             module.cleargrads()
             loss.backward()
-            # δ_{k-1} down first, so the rank below waits as little as it can.
-            self._send_delta(iteration, inp.grad, info)
+            # δ_{k-1} (or synth_{k-1}'s new weights) down first, so the rank
+            # below waits as little as it can.
+            self._send_down(iteration, inp, t, info)
             self.optimizer.update()
             self._observe('main/loss', loss.array)
             self._observe('main/accuracy', F.accuracy(y, t).array)
@@ -419,6 +475,12 @@ class DecoupledWorker(object):
                     self._send_delta(iteration, inp.grad, info)
                 self.optimizer.update()
             else:
+                above = self.synth_placement == 'above'
+                if above:
+                    # The replica must have learnt from δ(1..i-1-s).
+                    self._take_weights(iteration - 1 - self.max_staleness)
+                    self._observe(self.synth_name + '/staleness',
+                                  iteration - 1 - self._synth_version)
                 # a. δ̂ from a copy of h cut from the module's graph.
                 h_const = chainer.Variable(h.array)
                 grad_synth = self.synthesizer(h_const, t)
@@ -430,22 +492,87 @@ class DecoupledWorker(object):
                 h.backward()
                 h.unchain_backward()
                 if not self.is_first:
-                    self._send_delta(iteration, inp.grad, info)
+                    self._send_down(iteration, inp, t, info)
                 self.optimizer.update()
-                self._pending.append(_Pending(
-                    iteration, h.array, t, grad_synth, self._synth_version))
+                if not above:
+                    self._pending.append(_Pending(
+                        iteration, h.array, t, grad_synth,
+                        self._synth_version))
         self.iteration = iteration
         self.epoch_info = info
-        if not self.is_last and self.mode == 'synthetic':
+        if (not self.is_last and self.mode == 'synthetic' and
+                self.synth_placement == 'below'):
             # c. The staleness bound: train on the δ's it forces, oldest first.
             while len(self._pending) > self.max_staleness:
                 self._consume()
         if info.is_new_epoch:
             # As the synchronous updater (counts epochs per optimizer).
             self.optimizer.new_epoch(auto=True)
-            if self.synth_optimizer is not None:
-                self.synth_optimizer.new_epoch(auto=True)
+            for opt in (self.synth_optimizer, self.lower_synth_optimizer):
+                if opt is not None:
+                    opt.new_epoch(auto=True)
         self._reap_sends()
+
+    def _send_down(self, iteration, inp, t, info):
+        """After the backward: δ_{k-1} down, or train synth_{k-1} here."""
+        if self.lower_synthesizer is None:
+            self._send_delta(iteration, inp.grad, info)
+        else:
+            self._train_lower(inp.array, t, inp.grad, info)
+
+    def _train_lower(self, h, t, grad_true, info):
+        """'above': Eq. 3 for synth_{k-1} on this step, weights down."""
+        synth = self.lower_synthesizer
+        grad_synth = synth(chainer.Variable(h), t)
+        synth_loss = F.sum(F.squared_difference(grad_synth, grad_true))
+        synth.cleargrads()
+        synth_loss.backward()
+        self.lower_synth_optimizer.update()
+        self._lower_version += 1
+        flat = self._flat_weights(synth)
+        header = self._header(TRAIN, self._lower_version, 0, info, flat)
+        self._isend(self.rank - 1, TAG_WEIGHTS, header, [flat])
+        cos, relerr = _cos_and_relerr(grad_true, grad_synth.array,
+                                      synth_loss.array)
+        name = self.lower_synth_name
+        self._observe(name + '/loss', synth_loss.array)
+        self._observe(name + '/cos', cos)
+        self._observe(name + '/relerr', relerr)
+
+    @staticmethod
+    def _params(link):
+        return [p for _, p in sorted(link.namedparams())]
+
+    def _flat_weights(self, link):
+        xp = self.device.xp
+        return xp.concatenate([p.array.ravel() for p in self._params(link)])
+
+    def _take_weights(self, version):
+        """'above', replica: receive weight versions until ``version``."""
+        while self._synth_version < version:
+            header, (flat,) = self._recv(self.rank + 1, TAG_WEIGHTS,
+                                         'the synthesizer weights', 1)
+            if int(header[_H_ITER]) != self._synth_version + 1:
+                raise DecoupledError(
+                    'rank %d: expected synthesizer weights version %d from '
+                    'rank %d, got %d' % (self.rank, self._synth_version + 1,
+                                         self.rank + 1, int(header[_H_ITER])))
+            offset = 0
+            for p in self._params(self.synthesizer):
+                size = p.array.size
+                if offset + size > flat.size:
+                    break
+                p.array[...] = flat[offset:offset + size].reshape(
+                    p.array.shape)
+                offset += size
+            if offset != flat.size:
+                raise DecoupledError(
+                    'rank %d: the synthesizer weights from rank %d have %d '
+                    'values, the replica %d (different synthesizers?)'
+                    % (self.rank, self.rank + 1, flat.size,
+                       sum(p.array.size
+                           for p in self._params(self.synthesizer))))
+            self._synth_version += 1
 
     def _send_delta(self, iteration, grad, info):
         header = self._header(TRAIN, iteration, 0, info, grad)
@@ -486,13 +613,21 @@ class DecoupledWorker(object):
         self._observe(name + '/staleness', self.iteration - entry.iteration)
 
     def settle(self):
-        """Consume every outstanding δ (before a log entry or a snapshot)."""
+        """Consume every outstanding δ (before a log entry or a snapshot).
+
+        With ``'above'``: take every weight version up to this iteration,
+        so that the replica equals the master copy on rank ``k + 1``.
+        """
         while self._pending:
             self._consume()
+        if self.synth_placement == 'above' and self.synthesizer is not None:
+            self._take_weights(self.iteration)
 
     @property
     def outstanding(self):
         """Number of this rank's steps whose δ has not been consumed."""
+        if self.synth_placement == 'above' and self.synthesizer is not None:
+            return self.iteration - self._synth_version
         return len(self._pending)
 
     # ---------------------------------------------------------- evaluation
@@ -599,18 +734,25 @@ class DecoupledWorker(object):
 
         Call :meth:`settle` first: a snapshot holds no outstanding δ.
         """
-        if self._pending and isinstance(serializer,
-                                        chainer.serializer.Serializer):
+        if self.outstanding and isinstance(serializer,
+                                           chainer.serializer.Serializer):
             raise DecoupledError('settle() before taking a snapshot: %d δ '
-                                 'outstanding' % len(self._pending))
+                                 'outstanding' % self.outstanding)
         self.iteration = serializer('iteration', self.iteration)
         self.module.serialize(serializer['module'])
         self.optimizer.serialize(serializer['optimizer'])
         if self.synthesizer is not None:
             self.synthesizer.serialize(serializer['synth'])
-            self.synth_optimizer.serialize(serializer['synth_optimizer'])
+            if self.synth_optimizer is not None:
+                self.synth_optimizer.serialize(serializer['synth_optimizer'])
             self._synth_version = serializer('synth_version',
                                              self._synth_version)
+        if self.lower_synthesizer is not None:
+            self.lower_synthesizer.serialize(serializer['lower_synth'])
+            self.lower_synth_optimizer.serialize(
+                serializer['lower_synth_optimizer'])
+            self._lower_version = serializer('lower_synth_version',
+                                             self._lower_version)
 
     # ------------------------------------------------------------ the loop
     def run(self, stop_iteration, iterator=None,

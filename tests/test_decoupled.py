@@ -94,6 +94,8 @@ def _worker(out, configs):
         k = comm.rank
         n_synth = len(synths)
         has_synth = k < len(modules) - 1 and n_synth
+        placement = cfg.get('placement', 'below')
+        has_lower = placement == 'above' and k > 0 and n_synth
         worker = decoupled.DecoupledWorker(
             comm, modules[k], opts['module%d' % k],
             synthesizer=synths[k] if has_synth else None,
@@ -101,7 +103,13 @@ def _worker(out, configs):
                              else None),
             mode='bp' if cfg['method'] == 'bp' else 'synthetic',
             max_staleness=cfg['staleness'], timeout=60,
-            synth_name=_synth_name(k, max(n_synth, 1)))
+            synth_name=_synth_name(k, max(n_synth, 1)),
+            synth_placement=placement,
+            lower_synthesizer=synths[k - 1] if has_lower else None,
+            lower_synth_optimizer=(opts[_synth_name(k - 1, n_synth)]
+                                   if has_lower else None),
+            lower_synth_name=(_synth_name(k - 1, n_synth) if has_lower
+                              else None))
         log = []
 
         def on_events(w, bits):
@@ -118,6 +126,9 @@ def _worker(out, configs):
         chainer.serializers.save_npz(prefix + '.module.npz', modules[k])
         if has_synth:
             chainer.serializers.save_npz(prefix + '.synth.npz', synths[k])
+        if has_lower:
+            chainer.serializers.save_npz(prefix + '.lower_synth.npz',
+                                         synths[k - 1])
         with open(prefix + '.json', 'w') as f:
             json.dump(log, f)
 
@@ -197,29 +208,44 @@ def _reference_synchronous(method, split, iterations):
     return modules, synths, reports
 
 
+def _weights(state):
+    """The parameters of a link's state, without BN's running averages."""
+    return {k: v for k, v in state.items()
+            if not k.rsplit('/', 1)[-1] in ('avg_mean', 'avg_var', 'N')}
+
+
 def test_staleness0_matches_synchronous_updater_k2(tmp_path):
+    """Both placements of the synthesizer's training, K = 2, s = 0."""
     _launch_requirements()
     split, iters = None, 5
-    out = _run_configs(tmp_path, 2, [dict(
-        name='s0', method='vfbn', split=split, staleness=0,
-        iterations=iters)])
+    out = _run_configs(tmp_path, 2, [
+        dict(name='s0', method='vfbn', split=split, staleness=0,
+             iterations=iters),
+        dict(name='s0a', method='vfbn', split=split, staleness=0,
+             iterations=iters, placement='above')])
     modules, synths, reports = _reference_synchronous('vfbn', split, iters)
-    for k in (0, 1):
-        _assert_same_state(_load(out, 's0', k, 'module'), _state(modules[k]),
-                           'module %d' % k)
-    _assert_same_state(_load(out, 's0', 0, 'synth'), _state(synths[0]),
-                       'synthesizer')
-    top, bottom = _log(out, 's0', 1), _log(out, 's0', 0)
-    assert len(top) == len(bottom) == iters
-    for i, ref in enumerate(reports):
-        numpy.testing.assert_allclose(top[i]['main/loss'], ref['main/loss'],
-                                      rtol=1e-6)
-        numpy.testing.assert_allclose(top[i]['main/accuracy'],
-                                      ref['main/accuracy'])
-        for key in ('synth/loss', 'synth/cos', 'synth/relerr'):
-            numpy.testing.assert_allclose(bottom[i][key], ref[key],
-                                          rtol=1e-5, err_msg=key)
-        assert bottom[i]['synth/staleness'] == 0
+    for name in ('s0', 's0a'):
+        for k in (0, 1):
+            _assert_same_state(_load(out, name, k, 'module'),
+                               _state(modules[k]), '%s module %d' % (name, k))
+        _assert_same_state(_load(out, name, 0, 'synth'), _state(synths[0]),
+                           name + ' synthesizer')
+        top, bottom = _log(out, name, 1), _log(out, name, 0)
+        # 'below': rank 0 trains the synthesizer; 'above': rank 1 does.
+        trainer = bottom if name == 's0' else top
+        assert len(top) == len(bottom) == iters
+        for i, ref in enumerate(reports):
+            numpy.testing.assert_allclose(top[i]['main/loss'],
+                                          ref['main/loss'], rtol=1e-6)
+            numpy.testing.assert_allclose(top[i]['main/accuracy'],
+                                          ref['main/accuracy'])
+            for key in ('synth/loss', 'synth/cos', 'synth/relerr'):
+                numpy.testing.assert_allclose(trainer[i][key], ref[key],
+                                              rtol=1e-5, err_msg=key)
+            assert bottom[i]['synth/staleness'] == 0
+    # 'above': the master copy on rank 1 (BN averages included) too.
+    _assert_same_state(_load(out, 's0a', 1, 'lower_synth'),
+                       _state(synths[0]), 'master copy of the synthesizer')
     # The run learnt something: the losses are not all equal.
     assert len({round(r['main/loss'], 6) for r in reports}) > 1
 
@@ -231,6 +257,8 @@ def test_staleness1_and_bp_mode(tmp_path):
     out = _run_configs(tmp_path, 2, [
         dict(name='s1', method='vfbn', split=None, staleness=1,
              iterations=iters),
+        dict(name='s1a', method='vfbn', split=None, staleness=1,
+             iterations=iters, placement='above'),
         dict(name='bp', method='bp', split=None, staleness=0,
              iterations=iters)])
 
@@ -293,6 +321,29 @@ def test_staleness1_and_bp_mode(tmp_path):
     assert [e['synth/staleness'] for e in log0[1:-1]] == [1] * (iters - 2)
     assert log0[-1]['synth/staleness_max'] == 1
 
+    # 'above' (rank 1 trains the synthesizer, sends its weights down): the
+    # same schedule, hence the same weights; the replica on rank 0 and the
+    # master on rank 1 agree after the final settle.
+    _assert_same_state(_load(out, 's1a', 0, 'module'), _state(bottom),
+                       'bottom (s=1, above)')
+    _assert_same_state(_load(out, 's1a', 1, 'module'), _state(top),
+                       'top (s=1, above)')
+    for k, part in ((0, 'synth'), (1, 'lower_synth')):
+        _assert_same_state(_weights(_load(out, 's1a', k, part)),
+                           _weights(_state(synth)),
+                           'synthesizer (s=1, above, rank %d)' % k)
+    got = [entry['main/loss'] for entry in _log(out, 's1a', 1)]
+    numpy.testing.assert_allclose(got, losses, rtol=1e-6)
+    # Staleness is logged by the replica at each step: δ(1..i-1) were
+    # produced, the weights it used had learnt from δ(1..i-2).
+    assert [e['synth/staleness'] for e in _log(out, 's1a', 0)] == (
+        [0] + [1] * (iters - 1))
+    # Rank 1 trained on δ(i) at step i: the losses 'below' logs a step late.
+    above1, below0 = _log(out, 's1a', 1), log0
+    for i in range(iters - 2):
+        numpy.testing.assert_allclose(above1[i]['synth/loss'],
+                                      below0[i + 1]['synth/loss'], rtol=1e-5)
+
     # Model-parallel BP = plain back-prop of the whole network.
     net, (bottom, top), _, _ = _build('bp', None)
     clf = chainer.links.Classifier(net)
@@ -310,19 +361,29 @@ def test_staleness0_matches_synchronous_updater_k3(tmp_path):
     """A middle rank: it receives h, sends h up and δ down, owns synth1."""
     _launch_requirements()
     split, iters = ['stem', 'stage2_unit1'], 3
-    out = _run_configs(tmp_path, 3, [dict(
-        name='k3', method='vfbn', split=split, staleness=0,
-        iterations=iters)])
+    out = _run_configs(tmp_path, 3, [
+        dict(name='k3', method='vfbn', split=split, staleness=0,
+             iterations=iters),
+        dict(name='k3a', method='vfbn', split=split, staleness=0,
+             iterations=iters, placement='above')])
     modules, synths, reports = _reference_synchronous('vfbn', split, iters)
-    for k in range(3):
-        _assert_same_state(_load(out, 'k3', k, 'module'), _state(modules[k]),
-                           'module %d' % k)
+    for name in ('k3', 'k3a'):
+        for k in range(3):
+            _assert_same_state(_load(out, name, k, 'module'),
+                               _state(modules[k]), '%s module %d' % (name, k))
+        for k in range(2):
+            _assert_same_state(_load(out, name, k, 'synth'),
+                               _state(synths[k]),
+                               '%s synthesizer %d' % (name, k))
+    # 'above': rank k + 1 holds the master copy of synth_k.
     for k in range(2):
-        _assert_same_state(_load(out, 'k3', k, 'synth'), _state(synths[k]),
-                           'synthesizer %d' % k)
-    mid = _log(out, 'k3', 1)
+        _assert_same_state(_load(out, 'k3a', k + 1, 'lower_synth'),
+                           _state(synths[k]), 'master of synthesizer %d' % k)
+    mid, top = _log(out, 'k3', 1), _log(out, 'k3a', 2)
     for i, ref in enumerate(reports):
         numpy.testing.assert_allclose(mid[i]['synth1/cos'], ref['synth1/cos'],
+                                      rtol=1e-5)
+        numpy.testing.assert_allclose(top[i]['synth1/cos'], ref['synth1/cos'],
                                       rtol=1e-5)
 
 
@@ -350,6 +411,13 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
     assert sorted(f for f in os.listdir(a) if f.startswith('snapshot')) == [
         'snapshot_iter_3.json', 'snapshot_iter_3.rank0.npz',
         'snapshot_iter_3.rank1.npz']
+    # Resuming with the other placement is one clear error: each rank saved
+    # the synthesizer copies it held.
+    proc = _cli(2, a, data_dir, '--iterations', '6', '--max-staleness', '0',
+                '--synth-placement', 'below', check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count('was trained with --synth-placement above') == 1
+    assert 'Traceback' not in proc.stderr
     # "killed" after the snapshot: the same command with more iterations.
     proc = _cli(2, a, data_dir, '--iterations', '6', '--max-staleness', '0')
     assert 'resumed from the snapshot set of iteration 3' in proc.stdout
@@ -381,6 +449,7 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
         summary = json.load(f)
     assert summary['iterations'] == 6 and summary['ranks'] == 2
     assert summary['decoupled'] is True and summary['max_staleness'] == 0
+    assert summary['synth_placement'] == 'above'   # the default
     assert 0 <= summary['test_error'] <= 1
     with open(os.path.join(a, 'args.json')) as f:
         assert json.load(f)['decoupled']['ranks'] == 2
@@ -471,9 +540,6 @@ def test_exception_on_one_rank_aborts_the_job(tmp_path):
 
 if __name__ == '__main__':
     if len(sys.argv) == 4 and sys.argv[1] == 'worker':
-        if os.environ.get('DECOUPLED_DEV_STANDIN'):
-            sys.path.insert(0, os.environ['DECOUPLED_DEV_STANDIN'])
-            import standin_synth  # NOQA
         _worker(sys.argv[2], json.loads(sys.argv[3]))
     else:
         sys.exit('usage: %s worker OUT CONFIGS_JSON (run by the tests under '

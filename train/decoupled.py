@@ -162,7 +162,7 @@ class _RankState(object):
                 self.log = json.loads(bytes(numpy.asarray(text)).decode())
 
 
-def _find_snapshot(out, resume, n_ranks):
+def _find_snapshot(out, resume, n_ranks, placement=None):
     """Rank 0: ``(iteration, manifest)`` of the set to resume, or ``None``."""
     if resume is not None:
         path = resume if resume.endswith('.json') else resume + '.json'
@@ -187,6 +187,12 @@ def _find_snapshot(out, resume, n_ranks):
                     'snapshot set %s has %d ranks but this run has %d: '
                     'launch with mpiexec -n %d (or --no-autoload)'
                     % (path, manifest['ranks'], n_ranks, manifest['ranks']))
+            saved = manifest.get('synth_placement', 'below')
+            if placement is not None and saved not in (None, placement):
+                raise UserError(
+                    'snapshot set %s was trained with --synth-placement %s '
+                    '(each rank saved the synthesizers it held): resume with '
+                    'the same option (or --no-autoload)' % (path, saved))
             manifest['files'] = files
             return manifest
         if resume is not None:
@@ -299,6 +305,13 @@ def _events_fn(args, stop_iteration):
     return events
 
 
+def _placement(args):
+    """``'above'``/``'below'``, or ``None`` for model-parallel BP."""
+    if args.method == 'bp':
+        return None
+    return getattr(args, 'synth_placement', 'above')
+
+
 def _setup(args, comm):
     """Everything before the loop; raises UserError on bad input."""
     k = comm.rank
@@ -322,10 +335,15 @@ def _setup(args, comm):
         train_cifar.prepare_out(args.out)
         data = train_cifar.setup_data(args, net.insize)
         if args.resume is not None or args.autoload:
-            manifest = _find_snapshot(args.out, args.resume, comm.size)
+            manifest = _find_snapshot(args.out, args.resume, comm.size,
+                                      _placement(args))
     has_synth = args.method != 'bp' and k < comm.size - 1
-    for link in [parts.modules[k]] + (
-            [parts.synthesizers[k]] if has_synth else []):
+    # 'above': rank k also holds the master copy of synth_{k-1}.
+    has_lower = _placement(args) == 'above' and k > 0
+    links = [parts.modules[k]]
+    links += [parts.synthesizers[k]] if has_synth else []
+    links += [parts.synthesizers[k - 1]] if has_lower else []
+    for link in links:
         link.to_device(device)
     worker = decoupled.DecoupledWorker(
         comm, parts.modules[k], parts.optimizers['module%d' % k],
@@ -335,7 +353,12 @@ def _setup(args, comm):
         mode='bp' if args.method == 'bp' else 'synthetic',
         max_staleness=args.max_staleness, device=device,
         timeout=getattr(args, 'mpi_timeout', DEFAULT_TIMEOUT),
-        synth_name=parts.synth_name(k))
+        synth_name=parts.synth_name(k),
+        synth_placement=_placement(args) or 'below',
+        lower_synthesizer=parts.synthesizers[k - 1] if has_lower else None,
+        lower_synth_optimizer=(parts.optimizers[parts.synth_name(k - 1)]
+                               if has_lower else None),
+        lower_synth_name=parts.synth_name(k - 1) if has_lower else None)
     return device, net, parts, worker, data, manifest
 
 
@@ -406,17 +429,19 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
 
     if k == 0:
         print('chainer_vfbn: %s on %s, decoupled over %d ranks (split at %s, '
-              'max staleness %d, %s communicator), %s, device %s'
+              'max staleness %d, synthesizers trained %s, %s communicator), '
+              '%s, device %s'
               % (args.method, args.arch, K, ','.join(parts.split_names),
-                 args.max_staleness, comm_name, description, device),
-              flush=True)
+                 args.max_staleness, _placement(args) or '-', comm_name,
+                 description, device), flush=True)
         train_cifar.write_json(os.path.join(args.out, 'args.json'), {
             'args': vars(args), 'augment': augment, 'dataset': description,
             'split_at': parts.split_names,
             'code_version': train_cifar.code_version(),
             'environment': train_cifar.environment(), 'device': str(device),
             'decoupled': {'ranks': K, 'communicator': comm_name,
-                          'max_staleness': args.max_staleness},
+                          'max_staleness': args.max_staleness,
+                          'synth_placement': _placement(args)},
             'command': 'mpiexec -n %d %s' % (K, ' '.join(
                 [os.path.basename(sys.argv[0])] + sys.argv[1:])),
         })
@@ -458,7 +483,8 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
             if k == 0:
                 _write_manifest(args.out, w.iteration, names, {
                     'method': args.method, 'arch': args.arch,
-                    'split_at': parts.split_names})
+                    'split_at': parts.split_names,
+                    'synth_placement': _placement(args)})
 
     if worker.iteration < stop:
         worker.run(stop, iterator=iterator, converter=_converter(device),
@@ -484,7 +510,8 @@ def _summarize(args, state, worker, parts, description, device, wall, done,
         args, state.log, parts.split_names, description, device,
         worker.epoch_info.epoch_detail, worker.iteration, wall,
         done * args.batchsize)
-    summary.update(decoupled=True, ranks=K, max_staleness=args.max_staleness)
+    summary.update(decoupled=True, ranks=K, max_staleness=args.max_staleness,
+                   synth_placement=_placement(args))
     train_cifar.write_json(os.path.join(args.out, 'summary.json'), summary)
     print('done: %d iterations in %.1f s over %d ranks; test error %s'
           % (done, wall, K, train_cifar._pct(summary['test_error'])),

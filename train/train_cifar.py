@@ -158,6 +158,13 @@ def parse_args(argv=None):
     p.add_argument('--max-staleness', type=int, default=1,
                    help='decoupled: iterations a rank may run ahead of the '
                         'true gradients that train its synthesizer')
+    p.add_argument('--synth-placement', choices=('above', 'below'),
+                   default='above',
+                   help='decoupled: train synthesizer k on rank k + 1, which '
+                        'holds h and the true gradient, and send its weights '
+                        'down (above), or send the true gradient down and '
+                        'train it on rank k (below); the same numbers, '
+                        'different load per rank (docs/decoupled.md)')
     p.add_argument('--mpi-timeout', type=float, default=300.,
                    help='decoupled: seconds a rank waits for a message '
                         'before it stops the run')
