@@ -4,7 +4,11 @@
 Speed, on the same network, split and batch (images/s in steady state):
 
 (a) decoupled VFBN: 2 MPI ranks of 1 thread each, the bottom never waits
-    for the top (``chainer_vfbn.decoupled``, ``--max-staleness``);
+    for the top (``chainer_vfbn.decoupled``, ``--max-staleness``), the
+    synthesizer trained on the top rank, which sends its weights down
+    (``--synth-placement above``, the default);
+(a1) the same with the synthesizer trained on the bottom rank from the δ
+    the top sends down (``--synth-placement below``);
 (b) model-parallel back-prop: the same 2 ranks, the top sends δ down and
     the bottom waits for it before its update;
 (c) plain back-prop in one process with 2 threads (``OMP_NUM_THREADS=2``);
@@ -14,7 +18,11 @@ Speed, on the same network, split and batch (images/s in steady state):
     at the paper's split, and (a3)/(b3) decoupled VFBN-linear against
     model-parallel BP at ``--alt-split``, where the two modules cost about
     the same: what the runtime gives when neither the synthesizer nor an
-    unbalanced split is the bottleneck.
+    unbalanced split is the bottleneck;
+(a4)/(b4) decoupled VFBN (above) against model-parallel BP at
+    ``--vfbn-split``, where bottom + δ̂ costs about what top + the
+    synthesizer's training costs: the best split for the paper's
+    synthesizer on this network.
 
 Goal: (a) / (b) >= 1.7 (ideal 2). Accuracy (d): the same number of epochs
 of the CLI on the real CIFAR-10 mini set, decoupled (2 ranks) against
@@ -90,7 +98,12 @@ def worker(opts):
         synthesizer=synths[k] if has_synth else None,
         synth_optimizer=optimizers['synth'] if has_synth else None,
         mode='bp' if method == 'bp' else 'synthetic',
-        max_staleness=opts.staleness)
+        max_staleness=opts.staleness, synth_placement=opts.placement,
+        lower_synthesizer=(synths[k - 1] if method != 'bp' and k > 0 and
+                           opts.placement == 'above' else None),
+        lower_synth_optimizer=(optimizers['synth'] if method != 'bp' and
+                               k > 0 and opts.placement == 'above'
+                               else None))
     stamps = {}
 
     def on_events(w, bits):
@@ -144,6 +157,91 @@ def single(opts):
                    'step_s': dt / opts.iterations}, f)
 
 
+def costs(opts):
+    """Per-rank costs at one thread: what bounds any 2-rank pipeline.
+
+    Seconds per step (best of 3 after one warm-up) of: the bottom module's
+    forward + backward, the top's forward + loss + backward, the paper's
+    synthesizer's δ̂ (its forward and v_f's backward) and δ̂ plus the
+    training step of Eq. 3 (double backward), for each split.
+    """
+    import chainer
+    import chainer.functions as F
+    import numpy
+    from chainer_vfbn.models import resnet_cifar
+    from chainer_vfbn.synthesizers import build_synthesizer
+
+    def best(f, n=3):
+        f()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    numpy.random.seed(0)
+    net = resnet_cifar(opts.arch)
+    rng = numpy.random.RandomState(0)
+    x = rng.standard_normal((opts.batchsize, 3, net.insize, net.insize))
+    x = x.astype(numpy.float32)
+    t = rng.randint(0, net.n_class, opts.batchsize).astype(numpy.int32)
+    out = {}
+    extra = [s for s in (opts.split or '').split(',') if s]
+    for split in [net.default_split] + extra:
+        bottom, top = net.split(split)
+        h = bottom(x).array
+
+        def bottom_step():
+            y = bottom(x)
+            bottom.cleargrads()
+            y.grad = numpy.ones_like(y.array)
+            y.backward()
+
+        def top_step():
+            loss = F.softmax_cross_entropy(top(chainer.Variable(h)), t)
+            top.cleargrads()
+            loss.backward()
+
+        synth = build_synthesizer(opts.method, h.shape[1:], net.n_class)
+        target = numpy.zeros_like(h)
+
+        def dhat():
+            synth(chainer.Variable(h), t)
+
+        def dhat_train():
+            loss = F.sum(F.squared_difference(
+                synth(chainer.Variable(h), t), target))
+            synth.cleargrads()
+            loss.backward()
+
+        out[split] = {'h': list(h.shape), 'bottom': best(bottom_step),
+                      'top': best(top_step), 'dhat': best(dhat),
+                      'dhat_train': best(dhat_train)}
+    with open(opts.result, 'w') as f:
+        json.dump(out, f)
+
+
+def _print_costs(cost, method):
+    """The costs and the best any 2-rank pipeline can do with them."""
+    print('%-14s %-16s %7s %7s %7s %9s %11s %11s'
+          % ('split after', 'h', 'bottom', 'top', 'δ̂', 'δ̂+train',
+             'bound above', 'bound below'))
+    for split, c in cost.items():
+        b, t, d, dt = c['bottom'], c['top'], c['dhat'], c['dhat_train']
+        # Model-parallel BP runs b + t per step; a pipeline, the slowest
+        # rank. 'below': the bottom also recomputes δ̂ and trains (s >= 1).
+        above = (b + t) / max(b + d, t + dt)
+        below = (b + t) / max(b + d + dt, t)
+        print('%-14s %-16s %7.3f %7.3f %7.3f %9.3f %10.2fx %10.2fx'
+              % (split, 'x'.join(str(n) for n in c['h'][1:]), b, t, d, dt,
+                 above, below))
+    print('(seconds per step at 1 thread, best of 3; %s synthesizer; bound ='
+          ' (bottom + top) / slowest rank, i.e. the most a decoupled run can'
+          ' gain on model-parallel BP with these costs, before messages)'
+          % method)
+
+
 def _env(threads):
     env = dict(os.environ)
     env['OMP_NUM_THREADS'] = str(threads)
@@ -167,10 +265,13 @@ def _speed(args, tmp):
               '--iterations', str(args.iterations), '--warmup',
               str(args.warmup)]
     me = [sys.executable, os.path.abspath(__file__)]
+    synthetic = ['--worker', 'synthetic', '--staleness', str(args.staleness)]
     runs = [
-        ('a', 'decoupled VFBN, 2 ranks x 1 thread (max staleness %d)'
-         % args.staleness, 1, MPIEXEC + ['-n', '2'] + me +
-         ['--worker', 'synthetic', '--staleness', str(args.staleness)]),
+        ('a', 'decoupled VFBN, 2 ranks x 1 thread, synth trained above',
+         1, MPIEXEC + ['-n', '2'] + me + synthetic),
+        ('a1', 'decoupled VFBN, 2 ranks x 1 thread, synth trained below',
+         1, MPIEXEC + ['-n', '2'] + me + synthetic +
+         ['--placement', 'below']),
         ('b', 'model-parallel BP, 2 ranks x 1 thread (bottom waits for δ)',
          1, MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp']),
         ('c', 'plain BP, 1 process x 2 threads', 2,
@@ -182,8 +283,7 @@ def _speed(args, tmp):
         # What the runtime gives with a cheap synthesizer (Eq. 8's closed
         # form), at the paper's split and where the two modules cost about
         # the same: the pipeline's ceiling on this machine.
-        cheap = ['--worker', 'synthetic', '--method', 'vfbn-linear',
-                 '--staleness', str(args.staleness)]
+        cheap = synthetic + ['--method', 'vfbn-linear']
         alt = ['--split', args.alt_split]
         runs += [
             ('a2', 'decoupled VFBN-linear (Eq. 8), paper split', 1,
@@ -191,6 +291,14 @@ def _speed(args, tmp):
             ('a3', 'decoupled VFBN-linear, split after %s' % args.alt_split,
              1, MPIEXEC + ['-n', '2'] + me + cheap + alt),
             ('b3', 'model-parallel BP, split after %s' % args.alt_split, 1,
+             MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp'] + alt)]
+    if args.vfbn_split:
+        alt = ['--split', args.vfbn_split]
+        runs += [
+            ('a4', 'decoupled VFBN (above), split after %s'
+             % args.vfbn_split, 1, MPIEXEC + ['-n', '2'] + me + synthetic +
+             alt),
+            ('b4', 'model-parallel BP, split after %s' % args.vfbn_split, 1,
              MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp'] + alt)]
     rows = []
     for key, label, threads, cmd in runs:
@@ -252,6 +360,11 @@ def main(argv=None):
                    help='also time decoupled VFBN-linear and BP cut after '
                         'this layer, where the two modules cost about the '
                         'same ("" = skip these rows)')
+    p.add_argument('--vfbn-split', default='stage2_unit1',
+                   help='also time decoupled VFBN and BP cut after this '
+                        'layer ("" = skip these rows)')
+    p.add_argument('--placement', choices=('above', 'below'),
+                   default='above', help=argparse.SUPPRESS)
     p.add_argument('--method', default='vfbn', help=argparse.SUPPRESS)
     p.add_argument('--split', default=None, help=argparse.SUPPRESS)
     p.add_argument('--epochs', type=int, default=2,
@@ -262,7 +375,7 @@ def main(argv=None):
     p.add_argument('--skip-speed', action='store_true')
     # internal: one configuration, run by main() in a subprocess
     p.add_argument('--worker', choices=('synthetic', 'bp'))
-    p.add_argument('--single', choices=('bp', 'vfbn'))
+    p.add_argument('--single', choices=('bp', 'vfbn', 'costs'))
     p.add_argument('--result')
     args = p.parse_args(argv)
 
@@ -270,6 +383,8 @@ def main(argv=None):
     if args.worker:
         args.mode = args.worker
         return worker(args)
+    if args.single == 'costs':
+        return costs(args)
     if args.single:
         args.mode = args.single
         return single(args)
@@ -280,6 +395,16 @@ def main(argv=None):
           '(middle of stage 2), K = 2' % (args.arch, args.batchsize),
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        cost = None
+        if not args.skip_speed:
+            result = os.path.join(tmp, 'costs.json')
+            _run([sys.executable, os.path.abspath(__file__), '--single',
+                  'costs', '--arch', args.arch, '--batchsize',
+                  str(args.batchsize), '--split', args.vfbn_split or '',
+                  '--result', result], 1)
+            with open(result) as f:
+                cost = json.load(f)
+            print('  measured the per-rank costs', flush=True)
         rows = [] if args.skip_speed else _speed(args, tmp)
         load1 = os.getloadavg()
         acc = {} if args.skip_accuracy else _accuracy(args, tmp)
@@ -297,6 +422,10 @@ def main(argv=None):
           % ' '.join(sys.argv[1:] if argv is None else argv))
     print('load   : 1-min load average %.2f before, %.2f after the speed '
           'part, %.2f at the end (2 cores)' % (load0[0], load1[0], load2[0]))
+    if cost:
+        print()
+        print('costs: %s, batch %d' % (args.arch, args.batchsize))
+        _print_costs(cost, args.method)
     if rows:
         print()
         print('speed: %s, batch %d, %d timed iterations after %d warm-up'
@@ -310,15 +439,21 @@ def main(argv=None):
                 extra = '  wait s/rank: %s' % ', '.join(
                     '%s=%.2f' % (r, v) for r, v in sorted(res['wait_s']
                                                           .items()))
-            ref = by['b3' if key in ('a3', 'b3') else 'b']
+            ref = by[{'a3': 'b3', 'b3': 'b3', 'a4': 'b4',
+                      'b4': 'b4'}.get(key, 'b')]
             print('(%s)%s %-62s %9.1f %8.3f %5.2fx%s'
                   % (key, ' ' * (3 - len(key)), label,
                      res['images_per_sec'], res['step_s'],
                      res['images_per_sec'] / ref['images_per_sec'], extra))
         ips = {key: res['images_per_sec'] for key, res in by.items()}
-        print('(a)/(b) = %.2fx (goal >= 1.7x), (a)/(c) = %.2fx, (a)/(e) = '
-              '%.2fx' % (ips['a'] / ips['b'], ips['a'] / ips['c'],
-                         ips['a'] / ips['e']))
+        print('(a)/(b) = %.2fx (goal >= 1.7x), (a1)/(b) = %.2fx, (a)/(c) = '
+              '%.2fx, (a)/(e) = %.2fx'
+              % (ips['a'] / ips['b'], ips['a1'] / ips['b'],
+                 ips['a'] / ips['c'], ips['a'] / ips['e']))
+        if 'a4' in by:
+            print('VFBN after %s: (a4)/(b4) = %.2fx, (a4)/(c) = %.2fx'
+                  % (args.vfbn_split, ips['a4'] / ips['b4'],
+                     ips['a4'] / ips['c']))
         if 'a3' in by:
             print('VFBN-linear: (a2)/(b) = %.2fx at the paper split; after '
                   '%s: (a3)/(b3) = %.2fx, (a3)/(c) = %.2fx'
