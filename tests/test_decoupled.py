@@ -33,6 +33,7 @@ import chainer_vfbn  # NOQA  (before chainer)
 
 import chainer  # NOQA
 import numpy  # NOQA
+import pytest  # NOQA
 
 from chainer_vfbn import recipes  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
@@ -455,6 +456,23 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
         assert json.load(f)['decoupled']['ranks'] == 2
     for name in ('loss.png', 'error.png', 'synth_cos.png'):
         assert os.path.getsize(os.path.join(a, name)) > 1000, name
+
+
+@pytest.mark.gpu
+def test_cli_two_ranks_share_one_gpu(tmp_path, mini_archive):
+    """The single-GPU path: both ranks on GPU 0, each placement."""
+    _launch_requirements()
+    for placement in ('above', 'below'):
+        out = str(tmp_path / placement)
+        _cli(2, out, os.path.dirname(mini_archive), '--iterations', '4',
+             '--device', '@cupy:0', '--synth-placement', placement)
+        with open(os.path.join(out, 'summary.json')) as f:
+            summary = json.load(f)
+        assert summary['iterations'] == 4
+        assert numpy.isfinite(summary['train_loss'])
+        assert 0 <= summary['test_error'] <= 1
+        with open(os.path.join(out, 'args.json')) as f:
+            assert json.load(f)['device'] == '@cupy:0'
 
 
 def test_cli_wrong_rank_count_is_one_clear_error(tmp_path, mini_archive):
