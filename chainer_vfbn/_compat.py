@@ -21,13 +21,24 @@ What it changes, and why:
    work for everything this package uses), and CuPy/ChainerMN may warn that
    NCCL is unavailable. Exactly those two warnings are silenced; every other
    warning is left alone (the tests run with warnings as errors).
-ChainerMN's multi-node iterator (``int()`` of a 1-element array, rejected by
-NumPy >= 2.4 on non-master ranks) is not patched: the decoupled runner does
-not use it (only rank 0 reads data; labels travel with ``h``).
+4. ChainerMN's multi-node iterator: on every rank but the master,
+   ``_MultiNodeIteratorSlave.__init__`` calls ``int()`` on the dataset size
+   the master broadcasts as a 1-element array, which NumPy >= 2.4 rejects
+   (``TypeError: only 0-dimensional arrays can be converted to Python
+   scalars``; NumPy 1.25-2.3 warn). We hand that one broadcast value over as
+   a scalar; nothing else changes. ``chainermn`` imports ``mpi4py.MPI``
+   (which initialises MPI), so this module never imports it: the patch is
+   applied when something else imports
+   ``chainermn.iterators.multi_node_iterator`` (an import hook), or at once
+   if it is already loaded. The decoupled runner does not use this iterator
+   (only rank 0 reads data; labels travel with ``h``); the patch is for
+   scripts that do.
 
 ``F.resize_images`` is also broken on NumPy >= 1.24 (``numpy.float``); this
 package never calls it (resizing is done with Pillow), so it is not patched.
 """
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 import warnings
@@ -100,11 +111,98 @@ def silence_known_warnings():
     warnings.filterwarnings('ignore', message=NCCL_WARNING)
 
 
+MULTI_NODE_ITERATOR = 'chainermn.iterators.multi_node_iterator'
+
+
+class _ScalarSizeCommunicator(object):
+    """A communicator whose first ``bcast`` returns a scalar, not an array.
+
+    Used only while ``_MultiNodeIteratorSlave.__init__`` runs: its first
+    broadcast is the dataset size, sent by the master as a 1-element array.
+    Everything else is the real communicator's.
+    """
+
+    def __init__(self, communicator):
+        self._communicator = communicator
+        self._first = True
+
+    def bcast(self, x, root=0):
+        y = self._communicator.bcast(x, root=root)
+        if self._first:
+            self._first = False
+            y = y.reshape(-1)[0]
+        return y
+
+    def __getattr__(self, name):
+        return getattr(self._communicator, name)
+
+
+def patch_multi_node_iterator(module):
+    """Let ChainerMN's slave iterator read the master's dataset size.
+
+    ``module`` is ``chainermn.iterators.multi_node_iterator``. Returns True
+    when it patched, False when the module was patched already.
+    """
+    cls = module._MultiNodeIteratorSlave
+    if getattr(cls, '_chainer_vfbn_patched', False):
+        return False
+    original = cls.__init__
+
+    def __init__(self, communicator, rank_master):
+        original(self, _ScalarSizeCommunicator(communicator), rank_master)
+        self.communicator = communicator
+
+    __init__.__wrapped__ = original
+    cls.__init__ = __init__
+    cls._chainer_vfbn_patched = True
+    return True
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the real loader, then patches the module it loaded."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        patch_multi_node_iterator(module)
+
+    def __getattr__(self, name):  # get_source etc., for tracebacks
+        return getattr(self._loader, name)
+
+
+class _MultiNodeIteratorHook(importlib.abc.MetaPathFinder):
+    """Patches ChainerMN's multi-node iterator module when it is imported."""
+
+    def find_spec(self, name, path, target=None):
+        if name != MULTI_NODE_ITERATOR:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+def install_multi_node_iterator_patch():
+    """Patch the multi-node iterator now if loaded, else when it is imported."""
+    module = sys.modules.get(MULTI_NODE_ITERATOR)
+    if module is not None:
+        patch_multi_node_iterator(module)
+        return
+    if not any(isinstance(f, _MultiNodeIteratorHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _MultiNodeIteratorHook())
+
+
 def apply():
     """Apply every import-time shim; safe to call more than once."""
     silence_known_warnings()
     restore_numpy_sctypes()
     replace_environment_check()
+    install_multi_node_iterator_patch()
 
 
 apply()

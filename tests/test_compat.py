@@ -62,3 +62,12 @@ def test_apply_is_idempotent():
         numpy.longdouble in numpy.sctypes['float']
     new = [f for f in warnings.filters if f not in before]
     assert len(new) <= 2
+    # The multi-node iterator patch: one import hook at most, or the module
+    # (if some test imported chainermn already) patched in place.
+    hooks = [f for f in sys.meta_path
+             if isinstance(f, _compat._MultiNodeIteratorHook)]
+    module = sys.modules.get(_compat.MULTI_NODE_ITERATOR)
+    if module is None:
+        assert len(hooks) == 1
+    else:
+        assert module._MultiNodeIteratorSlave._chainer_vfbn_patched

@@ -1,0 +1,126 @@
+"""chainer_vfbn._compat item 4: ChainerMN's multi-node iterator on NumPy 2.
+
+``chainermn.iterators.create_multi_node_iterator`` makes the non-master
+ranks call ``int()`` on a 1-element array (the dataset size), which NumPy
+>= 2.4 rejects and NumPy 1.25-2.3 warn about. The tests launch
+``mpiexec -n 2`` on this file (its ``__main__`` is the worker) with
+warnings as errors, so the unpatched iterator fails on either stack, and
+check that, patched, both ranks see the same batches across an epoch
+boundary. They skip where ``mpiexec`` or ``mpi4py`` is missing.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import chainer_vfbn  # NOQA  (before chainer: installs the patch)
+
+import numpy  # NOQA
+import pytest  # NOQA
+
+N_DATA, BATCH, STEPS = 10, 4, 4   # 2.5 batches per epoch: crosses an epoch
+
+
+def _worker(mode):
+    """One rank: build the iterator, take STEPS batches, print them."""
+    import chainer
+    import chainermn
+    from chainermn.iterators import multi_node_iterator as mni
+    from mpi4py import MPI
+    try:
+        if mode == 'unpatched':
+            cls = mni._MultiNodeIteratorSlave
+            cls.__init__ = cls.__init__.__wrapped__
+        comm = chainermn.create_communicator('naive')
+        x = numpy.arange(N_DATA * 3, dtype=numpy.float32).reshape(N_DATA, 3)
+        t = numpy.arange(N_DATA, dtype=numpy.int32)
+        dataset = chainer.datasets.TupleDataset(x, t)
+        if comm.rank != 0:
+            dataset = None  # only the master reads data
+        actual = None
+        if comm.rank == 0:
+            numpy.random.seed(3)
+            actual = chainer.iterators.SerialIterator(dataset, BATCH,
+                                                      shuffle=True)
+        it = chainermn.iterators.create_multi_node_iterator(actual, comm)
+        batches = []
+        for _ in range(STEPS):
+            batch = it.next()
+            batches.append({
+                'x': [b[0].tolist() for b in batch],
+                't': [int(b[1]) for b in batch],
+                'epoch': int(it.epoch),
+                'epoch_detail': float(it.epoch_detail),
+                'is_new_epoch': bool(it.is_new_epoch)})
+        print('RESULT ' + json.dumps({
+            'rank': comm.rank, 'batches': batches,
+            'patched': bool(getattr(mni._MultiNodeIteratorSlave,
+                                    '_chainer_vfbn_patched', False))}),
+              flush=True)
+    except BaseException as e:  # one rank failing must stop both
+        print('RANK %d FAILED: %s: %s' % (MPI.COMM_WORLD.rank,
+                                         type(e).__name__, e), flush=True)
+        MPI.COMM_WORLD.Abort(3)
+
+
+def _run(mode):
+    if shutil.which('mpiexec') is None:
+        pytest.skip('mpiexec is not installed (apt-get install openmpi-bin '
+                    'libopenmpi-dev)')
+    pytest.importorskip('mpi4py', reason="mpi4py is not installed (the "
+                        "'mpi' extra)")
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    cmd = ['mpiexec', '--allow-run-as-root', '--oversubscribe', '-n', '2',
+           sys.executable, '-W', 'error::DeprecationWarning',
+           os.path.abspath(__file__), mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          timeout=120, cwd=REPO)
+    results = [json.loads(line[len('RESULT '):])
+               for line in proc.stdout.splitlines()
+               if line.startswith('RESULT ')]
+    return proc, sorted(results, key=lambda r: r['rank'])
+
+
+def test_patched_iterator_gives_every_rank_the_same_batches():
+    proc, results = _run('patched')
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [r['rank'] for r in results] == [0, 1]
+    master, slave = results
+    assert slave['patched']
+    assert slave['batches'] == master['batches']
+    # The run really crossed an epoch (2.5 batches each) on both ranks.
+    epochs = [b['epoch'] for b in slave['batches']]
+    assert epochs == [0, 0, 1, 1]
+    assert [b['is_new_epoch'] for b in slave['batches']] == \
+        [False, False, True, False]
+    assert slave['batches'][0]['epoch_detail'] == pytest.approx(
+        BATCH / N_DATA)
+    # Shuffled: the first epoch (2 batches and half of the third) is a
+    # permutation of the data set, not in order.
+    first = [t for b in slave['batches'][:2] for t in b['t']] + \
+        slave['batches'][2]['t'][:N_DATA - 2 * BATCH]
+    assert sorted(first) == list(range(N_DATA))
+    assert first != list(range(N_DATA))
+
+
+def test_unpatched_iterator_fails_on_the_slave_rank():
+    """What the patch is for: the same run without it stops on rank 1."""
+    proc, results = _run('unpatched')
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert 'RANK 1 FAILED' in out, out[-3000:]
+    if tuple(int(v) for v in numpy.__version__.split('.')[:2]) >= (2, 4):
+        assert 'only 0-dimensional arrays can be converted' in out
+    else:
+        assert 'Conversion of an array with ndim > 0 to a scalar' in out
+
+
+if __name__ == '__main__':
+    _worker(sys.argv[1])
