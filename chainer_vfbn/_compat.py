@@ -188,7 +188,7 @@ class _MultiNodeIteratorHook(importlib.abc.MetaPathFinder):
 
 
 def install_multi_node_iterator_patch():
-    """Patch the multi-node iterator now if loaded, else when it is imported."""
+    """Patch the multi-node iterator now if loaded, else once imported."""
     module = sys.modules.get(MULTI_NODE_ITERATOR)
     if module is not None:
         patch_multi_node_iterator(module)

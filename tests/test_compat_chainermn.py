@@ -64,8 +64,8 @@ def _worker(mode):
                                     '_chainer_vfbn_patched', False))}),
               flush=True)
     except BaseException as e:  # one rank failing must stop both
-        print('RANK %d FAILED: %s: %s' % (MPI.COMM_WORLD.rank,
-                                         type(e).__name__, e), flush=True)
+        print('RANK %d FAILED: %s: %s'
+              % (MPI.COMM_WORLD.rank, type(e).__name__, e), flush=True)
         MPI.COMM_WORLD.Abort(3)
 
 
