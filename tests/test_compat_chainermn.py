@@ -10,7 +10,6 @@ boundary. They skip where ``mpiexec`` or ``mpi4py`` is missing.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -23,6 +22,8 @@ import chainer_vfbn  # NOQA  (before chainer: installs the patch)
 
 import numpy  # NOQA
 import pytest  # NOQA
+
+import _mpi  # NOQA  (tests/_mpi.py)
 
 N_DATA, BATCH, STEPS = 10, 4, 4   # 2.5 batches per epoch: crosses an epoch
 
@@ -70,18 +71,12 @@ def _worker(mode):
 
 
 def _run(mode):
-    if shutil.which('mpiexec') is None:
-        pytest.skip('mpiexec is not installed (apt-get install openmpi-bin '
-                    'libopenmpi-dev)')
-    pytest.importorskip('mpi4py', reason="mpi4py is not installed (the "
-                        "'mpi' extra)")
-    env = dict(os.environ, OMP_NUM_THREADS='1',
-               PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    cmd = ['mpiexec', '--allow-run-as-root', '--oversubscribe', '-n', '2',
-           sys.executable, '-W', 'error::DeprecationWarning',
-           os.path.abspath(__file__), mode]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                          timeout=120, cwd=REPO)
+    _mpi.require_mpi()
+    cmd = _mpi.MPIEXEC + ['-n', '2', sys.executable, '-W',
+                          'error::DeprecationWarning',
+                          os.path.abspath(__file__), mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=_mpi.env(), timeout=120, cwd=REPO)
     results = [json.loads(line[len('RESULT '):])
                for line in proc.stdout.splitlines()
                if line.startswith('RESULT ')]

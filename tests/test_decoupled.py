@@ -18,7 +18,6 @@ They skip, with the reason, where ``mpiexec`` or ``mpi4py`` is missing.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,13 +34,14 @@ import chainer  # NOQA
 import numpy  # NOQA
 import pytest  # NOQA
 
+import _mpi  # NOQA  (tests/_mpi.py)
 from chainer_vfbn import recipes  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 ARCH = 'resnet8-paper'
 N_DATA, BATCH = 20, 8          # 2.5 batches per epoch: crosses epochs
 LR, ALPHA_GS = 0.05, 1e-3
-MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
+MPIEXEC = _mpi.MPIEXEC
 
 
 def _data():
@@ -137,30 +137,16 @@ def _worker(out, configs):
 # ------------------------------------------------------------- the tests
 def _launch_requirements():
     import pytest
-    if shutil.which('mpiexec') is None:
-        pytest.skip('mpiexec is not installed (apt-get install openmpi-bin '
-                    'libopenmpi-dev)')
-    try:
-        import mpi4py  # NOQA
-    except ImportError:
-        pytest.skip('mpi4py is not installed in this environment '
-                    "(pip install mpi4py, or the 'mpi' extra)")
+    _mpi.require_mpi()
     try:
         import chainermn  # NOQA
     except ImportError as e:
         pytest.skip('chainermn does not import: %s' % e)
 
 
-def _env():
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = '1'
-    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
-    return env
-
-
 def _mpirun(n, args, timeout=120):
     cmd = MPIEXEC + ['-n', str(n), sys.executable] + args
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(),
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_mpi.env(),
                           timeout=timeout, cwd=REPO)
     assert proc.returncode == 0, (
         'mpiexec failed (%d):\n%s\n%s' % (proc.returncode, proc.stdout[-3000:],
@@ -395,7 +381,7 @@ def _cli(n, out, data_dir, *extra, check=True):
                      '--batchsize', '16', '--data-dir', data_dir,
                      '--test-batchsize', '500', '--tta-interval', '0',
                      '--no-progress', '--out', out] + list(extra)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(),
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_mpi.env(),
                           timeout=120, cwd=REPO)
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -501,7 +487,7 @@ def _start_long_run(out, **extra):
     cmd = MPIEXEC + ['-n', '2', sys.executable, os.path.abspath(__file__),
                      'worker', out, json.dumps([cfg])]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(),
+                            stderr=subprocess.PIPE, text=True, env=_mpi.env(),
                             cwd=REPO, start_new_session=True)
 
 
