@@ -84,3 +84,63 @@ def print_header(info, device):
     if device.xp is numpy:
         print('threads:  OMP_NUM_THREADS=%s'
               % os.environ.get('OMP_NUM_THREADS', 'unset'))
+
+
+def split_steps(net, split, method, batchsize, seed=0):
+    """The per-rank pieces of one K = 2 step cut after ``split``.
+
+    Returns ``(h_shape, steps)``: ``steps`` maps ``bottom`` (the bottom
+    module's forward and backward, given ``∂ℓ/∂h``), ``top`` (the top's
+    forward, loss and backward), ``dhat`` (the ``method`` synthesizer's
+    ``δ̂``) and ``dhat_train`` (``δ̂`` and the backward of Eq. 3's loss) to
+    functions of no argument, on fixed random inputs. Timed by
+    ``bench_decoupled.py``, counted by ``count_macs.py``.
+    """
+    import chainer.functions as F
+    from chainer_vfbn.synthesizers import build_synthesizer
+    rng = numpy.random.RandomState(seed)
+    x = rng.standard_normal((batchsize, 3, net.insize, net.insize))
+    x = x.astype(numpy.float32)
+    t = rng.randint(0, net.n_class, batchsize).astype(numpy.int32)
+    bottom, top = net.split(split)
+    h = bottom(x).array
+    synth = build_synthesizer(method, h.shape[1:], net.n_class)
+    target = numpy.zeros_like(h)
+
+    def bottom_step():
+        y = bottom(x)
+        bottom.cleargrads()
+        y.grad = numpy.ones_like(y.array)
+        y.backward()
+
+    def top_step():
+        loss = F.softmax_cross_entropy(top(chainer.Variable(h)), t)
+        top.cleargrads()
+        loss.backward()
+
+    def dhat():
+        synth(chainer.Variable(h), t)
+
+    def dhat_train():
+        loss = F.sum(F.squared_difference(
+            synth(chainer.Variable(h), t), target))
+        synth.cleargrads()
+        loss.backward()
+
+    return h.shape, {'bottom': bottom_step, 'top': top_step, 'dhat': dhat,
+                     'dhat_train': dhat_train}
+
+
+def pipeline_bounds(c):
+    """The most a 2-rank pipeline gains on model-parallel BP, from costs.
+
+    ``c`` has the cost (seconds, MACs, ...) of each of :func:`split_steps`'
+    pieces. Model-parallel BP takes ``bottom + top`` per step, a pipeline
+    its slowest rank: ``free`` for a synthesizer costing nothing, ``above``
+    and ``below`` for ``--synth-placement`` (``below``: the bottom also
+    recomputes δ̂ and trains, s >= 1).
+    """
+    b, t, d, dt = c['bottom'], c['top'], c['dhat'], c['dhat_train']
+    return {'free': (b + t) / max(b, t),
+            'above': (b + t) / max(b + d, t + dt),
+            'below': (b + t) / max(b + d + dt, t)}

@@ -165,11 +165,9 @@ def costs(opts):
     synthesizer's δ̂ (its forward and v_f's backward) and δ̂ plus the
     training step of Eq. 3 (double backward), for each split.
     """
-    import chainer
-    import chainer.functions as F
     import numpy
+    from _common import split_steps
     from chainer_vfbn.models import resnet_cifar
-    from chainer_vfbn.synthesizers import build_synthesizer
 
     def best(f, n=3):
         f()
@@ -182,42 +180,12 @@ def costs(opts):
 
     numpy.random.seed(0)
     net = resnet_cifar(opts.arch)
-    rng = numpy.random.RandomState(0)
-    x = rng.standard_normal((opts.batchsize, 3, net.insize, net.insize))
-    x = x.astype(numpy.float32)
-    t = rng.randint(0, net.n_class, opts.batchsize).astype(numpy.int32)
     out = {}
     extra = [s for s in (opts.split or '').split(',') if s]
     for split in [net.default_split] + extra:
-        bottom, top = net.split(split)
-        h = bottom(x).array
-
-        def bottom_step():
-            y = bottom(x)
-            bottom.cleargrads()
-            y.grad = numpy.ones_like(y.array)
-            y.backward()
-
-        def top_step():
-            loss = F.softmax_cross_entropy(top(chainer.Variable(h)), t)
-            top.cleargrads()
-            loss.backward()
-
-        synth = build_synthesizer(opts.method, h.shape[1:], net.n_class)
-        target = numpy.zeros_like(h)
-
-        def dhat():
-            synth(chainer.Variable(h), t)
-
-        def dhat_train():
-            loss = F.sum(F.squared_difference(
-                synth(chainer.Variable(h), t), target))
-            synth.cleargrads()
-            loss.backward()
-
-        out[split] = {'h': list(h.shape), 'bottom': best(bottom_step),
-                      'top': best(top_step), 'dhat': best(dhat),
-                      'dhat_train': best(dhat_train)}
+        h_shape, steps = split_steps(net, split, opts.method, opts.batchsize)
+        out[split] = {name: best(f) for name, f in steps.items()}
+        out[split]['h'] = list(h_shape)
     with open(opts.result, 'w') as f:
         json.dump(out, f)
 
@@ -227,15 +195,13 @@ def _print_costs(cost, method):
     print('%-14s %-16s %7s %7s %7s %9s %11s %11s'
           % ('split after', 'h', 'bottom', 'top', 'δ̂', 'δ̂+train',
              'bound above', 'bound below'))
+    from _common import pipeline_bounds
     for split, c in cost.items():
-        b, t, d, dt = c['bottom'], c['top'], c['dhat'], c['dhat_train']
-        # Model-parallel BP runs b + t per step; a pipeline, the slowest
-        # rank. 'below': the bottom also recomputes δ̂ and trains (s >= 1).
-        above = (b + t) / max(b + d, t + dt)
-        below = (b + t) / max(b + d + dt, t)
+        bound = pipeline_bounds(c)
         print('%-14s %-16s %7.3f %7.3f %7.3f %9.3f %10.2fx %10.2fx'
-              % (split, 'x'.join(str(n) for n in c['h'][1:]), b, t, d, dt,
-                 above, below))
+              % (split, 'x'.join(str(n) for n in c['h'][1:]), c['bottom'],
+                 c['top'], c['dhat'], c['dhat_train'], bound['above'],
+                 bound['below']))
     print('(seconds per step at 1 thread, best of 3; %s synthesizer; bound ='
           ' (bottom + top) / slowest rank, i.e. the most a decoupled run can'
           ' gain on model-parallel BP with these costs, before messages)'

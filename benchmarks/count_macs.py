@@ -34,15 +34,14 @@ Usage::
 import argparse
 import sys
 
-import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+# _common first: it imports chainer_vfbn (its compat shims) before chainer.
+from _common import pipeline_bounds, split_steps
 
-import chainer  # NOQA
-import chainer.functions as F  # NOQA
-import numpy  # NOQA
-from chainer.utils import conv  # NOQA
+import chainer
+import numpy
+from chainer.utils import conv
 
-from chainer_vfbn.models import resnet_cifar  # NOQA
-from chainer_vfbn.synthesizers import build_synthesizer  # NOQA
+from chainer_vfbn.models import resnet_cifar
 
 
 def _conv_macs(function, in_data):
@@ -123,7 +122,7 @@ class MACCounter(chainer.FunctionHook):
 
         with MACCounter() as c:
             loss.backward()
-        c.total, c.by_function
+        c.total
 
     Functions it does not count that do matrix products (other
     convolutions, ``F.tensordot``, ``F.einsum``, ...) are listed in
@@ -141,11 +140,9 @@ class MACCounter(chainer.FunctionHook):
 
     def __init__(self):
         self.total = 0
-        self.by_function = {}
         self.unknown = set()
 
     def forward_preprocess(self, function, in_data):
-        label = function.label
         cls = type(function)
         counter = COUNTERS.get(cls.__name__)
         if counter is None:
@@ -154,9 +151,7 @@ class MACCounter(chainer.FunctionHook):
                     and cls.__name__ not in self.NO_PRODUCT):
                 self.unknown.add(cls.__name__)
             return
-        macs = int(counter(function, in_data))
-        self.total += macs
-        self.by_function[label] = self.by_function.get(label, 0) + macs
+        self.total += int(counter(function, in_data))
 
 
 def count(f):
@@ -169,43 +164,10 @@ def count(f):
     return counter.total
 
 
-def split_costs(net, split, method, batchsize=4, seed=0):
-    """MACs per image of each part of a K = 2 step cut after ``split``."""
-    rng = numpy.random.RandomState(seed)
-    x = rng.standard_normal((batchsize, 3, net.insize, net.insize))
-    x = x.astype(numpy.float32)
-    t = rng.randint(0, net.n_class, batchsize).astype(numpy.int32)
-    bottom, top = net.split(split)
-    h = bottom(x).array
-
-    def bottom_step():
-        y = bottom(x)
-        y.grad = numpy.ones_like(y.array)
-        y.backward()
-
-    def top_step():
-        F.softmax_cross_entropy(top(chainer.Variable(h)), t).backward()
-
-    synth = build_synthesizer(method, h.shape[1:], net.n_class)
-
-    def dhat():
-        synth(chainer.Variable(h), t)
-
-    def dhat_train():
-        F.sum(F.squared_difference(synth(chainer.Variable(h), t),
-                                   numpy.zeros_like(h))).backward()
-
-    return {name: count(f) / batchsize for name, f in (
-        ('bottom', bottom_step), ('top', top_step), ('dhat', dhat),
-        ('dhat_train', dhat_train))}
-
-
-def bounds(c):
-    """Best 2-rank pipeline gains on model-parallel BP, from costs ``c``."""
-    b, t, d, dt = c['bottom'], c['top'], c['dhat'], c['dhat_train']
-    return {'free': (b + t) / max(b, t),          # a synthesizer costing 0
-            'above': (b + t) / max(b + d, t + dt),
-            'below': (b + t) / max(b + d + dt, t)}
+def split_costs(net, split, method, batchsize=4):
+    """MACs per image of each piece of a K = 2 step cut after ``split``."""
+    _, steps = split_steps(net, split, method, batchsize)
+    return {name: count(f) / batchsize for name, f in steps.items()}
 
 
 def main(argv=None):
@@ -232,7 +194,7 @@ def main(argv=None):
         rows = []
         for split in splits:
             c = split_costs(net, split, args.method)
-            rows.append((split, c, bounds(c)))
+            rows.append((split, c, pipeline_bounds(c)))
         print()
         print('%s (paper split %s)' % (arch, net.default_split))
         print('%-15s %8s %8s %8s %10s %7s %9s %7s %7s %7s'
