@@ -39,16 +39,14 @@ def _worker(mode):
             cls = mni._MultiNodeIteratorSlave
             cls.__init__ = cls.__init__.__wrapped__
         comm = chainermn.create_communicator('naive')
-        x = numpy.arange(N_DATA * 3, dtype=numpy.float32).reshape(N_DATA, 3)
-        t = numpy.arange(N_DATA, dtype=numpy.int32)
-        dataset = chainer.datasets.TupleDataset(x, t)
-        if comm.rank != 0:
-            dataset = None  # only the master reads data
-        actual = None
+        actual = None  # only the master reads data
         if comm.rank == 0:
+            x = numpy.arange(N_DATA * 3, dtype=numpy.float32)
+            t = numpy.arange(N_DATA, dtype=numpy.int32)
             numpy.random.seed(3)
-            actual = chainer.iterators.SerialIterator(dataset, BATCH,
-                                                      shuffle=True)
+            actual = chainer.iterators.SerialIterator(
+                chainer.datasets.TupleDataset(x.reshape(N_DATA, 3), t),
+                BATCH, shuffle=True)
         it = chainermn.iterators.create_multi_node_iterator(actual, comm)
         batches = []
         for _ in range(STEPS):
