@@ -89,7 +89,7 @@ import chainer
 from chainer.backends import cuda
 import chainer.functions as F
 
-from chainer_vfbn.updaters import _cos_and_relerr
+from chainer_vfbn import split_step
 
 # Message kinds.
 TRAIN = 1
@@ -233,6 +233,8 @@ class DecoupledWorker(object):
         lower_synth_optimizer (~chainer.Optimizer): Set up on
             ``lower_synthesizer``.
         lower_synth_name (str): Report prefix of synth_{k-1}.
+        target_scale (str): What the synthesizers predict (see
+            :mod:`chainer_vfbn.split_step`).
     """
 
     def __init__(self, comm, module, optimizer, synthesizer=None,
@@ -240,7 +242,9 @@ class DecoupledWorker(object):
                  loss_func=F.softmax_cross_entropy, device=None,
                  timeout=300.0, synth_name=None, synth_placement='below',
                  lower_synthesizer=None, lower_synth_optimizer=None,
-                 lower_synth_name=None):
+                 lower_synth_name=None, target_scale='batch-mean'):
+        split_step.check_target_scale(target_scale)
+        self.target_scale = target_scale
         self.comm = comm
         self.mpi_comm = comm.mpi_comm
         self.rank = comm.rank
@@ -482,13 +486,14 @@ class DecoupledWorker(object):
                     self._observe(self.synth_name + '/staleness',
                                   iteration - 1 - self._synth_version)
                 # a. δ̂ from a copy of h cut from the module's graph.
-                h_const = chainer.Variable(h.array)
-                grad_synth = self.synthesizer(h_const, t)
+                grad_synth, applied = split_step.synthesize(
+                    self.synthesizer, h.array, t, self.target_scale,
+                    self.synth_name)
                 # h goes up at once: the rank above can start.
                 self._isend(self.rank + 1, TAG_FORWARD, header, [h.array, t])
                 # b. Back-propagate δ̂ and update now (Eq. 2): no waiting.
                 module.cleargrads()
-                h.grad = grad_synth.array
+                h.grad = applied
                 h.backward()
                 h.unchain_backward()
                 if not self.is_first:
@@ -524,20 +529,13 @@ class DecoupledWorker(object):
         """'above': Eq. 3 for synth_{k-1} on this step, weights down."""
         synth = self.lower_synthesizer
         grad_synth = synth(chainer.Variable(h), t)
-        synth_loss = F.sum(F.squared_difference(grad_synth, grad_true))
-        synth.cleargrads()
-        synth_loss.backward()
-        self.lower_synth_optimizer.update()
+        values = split_step.regress(synth, self.lower_synth_optimizer,
+                                    grad_synth, grad_true, self.target_scale)
         self._lower_version += 1
         flat = self._flat_weights(synth)
         header = self._header(TRAIN, self._lower_version, 0, info, flat)
         self._isend(self.rank - 1, TAG_WEIGHTS, header, [flat])
-        cos, relerr = _cos_and_relerr(grad_true, grad_synth.array,
-                                      synth_loss.array)
-        name = self.lower_synth_name
-        self._observe(name + '/loss', synth_loss.array)
-        self._observe(name + '/cos', cos)
-        self._observe(name + '/relerr', relerr)
+        self._observe_all(self.lower_synth_name, values)
 
     @staticmethod
     def _params(link):
@@ -596,20 +594,13 @@ class DecoupledWorker(object):
             # Stale: the synthesizer changed since this forward; recompute
             # δ̂ for the same (h, t) with the current parameters.
             grad_synth = self.synthesizer(chainer.Variable(entry.h), entry.t)
-        synth = self.synthesizer
-        synth_loss = F.sum(F.squared_difference(grad_synth, grad_true))
-        synth.cleargrads()
-        synth_loss.backward()
-        self.synth_optimizer.update()
+        values = split_step.regress(self.synthesizer, self.synth_optimizer,
+                                    grad_synth, grad_true, self.target_scale)
         self._synth_version += 1
         for other in self._pending:  # their graphs now see changed weights
             other.grad_synth = None
-        cos, relerr = _cos_and_relerr(grad_true, grad_synth.array,
-                                      synth_loss.array)
         name = self.synth_name
-        self._observe(name + '/loss', synth_loss.array)
-        self._observe(name + '/cos', cos)
-        self._observe(name + '/relerr', relerr)
+        self._observe_all(name, values)
         self._observe(name + '/staleness', self.iteration - entry.iteration)
 
     def settle(self):
@@ -679,12 +670,16 @@ class DecoupledWorker(object):
     def _observe(self, key, value):
         self._obs[key].append(value)
 
+    def _observe_all(self, name, values):
+        for key, value in values.items():
+            self._observe('%s/%s' % (name, key), value)
+
     def pop_observation(self):
         """Means of what this rank observed since the last call.
 
         Returns:
             dict: ``key -> float``: ``main/loss``, ``main/accuracy`` (last
-            rank), ``<synth>/{loss,cos,relerr,staleness}`` (ranks below the
+            rank), ``<synth>/{loss,cos,relerr,norm_ratio,staleness}`` (ranks below the
             top), ``<synth>/staleness_max``, and ``rank{k}/wait_time``,
             seconds this rank spent blocked on its peers.
         """

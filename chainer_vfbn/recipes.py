@@ -23,6 +23,7 @@ import chainer
 import chainer.links as L
 from chainer import optimizers
 
+from chainer_vfbn import split_step
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.models.resnet import Sequence
 
@@ -109,7 +110,8 @@ def adam(link, alpha):
 
 
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
-                 weight_decay=1e-4, alpha_gs=None, n_hidden=256):
+                 weight_decay=1e-4, alpha_gs=None, n_hidden=256,
+                 target_scale='batch-mean'):
     """Build the links, optimizers and updater of a training method.
 
     Args:
@@ -124,6 +126,8 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         alpha_gs (float): Adam step size of the gradient synthesizers;
             ``None`` for :data:`DEFAULT_ALPHA_GS` of the method.
         n_hidden (int): Hidden units of the ``vfbn-mlp`` virtual network.
+        target_scale (str): What the synthesizers predict, δ or ``B·δ``
+            (:mod:`chainer_vfbn.split_step`); synthetic methods only.
 
     Returns:
         Method
@@ -137,6 +141,10 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         alpha_gs = DEFAULT_ALPHA_GS.get(method, 0.)
     if alpha_gs < 0:
         raise ValueError('alpha_gs must be >= 0, got %g' % alpha_gs)
+    split_step.check_target_scale(target_scale, method)
+    if target_scale != 'batch-mean' and method not in SYNTHETIC_METHODS:
+        raise ValueError('target scale %s needs a synthetic-gradient method, '
+                         'not %s' % (target_scale, method))
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     if method == 'bp':
@@ -193,14 +201,13 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                                 n_hidden=n_hidden) for name in names]
     opts = {'module%d' % k: momentum_sgd(m, **sgd)
             for k, m in enumerate(modules)}
-    for k, synth in enumerate(synths):
-        opts['synth' if len(synths) == 1 else 'synth%d' % k] = adam(
-            synth, alpha_gs)
+    for name, synth in zip(split_step.synth_names(len(synths)), synths):
+        opts[name] = adam(synth, alpha_gs)
 
     def make(iterator, converter, device):
         return updaters.SyntheticGradientUpdater(
             iterator, modules, synths, opts, converter=converter,
-            device=device)
+            device=device, target_scale=target_scale)
     return Method(method, net, opts, net, make, modules=modules,
                   synthesizers=synths,
                   decayed=['module%d' % k for k in range(len(modules))],

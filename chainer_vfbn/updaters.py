@@ -28,12 +28,7 @@ import chainer.functions as F
 from chainer.dataset import convert
 from chainer.training import updaters
 
-
-def _synth_names(n_splits):
-    """Optimizer (and report) names of the synthesizers, one per split."""
-    if n_splits == 1:
-        return ['synth']
-    return ['synth%d' % k for k in range(n_splits)]
+from chainer_vfbn import split_step
 
 
 def _check_optimizers(optimizers, links):
@@ -59,30 +54,6 @@ def _check_optimizers(optimizers, links):
             raise ValueError(
                 'optimizer %r must be set up on its own link (%r), '
                 'got one set up on %r' % (name, link, target))
-
-
-def _cos_and_relerr(grad_true, grad_synth, sq_err):
-    """Agreement of δ̂ with δ, flattened over the whole batch.
-
-    Args:
-        grad_true (array): δ, shape ``(B, C, H, W)`` (any shape).
-        grad_synth (array): δ̂, the same shape.
-        sq_err (array): ``||δ - δ̂||²``, a 0-dim array.
-
-    Returns:
-        tuple: 0-dim arrays ``cos = <δ, δ̂> / (||δ|| ||δ̂||)`` and
-        ``relerr = ||δ - δ̂|| / ||δ||`` (denominators floored at the dtype's
-        smallest normal number, so a zero gradient gives 0, not NaN).
-    """
-    xp = chainer.backend.get_array_module(grad_true)
-    d = grad_true.ravel()
-    s = grad_synth.ravel()
-    tiny = xp.finfo(d.dtype).tiny
-    norm_d = xp.sqrt(xp.dot(d, d))
-    norm_s = xp.sqrt(xp.dot(s, s))
-    cos = xp.dot(d, s) / xp.maximum(norm_d * norm_s, tiny)
-    relerr = xp.sqrt(sq_err) / xp.maximum(norm_d, tiny)
-    return cos, relerr
 
 
 class SyntheticGradientUpdater(updaters.StandardUpdater):
@@ -117,9 +88,10 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
 
     Reports: ``'main/loss'``, ``'main/accuracy'`` (the last module's), and
     for each split ``'<prefix>/loss'`` (``synth_loss``), ``'<prefix>/cos'``
-    (cosine similarity of δ̂ and δ over the whole batch) and
-    ``'<prefix>/relerr'`` (``||δ - δ̂|| / ||δ||``), with ``<prefix>`` the
-    synthesizer's optimizer name.
+    (cosine similarity of δ̂ and δ over the whole batch),
+    ``'<prefix>/relerr'`` (``||δ - δ̂|| / ||δ||``) and
+    ``'<prefix>/norm_ratio'`` (``||δ̂|| / ||δ||``), with ``<prefix>`` the
+    synthesizer's optimizer name (:func:`chainer_vfbn.split_step.agreement`).
 
     Args:
         iterator: Dataset iterator (or ``{'main': iterator}``) yielding
@@ -138,11 +110,16 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
             where they are).
         loss_func: ``loss_func(y, t)`` of the last module, the mean softmax
             cross-entropy by default.
+        target_scale (str): What the synthesizers predict, δ
+            (``'batch-mean'``) or ``B·δ`` (``'per-example'``, applied as
+            ``δ̂/B``); see :mod:`chainer_vfbn.split_step`.
     """
 
     def __init__(self, iterator, modules, synthesizers, optimizers,
                  converter=convert.concat_examples, device=None,
-                 loss_func=F.softmax_cross_entropy):
+                 loss_func=F.softmax_cross_entropy,
+                 target_scale='batch-mean'):
+        split_step.check_target_scale(target_scale)
         modules = list(modules)
         synthesizers = list(synthesizers)
         if len(modules) < 2:
@@ -153,7 +130,7 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
                 '%d modules need %d synthesizers (one per split), got %d'
                 % (len(modules), len(modules) - 1, len(synthesizers)))
         self.module_names = ['module%d' % k for k in range(len(modules))]
-        self.synth_names = _synth_names(len(synthesizers))
+        self.synth_names = split_step.synth_names(len(synthesizers))
         links = dict(zip(self.module_names, modules))
         links.update(zip(self.synth_names, synthesizers))
         _check_optimizers(optimizers, links)
@@ -163,6 +140,7 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
                          device=device, loss_func=loss_func)
         self.modules = modules
         self.synthesizers = synthesizers
+        self.target_scale = target_scale
 
     def update_core(self):
         iterator = self._iterators['main']
@@ -170,28 +148,24 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         opts = self._optimizers
 
         inp = x
-        splits = []  # (grad_synth, input Variable of the module above)
+        splits = []  # (prediction, input Variable of the module above)
         for k, synth in enumerate(self.synthesizers):
             module = self.modules[k]
             # a. The module's output, and δ̂ from a copy cut from its graph
             # (the synthesizer's own graph stays, for its update below).
             h = module(inp)
-            grad_synth = synth(chainer.Variable(h.array), t)
-            if grad_synth.shape != h.shape:
-                raise ValueError(
-                    'synthesizer %s returned a gradient of shape %s for an '
-                    'activation of shape %s' % (self.synth_names[k],
-                                                grad_synth.shape, h.shape))
+            prediction, grad_synth = split_step.synthesize(
+                synth, h.array, t, self.target_scale, self.synth_names[k])
             # b. Back-propagate δ̂ into module k and update it now (Eq. 2).
             module.cleargrads()
-            h.grad = grad_synth.array
+            h.grad = grad_synth
             h.backward()
             h.unchain_backward()
             opts[self.module_names[k]].update()
             # c. The module above starts from a fresh leaf: its .grad will be
             # the target δ of this split.
             inp = chainer.Variable(h.array)
-            splits.append((grad_synth, inp))
+            splits.append((prediction, inp))
 
         # d. The last module by plain back-prop on the task loss.
         top = self.modules[-1]
@@ -204,17 +178,10 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
                         'main/accuracy': F.accuracy(y, t)})
 
         # e. Regress each δ̂ onto its target δ (Eq. 3); δ is a constant.
-        for name, synth, (grad_synth, inp) in zip(
+        for name, synth, (prediction, inp) in zip(
                 self.synth_names, self.synthesizers, splits):
-            grad_true = inp.grad
-            synth_loss = F.sum(F.squared_difference(grad_synth, grad_true))
-            synth.cleargrads()
-            synth_loss.backward()
-            opts[name].update()
-            cos, relerr = _cos_and_relerr(grad_true, grad_synth.array,
-                                          synth_loss.array)
-            chainer.report({name + '/loss': synth_loss, name + '/cos': cos,
-                            name + '/relerr': relerr})
+            split_step.report(name, split_step.regress(
+                synth, opts[name], prediction, inp.grad, self.target_scale))
 
         if self.auto_new_epoch and iterator.is_new_epoch:
             # 'main' aliases the last module's optimizer: count it once.

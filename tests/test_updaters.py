@@ -92,7 +92,7 @@ def adam(link, alpha):
 
 def make_synthetic(splits, synth='vfbn', alpha_gs=1e-3, lr=0.1, seed=0,
                    loss_func=F.softmax_cross_entropy, synth_factory=None,
-                   data_seed=None):
+                   data_seed=None, target_scale='batch-mean'):
     """Net cut at ``splits``, one synthesizer per split, and their updater.
 
     ``seed`` seeds the initialization and, unless ``data_seed`` is given,
@@ -110,7 +110,8 @@ def make_synthetic(splits, synth='vfbn', alpha_gs=1e-3, lr=0.1, seed=0,
     opts.update({name: adam(s, alpha_gs) for name, s in zip(names, synths)})
     x, t = make_batch(seed if data_seed is None else data_seed)
     updater = SyntheticGradientUpdater(make_iterator(x, t), modules, synths,
-                                       opts, loss_func=loss_func)
+                                       opts, loss_func=loss_func,
+                                       target_scale=target_scale)
     return dict(net=net, modules=modules, synths=synths, names=names,
                 opts=opts, x=x, t=t, updater=updater)
 
@@ -161,7 +162,7 @@ def adam_first_step(before, grad, alpha):
 
 
 def agreement(grad_true, grad_synth):
-    """Hand Eq. 3 loss, cosine and relative error in float64."""
+    """Hand Eq. 3 loss, cosine, relative error and norm ratio in float64."""
     d = grad_true.astype(numpy.float64).ravel()
     s = grad_synth.astype(numpy.float64).ravel()
     loss = numpy.sum((d - s) ** 2)
@@ -169,7 +170,8 @@ def agreement(grad_true, grad_synth):
     # output layer) gives cos 0 rather than NaN.
     tiny = numpy.finfo(grad_true.dtype).tiny
     cos = d.dot(s) / max(numpy.linalg.norm(d) * numpy.linalg.norm(s), tiny)
-    return loss, cos, numpy.sqrt(loss) / max(numpy.linalg.norm(d), tiny)
+    norm_d = max(numpy.linalg.norm(d), tiny)
+    return loss, cos, numpy.sqrt(loss) / norm_d, numpy.linalg.norm(s) / norm_d
 
 
 def hand_two_modules(bottom, top, synth, x, t):
@@ -242,9 +244,13 @@ def test_two_modules_gradients_updates_and_reports(synth, alpha_gs):
         for name, p in synth_link.namedparams():
             assert not numpy.array_equal(p.array, before[2][name]), name
 
-    loss, cos, relerr = agreement(hand['grad_true'], hand['grad_synth'])
+    loss, cos, relerr, norm_ratio = agreement(hand['grad_true'],
+                                              hand['grad_synth'])
     assert sorted(report) == ['main/accuracy', 'main/loss', 'synth/cos',
-                              'synth/loss', 'synth/relerr']
+                              'synth/loss', 'synth/norm_ratio',
+                              'synth/relerr']
+    assert report['synth/norm_ratio'] == pytest.approx(norm_ratio, rel=1e-5,
+                                                       abs=1e-7)
     assert report['main/loss'] == pytest.approx(hand['loss'], rel=1e-6)
     assert report['synth/loss'] == pytest.approx(loss, rel=1e-5)
     assert report['synth/cos'] == pytest.approx(cos, rel=1e-5, abs=1e-6)
@@ -323,7 +329,7 @@ def test_three_modules_bootstrapped_target():
     assert 'synth/loss' not in report
     for k, (target, grad_synth, hand_synth) in enumerate(
             [(target0, grad_synth0, s0), (target1, grad_synth1, s1)]):
-        loss_k, cos_k, relerr_k = agreement(target, grad_synth.array)
+        loss_k, cos_k, relerr_k, _ = agreement(target, grad_synth.array)
         assert report['synth%d/loss' % k] == pytest.approx(loss_k, rel=1e-5)
         assert report['synth%d/cos' % k] == pytest.approx(cos_k, rel=1e-5,
                                                           abs=1e-6)
@@ -523,7 +529,34 @@ def test_with_project_synthesizers(method):
     assert hand['grad_synth'].shape == (BATCH, 64, 11, 11)
     assert_dicts_close(grads(bottom), hand['bottom'], rtol=1e-5, atol=1e-8)
     assert_dicts_close(grads(top), hand['top'], rtol=1e-6, atol=1e-9)
-    loss, cos, relerr = agreement(hand['grad_true'], hand['grad_synth'])
+    loss, cos, relerr, _ = agreement(hand['grad_true'], hand['grad_synth'])
     assert report['synth/loss'] == pytest.approx(loss, rel=1e-4)
     assert report['synth/cos'] == pytest.approx(cos, rel=1e-4, abs=1e-5)
     assert report['synth/relerr'] == pytest.approx(relerr, rel=1e-4)
+
+
+def test_per_example_target_scale_applies_the_same_gradient():
+    """A per-example synthesizer with B times the weights of a batch-mean one
+    applies the same δ̂ to the bottom, and regresses onto B·δ."""
+    ref = make_synthetic(['stage2_unit1'], synth='dni', alpha_gs=0.)
+    per = make_synthetic(['stage2_unit1'], synth='dni', alpha_gs=0.,
+                         target_scale='per-example')
+    conv = per['synths'][0].conv
+    assert numpy.abs(conv.W.array).max() > 0   # a non-zero prediction
+    conv.W.array *= BATCH
+    conv.b.array[...] = 0.01 * BATCH
+    ref['synths'][0].conv.b.array[...] = 0.01
+    rep_ref = update(ref['updater'])
+    rep_per = update(per['updater'])
+    assert_dicts_close(params(per['modules'][0]), params(ref['modules'][0]),
+                       rtol=1e-5, atol=1e-8)
+    for key in ('synth/cos', 'synth/relerr', 'synth/norm_ratio'):
+        assert rep_per[key] == pytest.approx(rep_ref[key], rel=1e-4), key
+    assert rep_ref['synth/norm_ratio'] > 0
+    assert rep_per['synth/loss'] == pytest.approx(
+        BATCH ** 2 * rep_ref['synth/loss'], rel=1e-4)
+
+
+def test_target_scale_is_checked():
+    with pytest.raises(ValueError, match='unknown target scale'):
+        make_synthetic(['stage2_unit1'], target_scale='per-sample')

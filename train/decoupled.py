@@ -51,6 +51,7 @@ import chainer  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import decoupled  # NOQA
+from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn import recipes  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
@@ -117,7 +118,8 @@ class _Parts(object):
             else:
                 method = recipes.build_method(
                     args.method, net, split_at=split_at,
-                    alpha_gs=args.alpha_gs, n_hidden=args.n_hidden, **sgd)
+                    alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,
+                    target_scale=args.synth_target_scale, **sgd)
                 self.modules = method.modules
                 self.synthesizers = method.synthesizers
                 self.optimizers = method.optimizers
@@ -126,7 +128,7 @@ class _Parts(object):
             raise UserError(str(e))
 
     def synth_name(self, k):
-        return 'synth' if len(self.modules) == 2 else 'synth%d' % k
+        return split_step.synth_names(len(self.modules) - 1)[k]
 
 
 class _RankState(object):
@@ -358,7 +360,8 @@ def _setup(args, comm):
         lower_synthesizer=parts.synthesizers[k - 1] if has_lower else None,
         lower_synth_optimizer=(parts.optimizers[parts.synth_name(k - 1)]
                                if has_lower else None),
-        lower_synth_name=parts.synth_name(k - 1) if has_lower else None)
+        lower_synth_name=parts.synth_name(k - 1) if has_lower else None,
+        target_scale=args.synth_target_scale)
     return device, net, parts, worker, data, manifest
 
 

@@ -59,26 +59,20 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 TRAIN_SCRIPT = os.path.join(HERE, 'train_cifar.py')
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+from chainer_vfbn import protocol  # NOQA
+
+MINI_RECORDS = os.path.join(REPO, 'docs', 'results', 'mini')
+# The real CIFAR-10 subset beside the checkout (the project's shared/).
+MINI_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data',
+                         'cifar-10-mini')
 
 # row -> (label, train_cifar.py arguments, the paper's Table 1 test error %)
-ROWS = collections.OrderedDict([
-    ('bp', ('Back prop', ['--method', 'bp'], 5.15)),
-    ('bottom-bp', ('Bottom half with back prop', ['--method', 'bottom-bp'],
-                   5.76)),
-    ('layerwise', ('Layer-wise supervised loss', ['--method', 'layerwise'],
-                   5.71)),
-    ('dni-resnet', ("Jaderberg's small-ResNet", ['--method', 'dni-resnet'],
-                    20.45)),
-    ('dni-linear', ("Jaderberg's Linear", ['--method', 'dni-linear'], 15.56)),
-    ('vfbn-alpha0', ('VFBN, alpha_gs = 0',
-                     ['--method', 'vfbn', '--alpha-gs', '0'], 5.73)),
-    ('vfbn', ('VFBN, alpha_gs = 1e-3',
-              ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
-    ('vfbn-linear', ('VFBN, linear v_f (Eq. 8)', ['--method', 'vfbn-linear'],
-                     None)),
-    ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
-])
+ROWS = protocol.ROWS
 
 SCHEDULES = collections.OrderedDict([
     ('paper', dict(
@@ -96,6 +90,11 @@ SCHEDULES = collections.OrderedDict([
         about='ResNet-20 paper preset, 10 standard epochs, lr x0.1 after '
               'epochs 4 and 8; meant for under 20 min for all rows on one '
               'GPU, NOT timed (no GPU was lent when it was written)')),
+    ('mini', dict(
+        dataset='cifar10', args=[],
+        about='the evidence protocol on the real cifar-10-mini subset: '
+              'validation split, equal alpha_gs tuning for every synthetic '
+              'row, seeds (chainer_vfbn/protocol.py)')),
     ('smoke', dict(
         dataset='sample',
         args=['--arch', 'resnet8-paper', '--batchsize', '50',
@@ -442,6 +441,24 @@ def parse_args(argv=None):
                    help='where cifar-10-python.tar.gz is (passed on)')
     p.add_argument('--report-only', action='store_true',
                    help='train nothing; rewrite the table and plots')
+    mini = p.add_argument_group('--schedule mini (chainer_vfbn/protocol.py)')
+    mini.add_argument('--phase', default='all',
+                      choices=('all',) + protocol.PHASES + ('report',),
+                      help='all: length and tune, then final, then report')
+    mini.add_argument('--jobs', '-j', type=int, default=1,
+                      help='runs at once, one BLAS thread each')
+    mini.add_argument('--records', default=None,
+                      help='folder of the run records (default: '
+                           'docs/results/mini, or docs/results/mini-<arch> '
+                           'with --arch)')
+    mini.add_argument('--arch', default=None,
+                      help='another network than the protocol\'s %s'
+                           % protocol.MINI['arch'])
+    mini.add_argument('--untuned', action='store_true',
+                      help='final phase without tuning records: the '
+                           'default alpha_gs of each method')
+    mini.add_argument('--deadline', type=float, default=None,
+                      help='Unix time after which no run starts')
     p.add_argument('extra', nargs='*',
                    help='after "--": more train_cifar.py options for every '
                         'row')
@@ -459,13 +476,70 @@ def parse_args(argv=None):
     if not seeds or len(set(seeds)) != len(seeds):
         p.error('--seeds must name distinct integers, got %r' % args.seeds)
     args.rows, args.seeds = rows, seeds
+    if args.jobs < 1:
+        p.error('--jobs must be >= 1')
+    if args.schedule != 'mini':
+        for flag, value in (('--arch', args.arch), ('--records', args.records),
+                            ('--deadline', args.deadline)):
+            if value is not None:
+                p.error('%s is for --schedule mini' % flag)
+    elif args.extra:
+        p.error('--schedule mini takes no extra train_cifar.py options: '
+                'every setting is the protocol\'s')
+    if args.schedule == 'mini' and args.records is None:
+        args.records = MINI_RECORDS + ('-' + args.arch if args.arch else '')
+    if args.schedule == 'mini' and args.data_dir is None:
+        args.data_dir = MINI_DATA
     if args.out is None:
         args.out = os.path.join('result', 'table1-%s' % args.schedule)
     return args
 
 
+def main_mini(args, popen=subprocess.Popen):
+    """``--schedule mini``: the phases of :mod:`chainer_vfbn.protocol`."""
+    s = protocol.settings(args.arch)
+    rows = args.rows
+    phases = {'all': ('length', 'tune', 'final'), 'report': ()}.get(
+        args.phase, (args.phase,))
+    failed = []
+    try:
+        first = [r for ph in phases if ph != 'final'
+                 for r in protocol.plan(ph, s, rows=rows)]
+        if first:
+            result = protocol.run_pool(
+                first, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
+                args.device, args.data_dir, args.deadline, popen=popen)
+            failed += [k for k, v in result.items() if v.startswith('failed')]
+        if 'final' in phases:
+            chosen = protocol.default_alphas() if args.untuned else \
+                protocol.chosen_settings(s, args.records)
+            missing = [r for r in rows if r in protocol.TUNED_ROWS and
+                       r not in chosen]
+            if missing:
+                print('mini: final runs wait for the tuning of %s; running '
+                      'the others' % ', '.join(missing))
+            final = protocol.plan('final', s, chosen=chosen, rows=[
+                r for r in rows if r not in missing])
+            result = protocol.run_pool(
+                final, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
+                args.device, args.data_dir, args.deadline, popen=popen)
+            failed += [k for k, v in result.items() if v.startswith('failed')]
+        os.makedirs(args.records, exist_ok=True)
+        protocol.write_report(s, args.records)
+    except protocol.ProtocolError as e:
+        sys.stderr.write('reproduce.py: error: %s\n' % e)
+        return 2
+    if failed:
+        sys.stderr.write('reproduce.py: %d run(s) failed: %s\n'
+                         % (len(failed), ', '.join(failed)))
+        return 1
+    return 0
+
+
 def main(argv=None, runner=subprocess_runner):
     args = parse_args(argv)
+    if args.schedule == 'mini':
+        return main_mini(args)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:

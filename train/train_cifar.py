@@ -38,6 +38,7 @@ from chainer.training import extensions  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
@@ -97,6 +98,13 @@ def parse_args(argv=None):
                         'untrained; default: 1e-3 for vfbn*, the paper\'s '
                         'alpha_gs, and 1e-7 for dni-*, see '
                         'chainer_vfbn.recipes.DEFAULT_ALPHA_GS)')
+    p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
+                   default='batch-mean',
+                   help='what a DNI synthesizer predicts: delta of the '
+                        'batch-mean loss (batch-mean), or B*delta, applied '
+                        'as its prediction / B (per-example: alpha_gs then '
+                        'does not depend on the batch size); VFBN has the '
+                        'batch-mean scale by construction')
     p.add_argument('--n-hidden', type=int, default=256,
                    help='hidden units of the vfbn-mlp virtual network')
     p.add_argument('--recipe', default='mitmul2016', choices=sorted(RECIPES),
@@ -120,7 +128,7 @@ def parse_args(argv=None):
     p.add_argument('--learnrate', '-l', type=float, default=rec['learnrate'])
     p.add_argument('--momentum', type=float, default=rec['momentum'])
     p.add_argument('--weight-decay', type=float, default=rec['weight_decay'])
-    p.add_argument('--lr-step', type=int, default=rec['lr_step'],
+    p.add_argument('--lr-step', type=float, default=rec['lr_step'],
                    help='standard epochs between learning-rate decays')
     p.add_argument('--lr-decay', type=float, default=rec['lr_decay'])
     p.add_argument('--seed', type=int, default=0)
@@ -142,6 +150,12 @@ def parse_args(argv=None):
     p.add_argument('--no-download', dest='download', action='store_false',
                    help='never download the official archive; stop if it is '
                         'not found')
+    p.add_argument('--validation-split', type=float, default=0.,
+                   metavar='FRACTION',
+                   help='hold out this share of the training images (a '
+                        'fixed, stratified split, the same for every seed '
+                        'and method) and evaluate on it instead of the test '
+                        'set; 0: train on all, evaluate on the test set')
     p.add_argument('--augment', default=None, choices=('paper', 'standard'),
                    help='paper: 36 views of 24x24; standard: pad-crop-flip '
                         '(default: paper for *-paper archs, standard for *-he)')
@@ -177,7 +191,9 @@ def parse_args(argv=None):
         args.device = '@numpy' if args.gpu < 0 else '@cupy:%d' % args.gpu
     if args.device is None:
         args.device = '@numpy'
-    for name in ('batchsize', 'epoch', 'lr_step', 'frequency',
+    if not args.lr_step > 0:
+        p.error('--lr-step must be > 0')
+    for name in ('batchsize', 'epoch', 'frequency',
                  'eval_interval', 'test_batchsize', 'n_hidden'):
         if getattr(args, name) < 1:
             p.error('--%s must be >= 1' % name.replace('_', '-'))
@@ -185,6 +201,9 @@ def parse_args(argv=None):
         p.error('--iterations must be >= 1')
     if args.tta_interval < 0:
         p.error('--tta-interval must be >= 0')
+    if not 0 <= args.validation_split < 1:
+        p.error('--validation-split must be in [0, 1), got %r'
+                % args.validation_split)
     if args.alpha_gs is None:
         args.alpha_gs = recipes.DEFAULT_ALPHA_GS.get(args.method, 0.)
     if args.alpha_gs < 0:
@@ -273,6 +292,16 @@ def setup_data(args, insize):
                                  download=args.download)
     except datasets.DatasetError as e:
         raise UserError(str(e))
+    if args.validation_split:
+        train_idx, val_idx = datasets.validation_split(
+            train_t, args.validation_split)
+        (train_x, train_t), (test_x, test_t) = \
+            (train_x[train_idx], train_t[train_idx]), \
+            (train_x[val_idx], train_t[val_idx])
+        description += ('; validation split %g: training on %d, evaluating '
+                        'on %d held-out training images, not the test set'
+                        % (args.validation_split, len(train_idx),
+                           len(val_idx)))
     augment = args.augment or ('paper' if insize == 24 else 'standard')
     expected = 24 if augment == 'paper' else 32
     if expected != insize:
@@ -329,12 +358,13 @@ def build_trainer(args, method, train_iter, test, device, n_train):
         snapshot_on_error=True, n_retains=2),
         trigger=EpochsOrEnd(args.frequency, stop_iteration))
 
-    synth_keys = [k for k in ('synth', 'synth0', 'synth1', 'synth2', 'synth3')
-                  if k in updater.get_all_optimizers()]
+    synth_keys = split_step.synth_names(len(method.synthesizers)) \
+        if method.synthesizers else []
     columns = ['epoch', 'iteration', 'main/loss', 'main/accuracy',
                'validation/main/loss', 'validation/main/error',
                'validation/main/tta_error']
-    columns += ['%s/cos' % k for k in synth_keys]
+    columns += ['%s/%s' % (k, v) for k in synth_keys
+                for v in ('cos', 'norm_ratio')]
     columns += ['lr', 'elapsed_time']
     trainer.extend(extensions.PrintReport(columns))
     if extensions.PlotReport.available():
@@ -345,9 +375,10 @@ def build_trainer(args, method, train_iter, test, device, n_train):
             ['validation/main/error', 'validation/main/tta_error'], 'epoch',
             file_name='error.png', trigger=log_trigger))
         if synth_keys:
-            trainer.extend(extensions.PlotReport(
-                ['%s/cos' % k for k in synth_keys], 'iteration',
-                file_name='synth_cos.png', trigger=log_trigger))
+            for value in ('cos', 'relerr', 'norm_ratio'):
+                trainer.extend(extensions.PlotReport(
+                    ['%s/%s' % (k, value) for k in synth_keys], 'iteration',
+                    file_name='synth_%s.png' % value, trigger=log_trigger))
     else:
         print('plots skipped: matplotlib is not installed '
               "(pip install -e '.[plot]')")
@@ -365,10 +396,10 @@ def summary_dict(args, log, split_names, description, device, epochs,
     last = {}
     for entry in log:
         last.update(entry)
-    synth_cos = None
-    for key in ('synth/cos', 'synth0/cos'):
-        if key in last:
-            synth_cos = last[key]
+    synth = {}
+    for value in ('cos', 'relerr', 'norm_ratio'):
+        synth[value] = next((last[k + '/' + value] for k in ('synth', 'synth0')
+                             if k + '/' + value in last), None)
     return {
         'method': args.method, 'arch': args.arch, 'dataset': description,
         'alpha_gs': args.alpha_gs, 'split_at': split_names,
@@ -378,7 +409,11 @@ def summary_dict(args, log, split_names, description, device, epochs,
         'train_loss': last.get('main/loss'),
         'wall_time_s': wall,
         'images_per_sec': (images / wall) if wall else None,
-        'synth_cos': synth_cos, 'device': str(device),
+        'synth_cos': synth['cos'], 'synth_relerr': synth['relerr'],
+        'synth_norm_ratio': synth['norm_ratio'],
+        'train_accuracy': last.get('main/accuracy'),
+        'evaluated_on': 'validation' if args.validation_split else 'test',
+        'device': str(device),
     }
 
 
@@ -404,7 +439,8 @@ def run(args):
         method = recipes.build_method(
             args.method, net, split_at=split_at, lr=args.learnrate,
             momentum=args.momentum, weight_decay=args.weight_decay,
-            alpha_gs=args.alpha_gs, n_hidden=args.n_hidden)
+            alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,
+            target_scale=args.synth_target_scale)
     except ValueError as e:
         raise UserError(str(e))
     if args.resume is not None and not os.path.isfile(args.resume):

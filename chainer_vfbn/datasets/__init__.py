@@ -15,3 +15,4 @@ from chainer_vfbn.datasets.cifar10 import get_cifar10  # NOQA
 from chainer_vfbn.datasets.cifar10 import load_cifar10  # NOQA
 from chainer_vfbn.datasets.cifar10 import read_cifar10  # NOQA
 from chainer_vfbn.datasets.iterator import AugmentedIterator  # NOQA
+from chainer_vfbn.datasets.split import validation_split  # NOQA

@@ -1,0 +1,711 @@
+"""The ``mini`` protocol: Table 1 on the real cifar-10-mini subset, tuned fairly.
+
+Every setting is in :data:`MINI` and is written into each run's record. Three
+phases, each a list of runs of ``train/train_cifar.py``:
+
+``length``  back-prop on the validation split, evaluated every epoch: the
+            curve that shows whether ``epochs`` is long enough (the last fifth
+            of the epochs should gain less than one point).
+``tune``    every synthetic row, every ``alpha_gs`` of one grid (and, for the
+            free-form DNI rows, both target scales), in short runs on the
+            validation split; the lowest final validation error picks the
+            row's setting. ``vfbn-alpha0`` is the paper's untrained row and is
+            not tuned.
+``final``   every row on all the training images, evaluated on the test
+            images (centre view every epoch, 36 views at the end), several
+            seeds, with the settings chosen in ``tune``.
+
+Each finished run leaves a small JSON record (its configuration, the code
+version, its summary and its curve) in the records folder, which the
+repository keeps. A run whose record exists with the same configuration is
+skipped; a record with another configuration is refused, never mixed in.
+Unfinished runs resume from their newest snapshot in the run folder.
+"""
+import collections
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+from chainer_vfbn import recipes
+from chainer_vfbn import split_step
+
+PROTOCOL_VERSION = 1
+
+# Every setting of the protocol, in one place (also in each record).
+MINI = collections.OrderedDict([
+    ('data', 'cifar-10-mini: 4,660 training and 846 test images of real '
+             'CIFAR-10 (../shared/data/cifar-10-mini)'),
+    ('validation_split', 0.1),      # stratified, fixed; for every choice
+    ('arch', 'resnet8-paper'),
+    ('split_at', None),             # None: the paper's, mid stage 2
+    ('batchsize', 128),
+    ('learnrate', 0.1),
+    ('epochs', 16),                 # final runs and the length check
+    ('lr_steps_at', (5 / 12., 10 / 12.)),   # x0.1, the paper's recipe scaled
+    ('tune_epochs', 4),
+    ('alpha_grid', (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)),
+    ('dni_target_scales', ('batch-mean', 'per-example')),
+    ('seeds', (0, 1, 2)),
+    ('closed_form_seeds', (0,)),
+    ('tune_seed', 0),
+])
+
+# Table rows: label, train_cifar.py arguments, the paper's test error (%).
+ROWS = collections.OrderedDict([
+    ('bp', ('Back prop', ['--method', 'bp'], 5.15)),
+    ('bottom-bp', ('Bottom half with back prop', ['--method', 'bottom-bp'],
+                   5.76)),
+    ('layerwise', ('Layer-wise supervised loss', ['--method', 'layerwise'],
+                   5.71)),
+    ('dni-resnet', ("Jaderberg's small-ResNet", ['--method', 'dni-resnet'],
+                    20.45)),
+    ('dni-linear', ("Jaderberg's Linear", ['--method', 'dni-linear'], 15.56)),
+    ('vfbn-alpha0', ('VFBN, alpha_gs = 0',
+                     ['--method', 'vfbn', '--alpha-gs', '0'], 5.73)),
+    ('vfbn', ('VFBN, alpha_gs tuned (paper: 1e-3)', ['--method', 'vfbn'],
+              5.51)),
+    ('vfbn-linear', ('VFBN, linear v_f (Eq. 8)', ['--method', 'vfbn-linear'],
+                     None)),
+    ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
+])
+TUNED_ROWS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear', 'vfbn-mlp')
+CLOSED_FORM_ROWS = ('vfbn-linear', 'vfbn-mlp')
+PHASES = ('length', 'tune', 'final')
+
+
+class ProtocolError(Exception):
+    """A refused run or an incomplete prerequisite: one line for the user."""
+
+
+def settings(arch=None):
+    """:data:`MINI`, with the network replaced where asked."""
+    s = collections.OrderedDict(MINI)
+    if arch:
+        s['arch'] = arch
+    return s
+
+
+def tuning_grid(row, s):
+    """``[(alpha_gs, target_scale)]`` of one tuned row: the same α grid for
+    every row; the DNI rows also try the per-example target scale."""
+    scales = ('batch-mean',) if row in split_step.SCALE_FREE else \
+        s['dni_target_scales']
+    return [(a, sc) for sc in scales for a in s['alpha_grid']]
+
+
+def _schedule_args(s, epochs):
+    step = s['lr_steps_at'][0] * epochs
+    if any(abs(f * epochs - (k + 1) * step) > 1e-9
+           for k, f in enumerate(s['lr_steps_at'])):
+        raise ValueError('lr_steps_at must be evenly spaced multiples')
+    return ['--epoch', str(epochs), '--lr-step', repr(step)]
+
+
+def _common_args(s):
+    args = ['--arch', s['arch'], '--batchsize', str(s['batchsize']),
+            '--learnrate', repr(s['learnrate']), '--dataset', 'cifar10',
+            '--no-download', '--no-progress']
+    if s['split_at']:
+        args += ['--split-at', s['split_at']]
+    return args
+
+
+def _alpha_name(alpha):
+    return '0' if alpha == 0 else ('%.0e' % alpha).replace('e-0', 'e-')
+
+
+class Run(object):
+    """One run of the protocol: its name, phase and train_cifar.py args."""
+
+    def __init__(self, phase, name, row, seed, args, choice=None):
+        self.phase = phase
+        self.name = name
+        self.row = row
+        self.seed = seed
+        self.args = list(args)
+        self.choice = choice
+
+    @property
+    def key(self):
+        return '%s/%s' % (self.phase, self.name)
+
+    def config(self, s):
+        """What must match for a record to count for this run."""
+        return collections.OrderedDict([
+            ('protocol', 'mini'), ('protocol_version', PROTOCOL_VERSION),
+            ('phase', self.phase), ('row', self.row), ('seed', self.seed),
+            ('train_args', self.args), ('settings', _jsonable(s))])
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj))
+
+
+def plan(phase, s, chosen=None, rows=None):
+    """The runs of one phase, in the order they should start.
+
+    Args:
+        phase (str): One of :data:`PHASES`.
+        s (dict): :func:`settings`.
+        chosen (dict): ``row -> (alpha_gs, target_scale)`` from the tuning
+            (``final`` only); a tuned row missing from it raises
+            :class:`ProtocolError`.
+        rows (list): Restrict to these rows.
+    """
+    rows = list(rows or ROWS)
+    common = _common_args(s)
+    val = ['--validation-split', repr(s['validation_split'])]
+    runs = []
+    if phase == 'length':
+        if 'bp' in rows:
+            runs.append(Run('length', 'bp', 'bp', s['tune_seed'],
+                            ROWS['bp'][1] + common + val
+                            + _schedule_args(s, s['epochs'])
+                            + ['--seed', str(s['tune_seed']),
+                               '--eval-interval', '1', '--tta-interval',
+                               '0']))
+        return runs
+    if phase == 'tune':
+        for row in TUNED_ROWS:
+            if row not in rows:
+                continue
+            for alpha, scale in tuning_grid(row, s):
+                name = '%s_a%s_%s' % (row, _alpha_name(alpha), scale)
+                runs.append(Run(
+                    'tune', name, row, s['tune_seed'],
+                    ROWS[row][1] + common + val
+                    + _schedule_args(s, s['tune_epochs'])
+                    + ['--alpha-gs', repr(alpha), '--synth-target-scale',
+                       scale, '--seed', str(s['tune_seed']),
+                       '--eval-interval', str(s['tune_epochs']),
+                       '--tta-interval', '0'],
+                    choice=(alpha, scale)))
+        # The most expensive rows first, so that the pool ends evenly.
+        return runs
+    if phase == 'final':
+        for seed_index in range(len(s['seeds'])):
+            for row in rows:
+                seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
+                    else s['seeds']
+                if seed_index >= len(seeds):
+                    continue
+                seed = seeds[seed_index]
+                extra = []
+                choice = None
+                if row in TUNED_ROWS:
+                    if not chosen or row not in chosen:
+                        raise ProtocolError(
+                            'final %s: its tuning is not complete (run the '
+                            'tune phase first)' % row)
+                    choice = chosen[row]
+                    extra = ['--alpha-gs', repr(choice[0]),
+                             '--synth-target-scale', choice[1]]
+                runs.append(Run(
+                    'final', '%s_seed%d' % (row, seed), row, seed,
+                    ROWS[row][1] + common + _schedule_args(s, s['epochs'])
+                    + extra + ['--seed', str(seed), '--eval-interval', '1',
+                               # the 36 views once, at the end
+                               '--tta-interval', str(s['epochs'] + 1)],
+                    choice=choice))
+        return runs
+    raise ValueError('unknown phase %r; choose from %s'
+                     % (phase, ', '.join(PHASES)))
+
+
+# ------------------------------------------------------------------ records
+
+
+def record_path(records, run):
+    return os.path.join(records, run.phase, run.name + '.json')
+
+
+def read_record(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ProtocolError('unreadable record %s: %s' % (path, e))
+
+
+def config_differences(a, b, prefix=''):
+    """Names of the entries that differ between two configurations."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += config_differences(a.get(k), b.get(k),
+                                      prefix + str(k) + '.')
+        return out
+    return [] if a == b else [prefix.rstrip('.')]
+
+
+def status(run, s, records):
+    """``'done'`` (a matching record) or ``'todo'``; refuses a mismatch."""
+    path = record_path(records, run)
+    rec = read_record(path)
+    if rec is None:
+        return 'todo'
+    diff = config_differences(rec.get('config'), _jsonable(run.config(s)))
+    if diff:
+        raise ProtocolError(
+            '%s: the record %s was made with another configuration '
+            '(differs in %s); move it away or use another --records folder'
+            % (run.key, path, ', '.join(diff[:6])))
+    return 'done'
+
+
+CURVE_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy',
+              'validation/main/error', 'validation/main/tta_error',
+              'elapsed_time')
+
+
+def _curve(log):
+    keep = []
+    for entry in log or []:
+        keep.append({k: v for k, v in entry.items()
+                     if k in CURVE_KEYS or k.endswith(('/cos', '/relerr',
+                                                       '/norm_ratio'))})
+    return keep
+
+
+def make_record(run, s, run_dir):
+    """The small JSON record of a finished run, from its folder."""
+    def load(name):
+        with open(os.path.join(run_dir, name)) as f:
+            return json.load(f)
+    summary = load('summary.json')
+    args = load('args.json')
+    return collections.OrderedDict([
+        ('config', run.config(s)),
+        ('choice', list(run.choice) if run.choice else None),
+        ('summary', summary),
+        ('curve', _curve(load('log'))),
+        ('code_version', args.get('code_version')),
+        ('environment', args.get('environment')),
+        ('command', args.get('command')),
+        ('finished', datetime.datetime.now().astimezone().isoformat(
+            timespec='seconds')),
+    ])
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1, sort_keys=False, allow_nan=False)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------- tuning
+
+
+def tuning_choice(row, s, records):
+    """``(alpha_gs, target_scale)`` with the lowest validation error, or
+    None while a grid point of the row has no record."""
+    best = None
+    for alpha, scale in tuning_grid(row, s):
+        run = [r for r in plan('tune', s, rows=[row])
+               if r.choice == (alpha, scale)][0]
+        if status(run, s, records) != 'done':
+            return None
+        err = read_record(record_path(records, run))['summary']['test_error']
+        if err is None or not math.isfinite(err):
+            err = float('inf')
+        if best is None or err < best[0]:
+            best = (err, alpha, scale)
+    return best[1], best[2]
+
+
+def chosen_settings(s, records):
+    out = {}
+    for row in TUNED_ROWS:
+        c = tuning_choice(row, s, records)
+        if c is not None:
+            out[row] = c
+    return out
+
+
+# ------------------------------------------------------------------ running
+
+
+def thread_env(threads=1):
+    env = dict(os.environ)
+    for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        env[var] = str(threads)
+    return env
+
+
+def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
+             data_dir=None, deadline=None, log=print, popen=subprocess.Popen):
+    """Run every run without a matching record, ``jobs`` at a time.
+
+    Each run trains in ``<out>/<phase>/<name>`` (resuming from its newest
+    snapshot there) with one BLAS thread; when it exits 0 its record is
+    written to ``records``. No run starts after ``deadline`` (Unix time).
+
+    Returns:
+        dict: ``run.key -> 'done' | 'skipped' | 'failed (exit N)' |
+        'not started (deadline)'``.
+    """
+    result = collections.OrderedDict()
+    todo = []
+    for run in runs:
+        if status(run, s, records) == 'done':
+            result[run.key] = 'skipped'
+        else:
+            todo.append(run)
+    if result:
+        log('mini: %d run(s) already recorded, skipped' % len(result))
+    active = {}
+    total = len(todo)
+    finished = 0
+    try:
+        while todo or active:
+            while todo and len(active) < jobs:
+                if deadline is not None and time.time() > deadline:
+                    for run in todo:
+                        result[run.key] = 'not started (deadline)'
+                    todo = []
+                    break
+                run = todo.pop(0)
+                run_dir = os.path.join(out, run.phase, run.name)
+                os.makedirs(run_dir, exist_ok=True)
+                argv = [sys.executable, train_script] + run.args + [
+                    '--out', run_dir]
+                if device is not None:
+                    argv += ['--device', str(device)]
+                if data_dir is not None:
+                    argv += ['--data-dir', data_dir]
+                logf = open(os.path.join(run_dir, 'train.log'), 'ab')
+                proc = popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                             env=thread_env())
+                active[proc] = (run, run_dir, logf, time.time())
+                log('mini: started %s' % run.key)
+            time.sleep(0.2 if popen is not subprocess.Popen else 2)
+            for proc in [p for p in active if p.poll() is not None]:
+                run, run_dir, logf, started = active.pop(proc)
+                logf.close()
+                finished += 1
+                rc = proc.returncode
+                if rc == 0:
+                    rec = make_record(run, s, run_dir)
+                    write_json(record_path(records, run), rec)
+                    result[run.key] = 'done'
+                    summ = rec['summary']
+                    log('mini: [%d/%d] %s done in %.0f s: %s error %s, '
+                        'train accuracy %s' % (
+                            finished, total, run.key, time.time() - started,
+                            summ.get('evaluated_on', 'test'),
+                            _pct(summ.get('test_error')),
+                            _pct(summ.get('train_accuracy'))))
+                else:
+                    result[run.key] = 'failed (exit %d)' % rc
+                    log('mini: [%d/%d] %s FAILED with exit status %d; see %s'
+                        % (finished, total, run.key, rc,
+                           os.path.join(run_dir, 'train.log')))
+    finally:
+        for proc, (run, _, logf, _) in active.items():
+            if proc.poll() is None:
+                proc.terminate()
+            logf.close()
+    return result
+
+
+def _pct(x):
+    return 'n/a' if x is None else '%.2f%%' % (100 * x)
+
+
+def default_alphas():
+    """The untuned fall-back: :data:`recipes.DEFAULT_ALPHA_GS`."""
+    return {row: (recipes.DEFAULT_ALPHA_GS[ROWS[row][1][1]], 'batch-mean')
+            for row in TUNED_ROWS}
+
+
+# ------------------------------------------------------------------- report
+
+
+def stats(values):
+    """Mean, sample standard deviation (None for one value) and values."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+           if len(values) > 1 else None)
+    return dict(mean=mean, std=std, n=len(values), values=values)
+
+
+def _records_of(runs, s, records):
+    out = []
+    for run in runs:
+        if status(run, s, records) == 'done':
+            out.append((run, read_record(record_path(records, run))))
+    return out
+
+
+def _last(curve, key):
+    vals = [e[key] for e in curve if e.get(key) is not None]
+    return vals[-1] if vals else None
+
+
+def length_check(s, records):
+    """The BP validation curve and the gain over its last fifth (points)."""
+    runs = plan('length', s)
+    done = _records_of(runs, s, records)
+    if not done:
+        return None
+    curve = done[0][1]['curve']
+    pts = [(e['epoch'], e['validation/main/error']) for e in curve
+           if e.get('validation/main/error') is not None]
+    epochs = s['epochs']
+    cut = epochs - epochs / 5.
+    before = [err for ep, err in pts if ep <= cut]
+    gain = None
+    if before:
+        gain = 100. * (before[-1] - pts[-1][1])
+    return dict(curve=pts, gain_last_fifth_points=gain,
+                train_accuracy=done[0][1]['summary'].get('train_accuracy'))
+
+
+def summarize(s, records, rows=None):
+    """Per-row figures of the final runs and the tuning grid."""
+    rows = list(rows or ROWS)
+    chosen = chosen_settings(s, records)
+    table = []
+    for row in rows:
+        try:
+            runs = plan('final', s, chosen=chosen, rows=[row])
+        except ProtocolError:
+            runs = []
+        done = _records_of(runs, s, records)
+        summ = [rec['summary'] for _, rec in done]
+
+        def pct(key):
+            return stats([None if x.get(key) is None else 100. * x[key]
+                          for x in summ])
+
+        def plain(key):
+            return stats([x.get(key) for x in summ])
+
+        tuning = []
+        if row in TUNED_ROWS:
+            for run, rec in _records_of(plan('tune', s, rows=[row]), s,
+                                        records):
+                tuning.append(dict(alpha=run.choice[0], scale=run.choice[1],
+                                   val_error=rec['summary']['test_error']))
+        table.append(dict(
+            row=row, label=ROWS[row][0], paper=ROWS[row][2],
+            seeds=[r.seed for r, _ in done],
+            planned_seeds=[r.seed for r in runs],
+            choice=chosen.get(row), tta=pct('tta_error'),
+            centre=pct('test_error'), cos=plain('synth_cos'),
+            norm_ratio=plain('synth_norm_ratio'),
+            train_accuracy=pct('train_accuracy'), epochs=plain('epochs'),
+            images_per_sec=plain('images_per_sec'), tuning=tuning,
+            curves=[rec['curve'] for _, rec in done]))
+    return table
+
+
+def _fmt(st, digits=2, per_seed=True):
+    if st is None:
+        return '—'
+    text = '%.*f' % (digits, st['mean'])
+    if st['n'] > 1:
+        text += ' ± %.*f' % (digits, st['std'])
+        if per_seed:
+            text += ' (%s)' % ', '.join('%.*f' % (digits, v)
+                                        for v in st['values'])
+    return text
+
+
+def _fmt_choice(choice):
+    if choice is None:
+        return '—'
+    return '%s%s' % (_alpha_name(choice[0]),
+                     ', B·δ' if choice[1] == 'per-example' else '')
+
+
+def markdown(s, records, table, length):
+    lines = ['# Table 1 on cifar-10-mini (protocol `mini`)', '',
+             'Written by `python train/reproduce.py --schedule mini --phase '
+             'report` from the run records in `%s`; every number below comes '
+             'from those files.' % records, '', '| setting | value |',
+             '|---|---|']
+    for k, v in s.items():
+        lines.append('| %s | %s |' % (k, '—' if v is None else
+                                      ', '.join(str(x) for x in v)
+                                      if isinstance(v, (list, tuple)) else v))
+    lines += ['', '## Test error', '',
+              '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
+              '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
+              '(%) | epochs | images/s | seeds |',
+              '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|']
+    for r in table:
+        if r['row'] not in TUNED_ROWS and r['row'] != 'vfbn-alpha0':
+            alpha = 'n/a'
+        elif r['row'] == 'vfbn-alpha0':
+            alpha = '0 (untrained)'
+        else:
+            alpha = _fmt_choice(r['choice'])
+        lines.append('| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s | %s | '
+                     '%s | %d of %d |' % (
+                         r['label'], r['row'],
+                         '—' if r['paper'] is None else '%.2f' % r['paper'],
+                         _fmt(r['tta']), _fmt(r['centre']), alpha,
+                         _fmt(r['cos'], 3, False),
+                         _fmt(r['norm_ratio'], 3, False),
+                         _fmt(r['train_accuracy'], 1, False),
+                         _fmt(r['epochs'], 0, False),
+                         _fmt(r['images_per_sec'], 1, False),
+                         len(r['seeds']), len(r['planned_seeds']) or
+                         len(s['seeds'])))
+    lines += ['', 'Mean ± sample standard deviation over seeds, per-seed '
+              'values in brackets. "B·δ": the per-example target scale. '
+              'images/s: training images per second of wall time, one BLAS '
+              'thread, with other runs on the same machine.', '',
+              '## Tuning (validation error %, final, short runs)', '']
+    grid = list(s['alpha_grid'])
+    lines += ['| row | scale | ' + ' | '.join(_alpha_name(a) for a in grid)
+              + ' |', '|---|---|' + '---:|' * len(grid)]
+    for r in table:
+        for scale in (s['dni_target_scales'] if r['row'] in TUNED_ROWS
+                      else ()):
+            cells = {t['alpha']: t['val_error'] for t in r['tuning']
+                     if t['scale'] == scale}
+            if not cells and scale != 'batch-mean':
+                continue
+            row_cells = []
+            for a in grid:
+                v = cells.get(a)
+                txt = '—' if v is None else '%.1f' % (100 * v)
+                if r['choice'] == (a, scale):
+                    txt = '**%s**' % txt
+                row_cells.append(txt)
+            lines.append('| %s | %s | %s |' % (r['row'], scale,
+                                               ' | '.join(row_cells)))
+    if length is not None:
+        lines += ['', '## Length check (BP on the validation split)', '',
+                  'Validation error (%%) by epoch: %s.' % ', '.join(
+                      '%g: %.1f' % (ep, 100 * e) for ep, e in
+                      length['curve']),
+                  'Gain over the last fifth of the epochs: %s points '
+                  '(the protocol asks for < 1); final training accuracy '
+                  '%s.' % ('—' if length['gain_last_fifth_points'] is None
+                           else '%.2f' % length['gain_last_fifth_points'],
+                           _pct(length['train_accuracy']))]
+    return '\n'.join(lines) + '\n'
+
+
+def plot(table, length, folder):
+    """Figure 3 with seed bands, δ̂ quality curves, the tuning curves and
+    the length check; returns the paths written (none without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    import numpy
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+
+    def save(fig, name):
+        for ax in fig.axes:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        path = os.path.join(folder, name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, r in enumerate(table):
+        series = []
+        for curve in r['curves']:
+            pts = [(e['epoch'], e['validation/main/error']) for e in curve
+                   if e.get('validation/main/error') is not None]
+            series.append(pts)
+        if not series:
+            continue
+        n = min(len(p) for p in series)
+        x = numpy.array([p[0] for p in series[0][:n]])
+        y = 100 * numpy.array([[p[1] for p in pts[:n]] for pts in series])
+        m = y.mean(axis=0)
+        ax.plot(x, m, color='C%d' % (i % 10),
+                label='%s (n=%d)' % (r['row'], len(series)))
+        if len(series) > 1:
+            sd = y.std(axis=0, ddof=1)
+            ax.fill_between(x, m - sd, m + sd, color='C%d' % (i % 10),
+                            alpha=0.2)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('test error, centre view (%)')
+    ax.set_title('Figure 3 on cifar-10-mini: mean ± std over seeds')
+    ax.grid(alpha=0.3)
+    save(fig, 'figure3_test_error.png')
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for i, r in enumerate(table):
+        if not r['curves']:
+            continue
+        curve = r['curves'][0]
+        for ax, value in zip(axes, ('cos', 'relerr', 'norm_ratio')):
+            key = 'synth/' + value
+            pts = [(e['iteration'], e[key]) for e in curve if key in e]
+            if pts:
+                ax.plot(*zip(*pts), color='C%d' % (i % 10), label=r['row'])
+    for ax, value in zip(axes, ('cos(δ̂, δ)', '‖δ − δ̂‖/‖δ‖', '‖δ̂‖/‖δ‖')):
+        ax.set_xlabel('iteration')
+        ax.set_title(value + ' (first seed)')
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale('log')
+    save(fig, 'synth_quality.png')
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, r in enumerate(table):
+        for scale, style in (('batch-mean', '-o'), ('per-example', '--x')):
+            pts = sorted((t['alpha'], 100 * t['val_error']) for t in
+                         r['tuning'] if t['scale'] == scale and
+                         t['val_error'] is not None)
+            if pts:
+                ax.plot(*zip(*pts), style, color='C%d' % (i % 10),
+                        label='%s, %s' % (r['row'], scale))
+    ax.set_xscale('log')
+    ax.set_xlabel('alpha_gs')
+    ax.set_ylabel('validation error (%)')
+    ax.set_title('Tuning on the validation split (short runs)')
+    ax.grid(alpha=0.3)
+    save(fig, 'tuning.png')
+
+    if length is not None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([p[0] for p in length['curve']],
+                [100 * p[1] for p in length['curve']], '-o')
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('validation error (%)')
+        ax.set_title('Length check: BP on the validation split')
+        ax.grid(alpha=0.3)
+        save(fig, 'length_check.png')
+    return paths
+
+
+def write_report(s, records, log=print):
+    table = summarize(s, records)
+    length = length_check(s, records)
+    paths = plot(table, length, os.path.join(records, 'figures'))
+    md = markdown(s, records, table, length)
+    if paths:
+        md += '\n' + '\n'.join('![%s](figures/%s)' % (
+            os.path.basename(p)[:-4], os.path.basename(p)) for p in paths) \
+            + '\n'
+    with open(os.path.join(records, 'table.md'), 'w') as f:
+        f.write(md)
+    log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
+                              ''.join(', ' + p for p in paths)))
+    return table

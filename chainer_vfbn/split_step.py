@@ -1,0 +1,133 @@
+"""The science at one split, shared by the synchronous and decoupled trainers.
+
+At a split between module ``k`` and ``k + 1`` a synthesizer predicts δ̂ from
+the activation ``h`` and the labels ``t``; module ``k`` back-propagates δ̂ at
+once (:func:`synthesize`), and once the true gradient δ arrives from above
+the synthesizer is regressed onto it, Eq. 3 (:func:`regress`).
+
+Target scale (``target_scale``):
+
+``batch-mean`` (default, the paper's set-up)
+    The synthesizer predicts δ = ∂ℓ/∂h of the batch-*mean* loss ℓ, whose
+    per-example entries carry a factor ``1/B``; δ̂ is applied as predicted.
+``per-example``
+    The synthesizer predicts ``B·δ``, the gradient of each example's own
+    loss, and is applied as ``δ̂/B``; the regression target is ``B·δ``. A
+    synthesizer whose output starts at zero (DNI) then meets a target of
+    order one instead of order ``1/B``, so one Adam step of size α moves its
+    prediction about as far as the target is from zero whatever the batch
+    size. The gradient applied to the module below is the same function of
+    the weights up to that factor: a ``per-example`` synthesizer whose output
+    weights are ``B`` times a ``batch-mean`` one applies the same δ̂.
+    VFBN's δ̂ is the gradient of a batch-mean loss through ``v_f`` and has
+    δ's scale by construction, so ``per-example`` is refused for VFBN
+    (:data:`SCALE_FREE`).
+"""
+import chainer
+import chainer.functions as F
+
+TARGET_SCALES = ('batch-mean', 'per-example')
+# Synthesizers whose output is a real gradient of the batch-mean loss: their
+# scale is fixed by that loss, not a free output layer.
+SCALE_FREE = ('vfbn', 'vfbn-linear', 'vfbn-mlp')
+
+
+def synth_names(n_splits):
+    """Optimizer (and report) names of the synthesizers, one per split."""
+    if n_splits == 1:
+        return ['synth']
+    return ['synth%d' % k for k in range(n_splits)]
+
+
+def check_target_scale(target_scale, method=None):
+    """Raise ValueError for an unknown scale, or one the method cannot take."""
+    if target_scale not in TARGET_SCALES:
+        raise ValueError('unknown target scale %r; choose from %s'
+                         % (target_scale, ', '.join(TARGET_SCALES)))
+    if target_scale != 'batch-mean' and method in SCALE_FREE:
+        raise ValueError(
+            'target scale %s is for free-form (DNI) synthesizers; %s gives '
+            'the gradient of a batch-mean loss, whose scale is fixed'
+            % (target_scale, method))
+
+
+def target_factor(target_scale, batch_size):
+    """What the synthesizer's output is δ times: 1 or the batch size."""
+    return batch_size if target_scale == 'per-example' else 1
+
+
+def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
+    """δ̂ for one activation.
+
+    Args:
+        synth (~chainer.Link): ``synth(h, t) -> prediction``.
+        h (array): The activation, already cut from the bottom's graph.
+        t (array): Labels.
+        target_scale (str): One of :data:`TARGET_SCALES`.
+        name (str): The synthesizer's name, for the error message.
+
+    Returns:
+        tuple: ``(prediction, grad_synth)``: the synthesizer's output, a
+        Variable that keeps its graph for :func:`regress`, and the array to
+        back-propagate into the module below (the prediction divided by
+        :func:`target_factor`).
+    """
+    prediction = synth(chainer.Variable(h), t)
+    if prediction.shape != h.shape:
+        raise ValueError(
+            'synthesizer %s returned a gradient of shape %s for an '
+            'activation of shape %s' % (name, prediction.shape, h.shape))
+    factor = target_factor(target_scale, h.shape[0])
+    grad_synth = prediction.array / factor if factor != 1 else \
+        prediction.array
+    return prediction, grad_synth
+
+
+def agreement(grad_true, grad_synth):
+    """Agreement of the applied δ̂ with δ, flattened over the whole batch.
+
+    Returns:
+        dict: 0-dim arrays ``cos = <δ, δ̂> / (||δ|| ||δ̂||)``,
+        ``relerr = ||δ - δ̂|| / ||δ||`` and ``norm_ratio = ||δ̂|| / ||δ||``
+        (denominators floored at the dtype's smallest normal number, so a
+        zero gradient gives 0, not NaN).
+    """
+    xp = chainer.backend.get_array_module(grad_true)
+    d = grad_true.ravel()
+    s = grad_synth.ravel()
+    tiny = xp.finfo(d.dtype).tiny
+    norm_d = xp.maximum(xp.sqrt(xp.dot(d, d)), tiny)
+    norm_s = xp.sqrt(xp.dot(s, s))
+    diff = d - s
+    return {'cos': xp.dot(d, s) / xp.maximum(norm_d * norm_s, tiny),
+            'relerr': xp.sqrt(xp.dot(diff, diff)) / norm_d,
+            'norm_ratio': norm_s / norm_d}
+
+
+def regress(synth, optimizer, prediction, grad_true,
+            target_scale='batch-mean'):
+    """Eq. 3: one step of the synthesizer on ``||target - prediction||²``.
+
+    The target is δ times :func:`target_factor` (a constant); the loss is
+    summed over the batch.
+
+    Returns:
+        dict: ``loss`` and :func:`agreement` of the applied δ̂ with δ, ready
+        for ``chainer.report`` under the synthesizer's name.
+    """
+    factor = target_factor(target_scale, grad_true.shape[0])
+    target = grad_true * factor if factor != 1 else grad_true
+    synth_loss = F.sum(F.squared_difference(prediction, target))
+    synth.cleargrads()
+    synth_loss.backward()
+    optimizer.update()
+    grad_synth = prediction.array / factor if factor != 1 else \
+        prediction.array
+    values = agreement(grad_true, grad_synth)
+    values['loss'] = synth_loss.array
+    return values
+
+
+def report(name, values):
+    """``chainer.report`` of :func:`regress`'s values as ``<name>/<key>``."""
+    chainer.report({'%s/%s' % (name, k): v for k, v in values.items()})

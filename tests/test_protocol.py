@@ -1,0 +1,234 @@
+"""Tests of the ``mini`` evidence protocol (chainer_vfbn/protocol.py)."""
+import json
+import math
+import os
+import sys
+
+import numpy
+import pytest
+
+from chainer_vfbn import protocol
+from chainer_vfbn.datasets import validation_split
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'train'))
+
+import reproduce  # NOQA
+import train_cifar  # NOQA
+
+
+# -- the validation split ----------------------------------------------------
+
+def test_validation_split_is_fixed_stratified_and_disjoint():
+    rng = numpy.random.RandomState(3)
+    labels = rng.randint(0, 10, size=4660)
+    train, val = validation_split(labels, 0.1)
+    again_train, again_val = validation_split(labels.copy(), 0.1)
+    numpy.testing.assert_array_equal(val, again_val)
+    numpy.testing.assert_array_equal(train, again_train)
+    assert not set(train) & set(val)
+    assert sorted(set(train) | set(val)) == list(range(len(labels)))
+    for c in range(10):
+        n_c = (labels == c).sum()
+        assert (labels[val] == c).sum() == round(0.1 * n_c)
+    # Another seed holds out other images (the split is not the identity).
+    _, other = validation_split(labels, 0.1, seed=1)
+    assert set(other) != set(val)
+
+
+def test_validation_split_rejects_bad_fractions():
+    for bad in (0, 1, -0.1, float('nan')):
+        with pytest.raises(ValueError, match='validation fraction'):
+            validation_split([0, 1, 1, 0], bad)
+
+
+def test_cli_trains_on_the_rest_and_evaluates_on_the_held_out(monkeypatch):
+    """--validation-split: the iterator holds exactly the kept images and
+    the evaluation exactly the held-out ones, never the test set."""
+    rng = numpy.random.RandomState(0)
+    x = rng.randint(0, 256, size=(200, 3, 32, 32)).astype(numpy.uint8)
+    t = numpy.repeat(numpy.arange(10, dtype=numpy.int32), 20)
+    test = (x[:10] // 2, t[:10])
+    from chainer_vfbn import datasets
+    monkeypatch.setattr(datasets, 'get_cifar10',
+                        lambda *a, **k: (((x, t), test), 'fake'))
+    args = train_cifar.parse_args(['--validation-split', '0.1',
+                                   '--batchsize', '10'])
+    train_iter, ev, description, _, n_train = train_cifar.setup_data(args,
+                                                                      24)
+    kept, held = validation_split(t, 0.1)
+    assert n_train == len(kept) == 180
+    numpy.testing.assert_array_equal(ev['images'], x[held])
+    numpy.testing.assert_array_equal(ev['labels'], t[held])
+    assert 'validation split' in description
+    seen = {img.tobytes() for img in train_iter.images}
+    assert seen == {img.tobytes() for img in x[kept]}
+    assert not seen & {img.tobytes() for img in x[held]}
+
+
+# -- the plan -----------------------------------------------------------------
+
+def test_tuning_grid_is_the_same_for_every_synthetic_row():
+    s = protocol.settings()
+    grids = {row: sorted({a for a, _ in protocol.tuning_grid(row, s)})
+             for row in protocol.TUNED_ROWS}
+    first = grids[protocol.TUNED_ROWS[0]]
+    assert all(g == first for g in grids.values()), grids
+    assert math.log10(max(first) / min(first)) >= 5    # five decades
+    for row in ('dni-linear', 'dni-resnet'):
+        scales = {sc for _, sc in protocol.tuning_grid(row, s)}
+        assert scales == {'batch-mean', 'per-example'}
+    tune = protocol.plan('tune', s)
+    assert {r.row for r in tune} == set(protocol.TUNED_ROWS)
+    assert 'vfbn-alpha0' not in {r.row for r in tune}
+    for run in tune:   # the same budget: the same epochs for every row
+        assert run.args[run.args.index('--epoch') + 1] == str(
+            s['tune_epochs'])
+        assert '--validation-split' in run.args
+
+
+def test_final_needs_the_tuning_and_uses_the_test_set():
+    s = protocol.settings()
+    with pytest.raises(protocol.ProtocolError, match='tuning'):
+        protocol.plan('final', s, chosen={})
+    chosen = {row: (1e-4, 'batch-mean') for row in protocol.TUNED_ROWS}
+    final = protocol.plan('final', s, chosen=chosen)
+    by_row = {}
+    for run in final:
+        assert '--validation-split' not in run.args
+        by_row.setdefault(run.row, []).append(run.seed)
+        if run.row in protocol.TUNED_ROWS:
+            i = run.args.index('--alpha-gs')
+            assert float(run.args[i + 1]) == 1e-4
+    for row in protocol.ROWS:
+        want = (s['closed_form_seeds'] if row in protocol.CLOSED_FORM_ROWS
+                else s['seeds'])
+        assert by_row[row] == list(want)
+    assert len(s['seeds']) >= 3
+
+
+def test_every_planned_command_parses():
+    s = protocol.settings()
+    chosen = protocol.default_alphas()
+    for phase in protocol.PHASES:
+        for run in protocol.plan(phase, s, chosen=chosen):
+            args = train_cifar.parse_args(run.args + ['--out', 'x'])
+            assert args.arch == s['arch']
+
+
+def test_lr_steps_at_five_and_ten_twelfths():
+    s = protocol.settings()
+    run = protocol.plan('length', s)[0]
+    step = float(run.args[run.args.index('--lr-step') + 1])
+    epochs = int(run.args[run.args.index('--epoch') + 1])
+    assert step == pytest.approx(5 / 12. * epochs)
+
+
+# -- running: skip what is recorded, refuse what differs -----------------------
+
+class FakeProcess(object):
+    """Writes what train_cifar.py leaves behind, then exits 0."""
+
+    calls = []
+
+    def __init__(self, argv, stdout=None, stderr=None, env=None):
+        FakeProcess.calls.append(argv)
+        self.env = env
+        out = argv[argv.index('--out') + 1]
+        seed = int(argv[argv.index('--seed') + 1])
+        err = 0.5 - 0.01 * seed
+        if '--alpha-gs' in argv:
+            err += abs(math.log10(float(argv[argv.index('--alpha-gs') + 1])
+                           + 1e-30) + 4) / 100.
+        with open(os.path.join(out, 'summary.json'), 'w') as f:
+            json.dump({'test_error': err, 'tta_error': err - 0.02,
+                       'train_accuracy': 0.9, 'synth_cos': 0.5,
+                       'synth_norm_ratio': 1.0, 'epochs': 1,
+                       'images_per_sec': 10.}, f)
+        with open(os.path.join(out, 'args.json'), 'w') as f:
+            json.dump({'code_version': 'test'}, f)
+        with open(os.path.join(out, 'log'), 'w') as f:
+            json.dump([{'epoch': 1, 'iteration': 2,
+                        'validation/main/error': err, 'other': 1}], f)
+        self.returncode = 0
+
+    def poll(self):
+        return self.returncode
+
+
+def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
+    s = protocol.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    runs = protocol.plan('tune', s, rows=['vfbn'])
+    FakeProcess.calls = []
+    result = protocol.run_pool(runs, s, records, out, 'train.py', jobs=3,
+                               popen=FakeProcess, log=lambda m: None)
+    assert set(result.values()) == {'done'}
+    assert len(FakeProcess.calls) == len(runs)
+    rec = protocol.read_record(protocol.record_path(records, runs[0]))
+    assert rec['config']['settings']['arch'] == s['arch']
+    assert rec['curve'] == [{'epoch': 1, 'iteration': 2,
+                             'validation/main/error':
+                                 rec['summary']['test_error']}]
+    # Again: nothing runs.
+    result = protocol.run_pool(runs, s, records, out, 'train.py', jobs=3,
+                               popen=FakeProcess, log=lambda m: None)
+    assert set(result.values()) == {'skipped'}
+    assert len(FakeProcess.calls) == len(runs)
+    # Another configuration: refused, naming what differs.
+    other = protocol.settings(arch='resnet14-paper')
+    with pytest.raises(protocol.ProtocolError, match='settings.arch'):
+        protocol.run_pool(protocol.plan('tune', other, rows=['vfbn']), other,
+                          records, out, 'train.py', popen=FakeProcess)
+    # The tuning choice is the lowest validation error of the grid.
+    assert protocol.tuning_choice('vfbn', s, records) == (1e-4, 'batch-mean')
+
+
+def test_one_blas_thread_per_run(tmp_path):
+    s = protocol.settings()
+    FakeProcess.calls = []
+    seen = []
+
+    class Spy(FakeProcess):
+        def __init__(self, argv, **kw):
+            super().__init__(argv, **kw)
+            seen.append(kw['env'])
+    protocol.run_pool(protocol.plan('length', s), s, str(tmp_path / 'r'),
+                      str(tmp_path / 'o'), 'train.py', popen=Spy,
+                      log=lambda m: None)
+    assert seen and all(e['OMP_NUM_THREADS'] == '1' and
+                        e['OPENBLAS_NUM_THREADS'] == '1' for e in seen)
+
+
+def test_deadline_starts_nothing(tmp_path):
+    s = protocol.settings()
+    FakeProcess.calls = []
+    result = protocol.run_pool(protocol.plan('tune', s, rows=['vfbn']), s,
+                               str(tmp_path / 'r'), str(tmp_path / 'o'),
+                               'train.py', deadline=0, popen=FakeProcess,
+                               log=lambda m: None)
+    assert FakeProcess.calls == []
+    assert set(result.values()) == {'not started (deadline)'}
+
+
+def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    rc = reproduce.main_mini(reproduce.parse_args(
+        ['--schedule', 'mini', '--jobs', '4', '--records', records,
+         '--out', out]), popen=FakeProcess)
+    assert rc == 0
+    with open(os.path.join(records, 'table.md')) as f:
+        md = f.read()
+    assert '| Back prop (`bp`) | 5.15 |' in md
+    assert '3 of 3' in md and '1 of 1' in md
+    assert '**' in md          # the chosen grid points are marked
+    assert 'Gain over the last fifth' in md
+
+
+def test_mini_flags_are_checked(capsys):
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'smoke', '--arch', 'x'])
+    assert 'is for --schedule mini' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--', '--epoch', '3'])
+    assert 'no extra' in capsys.readouterr().err
