@@ -47,6 +47,8 @@ raise the same ``ValueError`` otherwise. On the GPU the fused kernel flags a
 bad label as it reads it, and the flag is read back: one 4-byte copy, which
 waits for the kernel, per forward.
 """
+import collections
+
 import numpy
 
 import chainer
@@ -60,8 +62,13 @@ from chainer.utils import type_check
 # ---------------------------------------------------------------------------
 # The fused pieces, on arrays: NumPy reference and CuPy kernel of each.
 
-#: Every CuPy kernel of this module: name -> ``(in_params, out_params,
-#: operation)`` of a ``cupy.ElementwiseKernel``. ``T`` is the float dtype of
+ElementwiseKernelSpec = collections.namedtuple(
+    'ElementwiseKernelSpec', 'in_params out_params operation scalars')
+ElementwiseKernelSpec.__doc__ = (
+    'A cupy.ElementwiseKernel, and which inputs are passed as scalars (the '
+    'others are arrays).')
+
+#: Every CuPy kernel of this module, by name. ``T`` is the float dtype of
 #: ``h`` (float32, float64), ``S`` the integer dtype of the labels.
 #: ``tools/compile_kernels.py`` compiles each with NVRTC, without a GPU.
 ELEMENTWISE_KERNELS = {
@@ -70,10 +77,9 @@ ELEMENTWISE_KERNELS = {
     # 10 for CIFAR-10, so re-reading costs less than a reduction launch). A
     # NaN in the row makes the whole row NaN, as in NumPy. The first thread
     # of a row flags a label out of [0, n_class) in bad[0].
-    'vfbn_softmax_minus_onehot': (
+    'vfbn_softmax_minus_onehot': ElementwiseKernelSpec(
         'raw T a, raw T b, raw S t, int32 n_class, T n_batch',
-        'T g, raw int32 bad',
-        '''
+        'T g, raw int32 bad', scalars=('n_class', 'n_batch'), operation='''
         const ptrdiff_t row = i / n_class;
         const int col = i % n_class;
         const ptrdiff_t start = row * n_class;
@@ -92,18 +98,18 @@ ELEMENTWISE_KERNELS = {
         g = (p - (col == label ? (T)1 : (T)0)) / n_batch;
         '''),
     # f(a + b), f = ReLU, as numpy.maximum(a + b, 0): NaN stays NaN.
-    'vfbn_bias_relu': (
+    'vfbn_bias_relu': ElementwiseKernelSpec(
         'T a, raw T b, int32 n_unit', 'T z',
-        'const T v = a + b[i % n_unit]; z = v < 0 ? (T)0 : v'),
+        'const T v = a + b[i % n_unit]; z = v < 0 ? (T)0 : v', ('n_unit',)),
     # f'(a1) ⊙ gz read from z = f(a1), as gz * (z > 0) in NumPy: a NaN in
     # gz stays NaN where z <= 0 too.
-    'vfbn_relu_grad_product': (
-        'T gz, T z', 'T ga', 'ga = gz * (T)(z > 0)'),
+    'vfbn_relu_grad_product': ElementwiseKernelSpec(
+        'T gz, T z', 'T ga', 'ga = gz * (T)(z > 0)', ()),
     # VJP of g = (softmax(a) - Y) / B: s ⊙ (gg - <s, gg>) / B with
     # s = B g + Y, the inner product over the thread's row.
-    'vfbn_softmax_vjp': (
+    'vfbn_softmax_vjp': ElementwiseKernelSpec(
         'raw T g, raw T gg, raw S t, int32 n_class, T n_batch', 'T ga',
-        '''
+        scalars=('n_class', 'n_batch'), operation='''
         const ptrdiff_t row = i / n_class;
         const int col = i % n_class;
         const ptrdiff_t start = row * n_class;
@@ -121,8 +127,9 @@ ELEMENTWISE_KERNELS = {
 
 def _kernel(name):
     """The (memoized) CuPy kernel ``name`` of :data:`ELEMENTWISE_KERNELS`."""
-    in_params, out_params, operation = ELEMENTWISE_KERNELS[name]
-    return cuda.elementwise(in_params, out_params, operation, name)
+    spec = ELEMENTWISE_KERNELS[name]
+    return cuda.elementwise(spec.in_params, spec.out_params, spec.operation,
+                            name)
 
 
 def _check_labels(t, n_class):
