@@ -145,6 +145,17 @@ install() {
     [ -n "$extra_wheels" ] && links+=(--find-links "$extra_wheels")
     [ -f "$kit/requirements.txt" ] || { echo "no kit at $kit (build it with tools/make_kit.sh)"; return 1; }
     "${PYTHON:-python3}" -m venv --system-site-packages "$venv"
+    # Where the machine's Python is itself a venv (/opt/torch/.venv), the
+    # flag above only reaches its base interpreter: a .pth file makes that
+    # venv's site-packages (NumPy, CuPy, PyTorch) visible too, after ours.
+    "${PYTHON:-python3}" - "$venv" <<'PTH'
+import glob, os, site, sys
+if sys.prefix != sys.base_prefix:
+    target, = glob.glob(os.path.join(sys.argv[1], 'lib', 'python*', 'site-packages'))
+    with open(os.path.join(target, 'machine_venv.pth'), 'w') as f:
+        f.write('\n'.join(site.getsitepackages()) + '\n')
+    print('the machine venv %s is visible through %s/machine_venv.pth' % (sys.prefix, target))
+PTH
     # setuptools<81 named explicitly: a newer system setuptools would satisfy
     # Chainer without pkg_resources.
     "$py" -m pip install -q "${links[@]}" -r "$kit/requirements.txt" 'setuptools<81'
@@ -161,8 +172,8 @@ step install 150 0 -- bash -c install
 # (The probe: Chainer sees CuPy, and a cuBLAS product runs.)
 if [ -x "$py" ] && ! "$py" -c 'import chainer_vfbn; from chainer.backends import cuda; assert cuda.available; a = cuda.cupy.ones((2, 2), "f"); a.dot(a)' >/dev/null 2>&1; then
     cublas_dir=$("$py" - <<'EOF'
-import glob, os, site, sys
-for base in site.getsitepackages() + [site.getusersitepackages()]:
+import glob, os, sys
+for base in sys.path:
     hits = sorted(glob.glob(os.path.join(base, 'nvidia', '**', 'libcublas.so*'), recursive=True))
     if hits:
         print(os.path.dirname(hits[0])); break
