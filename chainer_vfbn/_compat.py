@@ -50,7 +50,9 @@ NUMPY_MAJOR = int(numpy.__version__.split('.')[0])
 # Regular expressions of the only warnings silenced (matched at the start of
 # the message, case-insensitively, as :func:`warnings.filterwarnings` does).
 CUPY_VERSION_WARNING = r'\s*-+\s*CuPy \(cupy[^)]*\) version \S+ may not be compatible'
-NCCL_WARNING = r'.*\bNCCL\b'
+# (?s): CuPy 14's NCCL message begins with a newline, which '.' alone
+# does not match.
+NCCL_WARNING = r'(?s).*\bNCCL\b'
 
 
 def _environment_check_importable():

@@ -5,9 +5,33 @@ workers, which find this folder first on ``sys.path`` as pytest does).
 """
 import os
 import shutil
+import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
+OPEN_MPI_FLAGS = ['--allow-run-as-root', '--oversubscribe']
+
+
+def launcher():
+    """``mpiexec`` and the flags its flavour needs, as a list.
+
+    Open MPI refuses to run as root, or more ranks than cores, unless told
+    (``OPEN_MPI_FLAGS``); MPICH's Hydra (the ``mpich`` wheel of the offline
+    kit, tools/make_kit.sh) needs neither and rejects both.
+    """
+    exe = shutil.which('mpiexec')
+    if exe is None:
+        return ['mpiexec'] + OPEN_MPI_FLAGS   # the tests skip (require_mpi)
+    try:
+        version = subprocess.run([exe, '--version'], capture_output=True,
+                                 text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ''
+    if 'HYDRA' in version or 'MPICH' in version:
+        return ['mpiexec']
+    return ['mpiexec'] + OPEN_MPI_FLAGS
+
+
+MPIEXEC = launcher()
 
 
 def require_mpi():
@@ -29,3 +53,7 @@ def env():
     out['OMP_NUM_THREADS'] = '1'
     out['PYTHONPATH'] = REPO + os.pathsep + out.get('PYTHONPATH', '')
     return out
+
+
+if __name__ == '__main__':   # the launcher for shell scripts (gpu_check.sh)
+    print(' '.join(MPIEXEC))

@@ -14,31 +14,55 @@ import chainer_vfbn  # NOQA  (must precede any `import chainer`)
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MINI_ARCHIVE = os.path.join(os.path.dirname(REPO), 'shared', 'data',
-                            'cifar-10-mini', 'cifar-10-python.tar.gz')
+# The real CIFAR-10 subset: $CHAINER_VFBN_MINI (the archive's path) where set,
+# e.g. on a lent GPU machine, else ../shared/data/cifar-10-mini.
+MINI_ARCHIVE = os.environ.get('CHAINER_VFBN_MINI') or os.path.join(
+    os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini',
+    'cifar-10-python.tar.gz')
+# Set to 1 on a machine that must have a usable GPU: the GPU tests then fail,
+# with the reason, where they would skip.
+REQUIRE_GPU = 'CHAINER_VFBN_REQUIRE_GPU'
+
+_reason = []
 
 
-def _gpu_available():
-    try:
-        from chainer.backends import cuda
-        return cuda.available and cuda.cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+def _gpu_unavailable_reason():
+    """Why CuPy/CUDA cannot be used here (None if it can), asked once."""
+    if not _reason:
+        from chainer_vfbn.cuda_status import unavailable_reason
+        _reason.append(unavailable_reason())
+    return _reason[0]
 
 
-def pytest_collection_modifyitems(config, items):
-    if _gpu_available():
-        return
-    skip = pytest.mark.skip(reason='no CUDA GPU/CuPy on this machine')
-    for item in items:
-        if 'gpu' in item.keywords:
-            item.add_marker(skip)
+def pytest_report_header(config):
+    reason = _gpu_unavailable_reason()
+    return 'GPU: %s%s' % ('usable' if reason is None else
+                          'not usable (%s)' % reason,
+                          '; %s=1' % REQUIRE_GPU
+                          if os.environ.get(REQUIRE_GPU) == '1' else '')
+
+
+def pytest_runtest_setup(item):
+    reason = _gpu_unavailable_reason() if 'gpu' in item.keywords else None
+    if reason is not None and os.environ.get(REQUIRE_GPU) != '1':
+        pytest.skip('no usable CUDA GPU/CuPy: %s' % reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    # Under CHAINER_VFBN_REQUIRE_GPU=1 a GPU test fails (in its call, so it
+    # is counted as failed) before its body runs.
+    reason = _gpu_unavailable_reason() if 'gpu' in item.keywords else None
+    if reason is not None:
+        pytest.fail('%s=1, but CuPy/CUDA cannot be used: %s'
+                    % (REQUIRE_GPU, reason), pytrace=False)
 
 
 @pytest.fixture
 def mini_archive():
-    """Path of ../shared/data/cifar-10-mini (real CIFAR-10 subset)."""
+    """Path of the real CIFAR-10 subset (see MINI_ARCHIVE)."""
     if not os.path.exists(MINI_ARCHIVE):
         pytest.skip('the real CIFAR-10 subset %s is absent (it lives in the '
-                    "project's shared/ folder, beside the checkout)" % MINI_ARCHIVE)
+                    "project's shared/ folder, beside the checkout, or where "
+                    '$CHAINER_VFBN_MINI says)' % MINI_ARCHIVE)
     return MINI_ARCHIVE

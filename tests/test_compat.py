@@ -15,6 +15,16 @@ Please consider installing the supported version by running:
   $ pip install 'cupy-cuda12x>=7.7.0,<8.0.0'
 '''
 
+# CuPy 14's, from cupy._environment._preload_warning: it begins with a newline.
+CUPY14_NCCL_MESSAGE = '''
+nccl library could not be loaded.
+
+Reason: ImportError (libnccl.so.2: cannot open shared object file: No such file or directory)
+
+You can install the library by:
+  $ pip install "nvidia-nccl-cu13>=2.25.1,<3"
+'''
+
 
 def _emitted(message, category=UserWarning):
     with warnings.catch_warnings(record=True) as caught:
@@ -28,6 +38,7 @@ def _emitted(message, category=UserWarning):
 def test_cupy_version_and_nccl_warnings_are_silenced():
     assert _emitted(CUPY_MESSAGE) == []
     assert _emitted('NCCL library is not available') == []
+    assert _emitted(CUPY14_NCCL_MESSAGE) == []
 
 
 @pytest.mark.parametrize('message', [

@@ -156,16 +156,6 @@ def test_relu_pieces_cpu():
 # ---------------------------------------------------------------------------
 # Errors.
 
-def test_labels_out_of_range():
-    h, W, b, t = linear_inputs(numpy.random.RandomState(5))
-    t[0] = K
-    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\)'):
-        vfbn_linear_grad(h, W, b, t)
-    t[0] = -1
-    with pytest.raises(ValueError, match='labels must lie'):
-        vfbn_linear_grad(h, W, b, t)
-
-
 def test_type_errors():
     h, W, b, t = linear_inputs(numpy.random.RandomState(6))
     half = [a.astype(numpy.float16) for a in (h, W, b)]
@@ -388,3 +378,139 @@ def test_nodes_gpu_equal_cpu(dtype):
         for c, g in zip(cpu, gpu):
             numpy.testing.assert_allclose(cuda.to_cpu(g.array), c.array,
                                           **tol)
+
+
+# ---------------------------------------------------------------------------
+# The softmax's VJP (the backward's hot part), fused.
+
+ON_CPU_AND_GPU = pytest.mark.parametrize('on_gpu', [
+    pytest.param(False, id='cpu'),
+    pytest.param(True, id='gpu', marks=pytest.mark.gpu)])
+
+
+def _vjp_inputs(rng, dtype=numpy.float64, n_class=K):
+    a = rng.randn(B, n_class).astype(dtype)
+    t = rng.randint(0, n_class, B).astype(numpy.int32)
+    g = vfbn_grad._softmax_minus_onehot_cpu(a, numpy.zeros(n_class, dtype), t)
+    gg = rng.randn(B, n_class).astype(dtype)
+    return a, g, gg, t
+
+
+@ON_CPU_AND_GPU
+def test_softmax_vjp_is_the_vjp_of_softmax_minus_onehot(on_gpu):
+    # Autograd's VJP of a -> (softmax(a) - Y) / B, against the fused node.
+    a, g, gg, t = _vjp_inputs(numpy.random.RandomState(40))
+    av = chainer.Variable(a)
+    gv = (F.softmax(av) - numpy.eye(K)[t]) / B
+    expected, = chainer.grad([gv], [av], grad_outputs=[chainer.Variable(gg)])
+    send = cuda.to_gpu if on_gpu else (lambda x: x)
+    actual = vfbn_grad._softmax_vjp(send(g), send(gg), send(t))
+    numpy.testing.assert_allclose(cuda.to_cpu(actual.array), expected.array,
+                                  rtol=1e-12, atol=1e-15)
+    assert numpy.abs(expected.array).max() > 1e-3
+
+
+@ON_CPU_AND_GPU
+def test_softmax_vjp_backward_and_double_backward(on_gpu):
+    _, g, gg, t = _vjp_inputs(numpy.random.RandomState(41))
+    rng = numpy.random.RandomState(42)
+    arrays = [g, gg, t, rng.randn(B, K), rng.randn(B, K), rng.randn(B, K)]
+    if on_gpu:
+        arrays = [cuda.to_gpu(x) for x in arrays]
+    g, gg, t, u, uu_g, uu_gg = arrays
+
+    def fn(g, gg):
+        return vfbn_grad._softmax_vjp(g, gg, t)
+
+    chainer.gradient_check.check_backward(fn, (g, gg), u, **GRAD_TOL)
+    chainer.gradient_check.check_double_backward(
+        fn, (g, gg), u, (uu_g, uu_gg), **GRAD_TOL)
+
+
+# ---------------------------------------------------------------------------
+# The CPU and GPU paths agree on what goes wrong: labels out of range, NaN.
+
+LABEL_DTYPES = [numpy.int8, numpy.int16, numpy.int32, numpy.int64]
+
+
+@ON_CPU_AND_GPU
+@pytest.mark.parametrize('label_dtype', LABEL_DTYPES)
+@pytest.mark.parametrize('bad, message', [
+    (K, r'^labels must lie in \[0, 4\), got min 0, max 4$'),
+    (-1, r'^labels must lie in \[0, 4\), got min -1, max 3$')])
+def test_labels_out_of_range_same_error(on_gpu, label_dtype, bad, message):
+    t = numpy.array([0, 3, bad, 1, 2], label_dtype)
+    linear = linear_inputs(numpy.random.RandomState(50))[:3] + (t,)
+    mlp = mlp_inputs(numpy.random.RandomState(50))[:5] + (t,)
+    for fn, args in ((vfbn_linear_grad, linear), (vfbn_mlp_grad, mlp)):
+        if on_gpu:
+            args = tuple(cuda.to_gpu(a) for a in args)
+        with pytest.raises(ValueError, match=message):
+            fn(*args)
+
+
+@ON_CPU_AND_GPU
+@pytest.mark.parametrize('label_dtype', LABEL_DTYPES)
+def test_every_label_dtype(on_gpu, label_dtype):
+    inputs = mlp_inputs(numpy.random.RandomState(51))
+    expected = vfbn_mlp_grad(*inputs).array
+    args = inputs[:5] + (inputs[5].astype(label_dtype),)
+    if on_gpu:
+        args = tuple(cuda.to_gpu(a) for a in args)
+    numpy.testing.assert_allclose(cuda.to_cpu(vfbn_mlp_grad(*args).array),
+                                  expected, rtol=1e-10, atol=1e-13)
+
+
+def _nan_cases():
+    """MLP inputs with a NaN in h, in b1 (a hidden unit), in W2."""
+    for where in ('h', 'b1', 'W2'):
+        inputs = list(mlp_inputs(numpy.random.RandomState(52)))
+        index = {'h': 0, 'b1': 2, 'W2': 3}[where]
+        inputs[index].reshape(-1)[1] = numpy.nan
+        yield where, tuple(inputs)
+
+
+def _signal(fn, inputs, grad_true):
+    """δ̂ and the gradients of ``||δ - δ̂||^2`` w.r.t. every float input."""
+    vs = [chainer.Variable(a) for a in inputs[:-1]]
+    y = fn(*vs, inputs[-1])
+    loss = F.sum(F.squared_difference(y, grad_true))
+    return [y.array] + [g.array for g in chainer.grad([loss], vs)]
+
+
+def test_nan_propagates_on_the_cpu():
+    for where, inputs in _nan_cases():
+        grad_synth = vfbn_mlp_grad(*inputs).array
+        assert numpy.isnan(grad_synth).any(), where
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('where, inputs', list(_nan_cases()))
+def test_nan_same_on_cpu_and_gpu(where, inputs):
+    grad_true = numpy.random.RandomState(53).randn(B, D)
+    for fn, args in ((vfbn_linear_grad, inputs[:1] + inputs[3:]),
+                     (vfbn_mlp_grad, inputs)):
+        cpu = _signal(fn, args, grad_true)
+        gpu = _signal(fn, tuple(cuda.to_gpu(a) for a in args),
+                      cuda.to_gpu(grad_true))
+        for c, g in zip(cpu, gpu):
+            g = cuda.to_cpu(g)
+            numpy.testing.assert_array_equal(numpy.isnan(g), numpy.isnan(c),
+                                             err_msg=where)
+            numpy.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-13,
+                                          err_msg=where)
+
+
+@pytest.mark.gpu
+def test_relu_kernels_keep_nan():
+    nan = numpy.nan
+    a = numpy.array([[nan, -1., 2.], [0.5, nan, -3.]])
+    b = numpy.zeros(3)
+    gz = numpy.array([[1., nan, nan], [nan, 2., 3.]])
+    z = vfbn_grad._bias_relu_cpu(a, b)
+    z_gpu = vfbn_grad._bias_relu_gpu(cuda.to_gpu(a), cuda.to_gpu(b))
+    numpy.testing.assert_array_equal(cuda.to_cpu(z_gpu), z)
+    ga = vfbn_grad._relu_grad_product_gpu(cuda.to_gpu(gz), z_gpu)
+    numpy.testing.assert_array_equal(
+        cuda.to_cpu(ga), vfbn_grad._relu_grad_product_cpu(gz, z))
+    assert numpy.isnan(z).sum() == 2

@@ -12,14 +12,22 @@ building the double-backprop graph that autograd would need:
     ``f = ReLU`` and ``g = (softmax(f(a1) W2^T + b2) - Y) / B``.
 
 ``forward_cpu`` is the NumPy reference; ``forward_gpu`` keeps the matrix
-products on cuBLAS (``xp.dot``) and fuses the rest into two CuPy kernels:
-``vfbn_softmax_minus_onehot`` (per class: the row's max and sum of
-exponentials, then ``(softmax - onehot) / B``, with the score bias added on
-the fly) and ``vfbn_relu_grad_product`` (per hidden unit:
-``f'(a1) ⊙ (g W2)``); ``vfbn_bias_relu`` adds ``b1`` and applies ``f``.
-``backward`` is written with differentiable chainer functions, so the
-synthesizer's training loss ``||δ - δ̂||^2`` can be differentiated w.r.t.
-the weights (that is how ``v_f`` is trained, Eq. 3) and twice more.
+products on cuBLAS (``xp.dot``) and fuses the rest into CuPy kernels
+(:data:`ELEMENTWISE_KERNELS`): ``vfbn_softmax_minus_onehot`` (per class: the
+row's max and sum of exponentials, then ``(softmax - onehot) / B``, with the
+score bias added on the fly, and the labels checked) and
+``vfbn_relu_grad_product`` (per hidden unit: ``f'(a1) ⊙ (g W2)``);
+``vfbn_bias_relu`` adds ``b1`` and applies ``f``. ``backward`` is written
+with differentiable chainer functions, so the synthesizer's training loss
+``||δ - δ̂||^2`` can be differentiated w.r.t. the weights (that is how
+``v_f`` is trained, Eq. 3) and twice more; its hot part, the softmax's VJP,
+is one more FunctionNode (:class:`SoftmaxMinusOnehotVJP`) whose forward is
+the fused kernel ``vfbn_softmax_vjp``, in place of the one-hot matrix and
+about eight separate operations.
+
+Both paths give the same results, NaN included (a NaN in ``h`` or the
+weights propagates to ``δ̂``; the kernels never turn it into 0), and the
+same error for a label out of range.
 
 Sign and scale (both functions): Eq. (8) and (9) are written for the
 log-likelihood, ``W^T (y - softmax(W h))`` for one example. The networks
@@ -34,9 +42,13 @@ Biases: the paper omits them "for simplicity"; we keep them (``b``, ``b1``,
 ``b2``), as :class:`chainer.links.Linear` has them by default. A bias on the
 scores shifts the softmax; ``b1`` shifts the ReLU's kink.
 
-Labels ``t`` must lie in ``[0, n_class)`` (no ``ignore_label``); the CPU
-path checks it, the GPU path does not (checking would synchronise).
+Labels ``t`` must lie in ``[0, n_class)`` (no ``ignore_label``); both paths
+raise the same ``ValueError`` otherwise. On the GPU the fused kernel flags a
+bad label as it reads it, and the flag is read back: one 4-byte copy, which
+waits for the kernel, per forward.
 """
+import collections
+
 import numpy
 
 import chainer
@@ -50,10 +62,83 @@ from chainer.utils import type_check
 # ---------------------------------------------------------------------------
 # The fused pieces, on arrays: NumPy reference and CuPy kernel of each.
 
-def _check_labels_cpu(t, n_class):
-    if t.size and (t.min() < 0 or t.max() >= n_class):
-        raise ValueError('labels must lie in [0, %d), got min %d, max %d'
-                         % (n_class, t.min(), t.max()))
+ElementwiseKernelSpec = collections.namedtuple(
+    'ElementwiseKernelSpec', 'in_params out_params operation scalars')
+ElementwiseKernelSpec.__doc__ = (
+    'A cupy.ElementwiseKernel, and which inputs are passed as scalars (the '
+    'others are arrays).')
+
+#: Every CuPy kernel of this module, by name. ``T`` is the float dtype of
+#: ``h`` (float32, float64), ``S`` the integer dtype of the labels.
+#: ``tools/compile_kernels.py`` compiles each with NVRTC, without a GPU.
+ELEMENTWISE_KERNELS = {
+    # (softmax(a + b) - onehot(t)) / B, one thread per score. The thread
+    # reads its row to get the max and the sum of exponentials (K is small,
+    # 10 for CIFAR-10, so re-reading costs less than a reduction launch). A
+    # NaN in the row makes the whole row NaN, as in NumPy. The first thread
+    # of a row flags a label out of [0, n_class) in bad[0].
+    'vfbn_softmax_minus_onehot': ElementwiseKernelSpec(
+        'raw T a, raw T b, raw S t, int32 n_class, T n_batch',
+        'T g, raw int32 bad', scalars=('n_class', 'n_batch'), operation='''
+        const ptrdiff_t row = i / n_class;
+        const int col = i % n_class;
+        const ptrdiff_t start = row * n_class;
+        const S label = t[row];
+        if (col == 0 && (label < 0 || label >= n_class)) bad[0] = 1;
+        T amax = a[start] + b[0];
+        for (int j = 1; j < n_class; ++j) {
+            const T v = a[start + j] + b[j];
+            amax = v > amax ? v : amax;
+        }
+        T total = 0;
+        for (int j = 0; j < n_class; ++j) {
+            total += exp(a[start + j] + b[j] - amax);
+        }
+        const T p = exp(a[i] + b[col] - amax) / total;
+        g = (p - (col == label ? (T)1 : (T)0)) / n_batch;
+        '''),
+    # f(a + b), f = ReLU, as numpy.maximum(a + b, 0): NaN stays NaN.
+    'vfbn_bias_relu': ElementwiseKernelSpec(
+        'T a, raw T b, int32 n_unit', 'T z',
+        'const T v = a + b[i % n_unit]; z = v < 0 ? (T)0 : v', ('n_unit',)),
+    # f'(a1) ⊙ gz read from z = f(a1), as gz * (z > 0) in NumPy: a NaN in
+    # gz stays NaN where z <= 0 too.
+    'vfbn_relu_grad_product': ElementwiseKernelSpec(
+        'T gz, T z', 'T ga', 'ga = gz * (T)(z > 0)', ()),
+    # VJP of g = (softmax(a) - Y) / B: s ⊙ (gg - <s, gg>) / B with
+    # s = B g + Y, the inner product over the thread's row.
+    'vfbn_softmax_vjp': ElementwiseKernelSpec(
+        'raw T g, raw T gg, raw S t, int32 n_class, T n_batch', 'T ga',
+        scalars=('n_class', 'n_batch'), operation='''
+        const ptrdiff_t row = i / n_class;
+        const int col = i % n_class;
+        const ptrdiff_t start = row * n_class;
+        const S label = t[row];
+        T inner = 0;
+        for (int j = 0; j < n_class; ++j) {
+            const T s_j = g[start + j] * n_batch + (j == label ? (T)1 : (T)0);
+            inner += s_j * gg[start + j];
+        }
+        const T s = g[i] * n_batch + (col == label ? (T)1 : (T)0);
+        ga = s * (gg[i] - inner) / n_batch;
+        '''),
+}
+
+
+def _kernel(name):
+    """The (memoized) CuPy kernel ``name`` of :data:`ELEMENTWISE_KERNELS`."""
+    spec = ELEMENTWISE_KERNELS[name]
+    return cuda.elementwise(spec.in_params, spec.out_params, spec.operation,
+                            name)
+
+
+def _check_labels(t, n_class):
+    """Raise ``ValueError`` unless every label lies in ``[0, n_class)``."""
+    if t.size:
+        low, high = int(t.min()), int(t.max())
+        if low < 0 or high >= n_class:
+            raise ValueError('labels must lie in [0, %d), got min %d, max %d'
+                             % (n_class, low, high))
 
 
 def _softmax_minus_onehot_cpu(a, b, t):
@@ -69,7 +154,7 @@ def _softmax_minus_onehot_cpu(a, b, t):
         ``(B, K)``, dtype of ``a``.
     """
     n_batch, n_class = a.shape
-    _check_labels_cpu(t, n_class)
+    _check_labels(t, n_class)
     s = a + b
     s -= s.max(axis=1, keepdims=True)   # exp never overflows
     numpy.exp(s, out=s)
@@ -82,10 +167,8 @@ def _softmax_minus_onehot_cpu(a, b, t):
 def _softmax_minus_onehot_gpu(a, b, t):
     """Same as :func:`_softmax_minus_onehot_cpu`, one fused CuPy kernel.
 
-    One thread per score: it reads its row of ``a + b`` to get the row's
-    max and sum of exponentials (``K`` is small, 10 for CIFAR-10, so each
-    thread re-reading its row costs less than a separate reduction
-    launch) and writes ``(softmax - onehot) / B`` for its class.
+    Raises the same ``ValueError`` for a label out of range: the kernel
+    flags it, and reading the flag back waits for the kernel.
     """
     cupy = cuda.cupy
     n_batch, n_class = a.shape
@@ -93,27 +176,11 @@ def _softmax_minus_onehot_gpu(a, b, t):
     b = cupy.ascontiguousarray(b)
     t = cupy.ascontiguousarray(t)
     g = cupy.empty_like(a)
-    cuda.elementwise(
-        'raw T a, raw T b, raw S t, int32 n_class, T n_batch',
-        'T g',
-        '''
-        const ptrdiff_t row = i / n_class;
-        const int col = i % n_class;
-        const ptrdiff_t start = row * n_class;
-        T amax = a[start] + b[0];
-        for (int j = 1; j < n_class; ++j) {
-            const T v = a[start + j] + b[j];
-            amax = v > amax ? v : amax;
-        }
-        T total = 0;
-        for (int j = 0; j < n_class; ++j) {
-            total += exp(a[start + j] + b[j] - amax);
-        }
-        const T p = exp(a[i] + b[col] - amax) / total;
-        g = (p - (col == t[row] ? (T)1 : (T)0)) / n_batch;
-        ''',
-        'vfbn_softmax_minus_onehot')(a, b, t, n_class, a.dtype.type(n_batch),
-                                     g)
+    bad = cupy.zeros(1, numpy.int32)
+    _kernel('vfbn_softmax_minus_onehot')(
+        a, b, t, n_class, a.dtype.type(n_batch), g, bad)
+    if int(bad[0]):
+        _check_labels(t, n_class)
     return g
 
 
@@ -125,10 +192,7 @@ def _bias_relu_cpu(a, b):
 def _bias_relu_gpu(a, b):
     a = cuda.cupy.ascontiguousarray(a)
     b = cuda.cupy.ascontiguousarray(b)
-    return cuda.elementwise(
-        'T a, raw T b, int32 n_unit', 'T z',
-        'const T v = a + b[i % n_unit]; z = v > 0 ? v : (T)0',
-        'vfbn_bias_relu')(a, b, b.shape[0])
+    return _kernel('vfbn_bias_relu')(a, b, b.shape[0])
 
 
 def _relu_grad_product_cpu(gz, z):
@@ -137,9 +201,35 @@ def _relu_grad_product_cpu(gz, z):
 
 
 def _relu_grad_product_gpu(gz, z):
-    return cuda.elementwise(
-        'T gz, T z', 'T ga', 'ga = z > 0 ? gz : (T)0',
-        'vfbn_relu_grad_product')(gz, z)
+    return _kernel('vfbn_relu_grad_product')(gz, z)
+
+
+def _softmax_vjp_cpu(g, gg, t):
+    """``s ⊙ (gg - <s, gg>) / B`` with ``s = B g + Y``, with NumPy.
+
+    The VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a`` (see
+    :class:`SoftmaxMinusOnehotVJP`); ``g`` and ``gg`` are ``(B, K)``, ``t``
+    the labels, already checked by the forward that made ``g``.
+    """
+    n_batch = g.shape[0]
+    s = g * n_batch
+    s[numpy.arange(n_batch), t] += 1
+    inner = (s * gg).sum(axis=1, keepdims=True)
+    # Times 1/B, as chainer's Variable / scalar computes it: the same bits
+    # as the composition of chainer functions this replaces.
+    return utils.force_array(s * (gg - inner) * g.dtype.type(1. / n_batch),
+                             g.dtype)
+
+
+def _softmax_vjp_gpu(g, gg, t):
+    cupy = cuda.cupy
+    g = cupy.ascontiguousarray(g)
+    gg = cupy.ascontiguousarray(gg)
+    t = cupy.ascontiguousarray(t)
+    n_batch, n_class = g.shape
+    return _kernel('vfbn_softmax_vjp')(g, gg, t, n_class,
+                                       g.dtype.type(n_batch),
+                                       cupy.empty_like(g))
 
 
 def _onehot(t, n_class, dtype):
@@ -147,17 +237,51 @@ def _onehot(t, n_class, dtype):
     return xp.eye(n_class, dtype=dtype)[t]
 
 
-def _softmax_vjp(g, grad_g, onehot):
-    """VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a``, as chainer functions.
+class SoftmaxMinusOnehotVJP(function_node.FunctionNode):
 
-    With ``s = softmax(a) = B g + Y`` and the softmax Jacobian
-    ``diag(s) - s s^T``: ``∂/∂a = s ⊙ (grad_g - <s, grad_g>) / B``, the
-    inner product per row. Differentiable in ``g`` and ``grad_g``.
+    """VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a``, fused.
+
+    Inputs ``(g, gg, t)``: ``g`` the forward's output ``(B, K)``, ``gg`` the
+    gradient w.r.t. ``g``, ``t`` the labels. Output ``ga``: with
+    ``s = softmax(a) = B g + Y`` and the softmax Jacobian
+    ``diag(s) - s s^T``, ``ga = s ⊙ (gg - <s, gg>) / B``, the inner product
+    per row. One CuPy kernel on a GPU (the backward's hot part), the NumPy
+    reference on the CPU; the backward is differentiable again.
     """
-    n_batch = g.shape[0]
-    s = g * n_batch + onehot
-    inner = F.sum(s * grad_g, axis=1, keepdims=True)
-    return s * (grad_g - F.broadcast_to(inner, grad_g.shape)) / n_batch
+
+    def forward_cpu(self, inputs):
+        self.retain_inputs((0, 1, 2))
+        return _softmax_vjp_cpu(*inputs),
+
+    def forward_gpu(self, inputs):
+        self.retain_inputs((0, 1, 2))
+        return _softmax_vjp_gpu(*inputs),
+
+    def backward(self, indexes, grad_outputs):
+        g, gg, t = self.get_retained_inputs()
+        u, = grad_outputs
+        ret = []
+        if 0 in indexes:
+            # ga_j = s_j (gg_j - <s, gg>) / B and ds/dg = B:
+            # ∂/∂g = u ⊙ (gg - <s, gg>) - <u, s> gg.
+            n_batch, n_class = g.shape
+            s = g * n_batch + _onehot(t.array, n_class, g.dtype)
+            inner = F.broadcast_to(F.sum(s * gg, axis=1, keepdims=True),
+                                   g.shape)
+            u_s = F.broadcast_to(F.sum(u * s, axis=1, keepdims=True),
+                                 g.shape)
+            ret.append(u * (gg - inner) - u_s * gg)
+        if 1 in indexes:
+            # Linear in gg: the same VJP, applied to u.
+            ret.append(SoftmaxMinusOnehotVJP().apply((g, u, t))[0])
+        if 2 in indexes:
+            ret.append(None)   # t: integer labels
+        return ret
+
+
+def _softmax_vjp(g, grad_g, t):
+    """VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a`` (differentiable)."""
+    return SoftmaxMinusOnehotVJP().apply((g, grad_g, t))[0]
 
 
 def _add(a, b):
@@ -235,7 +359,7 @@ class VFBNLinearGrad(function_node.FunctionNode):
         # grad_synth = g W: through g, and directly into W.
         gg = _add(None if gy is None else F.linear(gy, W), gg_out)
         # g = (softmax(a) - Y) / B with a = h W^T + b.
-        ga = _softmax_vjp(g, gg, _onehot(t.array, W.shape[0], g.dtype))
+        ga = _softmax_vjp(g, gg, t)
         ret = []
         for i in indexes:
             if i == 0:
@@ -344,7 +468,7 @@ class VFBNMLPGrad(function_node.FunctionNode):
         # g = (softmax(a2) - Y) / B with a2 = z W2^T + b2.
         ga2 = None
         if gg is not None:
-            ga2 = _softmax_vjp(g, gg, _onehot(t.array, W2.shape[0], g.dtype))
+            ga2 = _softmax_vjp(g, gg, t)
         gz = _add(None if ga2 is None else F.matmul(ga2, W2), gz_out)
         # z = f(a1) with a1 = h W1^T + b1.
         ga1_in = None if gz is None else gz * mask
