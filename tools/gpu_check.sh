@@ -25,6 +25,7 @@
 #   stack        versions, device, and where cuBLAS is loaded from; where CuPy
 #                cannot load cuBLAS, the pip wheel's nvidia/.../lib is put on
 #                LD_LIBRARY_PATH (CuPy 14 wheels carry no cuBLAS)
+#   cli-gpu0     the README's `train_cifar.py --method vfbn --gpu 0`, 30 iterations
 #   pytest-gpu   pytest -m gpu with CHAINER_VFBN_REQUIRE_GPU=1
 #   bench-kernels, bench-step, bench-vs-pytorch   the three GPU benchmarks, JSON
 #   decoupled    2 MPI ranks sharing GPU 0 (the mpich wheel where there is no mpiexec)
@@ -192,6 +193,14 @@ stack_ok=0; [ "$dry_run" = 1 ] && stack_ok="0 1" && ok_label='ok (dry run: no GP
 step stack 90 "$stack_ok" -- "$py" tools/gpu_stack.py --json "$OUT/stack.json"
 
 ok_label=ok
+
+# ----------------------------------------- the README's command, shortened
+# `python train/train_cifar.py --method vfbn --gpu 0` (ResNet-110 paper
+# preset) on the mini set, 30 iterations, the 36-view test at the end; it
+# also fills CuPy's kernel cache before anything is timed.
+gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --gpu 0 \
+    --data-dir "$mini" --no-download --iterations 30 --tta-interval 1 \
+    --test-batchsize 256 --no-progress --out "$work/results/cli-gpu0"
 
 # ---------------------------------------------------------- the benchmarks
 gpu_step bench-kernels 60 -- "$py" benchmarks/bench_kernels.py --device @cupy:0 \
