@@ -19,8 +19,12 @@ What it changes, and why:
    register a no-op module under that name before Chainer imports it.
 3. Chainer warns at import that CuPy >= 8 "may not be compatible" (CuPy 13/14
    work for everything this package uses), and CuPy/ChainerMN may warn that
-   NCCL is unavailable. Exactly those two warnings are silenced; every other
-   warning is left alone (the tests run with warnings as errors).
+   NCCL is unavailable. Where the installed CuPy is 14 or newer, which has no
+   cuDNN at all, Chainer's "cuDNN is not enabled" warning is silenced too
+   (it asks to reinstall CuPy with cuDNN, which that CuPy cannot have; seen
+   on a GPU machine with cupy-cuda13x 14.2, where it failed every test module
+   at import under warnings-as-errors). Every other warning is left alone
+   (the tests run with warnings as errors).
 4. ChainerMN's multi-node iterator: on every rank but the master,
    ``_MultiNodeIteratorSlave.__init__`` calls ``int()`` on the dataset size
    the master broadcasts as a 1-element array, which NumPy >= 2.4 rejects
@@ -53,6 +57,8 @@ CUPY_VERSION_WARNING = r'\s*-+\s*CuPy \(cupy[^)]*\) version \S+ may not be compa
 # (?s): CuPy 14's NCCL message begins with a newline, which '.' alone
 # does not match.
 NCCL_WARNING = r'(?s).*\bNCCL\b'
+# chainer.backends.cuda, where CuPy has no cuDNN.
+CUDNN_WARNING = r'cuDNN is not enabled'
 
 
 def _environment_check_importable():
@@ -106,11 +112,32 @@ def replace_environment_check():
     return True
 
 
-def silence_known_warnings():
-    """Silence Chainer's CuPy-version warning and the NCCL warnings only."""
+def cupy_major():
+    """Major version of the installed CuPy wheel (without importing it), or
+    None where there is none."""
+    from importlib import metadata
+    for dist in metadata.distributions():
+        name = (dist.metadata['Name'] or '').lower()
+        if name == 'cupy' or name.startswith('cupy-cuda'):
+            try:
+                return int(dist.version.split('.')[0])
+            except ValueError:
+                return None
+    return None
+
+
+def silence_known_warnings(cupy_version=None):
+    """Silence Chainer's CuPy-version warning, the NCCL warnings and, with
+    CuPy >= 14 (``cupy_version``: its major version, default the installed
+    one), the cuDNN warning; nothing else."""
     warnings.filterwarnings('ignore', message=CUPY_VERSION_WARNING,
                             category=UserWarning)
     warnings.filterwarnings('ignore', message=NCCL_WARNING)
+    if cupy_version is None:
+        cupy_version = cupy_major()
+    if cupy_version is not None and cupy_version >= 14:
+        warnings.filterwarnings('ignore', message=CUDNN_WARNING,
+                                category=UserWarning)
 
 
 MULTI_NODE_ITERATOR = 'chainermn.iterators.multi_node_iterator'

@@ -32,11 +32,14 @@ TARGET_SCALES = ('batch-mean', 'per-example')
 SCALE_FREE = ('vfbn', 'vfbn-linear', 'vfbn-mlp')
 
 
+def synth_name(k, n_splits):
+    """Optimizer (and report) name of the synthesizer at split ``k``."""
+    return 'synth' if n_splits == 1 else 'synth%d' % k
+
+
 def synth_names(n_splits):
     """Optimizer (and report) names of the synthesizers, one per split."""
-    if n_splits == 1:
-        return ['synth']
-    return ['synth%d' % k for k in range(n_splits)]
+    return [synth_name(k, n_splits) for k in range(n_splits)]
 
 
 def check_target_scale(target_scale, method=None):

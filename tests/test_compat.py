@@ -26,13 +26,26 @@ You can install the library by:
 '''
 
 
-def _emitted(message, category=UserWarning):
+# chainer.backends.cuda's, where CuPy has no cuDNN.
+CUDNN_MESSAGE = (
+    'cuDNN is not enabled.\nPlease reinstall CuPy after you install cudnn\n'
+    '(see https://docs-cupy.chainer.org/en/stable/install.html'
+    '#install-cudnn).')
+
+
+def _emitted(message, category=UserWarning, cupy_version=None):
     with warnings.catch_warnings(record=True) as caught:
-        # Start from the filters the package installed, minus "error".
-        warnings.filters[:] = [f for f in warnings.filters if f[0] != 'error']
-        _compat.silence_known_warnings()
+        # Start from Python's own filters (the package's are re-added below).
+        warnings.resetwarnings()
+        warnings.simplefilter('always')
+        _compat.silence_known_warnings(cupy_version)
         warnings.warn(message, category)
     return [str(w.message) for w in caught]
+
+
+def test_cudnn_warning_silenced_only_where_cupy_has_no_cudnn():
+    assert _emitted(CUDNN_MESSAGE, cupy_version=14) == []
+    assert _emitted(CUDNN_MESSAGE, cupy_version=13) == [CUDNN_MESSAGE]
 
 
 def test_cupy_version_and_nccl_warnings_are_silenced():

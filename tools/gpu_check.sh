@@ -12,6 +12,7 @@
 #   --budget S     wall-clock seconds for everything (default 520)
 #   --extra-wheels DIR  more wheels for the install; the dry run's stand-in for
 #                  the NumPy that a GPU machine has
+#   --only A,B     run only these steps (install and stack always run)
 #   --dry-run      run every step that needs no GPU (the kit install into a new
 #                  venv, the stack print, the MPI launcher), and check each GPU
 #                  step's command against its script's --help
@@ -45,6 +46,7 @@ kit=${CHAINER_VFBN_KIT:-.device/kit}
 mini=${CHAINER_VFBN_MINI_DIR:-.device/cifar-10-mini}
 budget=520
 extra_wheels=
+only=
 usage() { sed -n '2,35p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
         --mini) [ $# -ge 2 ] || usage; mini=$2; shift 2 ;;
         --budget) [ $# -ge 2 ] || usage; budget=$2; shift 2 ;;
         --extra-wheels) [ $# -ge 2 ] || usage; extra_wheels=$2; shift 2 ;;
+        --only) [ $# -ge 2 ] || usage; only=,$2,; shift 2 ;;
         -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "gpu_check: unknown argument $1" >&2; usage ;;
     esac
@@ -86,6 +89,10 @@ ok_label=ok   # the status of a step that exits with one of its OK_CODES
 step() {
     local name=$1 cap=$2 ok=$3; shift 4
     local t0 rc status limit
+    if [ -n "$only" ] && [[ "$only" != *",$name,"* ]] && [ "$name" != install ] && [ "$name" != stack ]; then
+        say "--- $name: not asked for (--only)"
+        return 0
+    fi
     limit=$(left)
     [ "$cap" -lt "$limit" ] && limit=$cap
     if [ "$limit" -lt 15 ]; then
@@ -162,10 +169,13 @@ PTH
     # setuptools<81 named explicitly: a newer system setuptools would satisfy
     # Chainer without pkg_resources.
     "$py" -m pip install -q "${links[@]}" -r "$kit/requirements.txt" 'setuptools<81'
-    "$py" -m pip install -q "${links[@]}" --no-build-isolation -e "$REPO"
+    # This checkout is not installed: setuptools' develop step fetches its
+    # build requirements from the network even with --no-build-isolation (it
+    # failed so on the GPU machine, 2026-11-30); PYTHONPATH (below) reaches it.
     "$py" -m pip list 2>/dev/null | grep -iE '^(chainer|chainer-vfbn|numpy|cupy|torch|setuptools|pytest|pillow|mpi4py|mpich) ' || true
 }
 export venv py kit extra_wheels REPO
+export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
 export -f install
 step install 150 0 -- bash -c install
 

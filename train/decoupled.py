@@ -128,7 +128,7 @@ class _Parts(object):
             raise UserError(str(e))
 
     def synth_name(self, k):
-        return split_step.synth_names(len(self.modules) - 1)[k]
+        return split_step.synth_name(k, len(self.modules) - 1)
 
 
 class _RankState(object):
