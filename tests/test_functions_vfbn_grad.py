@@ -488,7 +488,10 @@ def test_nan_propagates_on_the_cpu():
 @pytest.mark.parametrize('where, inputs', list(_nan_cases()))
 def test_nan_same_on_cpu_and_gpu(where, inputs):
     grad_true = numpy.random.RandomState(53).randn(B, D)
-    for fn, args in ((vfbn_linear_grad, inputs[:1] + inputs[3:]),
+    # The linear v_f's own inputs, the NaN in h, b or W (h, W, b, t).
+    linear = list(linear_inputs(numpy.random.RandomState(52)))
+    linear[{'h': 0, 'b1': 2, 'W2': 1}[where]].reshape(-1)[1] = numpy.nan
+    for fn, args in ((vfbn_linear_grad, tuple(linear)),
                      (vfbn_mlp_grad, inputs)):
         cpu = _signal(fn, args, grad_true)
         gpu = _signal(fn, tuple(cuda.to_gpu(a) for a in args),
