@@ -66,13 +66,18 @@ ROWS = collections.OrderedDict([
     ('dni-linear', ("Jaderberg's Linear", ['--method', 'dni-linear'], 15.56)),
     ('vfbn-alpha0', ('VFBN, alpha_gs = 0',
                      ['--method', 'vfbn', '--alpha-gs', '0'], 5.73)),
-    ('vfbn', ('VFBN, alpha_gs tuned (paper: 1e-3)', ['--method', 'vfbn'],
-              5.51)),
+    ('vfbn', ('VFBN, alpha_gs = 1e-3',
+              ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
     ('vfbn-linear', ('VFBN, linear v_f (Eq. 8)', ['--method', 'vfbn-linear'],
                      None)),
     ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
 ])
+# The mini table's label where the row's own says what the tuning changes.
+MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
 TUNED_ROWS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear', 'vfbn-mlp')
+# The order in which the tuning runs start: the cheapest rows first, so that a
+# chunk stopped early has complete grids for as many rows as it could.
+TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
 CLOSED_FORM_ROWS = ('vfbn-linear', 'vfbn-mlp')
 PHASES = ('length', 'tune', 'final')
 
@@ -111,6 +116,16 @@ def _common_args(s):
             '--no-download', '--no-progress']
     if s['split_at']:
         args += ['--split-at', s['split_at']]
+    return args
+
+
+def _row_args(row):
+    """A row's train_cifar.py arguments; a tuned row's own --alpha-gs (the
+    paper's, for the other schedules) is left out: the tuning sets it."""
+    args = list(ROWS[row][1])
+    if row in TUNED_ROWS and '--alpha-gs' in args:
+        i = args.index('--alpha-gs')
+        del args[i:i + 2]
     return args
 
 
@@ -170,21 +185,20 @@ def plan(phase, s, chosen=None, rows=None):
                                '0']))
         return runs
     if phase == 'tune':
-        for row in TUNED_ROWS:
+        for row in TUNE_ORDER:
             if row not in rows:
                 continue
             for alpha, scale in tuning_grid(row, s):
                 name = '%s_a%s_%s' % (row, _alpha_name(alpha), scale)
                 runs.append(Run(
                     'tune', name, row, s['tune_seed'],
-                    ROWS[row][1] + common + val
+                    _row_args(row) + common + val
                     + _schedule_args(s, s['tune_epochs'])
                     + ['--alpha-gs', repr(alpha), '--synth-target-scale',
                        scale, '--seed', str(s['tune_seed']),
                        '--eval-interval', str(s['tune_epochs']),
                        '--tta-interval', '0'],
                     choice=(alpha, scale)))
-        # The most expensive rows first, so that the pool ends evenly.
         return runs
     if phase == 'final':
         for seed_index in range(len(s['seeds'])):
@@ -206,7 +220,7 @@ def plan(phase, s, chosen=None, rows=None):
                              '--synth-target-scale', choice[1]]
                 runs.append(Run(
                     'final', '%s_seed%d' % (row, seed), row, seed,
-                    ROWS[row][1] + common + _schedule_args(s, s['epochs'])
+                    _row_args(row) + common + _schedule_args(s, s['epochs'])
                     + extra + ['--seed', str(seed), '--eval-interval', '1',
                                # the 36 views once, at the end
                                '--tta-interval', str(s['epochs'] + 1)],
@@ -423,7 +437,7 @@ def _pct(x):
 
 def default_alphas():
     """The untuned fall-back: :data:`recipes.DEFAULT_ALPHA_GS`."""
-    return {row: (recipes.DEFAULT_ALPHA_GS[ROWS[row][1][1]], 'batch-mean')
+    return {row: (recipes.DEFAULT_ALPHA_GS[row], 'batch-mean')
             for row in TUNED_ROWS}
 
 
@@ -500,7 +514,8 @@ def summarize(s, records, rows=None):
                 tuning.append(dict(alpha=run.choice[0], scale=run.choice[1],
                                    val_error=rec['summary']['test_error']))
         table.append(dict(
-            row=row, label=ROWS[row][0], paper=ROWS[row][2],
+            row=row, label=MINI_LABELS.get(row, ROWS[row][0]),
+            paper=ROWS[row][2],
             seeds=[r.seed for r, _ in done],
             planned_seeds=[r.seed for r in runs],
             choice=chosen.get(row), tta=pct('tta_error'),

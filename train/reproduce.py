@@ -503,27 +503,30 @@ def main_mini(args, popen=subprocess.Popen):
         args.phase, (args.phase,))
     failed = []
     try:
-        first = [r for ph in phases if ph != 'final'
-                 for r in protocol.plan(ph, s, rows=rows)]
-        if first:
+        # Rounds: each runs what can run now (the final runs of a tuned row
+        # only once its grid is complete), until a round adds nothing new.
+        started = set()
+        while True:
+            runs = [r for ph in phases if ph != 'final'
+                    for r in protocol.plan(ph, s, rows=rows)]
+            if 'final' in phases:
+                chosen = protocol.default_alphas() if args.untuned else \
+                    protocol.chosen_settings(s, args.records)
+                waiting = [r for r in rows if r in protocol.TUNED_ROWS and
+                           r not in chosen]
+                runs += protocol.plan('final', s, chosen=chosen, rows=[
+                    r for r in rows if r not in waiting])
+            runs = [r for r in runs if r.key not in started]
+            if not runs:
+                break
+            started.update(r.key for r in runs)
             result = protocol.run_pool(
-                first, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
+                runs, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
                 args.device, args.data_dir, args.deadline, popen=popen)
             failed += [k for k, v in result.items() if v.startswith('failed')]
-        if 'final' in phases:
-            chosen = protocol.default_alphas() if args.untuned else \
-                protocol.chosen_settings(s, args.records)
-            missing = [r for r in rows if r in protocol.TUNED_ROWS and
-                       r not in chosen]
-            if missing:
-                print('mini: final runs wait for the tuning of %s; running '
-                      'the others' % ', '.join(missing))
-            final = protocol.plan('final', s, chosen=chosen, rows=[
-                r for r in rows if r not in missing])
-            result = protocol.run_pool(
-                final, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
-                args.device, args.data_dir, args.deadline, popen=popen)
-            failed += [k for k, v in result.items() if v.startswith('failed')]
+        if 'final' in phases and waiting:
+            print('mini: no final runs yet for %s: their tuning is not '
+                  'complete' % ', '.join(waiting))
         os.makedirs(args.records, exist_ok=True)
         protocol.write_report(s, args.records)
     except protocol.ProtocolError as e:
