@@ -166,7 +166,8 @@ def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
     assert set(result.values()) == {'done'}
     assert len(FakeProcess.calls) == len(runs)
     rec = protocol.read_record(protocol.record_path(records, runs[0]))
-    assert rec['config']['settings']['arch'] == s['arch']
+    assert rec['settings']['arch'] == s['arch']
+    assert rec['config']['train_args'] == runs[0].args
     assert rec['curve'] == [{'epoch': 1, 'iteration': 2,
                              'validation/main/error':
                                  rec['summary']['test_error']}]
@@ -177,7 +178,7 @@ def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
     assert len(FakeProcess.calls) == len(runs)
     # Another configuration: refused, naming what differs.
     other = protocol.settings(arch='resnet14-paper')
-    with pytest.raises(protocol.ProtocolError, match='settings.arch'):
+    with pytest.raises(protocol.ProtocolError, match='train_args'):
         protocol.run_pool(protocol.plan('tune', other, rows=['vfbn']), other,
                           records, out, 'train.py', popen=FakeProcess)
     # The tuning choice is the lowest validation error of the grid.
