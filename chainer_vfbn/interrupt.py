@@ -55,6 +55,19 @@ class Interrupt(object):
         return False
 
 
+class Interrupted(Exception):
+    """Raised by a loop that stopped cleanly on a signal.
+
+    Args:
+        interrupt (Interrupt): The context that recorded the signal.
+    """
+
+    def __init__(self, interrupt):
+        super(Interrupted, self).__init__('interrupted by %s' % interrupt.name)
+        self.name = interrupt.name
+        self.exit_code = interrupt.exit_code
+
+
 class StopOnInterrupt(object):
     """A trainer's stop trigger that also fires once an interrupt arrived.
 
