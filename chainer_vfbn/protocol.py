@@ -426,15 +426,16 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
                         summ = rec['summary']
                         log('mini: [%d/%d] %s done in %.0f s: %s error %s, '
                             'train accuracy %s' % (
-                                finished, total, run.key, time.time() - started,
+                                finished, total, run.key,
+                                time.time() - started,
                                 summ.get('evaluated_on', 'test'),
                                 _pct(summ.get('test_error')),
                                 _pct(summ.get('train_accuracy'))))
                     else:
                         result[run.key] = 'failed (exit %d)' % rc
-                        log('mini: [%d/%d] %s FAILED with exit status %d; see %s'
-                            % (finished, total, run.key, rc,
-                               os.path.join(run_dir, 'train.log')))
+                        log('mini: [%d/%d] %s FAILED with exit status %d; '
+                            'see %s' % (finished, total, run.key, rc,
+                                        os.path.join(run_dir, 'train.log')))
         finally:
             for proc, (run, _, logf, _) in active.items():
                 if proc.poll() is None:

@@ -168,10 +168,10 @@ def test_corrupt_snapshots_fall_back_or_stop_in_one_line(tmp_path):
 
 def _start(out, extra=()):
     env = dict(os.environ, OMP_NUM_THREADS='1')
+    argv = TINY + ['--method', 'vfbn', '--out', out, '--iterations', '1000',
+                   '--frequency', '1000'] + list(extra)
     return subprocess.Popen(
-        [sys.executable, SCRIPT] + TINY + ['--method', 'vfbn', '--out', out,
-                                           '--iterations', '1000',
-                                           '--frequency', '1000'] + list(extra),
+        [sys.executable, SCRIPT] + argv,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
