@@ -292,6 +292,8 @@ def test_a_row_counts_only_with_its_own_schedule_and_args(tmp_path,
                            reproduce.ROW_RECORD)) as f:
         assert json.load(f)['args'][-2:] == ['--learnrate', '0.05']
     capsys.readouterr()
+    with open(os.path.join(out, 'reproduce.json')) as f:
+        first = f.read()
     for schedule, extra, why in [('short', [], '--schedule smoke'),
                                  ('smoke', ['--', '--learnrate', '0.1'],
                                   'other arguments')]:
@@ -300,6 +302,8 @@ def test_a_row_counts_only_with_its_own_schedule_and_args(tmp_path,
         assert rc == 2 and len(calls) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0] and 'another run' in err[0]
+        with open(os.path.join(out, 'reproduce.json')) as f:
+            assert f.read() == first   # refused before anything is written
     # The same arguments (another device) count as done.
     assert reproduce.main(['--schedule', 'smoke', '--rows', 'bp', '--out',
                            out, '--device', '@numpy', '--', '--learnrate',

@@ -190,6 +190,32 @@ def row_mismatch(folder, identity):
     return None
 
 
+def plan_rows(rows, seeds, schedule, out, device=None, dataset=None,
+              data_dir=None, extra=()):
+    """Each (row, seed)'s command, folder and identity; reads only.
+
+    Returns:
+        list: ``(row, seed, argv, folder, identity)`` tuples.
+
+    Raises:
+        ValueError: A row's folder holds another row (one line).
+    """
+    plan = []
+    for seed in seeds:
+        for row in rows:
+            argv = row_command(row, schedule, seed, out, device, dataset,
+                               data_dir, extra)
+            folder = row_dir(out, row, seed)
+            identity = row_identity(schedule, argv)
+            why = row_mismatch(folder, identity)
+            if why:
+                raise ValueError(
+                    '%s holds another run of %s seed %d: %s; use another '
+                    '--out' % (folder, row, seed, why))
+            plan.append((row, seed, argv, folder, identity))
+    return plan
+
+
 def run_rows(rows, seeds, schedule, out, runner, device=None, dataset=None,
              data_dir=None, extra=(), log=print, stop=lambda: False):
     """Train every (row, seed) that has no ``summary.json`` yet.
@@ -211,19 +237,8 @@ def run_rows(rows, seeds, schedule, out, runner, device=None, dataset=None,
     Raises:
         ValueError: A row's folder holds another row (one line).
     """
-    plan = []
-    for seed in seeds:
-        for row in rows:
-            argv = row_command(row, schedule, seed, out, device, dataset,
-                               data_dir, extra)
-            folder = row_dir(out, row, seed)
-            identity = row_identity(schedule, argv)
-            why = row_mismatch(folder, identity)
-            if why:
-                raise ValueError(
-                    '%s holds another run of %s seed %d: %s; use another '
-                    '--out' % (folder, row, seed, why))
-            plan.append((row, seed, argv, folder, identity))
+    plan = plan_rows(rows, seeds, schedule, out, device, dataset, data_dir,
+                     extra)
     status = collections.OrderedDict()
     for row, seed, argv, folder, identity in plan:
         if stop():
@@ -645,6 +660,13 @@ def main(argv=None, runner=subprocess_runner):
     args = parse_args(argv)
     if args.schedule == 'mini':
         return main_mini(args)
+    if not args.report_only:
+        try:  # before anything is written
+            plan_rows(args.rows, args.seeds, args.schedule, args.out,
+                      args.device, args.dataset, args.data_dir, args.extra)
+        except ValueError as e:
+            sys.stderr.write('reproduce.py: error: %s\n' % e)
+            return 2
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
