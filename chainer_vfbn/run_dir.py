@@ -20,10 +20,12 @@ import zipfile
 import numpy
 
 LOCK_NAME = '.lock'
-# What a snapshot write leaves behind if it is killed: chainer's writer
+# What a killed write leaves behind: chainer's snapshot writer
 # saves into a temporary folder ``tmp<filename>XXXX`` (and the decoupled
-# runner into ``<name>.tmp.npz``) and renames at the end.
-TEMPORARY = ('tmpsnapshot_iter_*', 'snapshot_iter_*.tmp.npz', '*.json.tmp*')
+# runner into ``<name>.tmp.npz``, write_json into ``<file>.tmp<pid>``) and
+# renames at the end.
+TEMPORARY = ('tmpsnapshot_iter_*', 'snapshot_iter_*.tmp.npz', '*.json.tmp*',
+             'log.tmp*')
 
 
 class Busy(Exception):
