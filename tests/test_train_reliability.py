@@ -183,7 +183,7 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
     try:
         # The table's first row: training is under way (epoch 1 done).
         for line in proc.stdout:
-            if line.startswith('1 '):
+            if line.replace('\033[J', '').startswith('1 '):
                 break
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
