@@ -90,6 +90,8 @@ from chainer.backends import cuda
 import chainer.functions as F
 
 from chainer_vfbn import split_step
+from chainer_vfbn.divergence import check_finite
+from chainer_vfbn.divergence import Diverged
 
 # Message kinds.
 TRAIN = 1
@@ -451,11 +453,20 @@ class DecoupledWorker(object):
         return kind, events
 
     def _train(self, inp, t, info, events):
+        try:
+            self._train_step(inp, t, info, events)
+        except Diverged as e:
+            if e.iteration is None:
+                e.iteration = self.iteration + 1
+            raise
+
+    def _train_step(self, inp, t, info, events):
         iteration = self.iteration + 1
         module = self.module
         if self.is_last:
             y = module(inp)
             loss = self.loss_func(y, t)
+            check_finite('main/loss', loss)
             module.cleargrads()
             loss.backward()
             # δ_{k-1} (or synth_{k-1}'s new weights) down first, so the rank
@@ -530,7 +541,8 @@ class DecoupledWorker(object):
         synth = self.lower_synthesizer
         grad_synth = synth(chainer.Variable(h), t)
         values = split_step.regress(synth, self.lower_synth_optimizer,
-                                    grad_synth, grad_true, self.target_scale)
+                                    grad_synth, grad_true, self.target_scale,
+                                    self.lower_synth_name)
         self._lower_version += 1
         flat = self._flat_weights(synth)
         header = self._header(TRAIN, self._lower_version, 0, info, flat)
@@ -594,8 +606,13 @@ class DecoupledWorker(object):
             # Stale: the synthesizer changed since this forward; recompute
             # δ̂ for the same (h, t) with the current parameters.
             grad_synth = self.synthesizer(chainer.Variable(entry.h), entry.t)
-        values = split_step.regress(self.synthesizer, self.synth_optimizer,
-                                    grad_synth, grad_true, self.target_scale)
+        try:
+            values = split_step.regress(
+                self.synthesizer, self.synth_optimizer, grad_synth,
+                grad_true, self.target_scale, self.synth_name)
+        except Diverged as e:
+            e.iteration = entry.iteration
+            raise
         self._synth_version += 1
         for other in self._pending:  # their graphs now see changed weights
             other.grad_synth = None

@@ -32,6 +32,43 @@ def _resolve_device(device, predictor):
     return chainer.get_device(device)
 
 
+def epochs_or_end(iteration, last_iteration, is_new_epoch, epoch, k):
+    """The evaluation (and snapshot) schedule of both trainers.
+
+    True at the end of every ``k``-th epoch and at the last iteration, so
+    that a run always ends with its figures.
+    """
+    return iteration == last_iteration or (is_new_epoch and epoch % k == 0)
+
+
+def tta_due(n_evals, tta_interval, at_end):
+    """Whether the ``n_evals``-th evaluation also runs the views' TTA.
+
+    Every ``tta_interval``-th evaluation (``0``: never), and always the one
+    at the last iteration (``at_end``), so that a run ends with its
+    36-view figure and its summary never quotes a stale one.
+    """
+    return tta_interval > 0 and (n_evals % tta_interval == 0 or at_end)
+
+
+class EpochsOrEnd(object):
+    """Trigger of :func:`epochs_or_end` for a :class:`~chainer.training.
+    Trainer`.
+
+    Stateless (read off the updater), so it needs no serialization to
+    behave the same after a resume.
+    """
+
+    def __init__(self, k, last_iteration):
+        self.k = k
+        self.last_iteration = last_iteration
+
+    def __call__(self, trainer):
+        updater = trainer.updater
+        return epochs_or_end(updater.iteration, self.last_iteration,
+                             updater.is_new_epoch, updater.epoch, self.k)
+
+
 def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,
                    device=None, tta=True, mean=None, std=None):
     """Loss and error of the centre view and of the views' averaged softmax.
@@ -157,8 +194,7 @@ class ViewEvaluator(extension.Extension):
         self.n_calls += 1
         at_end = (trainer is not None and self.final_iteration is not None
                   and trainer.updater.iteration == self.final_iteration)
-        tta = self.tta_interval > 0 and (
-            self.n_calls % self.tta_interval == 0 or at_end)
+        tta = tta_due(self.n_calls, self.tta_interval, at_end)
         result = evaluate_views(
             self.predictor, self.images, self.labels, self.augment,
             self.batch_size, self.device, tta=tta, mean=self.mean,

@@ -31,6 +31,8 @@ import sys
 import time
 
 from chainer_vfbn import recipes
+from chainer_vfbn.interrupt import Interrupt
+from chainer_vfbn.interrupt import Interrupted
 from chainer_vfbn import split_step
 
 PROTOCOL_VERSION = 1
@@ -367,9 +369,17 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     snapshot there) with one BLAS thread; when it exits 0 its record is
     written to ``records``. No run starts after ``deadline`` (Unix time).
 
+    On SIGINT or SIGTERM no run starts any more, the signal is passed on
+    to the running ones (each in its own session, so that a Ctrl-C reaches
+    them once), which snapshot and exit; once they have,
+    :class:`~chainer_vfbn.interrupt.Interrupted` is raised.
+
     Returns:
         dict: ``run.key -> 'done' | 'skipped' | 'failed (exit N)' |
         'not started (deadline)'``.
+
+    Raises:
+        Interrupted: After a signal, once every started run has exited.
     """
     result = collections.OrderedDict()
     todo = []
@@ -383,55 +393,74 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     active = {}
     total = len(todo)
     finished = 0
-    try:
-        while todo or active:
-            while todo and len(active) < jobs:
-                if deadline is not None and time.time() > deadline:
+    signalled = set()  # the runs the signal was passed on to
+    with Interrupt() as interrupt:
+        try:
+            while todo or active:
+                if interrupt.signum is not None:
                     for run in todo:
-                        result[run.key] = 'not started (deadline)'
+                        result[run.key] = 'not started (interrupted)'
                     todo = []
-                    break
-                run = todo.pop(0)
-                run_dir = os.path.join(out, run.phase, run.name)
-                os.makedirs(run_dir, exist_ok=True)
-                argv = [sys.executable, train_script] + run.args + [
-                    '--out', run_dir]
-                if device is not None:
-                    argv += ['--device', str(device)]
-                if data_dir is not None:
-                    argv += ['--data-dir', data_dir]
-                logf = open(os.path.join(run_dir, 'train.log'), 'ab')
-                proc = popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                             env=thread_env())
-                active[proc] = (run, run_dir, logf, time.time())
-                log('mini: started %s' % run.key)
-            time.sleep(0.2 if popen is not subprocess.Popen else 2)
-            for proc in [p for p in active if p.poll() is not None]:
-                run, run_dir, logf, started = active.pop(proc)
+                    # Pass it on once to each run (one started in the meantime
+                    # included); the handler itself touches nothing.
+                    for proc in list(active):
+                        if proc not in signalled and proc.poll() is None:
+                            proc.send_signal(interrupt.signum)
+                            signalled.add(proc)
+                while todo and len(active) < jobs:
+                    if deadline is not None and time.time() > deadline:
+                        for run in todo:
+                            result[run.key] = 'not started (deadline)'
+                        todo = []
+                        break
+                    run = todo.pop(0)
+                    run_dir = os.path.join(out, run.phase, run.name)
+                    os.makedirs(run_dir, exist_ok=True)
+                    argv = [sys.executable, train_script] + run.args + [
+                        '--out', run_dir]
+                    if device is not None:
+                        argv += ['--device', str(device)]
+                    if data_dir is not None:
+                        argv += ['--data-dir', data_dir]
+                    logf = open(os.path.join(run_dir, 'train.log'), 'ab')
+                    proc = popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                 env=thread_env(), start_new_session=True)
+                    active[proc] = (run, run_dir, logf, time.time())
+                    log('mini: started %s' % run.key)
+                time.sleep(0.2 if popen is not subprocess.Popen else 2)
+                for proc in [p for p in active if p.poll() is not None]:
+                    run, run_dir, logf, started = active.pop(proc)
+                    logf.close()
+                    finished += 1
+                    rc = proc.returncode
+                    if proc in signalled:
+                        result[run.key] = 'interrupted (exit %d)' % rc
+                        log('mini: %s interrupted (exit %d); the same command '
+                            'resumes it' % (run.key, rc))
+                    elif rc == 0:
+                        rec = make_record(run, s, run_dir)
+                        write_json(record_path(records, run), rec)
+                        result[run.key] = 'done'
+                        summ = rec['summary']
+                        log('mini: [%d/%d] %s done in %.0f s: %s error %s, '
+                            'train accuracy %s' % (
+                                finished, total, run.key,
+                                time.time() - started,
+                                summ.get('evaluated_on', 'test'),
+                                _pct(summ.get('test_error')),
+                                _pct(summ.get('train_accuracy'))))
+                    else:
+                        result[run.key] = 'failed (exit %d)' % rc
+                        log('mini: [%d/%d] %s FAILED with exit status %d; '
+                            'see %s' % (finished, total, run.key, rc,
+                                        os.path.join(run_dir, 'train.log')))
+        finally:
+            for proc, (run, _, logf, _) in active.items():
+                if proc.poll() is None:
+                    proc.terminate()
                 logf.close()
-                finished += 1
-                rc = proc.returncode
-                if rc == 0:
-                    rec = make_record(run, s, run_dir)
-                    write_json(record_path(records, run), rec)
-                    result[run.key] = 'done'
-                    summ = rec['summary']
-                    log('mini: [%d/%d] %s done in %.0f s: %s error %s, '
-                        'train accuracy %s' % (
-                            finished, total, run.key, time.time() - started,
-                            summ.get('evaluated_on', 'test'),
-                            _pct(summ.get('test_error')),
-                            _pct(summ.get('train_accuracy'))))
-                else:
-                    result[run.key] = 'failed (exit %d)' % rc
-                    log('mini: [%d/%d] %s FAILED with exit status %d; see %s'
-                        % (finished, total, run.key, rc,
-                           os.path.join(run_dir, 'train.log')))
-    finally:
-        for proc, (run, _, logf, _) in active.items():
-            if proc.poll() is None:
-                proc.terminate()
-            logf.close()
+    if interrupt.signum is not None:
+        raise Interrupted(interrupt)
     return result
 
 

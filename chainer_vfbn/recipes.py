@@ -148,6 +148,12 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     if method == 'bp':
+        # Back-prop ignores the split, but a wrong name is still a mistake.
+        unknown = [n for n in split_at or () if n not in net.split_points]
+        if unknown:
+            raise ValueError('unknown split point(s) %s; choose from %s'
+                             % (', '.join(unknown),
+                                ', '.join(net.split_points)))
         classifier = L.Classifier(net)
         opts = {'main': momentum_sgd(classifier, **sgd)}
 

@@ -26,6 +26,8 @@ Target scale (``target_scale``):
 import chainer
 import chainer.functions as F
 
+from chainer_vfbn.divergence import check_finite
+
 TARGET_SCALES = ('batch-mean', 'per-example')
 # Synthesizers whose output is a real gradient of the batch-mean loss: their
 # scale is fixed by that loss, not a free output layer.
@@ -67,7 +69,11 @@ def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
         h (array): The activation, already cut from the bottom's graph.
         t (array): Labels.
         target_scale (str): One of :data:`TARGET_SCALES`.
-        name (str): The synthesizer's name, for the error message.
+        name (str): The synthesizer's name, for the error messages.
+
+    Raises:
+        ~chainer_vfbn.divergence.Diverged: δ̂ is not finite (checked before
+            it reaches the module below).
 
     Returns:
         tuple: ``(prediction, grad_synth)``: the synthesizer's output, a
@@ -80,6 +86,7 @@ def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
         raise ValueError(
             'synthesizer %s returned a gradient of shape %s for an '
             'activation of shape %s' % (name, prediction.shape, h.shape))
+    check_finite('%s: the synthetic gradient' % name, prediction)
     factor = target_factor(target_scale, h.shape[0])
     grad_synth = prediction.array / factor if factor != 1 else \
         prediction.array
@@ -108,11 +115,15 @@ def agreement(grad_true, grad_synth):
 
 
 def regress(synth, optimizer, prediction, grad_true,
-            target_scale='batch-mean'):
+            target_scale='batch-mean', name='synth'):
     """Eq. 3: one step of the synthesizer on ``||target - prediction||²``.
 
     The target is δ times :func:`target_factor` (a constant); the loss is
     summed over the batch.
+
+    Raises:
+        ~chainer_vfbn.divergence.Diverged: The loss is not finite (checked
+            before the step, so the synthesizer keeps finite weights).
 
     Returns:
         dict: ``loss`` and :func:`agreement` of the applied δ̂ with δ, ready
@@ -121,6 +132,7 @@ def regress(synth, optimizer, prediction, grad_true,
     factor = target_factor(target_scale, grad_true.shape[0])
     target = grad_true * factor if factor != 1 else grad_true
     synth_loss = F.sum(F.squared_difference(prediction, target))
+    check_finite('%s/loss' % name, synth_loss)
     synth.cleargrads()
     synth_loss.backward()
     optimizer.update()

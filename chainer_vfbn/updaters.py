@@ -181,7 +181,8 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         for name, synth, (prediction, inp) in zip(
                 self.synth_names, self.synthesizers, splits):
             split_step.report(name, split_step.regress(
-                synth, opts[name], prediction, inp.grad, self.target_scale))
+                synth, opts[name], prediction, inp.grad, self.target_scale,
+                name))
 
         if self.auto_new_epoch and iterator.is_new_epoch:
             # 'main' aliases the last module's optimizer: count it once.

@@ -353,3 +353,44 @@ def test_script_errors(script, capsys, tmp_path, monkeypatch):
     (tmp_path / 'cifar-10-python.tar.gz').write_bytes(b'garbage')
     assert script.main(['--data-dir', str(tmp_path)]) == 1
     assert 'corrupt or truncated' in capsys.readouterr().err
+
+
+# -- damage anywhere in the stream is "corrupt" (issue #12) -----------------
+
+def _damaged(tmp_path, offset, n_bytes):
+    """The sample archive with ``n_bytes`` inverted from ``offset`` on."""
+    with open(SAMPLE, 'rb') as f:
+        data = bytearray(f.read())
+    for i in range(offset, min(offset + n_bytes, len(data))):
+        data[i] ^= 0xFF
+    path = tmp_path / 'cifar-10-python.tar.gz'
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize('n_bytes', [1, 64])
+@pytest.mark.parametrize('where', [0.1, 0.3, 0.5, 0.7, 0.9, 0.999, -1])
+def test_flipped_bytes_are_corrupt(tmp_path, where, n_bytes):
+    # Past the 10-byte gzip header (whose mtime field is not checked);
+    # -1: the trailer's CRC itself.
+    size = os.path.getsize(SAMPLE)
+    offset = size - 8 if where == -1 else int(size * where)
+    path = _damaged(tmp_path, offset, n_bytes)
+    with pytest.raises(DatasetError) as e:
+        load_cifar10(str(tmp_path), download=False)
+    _assert_one_line(e, 'corrupt', str(path))
+
+
+def test_official_size_is_checked_against_md5(tmp_path, monkeypatch):
+    path = tmp_path / 'cifar-10-python.tar.gz'
+    with open(SAMPLE, 'rb') as f:
+        path.write_bytes(f.read())
+    monkeypatch.setattr(cifar10, 'SIZE', os.path.getsize(SAMPLE))
+    monkeypatch.setattr(cifar10, 'MD5', '0' * 32)
+    with pytest.raises(DatasetError) as e:
+        load_cifar10(str(tmp_path), download=False)
+    _assert_one_line(e, 'corrupt', 'md5', '0' * 32)
+    # The same file with its own md5 as the official one loads.
+    monkeypatch.setattr(cifar10, 'MD5', cifar10.md5sum(str(path)))
+    (train_x, _), _ = load_cifar10(str(tmp_path), download=False)
+    assert len(train_x) == 500

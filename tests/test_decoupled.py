@@ -403,11 +403,12 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
     proc = _cli(2, a, data_dir, '--iterations', '6', '--max-staleness', '0',
                 '--synth-placement', 'below', check=False)
     assert proc.returncode == 2
-    assert proc.stderr.count('was trained with --synth-placement above') == 1
+    assert proc.stderr.count('--synth-placement below (was above)') == 1
     assert 'Traceback' not in proc.stderr
     # "killed" after the snapshot: the same command with more iterations.
     proc = _cli(2, a, data_dir, '--iterations', '6', '--max-staleness', '0')
-    assert 'resumed from the snapshot set of iteration 3' in proc.stdout
+    assert 'resumed from %s at iteration 3' % os.path.join(
+        a, 'snapshot_iter_3.json') in proc.stdout
     _cli(2, b, data_dir, '--iterations', '6', '--max-staleness', '0')
     for r in (0, 1):
         name = 'snapshot_iter_6.rank%d.npz' % r
@@ -442,6 +443,41 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
         assert json.load(f)['decoupled']['ranks'] == 2
     for name in ('loss.png', 'error.png', 'synth_cos.png'):
         assert os.path.getsize(os.path.join(a, name)) > 1000, name
+
+
+def test_cli_final_tta_and_divergence(tmp_path, mini_archive):
+    """The 36-view test at the last iteration whatever --tta-interval, as
+    in the synchronous runner; a NaN loss stops every rank (issue #12)."""
+    _launch_requirements()
+    data_dir = os.path.dirname(mini_archive)
+    out = str(tmp_path / 'tta')
+    # One evaluation, at the end: the 1st, not a multiple of 5 (on a small
+    # held-out set: 36 views of the test set would take minutes here).
+    _cli(2, out, data_dir, '--iterations', '2', '--tta-interval', '5',
+         '--validation-split', '0.05')
+    with open(os.path.join(out, 'log')) as f:
+        log = json.load(f)
+    assert [e['iteration'] for e in log] == [2]
+    assert 0 <= log[-1]['validation/main/tta_error'] <= 1
+    with open(os.path.join(out, 'summary.json')) as f:
+        assert json.load(f)['tta_error'] == log[-1][
+            'validation/main/tta_error']
+
+    out = str(tmp_path / 'nan')
+    proc = _cli(2, out, data_dir, '--iterations', '30', '--learnrate', '1e4',
+                check=False)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = [l for l in proc.stderr.splitlines()
+             if l.startswith('train_cifar.py')]
+    assert len(lines) == 1 and 'diverged:' in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr
+    def refuse(name):
+        raise ValueError('not JSON: %s' % name)
+    with open(os.path.join(out, 'summary.json')) as f:
+        summary = json.load(f, parse_constant=refuse)
+    assert summary['status'] == 'diverged'
+    assert 'iteration %d' % summary['diverged']['iteration'] in lines[0]
+    assert 'done:' not in proc.stdout
 
 
 @pytest.mark.gpu

@@ -131,7 +131,8 @@ class FakeProcess(object):
 
     calls = []
 
-    def __init__(self, argv, stdout=None, stderr=None, env=None):
+    def __init__(self, argv, stdout=None, stderr=None, env=None,
+                 start_new_session=False):
         FakeProcess.calls.append(argv)
         self.env = env
         out = argv[argv.index('--out') + 1]
@@ -199,6 +200,40 @@ def test_one_blas_thread_per_run(tmp_path):
                       log=lambda m: None)
     assert seen and all(e['OMP_NUM_THREADS'] == '1' and
                         e['OPENBLAS_NUM_THREADS'] == '1' for e in seen)
+
+
+def test_a_signal_is_passed_on_and_waited_for(tmp_path):
+    """SIGTERM: the running run gets it, is waited for, nothing else starts,
+    and the pool raises Interrupted with the shell's exit status."""
+    import signal
+    from chainer_vfbn.interrupt import Interrupted
+    s = protocol.settings()
+    started, got = [], []
+
+    class Running(object):
+        def __init__(self, argv, **kw):
+            started.append(argv)
+            assert kw['start_new_session']
+            self.returncode = None
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while running
+
+        def poll(self):
+            return self.returncode
+
+        def send_signal(self, signum):
+            got.append(signum)
+            self.returncode = 128 + signum   # snapshots, then exits
+
+    runs = protocol.plan('tune', s, rows=['vfbn'])
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as e:
+        protocol.run_pool(runs, s, str(tmp_path / 'r'), str(tmp_path / 'o'),
+                          'train.py', jobs=1, popen=Running,
+                          log=lambda m: None)
+    assert e.value.exit_code == 143 and e.value.name == 'SIGTERM'
+    assert len(started) == 1 and got == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert not os.path.exists(str(tmp_path / 'r'))  # no record written
 
 
 def test_deadline_starts_nothing(tmp_path):

@@ -220,9 +220,18 @@ def fake_runner(calls, fail=()):
     return run
 
 
+def _record_row(out, row, seed, schedule='smoke', extra=()):
+    """What run_rows writes before it runs a row."""
+    argv = reproduce.row_command(row, schedule, seed, out, extra=extra)
+    with open(os.path.join(reproduce.row_dir(out, row, seed),
+                           reproduce.ROW_RECORD), 'w') as f:
+        json.dump(reproduce.row_identity(schedule, argv), f)
+
+
 def test_resume_row_by_row(tmp_path):
     out = str(tmp_path)
     write_run(tmp_path, 'bp', 0, summary(0.1, 0.1, 1.0, 1.0), log([0.1]))
+    _record_row(out, 'bp', 0)
     write_run(tmp_path, 'layerwise', 0, None, log([0.9]))  # interrupted
     calls = []
     status = reproduce.run_rows(['bp', 'layerwise', 'dni-linear'], [0],
@@ -269,6 +278,62 @@ def test_main_end_to_end_with_a_fake_runner(tmp_path, capsys):
     assert reproduce.main(['--rows', 'dni-resnet', '--out', out],
                           runner=fake_runner(calls, ['dni-resnet'])) == 1
     assert 'dni-resnet seed 0' in capsys.readouterr().err
+
+
+def test_a_row_counts_only_with_its_own_schedule_and_args(tmp_path,
+                                                          capsys):
+    out = str(tmp_path / 'r')
+    calls = []
+    assert reproduce.main(['--schedule', 'smoke', '--rows', 'bp', '--out',
+                           out, '--', '--learnrate', '0.05'],
+                          runner=fake_runner(calls)) == 0
+    assert calls[0][-2:] == ['--learnrate', '0.05']   # honoured
+    with open(os.path.join(reproduce.row_dir(out, 'bp', 0),
+                           reproduce.ROW_RECORD)) as f:
+        assert json.load(f)['args'][-2:] == ['--learnrate', '0.05']
+    capsys.readouterr()
+    with open(os.path.join(out, 'reproduce.json')) as f:
+        first = f.read()
+    for schedule, extra, why in [('short', [], '--schedule smoke'),
+                                 ('smoke', ['--', '--learnrate', '0.1'],
+                                  'other arguments')]:
+        rc = reproduce.main(['--schedule', schedule, '--rows', 'bp', '--out',
+                             out] + extra, runner=fake_runner(calls))
+        assert rc == 2 and len(calls) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0] and 'another run' in err[0]
+        with open(os.path.join(out, 'reproduce.json')) as f:
+            assert f.read() == first   # refused before anything is written
+    # The same arguments (another device) count as done.
+    assert reproduce.main(['--schedule', 'smoke', '--rows', 'bp', '--out',
+                           out, '--device', '@numpy', '--', '--learnrate',
+                           '0.05'], runner=fake_runner(calls)) == 0
+    assert len(calls) == 1
+
+
+def test_interrupt_stops_the_rows_and_writes_the_table(tmp_path, capsys):
+    import signal
+    out = str(tmp_path / 'r')
+    calls = []
+    finish = fake_runner(calls)
+
+    def runner(argv):
+        if len(calls) == 1:   # the second row is interrupted
+            calls.append(list(argv))
+            os.kill(os.getpid(), signal.SIGTERM)
+            return 143
+        return finish(argv)
+    rc = reproduce.main(['--rows', 'bp,vfbn,dni-linear', '--out', out],
+                        runner=runner)
+    assert rc == 143 and len(calls) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['reproduce.py: interrupted by SIGTERM; the table holds '
+                   'the 1 finished row(s); the same command resumes the '
+                   'others']
+    with open(os.path.join(out, 'table.json')) as f:
+        table = json.load(f)
+    assert [row for row, runs in table['runs'].items()
+            if runs[0]['status'] == 'complete'] == ['bp']
 
 
 @pytest.mark.parametrize('argv, message', [

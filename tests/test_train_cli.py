@@ -141,7 +141,7 @@ def _truncated_archive(tmp_path):
     (['--device', '@cupy:0'], 'asks for CUDA'),
     (['--gpu', '0'], 'asks for CUDA'),
     (['--epoch', '0'], '--epoch must be >= 1'),
-    (['--alpha-gs', '-1'], '--alpha-gs must be >= 0'),
+    (['--alpha-gs', '-1'], '--alpha-gs must be finite and in [0, 1]'),
 ])
 def test_bad_input_one_clear_line(tmp_path, extra, message):
     if 'CUDA' in message:

@@ -51,8 +51,12 @@ import chainer  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import decoupled  # NOQA
+from chainer_vfbn.evaluation import epochs_or_end  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import run_dir  # NOQA
+from chainer_vfbn.divergence import Diverged  # NOQA
+from chainer_vfbn.divergence import GrowthWatch  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 import train_cifar  # NOQA  (the shared CLI helpers)
@@ -62,6 +66,7 @@ DECOUPLED_METHODS = ('bp',) + recipes.SYNTHETIC_METHODS
 SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.json$')
 N_RETAINS = 2          # complete snapshot sets kept in --out
 DEFAULT_TIMEOUT = 300  # seconds any rank waits for a peer before giving up
+_LOCKS = []            # rank 0's lock on --out, held until the process ends
 
 
 def _rank_device(spec, comm):
@@ -178,11 +183,25 @@ def _find_snapshot(out, resume, n_ranks, placement=None):
             key=lambda p: int(SNAPSHOT_RE.match(os.path.basename(p))
                               .group(1)) if SNAPSHOT_RE.match(
                 os.path.basename(p)) else -1, reverse=True)
-    for path in candidates:
-        with open(path) as f:
-            manifest = json.load(f)
-        folder = os.path.dirname(path)
-        files = [os.path.join(folder, name) for name in manifest['files']]
+    for i, path in enumerate(candidates):
+        try:
+            with open(path) as f:
+                manifest = json.load(f)
+            folder = os.path.dirname(path)
+            files = [os.path.join(folder, name) for name in manifest['files']]
+            if all(os.path.isfile(p) for p in files):
+                for p in files:  # every rank's file reads back whole
+                    run_dir.read_npz(p)
+        except (ValueError, KeyError, TypeError, OSError,
+                run_dir.CorruptSnapshot) as e:
+            if resume is not None:
+                raise UserError('--resume: snapshot set %s is corrupt (%s)'
+                                % (path, e))
+            later = candidates[i + 1] if i + 1 < len(candidates) else None
+            print('snapshot set %s is corrupt (%s); %s' % (
+                path, e, 'falling back to %s' % later if later else
+                'no older snapshot: starting afresh'), flush=True)
+            continue
         if all(os.path.isfile(p) for p in files):
             if manifest['ranks'] != n_ranks:
                 raise UserError(
@@ -196,10 +215,34 @@ def _find_snapshot(out, resume, n_ranks, placement=None):
                     '(each rank saved the synthesizers it held): resume with '
                     'the same option (or --no-autoload)' % (path, saved))
             manifest['files'] = files
+            manifest['path'] = path
             return manifest
         if resume is not None:
             raise UserError('snapshot set %s is incomplete' % path)
     return None
+
+
+def _stop_diverged(args, rank, error, mpi):
+    """Any rank: record the divergence, say it in one line, end the job.
+
+    The rank that saw it writes summary.json (only rank 0 has the log, and
+    it may be the one waiting), then ``MPI_Abort`` stops every rank with
+    :data:`train_cifar.EXIT_DIVERGED`.
+    """
+    sets = sorted(
+        (int(m.group(1)), p) for p in
+        glob.glob(os.path.join(args.out, 'snapshot_iter_*.json'))
+        for m in [SNAPSHOT_RE.match(os.path.basename(p))] if m)
+    record, line = train_cifar.diverged_record(
+        error, sets[-1][1] if sets else None)
+    record['rank'] = rank
+    train_cifar.write_json(os.path.join(args.out, 'summary.json'), {
+        'method': args.method, 'arch': args.arch, 'decoupled': True,
+        'status': 'diverged', 'diverged': record,
+        'iterations': error.iteration})
+    sys.stderr.write('train_cifar.py: rank %d: %s\n' % (rank, line))
+    sys.stderr.flush()
+    mpi.Abort(train_cifar.EXIT_DIVERGED)
 
 
 def _save_snapshot(out, state, iteration, rank):
@@ -230,11 +273,11 @@ def _write_manifest(out, iteration, files, info):
                 os.remove(p)
 
 
-def _evaluate(worker, test, args, n_evals, device):
+def _evaluate(worker, test, args, n_evals, device, at_end):
     """Rank 0: test-set figures through the chain of ranks."""
     from chainer_vfbn.evaluation import evaluate_views
-    # The TTA schedule of ViewEvaluator: every tta_interval-th evaluation.
-    tta = args.tta_interval > 0 and n_evals % args.tta_interval == 0
+    from chainer_vfbn.evaluation import tta_due
+    tta = tta_due(n_evals, args.tta_interval, at_end)
     result = evaluate_views(
         worker.predict, test['images'], test['labels'],
         augment=test['augment'], batch_size=args.test_batchsize,
@@ -293,10 +336,11 @@ def _events_fn(args, stop_iteration):
 
     def events(iteration, iterator):
         bits = 0
-        end = iteration >= stop_iteration
-        if end or (iterator.is_new_epoch and iterator.epoch % eval_k == 0):
+        when = (iteration, stop_iteration, iterator.is_new_epoch,
+                iterator.epoch)
+        if epochs_or_end(*when, eval_k):
             bits |= decoupled.LOG | decoupled.EVALUATE
-        if end or (iterator.is_new_epoch and iterator.epoch % snap_k == 0):
+        if epochs_or_end(*when, snap_k):
             bits |= decoupled.SNAPSHOT
         # As chainer's IntervalTrigger(lr_step, 'epoch').
         prev = iterator.previous_epoch_detail
@@ -330,14 +374,17 @@ def _setup(args, comm):
             '(this run has %d ranks)' % (','.join(parts.split_names),
                                           len(parts.modules),
                                           len(parts.modules), comm.size))
-    if args.max_staleness < 0:
-        raise UserError('--max-staleness must be >= 0')
     data = manifest = None
     if k == 0:
-        train_cifar.prepare_out(args.out)
+        # As train_cifar.run: validate everything before --out is touched.
         data = train_cifar.setup_data(args, net.insize)
-        if args.resume is not None or args.autoload:
+        if args.resume is not None:
             manifest = _find_snapshot(args.out, args.resume, comm.size,
+                                      _placement(args))
+        train_cifar.check_identity(args)
+        _LOCKS.append(train_cifar.claim_out(args))
+        if args.resume is None and args.autoload:
+            manifest = _find_snapshot(args.out, None, comm.size,
                                       _placement(args))
     has_synth = args.method != 'bp' and k < comm.size - 1
     # 'above': rank k also holds the master copy of synth_{k-1}.
@@ -355,7 +402,7 @@ def _setup(args, comm):
         mode='bp' if args.method == 'bp' else 'synthetic',
         max_staleness=args.max_staleness, device=device,
         timeout=getattr(args, 'mpi_timeout', DEFAULT_TIMEOUT),
-        synth_name=parts.synth_name(k),
+        synth_name=parts.synth_name(k) if has_synth else None,
         synth_placement=_placement(args) or 'below',
         lower_synthesizer=parts.synthesizers[k - 1] if has_lower else None,
         lower_synth_optimizer=(parts.optimizers[parts.synth_name(k - 1)]
@@ -402,6 +449,8 @@ def main_decoupled(args):
         return 2
     try:
         return _train(args, comm, comm_name, *setup)
+    except Diverged as e:
+        _stop_diverged(args, comm.rank, e, mpi)
     except UserError as e:
         decoupled.abort(mpi, comm.rank, e)
     except BaseException as e:
@@ -426,8 +475,8 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
     if manifest is not None:
         chainer.serializers.load_npz(manifest['files'][k], state)
         if k == 0:
-            print('decoupled: resumed from the snapshot set of iteration %d '
-                  'in %s' % (manifest['iteration'], args.out), flush=True)
+            print('resumed from %s at iteration %d'
+                  % (manifest['path'], manifest['iteration']), flush=True)
     stop = mpi.bcast(stop if k == 0 else None, root=0)
 
     if k == 0:
@@ -449,6 +498,7 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
                 [os.path.basename(sys.argv[0])] + sys.argv[1:])),
         })
 
+    watch = GrowthWatch(['%s/loss' % name for name in synth_keys])
     start_iteration = worker.iteration
     start = state.session_start = time.time()
 
@@ -460,7 +510,8 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
         results = None
         if bits & decoupled.EVALUATE:
             if k == 0:
-                results = _evaluate(w, test, args, state.n_evals + 1, device)
+                results = _evaluate(w, test, args, state.n_evals + 1, device,
+                                    w.iteration >= stop)
                 state.n_evals += 1
                 w.end_eval()
             else:
@@ -480,6 +531,8 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
                                        state.log)
                 _plot(args.out, state.log, synth_keys)
                 _print_entry(entry, synth_keys)
+                for line in watch.check(entry):
+                    print(line, flush=True)
         if bits & decoupled.SNAPSHOT:
             name = _save_snapshot(args.out, state, w.iteration, k)
             names = w.gather(name)
@@ -490,9 +543,11 @@ def _train(args, comm, comm_name, device, net, parts, worker, data,
                     'synth_placement': _placement(args)})
 
     if worker.iteration < stop:
+        # A divergence is this runner's to report (summary.json, one line);
+        # anything else aborts the job in worker.run's way.
         worker.run(stop, iterator=iterator, converter=_converter(device),
                    events=_events_fn(args, stop) if k == 0 else None,
-                   on_events=on_events)
+                   on_events=on_events, abort_on_error=False)
     wall = time.time() - start
     mpi.Barrier()  # every rank is done and has flushed its messages
     if k == 0:

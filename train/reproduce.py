@@ -36,9 +36,14 @@ Schedules (``--schedule``):
            iterations, 36-view TTA at the end. Compares nothing; it shows
            that every row runs and the report is written.
 
-Resuming: a row whose ``summary.json`` exists is not run again; a row that
-was interrupted resumes from its newest snapshot (train_cifar.py autoloads
-from its ``--out``). ``--report-only`` only rewrites the table and plots.
+Resuming: a row whose ``summary.json`` exists is not run again if its
+folder records the same schedule and arguments (``reproduce-row.json``);
+a folder that holds another schedule's or other arguments' row is refused
+in one line, before anything runs. A row that was interrupted resumes from
+its newest snapshot (train_cifar.py autoloads from its ``--out``). Ctrl-C
+or SIGTERM stops the running row at a snapshot, writes the table of the
+finished rows and exits 130/143. ``--report-only`` only rewrites the table
+and plots.
 
 Examples::
 
@@ -65,6 +70,8 @@ if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
 from chainer_vfbn import protocol  # NOQA
+from chainer_vfbn.interrupt import Interrupt  # NOQA
+from chainer_vfbn.interrupt import Interrupted  # NOQA
 
 MINI_RECORDS = os.path.join(REPO, 'docs', 'results', 'mini')
 # The real CIFAR-10 subset beside the checkout (the project's shared/).
@@ -145,42 +152,148 @@ def row_command(row, schedule, seed, out, device=None, dataset=None,
     return args + list(extra)
 
 
+ROW_RECORD = 'reproduce-row.json'
+# Options that do not change a row's numbers: where it runs and reads, and
+# the evaluation batch (the test-mode forward is per image).
+_PLACE_OPTIONS = ('--out', '--device', '--data-dir', '--test-batchsize')
+
+
+def row_identity(schedule, argv):
+    """What a row's numbers depend on: the schedule and its arguments."""
+    args, i = [], 0
+    while i < len(argv):
+        if argv[i] in _PLACE_OPTIONS:
+            i += 2
+            continue
+        args.append(argv[i])
+        i += 1
+    return {'schedule': schedule, 'args': args}
+
+
+def row_mismatch(folder, identity):
+    """Why the row in ``folder`` is another row than ``identity``, or None.
+
+    A folder without a record (or without anything) is not another row
+    unless it holds a result, which then cannot be told apart.
+    """
+    path = os.path.join(folder, ROW_RECORD)
+    recorded = _read_json(path)
+    if recorded is None:
+        if os.path.isfile(os.path.join(folder, 'summary.json')):
+            return 'it holds a result without a record of its arguments'
+        return None
+    if recorded.get('schedule') != identity['schedule']:
+        return 'it was run with --schedule %s' % recorded.get('schedule')
+    if recorded.get('args') != identity['args']:
+        return 'it was run with other arguments (%s)' % ' '.join(
+            recorded.get('args') or [])
+    return None
+
+
+def plan_rows(rows, seeds, schedule, out, device=None, dataset=None,
+              data_dir=None, extra=()):
+    """Each (row, seed)'s command, folder and identity; reads only.
+
+    Returns:
+        list: ``(row, seed, argv, folder, identity)`` tuples.
+
+    Raises:
+        ValueError: A row's folder holds another row (one line).
+    """
+    plan = []
+    for seed in seeds:
+        for row in rows:
+            argv = row_command(row, schedule, seed, out, device, dataset,
+                               data_dir, extra)
+            folder = row_dir(out, row, seed)
+            identity = row_identity(schedule, argv)
+            why = row_mismatch(folder, identity)
+            if why:
+                raise ValueError(
+                    '%s holds another run of %s seed %d: %s; use another '
+                    '--out' % (folder, row, seed, why))
+            plan.append((row, seed, argv, folder, identity))
+    return plan
+
+
 def run_rows(rows, seeds, schedule, out, runner, device=None, dataset=None,
-             data_dir=None, extra=(), log=print):
+             data_dir=None, extra=(), log=print, stop=lambda: False):
     """Train every (row, seed) that has no ``summary.json`` yet.
+
+    Each row's folder records its schedule and arguments
+    (:data:`ROW_RECORD`); a row recorded with others is neither skipped nor
+    mixed in: the whole call is refused first.
 
     Args:
         runner (callable): ``runner(argv) -> exit status``; argv is the
             :func:`row_command` list.
+        stop (callable): Checked before each row; True stops the rows
+            (an interrupt).
 
     Returns:
-        dict: ``(row, seed) -> 'done' | 'skipped' | 'failed (exit N)'``.
+        dict: ``(row, seed) -> 'done' | 'skipped' | 'failed (exit N)' |
+        'not run (interrupted)'``.
+
+    Raises:
+        ValueError: A row's folder holds another row (one line).
     """
+    plan = plan_rows(rows, seeds, schedule, out, device, dataset, data_dir,
+                     extra)
     status = collections.OrderedDict()
-    for seed in seeds:
-        for row in rows:
-            folder = row_dir(out, row, seed)
-            if os.path.isfile(os.path.join(folder, 'summary.json')):
-                log('reproduce: %s seed %d: summary.json exists, skipped'
-                    % (row, seed))
-                status[(row, seed)] = 'skipped'
-                continue
-            argv = row_command(row, schedule, seed, out, device, dataset,
-                               data_dir, extra)
-            log('reproduce: %s seed %d: train_cifar.py %s'
-                % (row, seed, ' '.join(argv)))
-            rc = runner(argv)
-            status[(row, seed)] = 'done' if rc == 0 else 'failed (exit %d)' % rc
-            if rc != 0:
-                log('reproduce: %s seed %d failed with exit status %d; going '
-                    'on with the other rows' % (row, seed, rc))
+    for row, seed, argv, folder, identity in plan:
+        if stop():
+            status[(row, seed)] = 'not run (interrupted)'
+            continue
+        if os.path.isfile(os.path.join(folder, 'summary.json')):
+            log('reproduce: %s seed %d: done with the same arguments, skipped'
+                % (row, seed))
+            status[(row, seed)] = 'skipped'
+            continue
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, ROW_RECORD), 'w') as f:
+            json.dump(identity, f, indent=2)
+        log('reproduce: %s seed %d: train_cifar.py %s'
+            % (row, seed, ' '.join(argv)))
+        rc = runner(argv)
+        if rc in (130, 143):  # the row snapshotted at the interrupt
+            status[(row, seed)] = 'interrupted'
+            continue
+        status[(row, seed)] = 'done' if rc == 0 else 'failed (exit %d)' % rc
+        if rc != 0:
+            log('reproduce: %s seed %d failed with exit status %d; going '
+                'on with the other rows' % (row, seed, rc))
     return status
 
 
-def subprocess_runner(argv):
-    """Run train_cifar.py with this interpreter; its output goes to ours."""
-    sys.stdout.flush()
-    return subprocess.call([sys.executable, TRAIN_SCRIPT] + list(argv))
+class SubprocessRunner(object):
+    """Run train_cifar.py with this interpreter; its output goes to ours.
+
+    The child runs in its own session, so that a Ctrl-C reaches it once,
+    through :meth:`forward`, and not a second time from the terminal (a
+    second signal stops train_cifar.py without its snapshot).
+    """
+
+    def __init__(self):
+        self.proc = None
+
+    def __call__(self, argv):
+        sys.stdout.flush()
+        self.proc = subprocess.Popen(
+            [sys.executable, TRAIN_SCRIPT] + list(argv),
+            start_new_session=True)
+        try:
+            return self.proc.wait()
+        finally:
+            self.proc = None
+
+    def forward(self, signum):
+        """Pass a signal to the running row (it snapshots and exits)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signum)
+
+
+subprocess_runner = SubprocessRunner()
 
 
 # ----------------------------------------------------------------- report
@@ -532,6 +645,13 @@ def main_mini(args, popen=subprocess.Popen):
     except protocol.ProtocolError as e:
         sys.stderr.write('reproduce.py: error: %s\n' % e)
         return 2
+    except Interrupted as e:
+        # The running rows snapshotted; the report holds the finished ones.
+        os.makedirs(args.records, exist_ok=True)
+        protocol.write_report(s, args.records)
+        sys.stderr.write('reproduce.py: %s; the running runs took a '
+                         'snapshot; the same command resumes them\n' % e)
+        return e.exit_code
     if failed:
         sys.stderr.write('reproduce.py: %d run(s) failed: %s\n'
                          % (len(failed), ', '.join(failed)))
@@ -543,13 +663,20 @@ def main(argv=None, runner=subprocess_runner):
     args = parse_args(argv)
     if args.schedule == 'mini':
         return main_mini(args)
+    if not args.report_only:
+        try:  # before anything is written
+            plan_rows(args.rows, args.seeds, args.schedule, args.out,
+                      args.device, args.dataset, args.data_dir, args.extra)
+        except ValueError as e:
+            sys.stderr.write('reproduce.py: error: %s\n' % e)
+            return 2
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         sys.stderr.write('reproduce.py: error: cannot create --out %s: %s\n'
                          % (args.out, e.strerror or e))
         return 2
-    status = {}
+    status, interrupt = {}, None
     if not args.report_only:
         started = datetime.datetime.now().astimezone().isoformat(
             timespec='seconds')
@@ -562,10 +689,23 @@ def main(argv=None, runner=subprocess_runner):
                                args.dataset, args.data_dir, args.extra)
                                for s in args.seeds for r in args.rows}),
                       f, indent=2)
-        status = run_rows(args.rows, args.seeds, args.schedule, args.out,
-                          runner, args.device, args.dataset, args.data_dir,
-                          args.extra)
+        with Interrupt(getattr(runner, 'forward', None)) as interrupt:
+            try:
+                status = run_rows(
+                    args.rows, args.seeds, args.schedule, args.out, runner,
+                    args.device, args.dataset, args.data_dir, args.extra,
+                    stop=lambda: interrupt.signum is not None)
+            except ValueError as e:
+                sys.stderr.write('reproduce.py: error: %s\n' % e)
+                return 2
     write_report(args.out, args.rows, args.seeds, args.schedule)
+    if interrupt is not None and interrupt.signum is not None:
+        finished = sum(v in ('done', 'skipped') for v in status.values())
+        sys.stderr.write(
+            'reproduce.py: interrupted by %s; the table holds the %d finished '
+            'row(s); the same command resumes the others\n'
+            % (interrupt.name, finished))
+        return interrupt.exit_code
     failed = [k for k, v in status.items() if v.startswith('failed')]
     if failed:
         sys.stderr.write('reproduce.py: %d run(s) failed: %s\n' % (

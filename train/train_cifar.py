@@ -19,6 +19,7 @@ view of each).
 """
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -38,7 +39,12 @@ from chainer.training import extensions  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import split_step  # NOQA
+from chainer_vfbn.divergence import Diverged  # NOQA
+from chainer_vfbn.divergence import json_safe  # NOQA
+from chainer_vfbn.interrupt import Interrupt  # NOQA
+from chainer_vfbn.interrupt import StopOnInterrupt  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
@@ -58,23 +64,14 @@ RECIPES = {
     ),
 }
 
-
-class EpochsOrEnd(object):
-    """Fires at the end of every ``k``-th epoch and at the last iteration.
-
-    Stateless (read off the updater), so it needs no serialization to
-    behave the same after a resume.
-    """
-
-    def __init__(self, k, last_iteration):
-        self.k = k
-        self.last_iteration = last_iteration
-
-    def __call__(self, trainer):
-        updater = trainer.updater
-        if updater.iteration == self.last_iteration:
-            return True
-        return updater.is_new_epoch and updater.epoch % self.k == 0
+# Options a resumed run may change: its length, where its data and device
+# are, and how it logs. Any other difference means another run (issue #12).
+RESUMABLE = ('epoch', 'iterations', 'frequency', 'eval_interval',
+             'tta_interval', 'progress', 'test_batchsize', 'data_dir',
+             'download', 'device', 'gpu', 'resume', 'autoload', 'out',
+             'force_new', 'mpi_timeout')
+# Exit status of a run stopped by a non-finite loss or gradient.
+EXIT_DIVERGED = 3
 
 
 class UserError(Exception):
@@ -138,6 +135,11 @@ def parse_args(argv=None):
                         '--out, unless --no-autoload)')
     p.add_argument('--no-autoload', dest='autoload', action='store_false',
                    help='start afresh even if --out holds a snapshot')
+    p.add_argument('--force-new', action='store_true',
+                   help='if --out holds another run, move it aside to '
+                        '<out>.replaced-<time> and start afresh (without '
+                        'it, resuming with other options than the length '
+                        'or the logging ones is refused)')
     p.add_argument('--frequency', '-f', type=int, default=1,
                    help='snapshot every N epochs')
     p.add_argument('--dataset', default='cifar10', choices=('cifar10', 'sample'),
@@ -191,24 +193,54 @@ def parse_args(argv=None):
         args.device = '@numpy' if args.gpu < 0 else '@cupy:%d' % args.gpu
     if args.device is None:
         args.device = '@numpy'
-    if not args.lr_step > 0:
-        p.error('--lr-step must be > 0')
-    for name in ('batchsize', 'epoch', 'frequency',
-                 'eval_interval', 'test_batchsize', 'n_hidden'):
-        if getattr(args, name) < 1:
-            p.error('--%s must be >= 1' % name.replace('_', '-'))
-    if args.iterations is not None and args.iterations < 1:
-        p.error('--iterations must be >= 1')
-    if args.tta_interval < 0:
-        p.error('--tta-interval must be >= 0')
-    if not 0 <= args.validation_split < 1:
-        p.error('--validation-split must be in [0, 1), got %r'
-                % args.validation_split)
+    bad = option_errors(args)
+    if bad:
+        # One line per bad value.
+        p.exit(2, ''.join('%s: error: %s\n' % (p.prog, line)
+                          for line in bad))
+    return args
+
+
+def option_errors(args):
+    """What is wrong with the numeric options, one line per bad value.
+
+    Resolves ``args.alpha_gs``'s default first. Bounds are those where the
+    value means something: a momentum of 1 or more never forgets, a decay
+    above 1 grows the learning rate, and Adam's step size ``alpha_gs``
+    moves every synthesizer weight by about ``alpha_gs`` per step, so
+    above 1 (the paper's is 1e-3) it can only diverge.
+    """
     if args.alpha_gs is None:
         args.alpha_gs = recipes.DEFAULT_ALPHA_GS.get(args.method, 0.)
-    if args.alpha_gs < 0:
-        p.error('--alpha-gs must be >= 0')
-    return args
+    checks = [  # (option, value, allowed, what it must be)
+        ('learnrate', lambda v: v > 0, '> 0'),
+        ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
+        ('weight_decay', lambda v: v >= 0, '>= 0'),
+        ('lr_step', lambda v: v > 0, '> 0'),
+        ('lr_decay', lambda v: 0 < v <= 1, 'in (0, 1]'),
+        ('alpha_gs', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('validation_split', lambda v: 0 <= v < 1, 'in [0, 1)'),
+        ('mpi_timeout', lambda v: v > 0, '> 0'),
+        ('seed', lambda v: 0 <= v < 2 ** 32, 'in [0, 2**32)'),
+        ('batchsize', lambda v: v >= 1, '>= 1'),
+        ('epoch', lambda v: v >= 1, '>= 1'),
+        ('frequency', lambda v: v >= 1, '>= 1'),
+        ('eval_interval', lambda v: v >= 1, '>= 1'),
+        ('test_batchsize', lambda v: v >= 1, '>= 1'),
+        ('n_hidden', lambda v: v >= 1, '>= 1'),
+        ('iterations', lambda v: v is None or v >= 1, '>= 1'),
+        ('tta_interval', lambda v: v >= 0, '>= 0'),
+        ('max_staleness', lambda v: v >= 0, '>= 0'),
+    ]
+    lines = []
+    for name, ok, allowed in checks:
+        value = getattr(args, name)
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not (finite and ok(value)):
+            lines.append('--%s must be %s%s, got %r'
+                         % (name.replace('_', '-'), 'finite and ' if
+                            isinstance(value, float) else '', allowed, value))
+    return lines
 
 
 def get_device(spec):
@@ -233,17 +265,65 @@ def get_device(spec):
     return device
 
 
-def prepare_out(out):
-    """Create ``out`` and check that it is writable."""
+def check_identity(args):
+    """Refuse to resume a run in ``--out`` that other options made.
+
+    Reads ``--out``'s ``args.json`` (writes nothing); with ``--force-new``
+    any difference is allowed (:func:`claim_out` moves the old run aside).
+    """
+    path = os.path.join(args.out, 'args.json')
+    if args.force_new or not os.path.isfile(path):
+        return
     try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, '.write_test')
-        with open(probe, 'w') as f:
-            f.write('ok')
-        os.remove(probe)
+        with open(path) as f:
+            recorded = json.load(f)['args']
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError('--out %s holds an unreadable args.json (%s); '
+                        'choose another --out or pass --force-new'
+                        % (args.out, e))
+    current = vars(args)
+    changed = run_dir.differences(recorded, current, RESUMABLE)
+    if changed:
+        raise UserError(
+            '--out %s holds another run: %s; resume it with its own options '
+            '(only the length and the logging may change), choose another '
+            '--out, or pass --force-new to move it aside'
+            % (args.out, ', '.join(
+                '--%s %s (was %s)' % (k.replace('_', '-'), current.get(k),
+                                      recorded.get(k)) for k in changed)))
+
+
+def claim_out(args):
+    """Create ``--out`` and lock it for this process; after validation.
+
+    With ``--force-new`` an old run there is moved aside first; what killed
+    snapshot writes left behind is removed.
+
+    Returns:
+        file: The lock; keep it open for the whole run.
+    """
+    existed = os.path.isdir(args.out)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        held = run_dir.lock(args.out)
+        if args.force_new and existed and \
+                set(os.listdir(args.out)) - {run_dir.LOCK_NAME}:
+            moved = run_dir.move_aside(args.out)
+            print('--force-new: moved the old contents of %s to %s'
+                  % (args.out, moved))
+            os.makedirs(args.out)
+            held.close()
+            held = run_dir.lock(args.out)
+    except run_dir.Busy as e:
+        raise UserError(str(e))
     except OSError as e:
         raise UserError('cannot write to --out %s: %s'
-                        % (out, e.strerror or e))
+                        % (args.out, e.strerror or e))
+    removed = run_dir.clean_temporary(args.out)
+    if removed:
+        print('removed what an interrupted snapshot write left in %s: %s'
+              % (args.out, ', '.join(removed)))
+    return held
 
 
 def set_seed(seed, device):
@@ -277,9 +357,11 @@ def environment():
 
 
 def write_json(path, obj):
-    tmp = path + '.tmp'
+    """Write ``obj`` atomically as strict JSON (NaN and inf as null)."""
+    tmp = '%s.tmp%d' % (path, os.getpid())
     with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
+        json.dump(json_safe(obj), f, indent=2, sort_keys=True,
+                  allow_nan=False)
     os.replace(tmp, path)
 
 
@@ -302,6 +384,10 @@ def setup_data(args, insize):
                         'on %d held-out training images, not the test set'
                         % (args.validation_split, len(train_idx),
                            len(val_idx)))
+    if args.batchsize > len(train_x):
+        raise UserError('--batchsize %d is larger than the training set (%d '
+                        'images): each batch would repeat images'
+                        % (args.batchsize, len(train_x)))
     augment = args.augment or ('paper' if insize == 24 else 'standard')
     expected = 24 if augment == 'paper' else 32
     if expected != insize:
@@ -317,7 +403,23 @@ def setup_data(args, insize):
     return train_iter, test, description, augment, len(train_x)
 
 
+class _NoEscapes(object):
+    """A stream that drops the terminal's erase-line escape."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        self.stream.write(text.replace('\033[J', ''))
+
+    def flush(self):
+        self.stream.flush()
+
+
 def build_trainer(args, method, train_iter, test, device, n_train):
+    from chainer_vfbn.divergence import FiniteCheck
+    from chainer_vfbn.divergence import GrowthWatch
+    from chainer_vfbn.evaluation import EpochsOrEnd
     from chainer_vfbn.evaluation import ViewEvaluator
 
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
@@ -352,11 +454,13 @@ def build_trainer(args, method, train_iter, test, device, n_train):
     first = method.decayed[0]
     trainer.extend(extensions.observe_lr(optimizer_name=first),
                    trigger=log_trigger)
+    # Autoload is resume_trainer's (it falls back past a corrupt snapshot);
+    # an interrupt is snapshotted between two iterations by run(), and an
+    # error (divergence included) leaves the last good snapshot newest.
     trainer.extend(extensions.snapshot(
-        filename='snapshot_iter_{.updater.iteration}',
-        autoload=args.autoload and args.resume is None,
-        snapshot_on_error=True, n_retains=2),
-        trigger=EpochsOrEnd(args.frequency, stop_iteration))
+        filename='snapshot_iter_{.updater.iteration}', n_retains=2),
+        trigger=EpochsOrEnd(args.frequency, stop_iteration), name='snapshot')
+    trainer.extend(FiniteCheck())
 
     synth_keys = split_step.synth_names(len(method.synthesizers)) \
         if method.synthesizers else []
@@ -366,7 +470,14 @@ def build_trainer(args, method, train_iter, test, device, n_train):
     columns += ['%s/%s' % (k, v) for k in synth_keys
                 for v in ('cos', 'norm_ratio')]
     columns += ['lr', 'elapsed_time']
-    trainer.extend(extensions.PrintReport(columns))
+    if synth_keys:
+        trainer.extend(GrowthWatch(['%s/loss' % k for k in synth_keys],
+                                   say=lambda line: print(line, flush=True)),
+                       trigger=log_trigger)
+    # PrintReport erases the progress bar with an escape code: not in logs.
+    plain = not (args.progress and sys.stdout.isatty())
+    trainer.extend(extensions.PrintReport(
+        columns, out=_NoEscapes(sys.stdout) if plain else sys.stdout))
     if extensions.PlotReport.available():
         trainer.extend(extensions.PlotReport(
             ['main/loss', 'validation/main/loss'], 'epoch',
@@ -388,10 +499,11 @@ def build_trainer(args, method, train_iter, test, device, n_train):
 
 
 def summary_dict(args, log, split_names, description, device, epochs,
-                 iterations, wall, images):
+                 iterations, wall, images, diverged=None):
     """The run's summary.json contents, from its log (newest value per key).
 
-    ``images`` is how many training images ``wall`` seconds covered.
+    ``images`` is how many training images ``wall`` seconds covered;
+    ``diverged`` is :func:`diverged_record`'s, for a run stopped by it.
     """
     last = {}
     for entry in log:
@@ -414,23 +526,55 @@ def summary_dict(args, log, split_names, description, device, epochs,
         'train_accuracy': last.get('main/accuracy'),
         'evaluated_on': 'validation' if args.validation_split else 'test',
         'device': str(device),
+        'status': 'diverged' if diverged else 'finished',
+        'diverged': diverged,
     }
 
 
-def summarize(args, trainer, method, description, device):
+def diverged_record(error, last_snapshot):
+    """What summary.json says of a run that diverged, and its one line."""
+    record = {'what': error.what, 'iteration': error.iteration,
+              'last_snapshot': last_snapshot}
+    line = ('diverged: %s; last good snapshot: %s' %
+            (error, last_snapshot or 'none (no snapshot was taken before)'))
+    return record, line
+
+
+def summarize(args, trainer, method, description, device, diverged=None):
     iters = trainer.updater.iteration
     # The trainer's clock survives snapshots: the whole run, resumes included.
     wall = trainer.elapsed_time
     summary = summary_dict(
         args, trainer.get_extension('LogReport').log, method.split_names,
         description, device, trainer.updater.epoch_detail, iters, wall,
-        iters * args.batchsize)
+        iters * args.batchsize, diverged)
     write_json(os.path.join(args.out, 'summary.json'), summary)
     return summary
 
 
+def read_resume(path):
+    """``--resume``'s arrays, read whole; one line if it is not a snapshot."""
+    if not os.path.isfile(path):
+        raise UserError('--resume %s: no such snapshot file' % path)
+    try:
+        return run_dir.read_npz(path)
+    except run_dir.CorruptSnapshot as e:
+        raise UserError('--resume: %s' % e)
+
+
+def resume_trainer(trainer, path, data):
+    """Load a snapshot read by :func:`chainer_vfbn.run_dir.read_npz`."""
+    try:
+        chainer.serializers.NpzDeserializer(data).load(trainer)
+    except (KeyError, ValueError, TypeError) as e:
+        raise UserError('snapshot %s does not fit this run (%s: %s)'
+                        % (path, type(e).__name__, e))
+    print('resumed from %s at iteration %d'
+          % (path, trainer.updater.iteration), flush=True)
+
+
 def run(args):
-    prepare_out(args.out)
+    # Everything that can reject the command comes before --out is touched.
     device = get_device(args.device)
     set_seed(args.seed, device)
     try:
@@ -443,29 +587,65 @@ def run(args):
             target_scale=args.synth_target_scale)
     except ValueError as e:
         raise UserError(str(e))
-    if args.resume is not None and not os.path.isfile(args.resume):
-        raise UserError('--resume %s: no such snapshot file' % args.resume)
+    resume = None
+    if args.resume is not None:
+        resume = (args.resume, read_resume(args.resume))
     train_iter, test, description, augment, n_train = setup_data(
         args, net.insize)
+    check_identity(args)
+
+    lock = claim_out(args)  # NOQA  (held until the process exits)
+    if resume is None and args.autoload:
+        resume = run_dir.newest_readable(
+            run_dir.snapshots(args.out),
+            say=lambda line: print(line, flush=True))
     method.to_device(device)
+    trainer = build_trainer(args, method, train_iter, test, device, n_train)
+    if resume is not None and resume[0] is not None:
+        resume_trainer(trainer, *resume)
     print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
           % (args.method, args.arch, description, device, augment))
-
     write_json(os.path.join(args.out, 'args.json'), {
         'args': vars(args), 'augment': augment, 'dataset': description,
         'split_at': method.split_names, 'code_version': code_version(),
         'environment': environment(), 'device': str(device),
         'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
     })
-    trainer = build_trainer(args, method, train_iter, test, device, n_train)
-    if args.resume is not None:
-        chainer.serializers.load_npz(args.resume, trainer)
-    trainer.run()
+
+    with Interrupt() as interrupt:
+        trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
+                                               interrupt)
+        try:
+            trainer.run(show_loop_exception_msg=False)
+        except Diverged as e:
+            if e.iteration is None:  # raised inside the update
+                e.iteration = trainer.updater.iteration + 1
+            snaps = run_dir.snapshots(args.out)
+            record, line = diverged_record(e, snaps[0] if snaps else None)
+            summarize(args, trainer, method, description, device, record)
+            sys.stderr.write('train_cifar.py: %s\n' % line)
+            return EXIT_DIVERGED
+    if interrupt.signum is not None:
+        return stop_interrupted(trainer, args.out, interrupt)
     summary = summarize(args, trainer, method, description, device)
     print('done: %d iterations in %.1f s; test error %s, 36-view TTA error %s'
           % (summary['iterations'], summary['wall_time_s'],
              _pct(summary['test_error']), _pct(summary['tta_error'])))
     return 0
+
+
+def stop_interrupted(trainer, out, interrupt):
+    """Snapshot the iteration the interrupt stopped at; its exit status."""
+    iteration = trainer.updater.iteration
+    path = os.path.join(out, 'snapshot_iter_%d' % iteration)
+    if iteration and not os.path.isfile(path):
+        trainer.get_extension('snapshot')(trainer)
+    sys.stderr.write(
+        'train_cifar.py: interrupted by %s at iteration %d; %s; the same '
+        'command resumes it\n' % (interrupt.name, iteration,
+                                   'snapshot %s' % path if iteration else
+                                   'no snapshot (no iteration done)'))
+    return interrupt.exit_code
 
 
 def _pct(x):
@@ -483,6 +663,9 @@ def main(argv=None):
     except UserError as e:
         sys.stderr.write('train_cifar.py: error: %s\n' % e)
         return 2
+    except KeyboardInterrupt:  # before the training loop, or a second ^C
+        sys.stderr.write('train_cifar.py: interrupted\n')
+        return 130
 
 
 if __name__ == '__main__':

@@ -28,6 +28,7 @@ import numpy
 
 URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 MD5 = 'c58f30108f718f92721af3b95e74349a'  # of the official archive at URL
+SIZE = 170498071  # bytes of the official archive: a file this size must match
 ARCHIVE_NAME = 'cifar-10-python.tar.gz'
 FOLDER_NAME = 'cifar-10-batches-py'
 TRAIN_BATCHES = tuple('data_batch_%d' % i for i in range(1, 6))
@@ -247,6 +248,12 @@ def _read_raw_batches(source):
                     and parts[0] == FOLDER_NAME and parts[1] in needed):
                 raw[parts[1]] = _unpickle(
                     io.BytesIO(tar.extractfile(member).read()))
+        # tarfile stops at the end-of-archive blocks (or at a header it
+        # cannot parse) without reaching the end of the compressed stream,
+        # where gzip checks its CRC: read the rest, so damage anywhere is
+        # an error instead of silently different pixels.
+        while tar.fileobj.read(1 << 20):
+            pass
     return raw
 
 
@@ -268,6 +275,16 @@ def read_cifar10(source):
     """
     if not os.path.exists(source):
         raise DatasetError('CIFAR-10 data not found at %s' % source)
+    if os.path.isfile(source) and os.path.getsize(source) == SIZE:
+        # The official archive's size: it must be the official archive.
+        # (Subsets in the same format, e.g. cifar-10-mini, have other sizes
+        # and rely on the gzip CRC alone.)
+        digest = md5sum(source)
+        if digest != MD5:
+            raise DatasetError(
+                'corrupt CIFAR-10 archive %s: md5 %s, expected %s for the '
+                'official archive; delete it and download %s again'
+                % (source, digest, MD5, URL))
     try:
         raw = _read_raw_batches(source)
     except (tarfile.TarError, EOFError, zlib.error, OSError,
@@ -300,9 +317,10 @@ def load_cifar10(data_dir=None, download=True):
             extracted folder, or the extracted folder itself. ``None``:
             ``$CHAINER_VFBN_DATA``, else ``~/.chainer-vfbn/cifar10``.
         download (bool): If there is no local copy, download it from
-            :data:`URL` (checking :data:`MD5`). A local copy is never
-            checked against the MD5, so subsets in the official format load
-            too.
+            :data:`URL` (checking :data:`MD5`). A local copy is checked
+            against the MD5 when it has the official archive's size
+            (:data:`SIZE`), so subsets in the official format load too;
+            every archive's gzip CRC is checked.
 
     Returns:
         tuple: ``((train_x, train_t), (test_x, test_t))``, ``x`` ``uint8``

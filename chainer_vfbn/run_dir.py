@@ -1,0 +1,160 @@
+"""A run's output folder: its identity, its lock and its snapshots.
+
+A folder holds one run. The run records its configuration
+(``args.json``); a later command on the same folder resumes it only if it
+asks for the same run (:func:`differences`), a lock (:func:`lock`) keeps a
+second live process out, and a damaged snapshot is skipped for the one
+before it instead of ending in a traceback (:func:`newest_readable`).
+Nothing here reads the command line: the scripts in ``train/`` say which
+options may change between sessions.
+"""
+import errno
+import fcntl
+import glob
+import os
+import re
+import shutil
+import time
+import zipfile
+
+import numpy
+
+LOCK_NAME = '.lock'
+# What a killed write leaves behind: chainer's snapshot writer
+# saves into a temporary folder ``tmp<filename>XXXX`` (and the decoupled
+# runner into ``<name>.tmp.npz``, write_json into ``<file>.tmp<pid>``) and
+# renames at the end.
+TEMPORARY = ('tmpsnapshot_iter_*', 'snapshot_iter_*.tmp.npz', '*.json.tmp*',
+             'log.tmp*')
+
+
+class Busy(Exception):
+    """Another live process holds the folder."""
+
+
+class CorruptSnapshot(Exception):
+    """A snapshot file cannot be read back whole."""
+
+
+def differences(recorded, current, may_change):
+    """Options whose values differ between two configurations.
+
+    Args:
+        recorded (dict): The configuration the folder's run recorded.
+        current (dict): The new command's.
+        may_change (iterable of str): Options a resumed run may change
+            (its length, its logging).
+
+    Returns:
+        list of str: Sorted names of the other options that differ (an
+        option missing on one side counts as different).
+    """
+    keys = (set(recorded) | set(current)) - set(may_change)
+    return sorted(k for k in keys if recorded.get(k, '<absent>') !=
+                  current.get(k, '<absent>'))
+
+
+def lock(out):
+    """Hold an exclusive ``fcntl`` lock on ``out`` for this process's life.
+
+    Returns:
+        file: The lock file; keep it open (closing it releases the lock).
+
+    Raises:
+        Busy: Another process holds it.
+    """
+    f = open(os.path.join(out, LOCK_NAME), 'a+')
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise Busy('another run is writing to %s right now (it holds '
+                       '%s); wait for it or choose another folder'
+                       % (out, os.path.join(out, LOCK_NAME)))
+        raise
+    return f
+
+
+def move_aside(out):
+    """Rename ``out`` to ``<out>.replaced-<time>`` and return the new name."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    target = '%s.replaced-%s' % (out.rstrip(os.sep), stamp)
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = '%s.replaced-%s-%d' % (out.rstrip(os.sep), stamp, n)
+    os.rename(out, target)
+    return target
+
+
+def clean_temporary(out):
+    """Remove what killed snapshot writes left in ``out``.
+
+    Returns:
+        list of str: The names removed.
+    """
+    removed = []
+    for pattern in TEMPORARY:
+        for path in glob.glob(os.path.join(out, pattern)):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    return sorted(removed)
+
+
+def read_npz(path):
+    """Every array of an ``.npz`` snapshot, read (and CRC-checked) in full.
+
+    Returns:
+        dict: ``key -> numpy.ndarray``, what
+        :class:`chainer.serializers.NpzDeserializer` reads.
+
+    Raises:
+        CorruptSnapshot: Truncated, damaged or not an ``.npz``.
+    """
+    try:
+        with numpy.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile,
+            zipfile.LargeZipFile) as e:
+        raise CorruptSnapshot('snapshot %s is corrupt or truncated (%s: %s)'
+                              % (path, type(e).__name__,
+                                 ' '.join(str(e).split())))
+
+
+_ITER = re.compile(r'^snapshot_iter_(\d+)$')
+
+
+def snapshots(out):
+    """The ``snapshot_iter_N`` files in ``out``, newest (largest N) first."""
+    found = []
+    for path in glob.glob(os.path.join(out, 'snapshot_iter_*')):
+        match = _ITER.match(os.path.basename(path))
+        if match and os.path.isfile(path):
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def newest_readable(paths, read=read_npz, say=print):
+    """The first of ``paths`` that reads whole, saying which were skipped.
+
+    Args:
+        paths (list of str): Candidates, newest first.
+        read (callable): ``read(path) -> data``, raising
+            :class:`CorruptSnapshot`.
+        say (callable): Gets one line per skipped snapshot.
+
+    Returns:
+        tuple: ``(path, data)``, or ``(None, None)`` if none reads.
+    """
+    for i, path in enumerate(paths):
+        try:
+            return path, read(path)
+        except CorruptSnapshot as e:
+            later = paths[i + 1] if i + 1 < len(paths) else None
+            say('%s; %s' % (e, 'falling back to %s' % later if later else
+                            'no older snapshot: starting afresh'))
+    return None, None
