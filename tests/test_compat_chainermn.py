@@ -57,11 +57,14 @@ def _worker(mode):
                 'epoch': int(it.epoch),
                 'epoch_detail': float(it.epoch_detail),
                 'is_new_epoch': bool(it.is_new_epoch)})
-        print('RESULT ' + json.dumps({
-            'rank': comm.rank, 'batches': batches,
-            'patched': bool(getattr(mni._MultiNodeIteratorSlave,
-                                    '_chainer_vfbn_patched', False))}),
-              flush=True)
+        mine = {'rank': comm.rank, 'batches': batches,
+                'patched': bool(getattr(mni._MultiNodeIteratorSlave,
+                                        '_chainer_vfbn_patched', False))}
+        # One line from rank 0 with both results: lines that two ranks print
+        # at once can interleave in mpiexec's output under load.
+        both = MPI.COMM_WORLD.gather(mine, root=0)
+        if comm.rank == 0:
+            print('RESULT ' + json.dumps(both), flush=True)
     except BaseException as e:  # one rank failing must stop both
         print('RANK %d FAILED: %s: %s'
               % (MPI.COMM_WORLD.rank, type(e).__name__, e), flush=True)
@@ -75,9 +78,9 @@ def _run(mode):
                           os.path.abspath(__file__), mode]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           env=_mpi.env(), timeout=120, cwd=REPO)
-    results = [json.loads(line[len('RESULT '):])
-               for line in proc.stdout.splitlines()
-               if line.startswith('RESULT ')]
+    results = [r for line in proc.stdout.splitlines()
+               if line.startswith('RESULT ')
+               for r in json.loads(line[len('RESULT '):])]
     return proc, sorted(results, key=lambda r: r['rank'])
 
 
