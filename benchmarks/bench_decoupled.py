@@ -59,16 +59,16 @@ MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
 
 def _parts(arch, method, split, seed=0):
     import numpy
-    from chainer_vfbn import recipes
+    from chainer_vfbn import methods
     from chainer_vfbn.models import resnet_cifar
     numpy.random.seed(seed)
     net = resnet_cifar(arch)
     if method == 'bp':
         modules = net.split(split)
-        opts = {'module%d' % k: recipes.momentum_sgd(m, 0.1, 0.9, 1e-4)
+        opts = {'module%d' % k: methods.momentum_sgd(m, 0.1, 0.9, 1e-4)
                 for k, m in enumerate(modules)}
         return net, modules, [], opts
-    m = recipes.build_method(method, net, split_at=split)
+    m = methods.build_method(method, net, split_at=split)
     return net, m.modules, m.synthesizers, m.optimizers
 
 
@@ -130,7 +130,7 @@ def single(opts):
     """(c) plain BP or (e) synchronous VFBN, in this process."""
     import chainer
     import chainer.links as L
-    from chainer_vfbn import recipes
+    from chainer_vfbn import methods
     from chainer_vfbn.updaters import SyntheticGradientUpdater
     if opts.mode == 'bp':
         from chainer_vfbn.models import resnet_cifar
@@ -140,7 +140,7 @@ def single(opts):
         clf = L.Classifier(net)
         updater = chainer.training.updaters.StandardUpdater(
             _batches(net, opts.batchsize),
-            recipes.momentum_sgd(clf, 0.1, 0.9, 1e-4))
+            methods.momentum_sgd(clf, 0.1, 0.9, 1e-4))
     else:
         net, modules, synths, optimizers = _parts(opts.arch, 'vfbn',
                                                   opts.split)

@@ -35,7 +35,7 @@ import numpy  # NOQA
 import pytest  # NOQA
 
 import _mpi  # NOQA  (tests/_mpi.py)
-from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import methods  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 ARCH = 'resnet8-paper'
@@ -63,10 +63,10 @@ def _build(method, split):
     net = resnet_cifar(ARCH)
     if method == 'bp':
         modules = net.split(split)
-        opts = {'module%d' % k: recipes.momentum_sgd(m, LR, 0.9, 1e-4)
+        opts = {'module%d' % k: methods.momentum_sgd(m, LR, 0.9, 1e-4)
                 for k, m in enumerate(modules)}
         return net, modules, [], opts
-    m = recipes.build_method(method, net, split_at=split, lr=LR,
+    m = methods.build_method(method, net, split_at=split, lr=LR,
                              alpha_gs=ALPHA_GS)
     return net, m.modules, m.synthesizers, m.optimizers
 
@@ -334,7 +334,7 @@ def test_staleness1_and_bp_mode(tmp_path):
     # Model-parallel BP = plain back-prop of the whole network.
     net, (bottom, top), _, _ = _build('bp', None)
     clf = chainer.links.Classifier(net)
-    opt = recipes.momentum_sgd(clf, LR, 0.9, 1e-4)
+    opt = methods.momentum_sgd(clf, LR, 0.9, 1e-4)
     updater = chainer.training.updaters.StandardUpdater(_iterator(), opt)
     for _ in range(iters):
         updater.update()

@@ -53,7 +53,7 @@ import numpy  # NOQA
 from chainer_vfbn import decoupled  # NOQA
 from chainer_vfbn.evaluation import epochs_or_end  # NOQA
 from chainer_vfbn import split_step  # NOQA
-from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn.divergence import Diverged  # NOQA
 from chainer_vfbn.divergence import GrowthWatch  # NOQA
@@ -62,7 +62,7 @@ from chainer_vfbn.models import resnet_cifar  # NOQA
 import train_cifar  # NOQA  (the shared CLI helpers)
 
 UserError = train_cifar.UserError
-DECOUPLED_METHODS = ('bp',) + recipes.SYNTHETIC_METHODS
+DECOUPLED_METHODS = ('bp',) + methods.SYNTHETIC_METHODS
 SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.json$')
 N_RETAINS = 2          # complete snapshot sets kept in --out
 DEFAULT_TIMEOUT = 300  # seconds any rank waits for a peer before giving up
@@ -117,11 +117,11 @@ class _Parts(object):
                 self.modules = net.split(names)
                 self.synthesizers = []
                 self.optimizers = {
-                    'module%d' % k: recipes.momentum_sgd(m, **sgd)
+                    'module%d' % k: methods.momentum_sgd(m, **sgd)
                     for k, m in enumerate(self.modules)}
                 self.split_names = list(names)
             else:
-                method = recipes.build_method(
+                method = methods.build_method(
                     args.method, net, split_at=split_at,
                     alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,
                     target_scale=args.synth_target_scale, **sgd)

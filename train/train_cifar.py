@@ -38,7 +38,7 @@ from chainer import training  # NOQA
 from chainer.training import extensions  # NOQA
 import numpy  # NOQA
 
-from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.divergence import Diverged  # NOQA
@@ -88,13 +88,13 @@ def parse_args(argv=None):
     rec = RECIPES['mitmul2016']
     p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--method', default='vfbn', choices=recipes.METHODS,
+    p.add_argument('--method', default='vfbn', choices=methods.METHODS,
                    help='training method (a row of the paper\'s Table 1)')
     p.add_argument('--alpha-gs', type=float, default=None,
                    help='Adam step size of the gradient synthesizer (0: '
                         'untrained; default: 1e-3 for vfbn*, the paper\'s '
                         'alpha_gs, and 1e-7 for dni-*, see '
-                        'chainer_vfbn.recipes.DEFAULT_ALPHA_GS)')
+                        'chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
     p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
                    help='what a DNI synthesizer predicts: delta of the '
@@ -211,7 +211,7 @@ def option_errors(args):
     above 1 (the paper's is 1e-3) it can only diverge.
     """
     if args.alpha_gs is None:
-        args.alpha_gs = recipes.DEFAULT_ALPHA_GS.get(args.method, 0.)
+        args.alpha_gs = methods.DEFAULT_ALPHA_GS.get(args.method, 0.)
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
@@ -580,7 +580,7 @@ def run(args):
     try:
         net = resnet_cifar(args.arch)
         split_at = args.split_at.split(',') if args.split_at else None
-        method = recipes.build_method(
+        method = methods.build_method(
             args.method, net, split_at=split_at, lr=args.learnrate,
             momentum=args.momentum, weight_decay=args.weight_decay,
             alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,

@@ -72,7 +72,6 @@ class Method(object):
                  modules=(), synthesizers=(), decayed=(), split_names=(),
                  aux_links=()):
         self.name = name
-        self.net = net
         self.optimizers = optimizers
         self.predictor = predictor
         self._make_updater = make_updater
