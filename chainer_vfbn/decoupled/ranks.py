@@ -5,6 +5,7 @@ network and synthesizers of the others.
 import sys
 
 from chainer_vfbn import methods
+from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled.worker import DecoupledWorker
 
@@ -18,7 +19,7 @@ def create_communicator(device_spec):
         tuple: ``(communicator, its name)``.
     """
     import chainermn
-    if str(device_spec).startswith('@cupy'):
+    if runtime.device_spec(device_spec).startswith('@cupy'):
         try:
             return chainermn.create_communicator('pure_nccl'), 'pure_nccl'
         except Exception as e:  # no NCCL in this CuPy: MPI alone suffices
