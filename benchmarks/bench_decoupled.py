@@ -57,19 +57,14 @@ MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
 MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
 
 
-def _parts(arch, method, split, seed=0):
+def _method(arch, method, split, seed=0):
+    """The network and every rank's parts, as the CLI builds them."""
     import numpy
-    from chainer_vfbn import recipes
+    from chainer_vfbn.decoupled import ranks
     from chainer_vfbn.models import resnet_cifar
     numpy.random.seed(seed)
     net = resnet_cifar(arch)
-    if method == 'bp':
-        modules = net.split(split)
-        opts = {'module%d' % k: recipes.momentum_sgd(m, 0.1, 0.9, 1e-4)
-                for k, m in enumerate(modules)}
-        return net, modules, [], opts
-    m = recipes.build_method(method, net, split_at=split)
-    return net, m.modules, m.synthesizers, m.optimizers
+    return net, ranks.build_method(method, net, split_at=split)
 
 
 def _batches(net, batchsize, n=4):
@@ -88,22 +83,13 @@ def worker(opts):
     """MPI rank of (a) or (b): steady-state iterations timed on the top."""
     import chainermn
     from chainer_vfbn import decoupled
+    from chainer_vfbn.decoupled import ranks
     comm = chainermn.create_communicator('naive')
     method = 'bp' if opts.mode == 'bp' else opts.method
-    net, modules, synths, optimizers = _parts(opts.arch, method, opts.split)
+    net, parts = _method(opts.arch, method, opts.split)
     k = comm.rank
-    has_synth = method != 'bp' and k < len(modules) - 1
-    w = decoupled.DecoupledWorker(
-        comm, modules[k], optimizers['module%d' % k],
-        synthesizer=synths[k] if has_synth else None,
-        synth_optimizer=optimizers['synth'] if has_synth else None,
-        mode='bp' if method == 'bp' else 'synthetic',
-        max_staleness=opts.staleness, synth_placement=opts.placement,
-        lower_synthesizer=(synths[k - 1] if method != 'bp' and k > 0 and
-                           opts.placement == 'above' else None),
-        lower_synth_optimizer=(optimizers['synth'] if method != 'bp' and
-                               k > 0 and opts.placement == 'above'
-                               else None))
+    w = ranks.make_worker(parts, comm, max_staleness=opts.staleness,
+                          placement=opts.placement)
     stamps = {}
 
     def on_events(w, bits):
@@ -130,7 +116,7 @@ def single(opts):
     """(c) plain BP or (e) synchronous VFBN, in this process."""
     import chainer
     import chainer.links as L
-    from chainer_vfbn import recipes
+    from chainer_vfbn import methods
     from chainer_vfbn.updaters import SyntheticGradientUpdater
     if opts.mode == 'bp':
         from chainer_vfbn.models import resnet_cifar
@@ -140,12 +126,12 @@ def single(opts):
         clf = L.Classifier(net)
         updater = chainer.training.updaters.StandardUpdater(
             _batches(net, opts.batchsize),
-            recipes.momentum_sgd(clf, 0.1, 0.9, 1e-4))
+            methods.momentum_sgd(clf, 0.1, 0.9, 1e-4))
     else:
-        net, modules, synths, optimizers = _parts(opts.arch, 'vfbn',
-                                                  opts.split)
+        net, m = _method(opts.arch, 'vfbn', opts.split)
         updater = SyntheticGradientUpdater(_batches(net, opts.batchsize),
-                                           modules, synths, optimizers)
+                                           m.modules, m.synthesizers,
+                                           m.optimizers)
     for _ in range(opts.warmup):
         updater.update()
     start = time.perf_counter()

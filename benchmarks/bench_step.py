@@ -2,7 +2,7 @@
 """Training-step time of every method, in one run on one device and batch.
 
 Each method is built exactly as training builds it
-(:func:`chainer_vfbn.recipes.build_method`: MomentumSGD with weight decay on
+(:func:`chainer_vfbn.methods.build_method`: MomentumSGD with weight decay on
 the network, Adam on the synthesizers) and one step is one
 ``updater.update()``: forward, backward and every optimizer update,
 reports included (as under a Trainer). The batch is fixed and already on
@@ -42,7 +42,7 @@ GOALS = {'vfbn': 1.10, 'dni-linear': 1.05}   # step time / BP step time
 
 def time_method(method, args, device, batch):
     """Median step time (s) of ``method``, and every step's time."""
-    from chainer_vfbn.recipes import build_method
+    from chainer_vfbn.methods import build_method
 
     numpy.random.seed(args.seed)
     net = resnet_cifar(args.arch)

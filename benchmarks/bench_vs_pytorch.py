@@ -5,7 +5,7 @@ One run, one device, one batch, one input size: the ``paper`` ResNet-110
 (``--arch``) trained by
 
 * ``chainer-bp``: this project's back-propagation step, built exactly as
-  training builds it (:func:`chainer_vfbn.recipes.build_method` ``'bp'``:
+  training builds it (:func:`chainer_vfbn.methods.build_method` ``'bp'``:
   ``L.Classifier`` + MomentumSGD(0.9) with weight decay 1e-4, a
   ``StandardUpdater``);
 * ``chainer-vfbn``: the VFBN step (``SyntheticGradientUpdater`` with the
@@ -69,14 +69,14 @@ GOALS = {
 
 
 class ChainerStep(object):
-    """One training step of a method built by ``recipes.build_method``.
+    """One training step of a method built by ``methods.build_method``.
 
     Raises ImportError (with the missing module) when the method's parts are
     not available in this checkout.
     """
 
     def __init__(self, method, arch, batch, device, lr, alpha_gs, seed):
-        from chainer_vfbn.recipes import build_method  # lazy: may be absent
+        from chainer_vfbn.methods import build_method  # lazy: may be absent
         numpy.random.seed(seed)
         net = resnet_cifar(arch)
         built = build_method(method, net, lr=lr, momentum=0.9,

@@ -36,9 +36,11 @@ def epochs_or_end(iteration, last_iteration, is_new_epoch, epoch, k):
     """The evaluation (and snapshot) schedule of both trainers.
 
     True at the end of every ``k``-th epoch and at the last iteration, so
-    that a run always ends with its figures.
+    that a run always ends with its figures; ``k <= 0`` (Chainer examples'
+    ``--frequency -1``): at the last iteration only.
     """
-    return iteration == last_iteration or (is_new_epoch and epoch % k == 0)
+    return iteration == last_iteration or (
+        k > 0 and is_new_epoch and epoch % k == 0)
 
 
 def tta_due(n_evals, tta_interval, at_end):

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from chainer_vfbn import recipes
+from chainer_vfbn import methods
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import Interrupted
 from chainer_vfbn import split_step
@@ -469,8 +469,8 @@ def _pct(x):
 
 
 def default_alphas():
-    """The untuned fall-back: :data:`recipes.DEFAULT_ALPHA_GS`."""
-    return {row: (recipes.DEFAULT_ALPHA_GS[row], 'batch-mean')
+    """The untuned fall-back: :data:`methods.DEFAULT_ALPHA_GS`."""
+    return {row: (methods.DEFAULT_ALPHA_GS[row], 'batch-mean')
             for row in TUNED_ROWS}
 
 

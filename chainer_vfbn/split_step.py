@@ -93,6 +93,34 @@ def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
     return prediction, grad_synth
 
 
+def backward_from(module, h, grad):
+    """Back-propagate ``grad`` from ``h`` into ``module`` (Eq. 2 with δ̂).
+
+    Clears the module's gradients first and cuts ``h``'s graph after, so
+    that the optimizer's update sees exactly this gradient.
+    """
+    module.cleargrads()
+    h.grad = grad
+    h.backward()
+    h.unchain_backward()
+
+
+def top_backward(module, inp, t, loss_func):
+    """The last module: its loss on ``inp``, back-propagated.
+
+    ``inp`` is a fresh leaf Variable holding the activation below, so after
+    this its ``.grad`` is the split's target δ.
+
+    Returns:
+        tuple: ``(y, loss)``, the class scores and the loss Variable.
+    """
+    y = module(inp)
+    loss = loss_func(y, t)
+    module.cleargrads()
+    loss.backward()
+    return y, loss
+
+
 def agreement(grad_true, grad_synth):
     """Agreement of the applied δ̂ with δ, flattened over the whole batch.
 

@@ -157,10 +157,7 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
             prediction, grad_synth = split_step.synthesize(
                 synth, h.array, t, self.target_scale, self.synth_names[k])
             # b. Back-propagate δ̂ into module k and update it now (Eq. 2).
-            module.cleargrads()
-            h.grad = grad_synth
-            h.backward()
-            h.unchain_backward()
+            split_step.backward_from(module, h, grad_synth)
             opts[self.module_names[k]].update()
             # c. The module above starts from a fresh leaf: its .grad will be
             # the target δ of this split.
@@ -168,11 +165,8 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
             splits.append((prediction, inp))
 
         # d. The last module by plain back-prop on the task loss.
-        top = self.modules[-1]
-        y = top(inp)
-        loss = self.loss_func(y, t)
-        top.cleargrads()
-        loss.backward()
+        y, loss = split_step.top_backward(self.modules[-1], inp, t,
+                                          self.loss_func)
         opts[self.module_names[-1]].update()
         chainer.report({'main/loss': loss,
                         'main/accuracy': F.accuracy(y, t)})

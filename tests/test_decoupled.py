@@ -1,4 +1,4 @@
-"""Decoupled training over MPI ranks (chainer_vfbn.decoupled, train/decoupled).
+"""Decoupled training over MPI ranks (chainer_vfbn.decoupled, --decoupled).
 
 The tests launch ``mpiexec --allow-run-as-root --oversubscribe -n K`` on
 this very file (its ``__main__`` is the MPI worker) or on the CLI, and
@@ -35,7 +35,8 @@ import numpy  # NOQA
 import pytest  # NOQA
 
 import _mpi  # NOQA  (tests/_mpi.py)
-from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import methods  # NOQA
+from chainer_vfbn.decoupled import ranks  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 ARCH = 'resnet8-paper'
@@ -57,22 +58,17 @@ def _iterator():
         chainer.datasets.TupleDataset(x, t), BATCH, shuffle=False)
 
 
-def _build(method, split):
+def _method(method, split):
     """The network and its method, built the same way on every rank."""
     numpy.random.seed(0)
     net = resnet_cifar(ARCH)
-    if method == 'bp':
-        modules = net.split(split)
-        opts = {'module%d' % k: recipes.momentum_sgd(m, LR, 0.9, 1e-4)
-                for k, m in enumerate(modules)}
-        return net, modules, [], opts
-    m = recipes.build_method(method, net, split_at=split, lr=LR,
-                             alpha_gs=ALPHA_GS)
+    return net, ranks.build_method(method, net, split_at=split, lr=LR,
+                                   alpha_gs=ALPHA_GS)
+
+
+def _build(method, split):
+    net, m = _method(method, split)
     return net, m.modules, m.synthesizers, m.optimizers
-
-
-def _synth_name(k, n_synth):
-    return 'synth' if n_synth == 1 else 'synth%d' % k
 
 
 def _state(link):
@@ -91,26 +87,15 @@ def _worker(out, configs):
     with open(os.path.join(out, 'pid.rank%d' % comm.rank), 'w') as f:
         f.write(str(os.getpid()))
     for cfg in configs:
-        net, modules, synths, opts = _build(cfg['method'], cfg['split'])
+        net, method = _method(cfg['method'], cfg['split'])
+        modules, synths = method.modules, method.synthesizers
         k = comm.rank
-        n_synth = len(synths)
-        has_synth = k < len(modules) - 1 and n_synth
         placement = cfg.get('placement', 'below')
-        has_lower = placement == 'above' and k > 0 and n_synth
-        worker = decoupled.DecoupledWorker(
-            comm, modules[k], opts['module%d' % k],
-            synthesizer=synths[k] if has_synth else None,
-            synth_optimizer=(opts[_synth_name(k, n_synth)] if has_synth
-                             else None),
-            mode='bp' if cfg['method'] == 'bp' else 'synthetic',
-            max_staleness=cfg['staleness'], timeout=60,
-            synth_name=_synth_name(k, max(n_synth, 1)),
-            synth_placement=placement,
-            lower_synthesizer=synths[k - 1] if has_lower else None,
-            lower_synth_optimizer=(opts[_synth_name(k - 1, n_synth)]
-                                   if has_lower else None),
-            lower_synth_name=(_synth_name(k - 1, n_synth) if has_lower
-                              else None))
+        has_synth = k < len(modules) - 1 and synths
+        has_lower = placement == 'above' and k > 0 and synths
+        worker = ranks.make_worker(method, comm,
+                                   max_staleness=cfg['staleness'],
+                                   placement=placement, timeout=60)
         log = []
 
         def on_events(w, bits):
@@ -334,7 +319,7 @@ def test_staleness1_and_bp_mode(tmp_path):
     # Model-parallel BP = plain back-prop of the whole network.
     net, (bottom, top), _, _ = _build('bp', None)
     clf = chainer.links.Classifier(net)
-    opt = recipes.momentum_sgd(clf, LR, 0.9, 1e-4)
+    opt = methods.momentum_sgd(clf, LR, 0.9, 1e-4)
     updater = chainer.training.updaters.StandardUpdater(_iterator(), opt)
     for _ in range(iters):
         updater.update()

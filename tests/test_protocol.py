@@ -54,8 +54,8 @@ def test_cli_trains_on_the_rest_and_evaluates_on_the_held_out(monkeypatch):
                         lambda *a, **k: (((x, t), test), 'fake'))
     args = train_cifar.parse_args(['--validation-split', '0.1',
                                    '--batchsize', '10'])
-    train_iter, ev, description, _, n_train = train_cifar.setup_data(args,
-                                                                      24)
+    from chainer_vfbn import runtime
+    train_iter, ev, description, _, n_train = runtime.setup_data(args, 24)
     kept, held = validation_split(t, 0.1)
     assert n_train == len(kept) == 180
     numpy.testing.assert_array_equal(ev['images'], x[held])

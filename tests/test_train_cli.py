@@ -225,3 +225,28 @@ def test_he_preset_standard_augmentation(tmp_path):
                         '--augment', 'paper', '--iterations', '1',
                         '--out', out + '2'], timeout=120)
     assert r.returncode == 2 and 'takes 32x32' in r.stderr
+
+
+def _parse(argv):
+    """train_cifar.parse_args, the script loaded by its path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_cifar_cli', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_args(argv)
+
+
+def test_chainer_example_conventions():
+    """--device (with --gpu its deprecated alias; -1 the CPU), --autoload
+    and its negation, --frequency -1."""
+    assert _parse([]).device == '@numpy'
+    assert _parse(['--gpu', '-1']).device == '@numpy'
+    assert _parse(['--device', '-1']).device == '@numpy'
+    assert _parse(['--gpu', '1']).device == '@cupy:1'
+    assert _parse(['--device', '@cupy:0']).device == '@cupy:0'
+    assert _parse([]).autoload is True
+    assert _parse(['--autoload']).autoload is True
+    assert _parse(['--no-autoload']).autoload is False
+    assert _parse(['--frequency', '-1']).frequency == -1
+    with pytest.raises(SystemExit):
+        _parse(['--frequency', '0'])

@@ -18,16 +18,11 @@ lr 0.1, weight decay 1e-4, batch 128, lr x0.1 every 5 paper epochs
 view of each).
 """
 import argparse
-import json
 import math
 import os
-import platform
-import random
-import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
@@ -36,13 +31,13 @@ import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 import chainer  # NOQA
 from chainer import training  # NOQA
 from chainer.training import extensions  # NOQA
-import numpy  # NOQA
 
-from chainer_vfbn import recipes  # NOQA
+from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import run_dir  # NOQA
+from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.divergence import Diverged  # NOQA
-from chainer_vfbn.divergence import json_safe  # NOQA
+from chainer_vfbn.runtime import UserError  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
 from chainer_vfbn.interrupt import StopOnInterrupt  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
@@ -51,6 +46,7 @@ from chainer_vfbn.models import resnet_cifar  # NOQA
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
 # i.e. 36 standard epochs.
 PAPER_EPOCH = 36
+_LOCKS = []  # the lock on --out, held until the process exits
 RECIPES = {
     'mitmul2016': dict(
         arch='resnet110-paper',
@@ -64,18 +60,6 @@ RECIPES = {
     ),
 }
 
-# Options a resumed run may change: its length, where its data and device
-# are, and how it logs. Any other difference means another run (issue #12).
-RESUMABLE = ('epoch', 'iterations', 'frequency', 'eval_interval',
-             'tta_interval', 'progress', 'test_batchsize', 'data_dir',
-             'download', 'device', 'gpu', 'resume', 'autoload', 'out',
-             'force_new', 'mpi_timeout')
-# Exit status of a run stopped by a non-finite loss or gradient.
-EXIT_DIVERGED = 3
-
-
-class UserError(Exception):
-    """Bad input: reported as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,13 +72,13 @@ def parse_args(argv=None):
     rec = RECIPES['mitmul2016']
     p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--method', default='vfbn', choices=recipes.METHODS,
+    p.add_argument('--method', default='vfbn', choices=methods.METHODS,
                    help='training method (a row of the paper\'s Table 1)')
     p.add_argument('--alpha-gs', type=float, default=None,
                    help='Adam step size of the gradient synthesizer (0: '
                         'untrained; default: 1e-3 for vfbn*, the paper\'s '
                         'alpha_gs, and 1e-7 for dni-*, see '
-                        'chainer_vfbn.recipes.DEFAULT_ALPHA_GS)')
+                        'chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
     p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
                    help='what a DNI synthesizer predicts: delta of the '
@@ -116,7 +100,7 @@ def parse_args(argv=None):
     p.add_argument('--device', '-d', default=None,
                    help='device: @numpy, @cupy:0, or an integer (-1 = CPU)')
     p.add_argument('--gpu', '-g', type=int, default=None,
-                   help='GPU id, -1 for CPU (deprecated; use --device)')
+                   help='deprecated alias of --device N (-1 = CPU)')
     p.add_argument('--batchsize', '-b', type=int, default=rec['batchsize'])
     p.add_argument('--epoch', '-e', type=int, default=rec['epoch'],
                    help='standard epochs (one view of each training image)')
@@ -133,6 +117,10 @@ def parse_args(argv=None):
     p.add_argument('--resume', '-r', default=None,
                    help='snapshot to resume from (default: the newest one in '
                         '--out, unless --no-autoload)')
+    p.add_argument('--autoload', dest='autoload', action='store_true',
+                   default=True,
+                   help='resume from the newest snapshot in --out (the '
+                        'default)')
     p.add_argument('--no-autoload', dest='autoload', action='store_false',
                    help='start afresh even if --out holds a snapshot')
     p.add_argument('--force-new', action='store_true',
@@ -141,7 +129,8 @@ def parse_args(argv=None):
                         'it, resuming with other options than the length '
                         'or the logging ones is refused)')
     p.add_argument('--frequency', '-f', type=int, default=1,
-                   help='snapshot every N epochs')
+                   help='snapshot every N epochs and at the end (-1: at the '
+                        'end only)')
     p.add_argument('--dataset', default='cifar10', choices=('cifar10', 'sample'),
                    help='cifar10: the official archive; sample: the small '
                         'real sample bundled in data/')
@@ -190,9 +179,8 @@ def parse_args(argv=None):
     if args.gpu is not None:
         if args.device is not None:
             p.error('give --device or --gpu, not both')
-        args.device = '@numpy' if args.gpu < 0 else '@cupy:%d' % args.gpu
-    if args.device is None:
-        args.device = '@numpy'
+        args.device = args.gpu
+    args.device = runtime.device_spec(args.device)
     bad = option_errors(args)
     if bad:
         # One line per bad value.
@@ -206,25 +194,23 @@ def option_errors(args):
 
     Resolves ``args.alpha_gs``'s default first. Bounds are those where the
     value means something: a momentum of 1 or more never forgets, a decay
-    above 1 grows the learning rate, and Adam's step size ``alpha_gs``
-    moves every synthesizer weight by about ``alpha_gs`` per step, so
-    above 1 (the paper's is 1e-3) it can only diverge.
+    above 1 grows the learning rate (``alpha_gs``:
+    :func:`chainer_vfbn.methods.alpha_gs_ok`).
     """
-    if args.alpha_gs is None:
-        args.alpha_gs = recipes.DEFAULT_ALPHA_GS.get(args.method, 0.)
+    args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('weight_decay', lambda v: v >= 0, '>= 0'),
         ('lr_step', lambda v: v > 0, '> 0'),
         ('lr_decay', lambda v: 0 < v <= 1, 'in (0, 1]'),
-        ('alpha_gs', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('alpha_gs', methods.alpha_gs_ok, 'in [0, 1]'),
         ('validation_split', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('mpi_timeout', lambda v: v > 0, '> 0'),
         ('seed', lambda v: 0 <= v < 2 ** 32, 'in [0, 2**32)'),
         ('batchsize', lambda v: v >= 1, '>= 1'),
         ('epoch', lambda v: v >= 1, '>= 1'),
-        ('frequency', lambda v: v >= 1, '>= 1'),
+        ('frequency', lambda v: v >= 1 or v == -1, '>= 1 or -1'),
         ('eval_interval', lambda v: v >= 1, '>= 1'),
         ('test_batchsize', lambda v: v >= 1, '>= 1'),
         ('n_hidden', lambda v: v >= 1, '>= 1'),
@@ -243,166 +229,6 @@ def option_errors(args):
     return lines
 
 
-def get_device(spec):
-    """Resolve a device spec, with one clear line when CUDA is unavailable."""
-    text = str(spec)
-    if text.lstrip('-').isdigit():
-        text = '@numpy' if int(text) < 0 else '@cupy:%s' % text
-    wants_cuda = text.startswith('@cupy')
-    if wants_cuda and not chainer.backends.cuda.available:
-        raise UserError('device %s asks for CUDA, but CuPy/CUDA is not '
-                        'available on this machine (use --device @numpy, or '
-                        "install the 'cuda12'/'cuda13' extra)" % text)
-    try:
-        device = chainer.get_device(text)
-    except Exception as e:  # chainer raises several types here
-        raise UserError('bad device %r: %s' % (spec, e))
-    if wants_cuda:
-        try:
-            device.use()
-        except Exception as e:
-            raise UserError('cannot use CUDA device %s: %s' % (text, e))
-    return device
-
-
-def check_identity(args):
-    """Refuse to resume a run in ``--out`` that other options made.
-
-    Reads ``--out``'s ``args.json`` (writes nothing); with ``--force-new``
-    any difference is allowed (:func:`claim_out` moves the old run aside).
-    """
-    path = os.path.join(args.out, 'args.json')
-    if args.force_new or not os.path.isfile(path):
-        return
-    try:
-        with open(path) as f:
-            recorded = json.load(f)['args']
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError('--out %s holds an unreadable args.json (%s); '
-                        'choose another --out or pass --force-new'
-                        % (args.out, e))
-    current = vars(args)
-    changed = run_dir.differences(recorded, current, RESUMABLE)
-    if changed:
-        raise UserError(
-            '--out %s holds another run: %s; resume it with its own options '
-            '(only the length and the logging may change), choose another '
-            '--out, or pass --force-new to move it aside'
-            % (args.out, ', '.join(
-                '--%s %s (was %s)' % (k.replace('_', '-'), current.get(k),
-                                      recorded.get(k)) for k in changed)))
-
-
-def claim_out(args):
-    """Create ``--out`` and lock it for this process; after validation.
-
-    With ``--force-new`` an old run there is moved aside first; what killed
-    snapshot writes left behind is removed.
-
-    Returns:
-        file: The lock; keep it open for the whole run.
-    """
-    existed = os.path.isdir(args.out)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        held = run_dir.lock(args.out)
-        if args.force_new and existed and \
-                set(os.listdir(args.out)) - {run_dir.LOCK_NAME}:
-            moved = run_dir.move_aside(args.out)
-            print('--force-new: moved the old contents of %s to %s'
-                  % (args.out, moved))
-            os.makedirs(args.out)
-            held.close()
-            held = run_dir.lock(args.out)
-    except run_dir.Busy as e:
-        raise UserError(str(e))
-    except OSError as e:
-        raise UserError('cannot write to --out %s: %s'
-                        % (args.out, e.strerror or e))
-    removed = run_dir.clean_temporary(args.out)
-    if removed:
-        print('removed what an interrupted snapshot write left in %s: %s'
-              % (args.out, ', '.join(removed)))
-    return held
-
-
-def set_seed(seed, device):
-    random.seed(seed)
-    numpy.random.seed(seed)
-    if device.xp is not numpy:
-        device.xp.random.seed(seed)
-
-
-def code_version():
-    """``git describe`` of the checkout, or the package version."""
-    try:
-        out = subprocess.run(
-            ['git', 'describe', '--always', '--dirty', '--tags'], cwd=REPO,
-            capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return 'git %s (chainer_vfbn %s)' % (out.stdout.strip(),
-                                                  chainer_vfbn.__version__)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return 'chainer_vfbn %s' % chainer_vfbn.__version__
-
-
-def environment():
-    env = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__, 'platform': platform.platform()}
-    if chainer.backends.cuda.available:
-        env['cupy'] = chainer.backends.cuda.cupy.__version__
-        env['cudnn'] = bool(chainer.backends.cuda.cudnn_enabled)
-    return env
-
-
-def write_json(path, obj):
-    """Write ``obj`` atomically as strict JSON (NaN and inf as null)."""
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(json_safe(obj), f, indent=2, sort_keys=True,
-                  allow_nan=False)
-    os.replace(tmp, path)
-
-
-def setup_data(args, insize):
-    """Load the data set and build the training iterator."""
-    from chainer_vfbn import datasets
-    try:
-        ((train_x, train_t), (test_x, test_t)), description = \
-            datasets.get_cifar10(args.dataset, args.data_dir,
-                                 download=args.download)
-    except datasets.DatasetError as e:
-        raise UserError(str(e))
-    if args.validation_split:
-        train_idx, val_idx = datasets.validation_split(
-            train_t, args.validation_split)
-        (train_x, train_t), (test_x, test_t) = \
-            (train_x[train_idx], train_t[train_idx]), \
-            (train_x[val_idx], train_t[val_idx])
-        description += ('; validation split %g: training on %d, evaluating '
-                        'on %d held-out training images, not the test set'
-                        % (args.validation_split, len(train_idx),
-                           len(val_idx)))
-    if args.batchsize > len(train_x):
-        raise UserError('--batchsize %d is larger than the training set (%d '
-                        'images): each batch would repeat images'
-                        % (args.batchsize, len(train_x)))
-    augment = args.augment or ('paper' if insize == 24 else 'standard')
-    expected = 24 if augment == 'paper' else 32
-    if expected != insize:
-        raise UserError('--augment %s makes %dx%d images but --arch %s takes '
-                        '%dx%d' % (augment, expected, expected, args.arch,
-                                   insize, insize))
-    mean, std = datasets.normalization(train_x, augment)
-    train_iter = datasets.AugmentedIterator(
-        train_x, train_t, args.batchsize, augment=augment, seed=args.seed,
-        mean=mean, std=std)
-    test = dict(images=test_x, labels=test_t, augment=augment, mean=mean,
-                std=std)
-    return train_iter, test, description, augment, len(train_x)
-
-
 class _NoEscapes(object):
     """A stream that drops the terminal's erase-line escape."""
 
@@ -418,7 +244,6 @@ class _NoEscapes(object):
 
 def build_trainer(args, method, train_iter, test, device, n_train):
     from chainer_vfbn.divergence import FiniteCheck
-    from chainer_vfbn.divergence import GrowthWatch
     from chainer_vfbn.evaluation import EpochsOrEnd
     from chainer_vfbn.evaluation import ViewEvaluator
 
@@ -462,6 +287,16 @@ def build_trainer(args, method, train_iter, test, device, n_train):
         trigger=EpochsOrEnd(args.frequency, stop_iteration), name='snapshot')
     trainer.extend(FiniteCheck())
 
+    _extend_reports(trainer, args, method, log_trigger)
+    if args.progress:
+        trainer.extend(extensions.ProgressBar(update_interval=10))
+    return trainer
+
+
+def _extend_reports(trainer, args, method, log_trigger):
+    """PrintReport, PlotReport and the synthesizers' GrowthWatch."""
+    from chainer_vfbn.divergence import GrowthWatch
+
     synth_keys = split_step.synth_names(len(method.synthesizers)) \
         if method.synthesizers else []
     columns = ['epoch', 'iteration', 'main/loss', 'main/accuracy',
@@ -493,62 +328,17 @@ def build_trainer(args, method, train_iter, test, device, n_train):
     else:
         print('plots skipped: matplotlib is not installed '
               "(pip install -e '.[plot]')")
-    if args.progress:
-        trainer.extend(extensions.ProgressBar(update_interval=10))
-    return trainer
-
-
-def summary_dict(args, log, split_names, description, device, epochs,
-                 iterations, wall, images, diverged=None):
-    """The run's summary.json contents, from its log (newest value per key).
-
-    ``images`` is how many training images ``wall`` seconds covered;
-    ``diverged`` is :func:`diverged_record`'s, for a run stopped by it.
-    """
-    last = {}
-    for entry in log:
-        last.update(entry)
-    synth = {}
-    for value in ('cos', 'relerr', 'norm_ratio'):
-        synth[value] = next((last[k + '/' + value] for k in ('synth', 'synth0')
-                             if k + '/' + value in last), None)
-    return {
-        'method': args.method, 'arch': args.arch, 'dataset': description,
-        'alpha_gs': args.alpha_gs, 'split_at': split_names,
-        'epochs': epochs, 'iterations': iterations,
-        'test_error': last.get('validation/main/error'),
-        'tta_error': last.get('validation/main/tta_error'),
-        'train_loss': last.get('main/loss'),
-        'wall_time_s': wall,
-        'images_per_sec': (images / wall) if wall else None,
-        'synth_cos': synth['cos'], 'synth_relerr': synth['relerr'],
-        'synth_norm_ratio': synth['norm_ratio'],
-        'train_accuracy': last.get('main/accuracy'),
-        'evaluated_on': 'validation' if args.validation_split else 'test',
-        'device': str(device),
-        'status': 'diverged' if diverged else 'finished',
-        'diverged': diverged,
-    }
-
-
-def diverged_record(error, last_snapshot):
-    """What summary.json says of a run that diverged, and its one line."""
-    record = {'what': error.what, 'iteration': error.iteration,
-              'last_snapshot': last_snapshot}
-    line = ('diverged: %s; last good snapshot: %s' %
-            (error, last_snapshot or 'none (no snapshot was taken before)'))
-    return record, line
 
 
 def summarize(args, trainer, method, description, device, diverged=None):
     iters = trainer.updater.iteration
     # The trainer's clock survives snapshots: the whole run, resumes included.
     wall = trainer.elapsed_time
-    summary = summary_dict(
+    summary = runtime.summary_dict(
         args, trainer.get_extension('LogReport').log, method.split_names,
         description, device, trainer.updater.epoch_detail, iters, wall,
         iters * args.batchsize, diverged)
-    write_json(os.path.join(args.out, 'summary.json'), summary)
+    runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
     return summary
 
 
@@ -573,15 +363,19 @@ def resume_trainer(trainer, path, data):
           % (path, trainer.updater.iteration), flush=True)
 
 
-def run(args):
-    # Everything that can reject the command comes before --out is touched.
-    device = get_device(args.device)
-    set_seed(args.seed, device)
+def prepare(args):
+    """Build the method and the trainer; everything that can reject the
+    command comes before ``--out`` is touched.
+
+    Returns:
+        tuple: ``(trainer, method, device, description)``.
+    """
+    device = runtime.get_device(args.device)
+    runtime.set_seed(args.seed, device)
     try:
         net = resnet_cifar(args.arch)
-        split_at = args.split_at.split(',') if args.split_at else None
-        method = recipes.build_method(
-            args.method, net, split_at=split_at, lr=args.learnrate,
+        method = methods.build_method(
+            args.method, net, split_at=split_at(args), lr=args.learnrate,
             momentum=args.momentum, weight_decay=args.weight_decay,
             alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,
             target_scale=args.synth_target_scale)
@@ -590,11 +384,10 @@ def run(args):
     resume = None
     if args.resume is not None:
         resume = (args.resume, read_resume(args.resume))
-    train_iter, test, description, augment, n_train = setup_data(
+    train_iter, test, description, augment, n_train = runtime.setup_data(
         args, net.insize)
-    check_identity(args)
-
-    lock = claim_out(args)  # NOQA  (held until the process exits)
+    runtime.check_identity(args)
+    _LOCKS.append(runtime.claim_out(args))
     if resume is None and args.autoload:
         resume = run_dir.newest_readable(
             run_dir.snapshots(args.out),
@@ -605,13 +398,18 @@ def run(args):
         resume_trainer(trainer, *resume)
     print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
           % (args.method, args.arch, description, device, augment))
-    write_json(os.path.join(args.out, 'args.json'), {
-        'args': vars(args), 'augment': augment, 'dataset': description,
-        'split_at': method.split_names, 'code_version': code_version(),
-        'environment': environment(), 'device': str(device),
-        'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-    })
+    runtime.write_json(os.path.join(args.out, 'args.json'), runtime.run_record(
+        args, device, description, augment, method.split_names))
+    return trainer, method, device, description
 
+
+def split_at(args):
+    """``--split-at`` as a list of layer names, or ``None``."""
+    return args.split_at.split(',') if args.split_at else None
+
+
+def run(args):
+    trainer, method, device, description = prepare(args)
     with Interrupt() as interrupt:
         trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
                                                interrupt)
@@ -621,16 +419,18 @@ def run(args):
             if e.iteration is None:  # raised inside the update
                 e.iteration = trainer.updater.iteration + 1
             snaps = run_dir.snapshots(args.out)
-            record, line = diverged_record(e, snaps[0] if snaps else None)
+            record, line = runtime.diverged_record(
+                e, snaps[0] if snaps else None)
             summarize(args, trainer, method, description, device, record)
             sys.stderr.write('train_cifar.py: %s\n' % line)
-            return EXIT_DIVERGED
+            return runtime.EXIT_DIVERGED
     if interrupt.signum is not None:
         return stop_interrupted(trainer, args.out, interrupt)
     summary = summarize(args, trainer, method, description, device)
     print('done: %d iterations in %.1f s; test error %s, 36-view TTA error %s'
           % (summary['iterations'], summary['wall_time_s'],
-             _pct(summary['test_error']), _pct(summary['tta_error'])))
+             runtime.pct(summary['test_error']),
+             runtime.pct(summary['tta_error'])))
     return 0
 
 
@@ -648,16 +448,11 @@ def stop_interrupted(trainer, out, interrupt):
     return interrupt.exit_code
 
 
-def _pct(x):
-    return 'n/a' if x is None else '%.2f%%' % (100 * x)
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.decoupled:
-        sys.path.insert(0, HERE)
-        import decoupled
-        return decoupled.main_decoupled(args)
+        from chainer_vfbn.decoupled import runner
+        return runner.main(args)
     try:
         return run(args)
     except UserError as e:

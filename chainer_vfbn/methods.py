@@ -72,7 +72,6 @@ class Method(object):
                  modules=(), synthesizers=(), decayed=(), split_names=(),
                  aux_links=()):
         self.name = name
-        self.net = net
         self.optimizers = optimizers
         self.predictor = predictor
         self._make_updater = make_updater
@@ -91,6 +90,38 @@ class Method(object):
     def make_updater(self, iterator, converter, device):
         """Return the updater that trains this method."""
         return self._make_updater(iterator, converter, device)
+
+
+def resolve_alpha_gs(method, alpha_gs):
+    """``alpha_gs``, or the method's :data:`DEFAULT_ALPHA_GS` for ``None``."""
+    return DEFAULT_ALPHA_GS.get(method, 0.) if alpha_gs is None else alpha_gs
+
+
+def alpha_gs_ok(alpha_gs):
+    """Whether Adam's step size means something: in ``[0, 1]``.
+
+    Adam moves every synthesizer weight by about ``alpha_gs`` per step, so
+    above 1 (the paper's is 1e-3) it can only diverge; 0 leaves the
+    synthesizer at its initialization.
+    """
+    return 0 <= alpha_gs <= 1
+
+
+def check_alpha_gs(alpha_gs):
+    """Raise ValueError unless :func:`alpha_gs_ok`."""
+    if not alpha_gs_ok(alpha_gs):
+        raise ValueError('alpha_gs must be in [0, 1], got %g' % alpha_gs)
+
+
+def split_names(net, split_at=None):
+    """The layer names where ``net`` is cut, as a list.
+
+    ``None`` is the paper's point (``net.default_split``); a string is one
+    name.
+    """
+    if split_at is None:
+        return [net.default_split]
+    return [split_at] if isinstance(split_at, str) else list(split_at)
 
 
 def momentum_sgd(link, lr, momentum, weight_decay):
@@ -132,75 +163,77 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
     Returns:
         Method
     """
-    from chainer.training import updaters as chainer_updaters
-
     if method not in METHODS:
         raise ValueError('unknown method %r; choose from %s'
                          % (method, ', '.join(METHODS)))
-    if alpha_gs is None:
-        alpha_gs = DEFAULT_ALPHA_GS.get(method, 0.)
-    if alpha_gs < 0:
-        raise ValueError('alpha_gs must be >= 0, got %g' % alpha_gs)
+    alpha_gs = resolve_alpha_gs(method, alpha_gs)
+    check_alpha_gs(alpha_gs)
     split_step.check_target_scale(target_scale, method)
     if target_scale != 'batch-mean' and method not in SYNTHETIC_METHODS:
         raise ValueError('target scale %s needs a synthetic-gradient method, '
                          'not %s' % (target_scale, method))
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-
     if method == 'bp':
-        # Back-prop ignores the split, but a wrong name is still a mistake.
-        unknown = [n for n in split_at or () if n not in net.split_points]
-        if unknown:
-            raise ValueError('unknown split point(s) %s; choose from %s'
-                             % (', '.join(unknown),
-                                ', '.join(net.split_points)))
-        classifier = L.Classifier(net)
-        opts = {'main': momentum_sgd(classifier, **sgd)}
-
-        def make(iterator, converter, device):
-            return chainer_updaters.StandardUpdater(
-                iterator, opts, converter=converter, device=device)
-        return Method(method, net, opts, net, make, modules=[net],
-                      decayed=['main'])
-
-    names = split_at if split_at is not None else [net.default_split]
-    if isinstance(names, str):
-        names = [names]
+        return _backprop(net, split_at, sgd)
+    names = split_names(net, split_at)
     modules = net.split(names)
+    if method in SYNTHETIC_METHODS:
+        return _synthetic(method, net, names, modules, sgd, alpha_gs,
+                          n_hidden, target_scale)
+    if len(modules) != 2:
+        raise ValueError('%s takes one split point, got %d'
+                         % (method, len(names)))
+    head = Head(net.shapes[names[0]][0], net.n_class)
+    build = _bottom_bp if method == 'bottom-bp' else _layerwise
+    return build(net, names, modules, head, sgd)
 
-    if method in ('bottom-bp', 'layerwise'):
-        if len(modules) != 2:
-            raise ValueError('%s takes one split point, got %d'
-                             % (method, len(names)))
-        bottom, top = modules
-        head = Head(net.shapes[names[0]][0], net.n_class)
 
-    if method == 'bottom-bp':
-        predictor = Sequence([('bottom', bottom), ('aux_head', head)])
-        classifier = L.Classifier(predictor)
-        opts = {'main': momentum_sgd(classifier, **sgd)}
+def _standard_updater(opts):
+    from chainer.training import updaters as chainer_updaters
 
-        def make(iterator, converter, device):
-            return chainer_updaters.StandardUpdater(
-                iterator, opts, converter=converter, device=device)
-        return Method(method, net, opts, predictor, make, modules=[bottom],
-                      decayed=['main'], split_names=names, aux_links=[head])
+    def make(iterator, converter, device):
+        return chainer_updaters.StandardUpdater(
+            iterator, opts, converter=converter, device=device)
+    return make
 
+
+def _backprop(net, split_at, sgd):
+    # Back-prop ignores the split, but a wrong name is still a mistake.
+    unknown = [n for n in split_at or () if n not in net.split_points]
+    if unknown:
+        raise ValueError('unknown split point(s) %s; choose from %s'
+                         % (', '.join(unknown), ', '.join(net.split_points)))
+    opts = {'main': momentum_sgd(L.Classifier(net), **sgd)}
+    return Method('bp', net, opts, net, _standard_updater(opts),
+                  modules=[net], decayed=['main'])
+
+
+def _bottom_bp(net, names, modules, head, sgd):
+    predictor = Sequence([('bottom', modules[0]), ('aux_head', head)])
+    opts = {'main': momentum_sgd(L.Classifier(predictor), **sgd)}
+    return Method('bottom-bp', net, opts, predictor, _standard_updater(opts),
+                  modules=[modules[0]], decayed=['main'], split_names=names,
+                  aux_links=[head])
+
+
+def _layerwise(net, names, modules, head, sgd):
     from chainer_vfbn import updaters
+    bottom, top = modules
+    opts = {'bottom': momentum_sgd(bottom, **sgd),
+            'head': momentum_sgd(head, **sgd),
+            'top': momentum_sgd(top, **sgd)}
 
-    if method == 'layerwise':
-        opts = {'bottom': momentum_sgd(bottom, **sgd),
-                'head': momentum_sgd(head, **sgd),
-                'top': momentum_sgd(top, **sgd)}
+    def make(iterator, converter, device):
+        return updaters.LayerwiseUpdater(
+            iterator, bottom, head, top, opts, converter=converter,
+            device=device)
+    return Method('layerwise', net, opts, net, make, modules=modules,
+                  decayed=list(opts), split_names=names, aux_links=[head])
 
-        def make(iterator, converter, device):
-            return updaters.LayerwiseUpdater(
-                iterator, bottom, head, top, opts, converter=converter,
-                device=device)
-        return Method(method, net, opts, net, make, modules=modules,
-                      decayed=list(opts), split_names=names,
-                      aux_links=[head])
 
+def _synthetic(method, net, names, modules, sgd, alpha_gs, n_hidden,
+               target_scale):
+    from chainer_vfbn import updaters
     from chainer_vfbn.synthesizers import build_synthesizer
 
     synths = [build_synthesizer(method, net.shapes[name], n_class=net.n_class,
@@ -218,3 +251,38 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                   synthesizers=synths,
                   decayed=['module%d' % k for k in range(len(modules))],
                   split_names=names)
+
+
+# What a decoupled (one rank per module) run can train: model-parallel
+# back-propagation over the same modules, or any synthetic method.
+PIPELINE_METHODS = ('bp',) + SYNTHETIC_METHODS
+
+
+def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
+                   weight_decay=1e-4, alpha_gs=None, n_hidden=256,
+                   target_scale='batch-mean'):
+    """The modules of a method trained one module per process.
+
+    As :func:`build_method`, except that ``'bp'`` is model-parallel
+    back-propagation: the network cut at ``split_at`` like a synthetic
+    method, one MomentumSGD per module (``'module0'`` ..), no synthesizer.
+
+    Returns:
+        Method: With :attr:`Method.modules` and, for a synthetic method,
+        :attr:`Method.synthesizers`; its ``make_updater`` is the synchronous
+        one (none for ``'bp'``).
+    """
+    if method not in PIPELINE_METHODS:
+        raise ValueError('a decoupled run trains %s, not %s'
+                         % (', '.join(PIPELINE_METHODS), method))
+    if method != 'bp':
+        return build_method(method, net, split_at=split_at, lr=lr,
+                            momentum=momentum, weight_decay=weight_decay,
+                            alpha_gs=alpha_gs, n_hidden=n_hidden,
+                            target_scale=target_scale)
+    names = split_names(net, split_at)
+    modules = net.split(names)
+    opts = {'module%d' % k: momentum_sgd(m, lr, momentum, weight_decay)
+            for k, m in enumerate(modules)}
+    return Method(method, net, opts, net, None, modules=modules,
+                  decayed=list(opts), split_names=names)

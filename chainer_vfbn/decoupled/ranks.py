@@ -1,0 +1,79 @@
+"""Building one rank's parts: the same way in the CLI, the benchmark and the
+tests, so that every rank of a run builds (and initialises) exactly the
+network and synthesizers of the others.
+"""
+import sys
+
+from chainer_vfbn import methods
+from chainer_vfbn import runtime
+from chainer_vfbn import split_step
+from chainer_vfbn.decoupled.worker import DecoupledWorker
+
+
+def create_communicator(device_spec):
+    """ChainerMN's ``'pure_nccl'`` on GPUs (if NCCL works), else ``'naive'``.
+
+    Only the MPI communicator under it carries the point-to-point messages.
+
+    Returns:
+        tuple: ``(communicator, its name)``.
+    """
+    import chainermn
+    if runtime.device_spec(device_spec).startswith('@cupy'):
+        try:
+            return chainermn.create_communicator('pure_nccl'), 'pure_nccl'
+        except Exception as e:  # no NCCL in this CuPy: MPI alone suffices
+            sys.stderr.write('decoupled: pure_nccl unavailable (%s); using '
+                             'the naive communicator\n' % e)
+    return chainermn.create_communicator('naive'), 'naive'
+
+
+def build_method(method, net, split_at=None, **kwargs):
+    """Every rank's modules, synthesizers and optimizers (all of them).
+
+    :func:`chainer_vfbn.methods.build_pipeline`: the same random
+    initialisation on every rank when each seeds its generators alike
+    first.
+    """
+    return methods.build_pipeline(method, net, split_at=split_at, **kwargs)
+
+
+def make_worker(method, transport, max_staleness=0, placement='above',
+                device=None, target_scale='batch-mean', **kwargs):
+    """The worker of rank ``transport.rank`` for a built ``method``.
+
+    Moves this rank's links to ``device``. Rank ``k`` gets module ``k``,
+    synth_k below the top and, with ``placement='above'``, the master copy
+    of synth_{k-1}.
+
+    Args:
+        method (~chainer_vfbn.methods.Method): From :func:`build_method`.
+        transport: A transport, or a ChainerMN communicator.
+        max_staleness, device, target_scale: As
+            :class:`~chainer_vfbn.decoupled.worker.DecoupledWorker`.
+        placement (str): ``'above'`` or ``'below'`` (ignored for ``bp``).
+        kwargs: More :class:`DecoupledWorker` options (``timeout``, ...).
+    """
+    k, n_splits = transport.rank, len(method.modules) - 1
+    synths = method.synthesizers
+    has_synth = bool(synths) and k < n_splits
+    has_lower = bool(synths) and placement == 'above' and k > 0
+
+    def synth_opt(j):
+        return method.optimizers[split_step.synth_name(j, n_splits)]
+    links = [method.modules[k]]
+    links += [synths[k]] if has_synth else []
+    links += [synths[k - 1]] if has_lower else []
+    if device is not None:
+        for link in links:
+            link.to_device(device)
+    return DecoupledWorker(
+        transport, method.modules[k], method.optimizers['module%d' % k],
+        synthesizer=synths[k] if has_synth else None,
+        synth_optimizer=synth_opt(k) if has_synth else None,
+        mode='synthetic' if synths else 'bp',
+        max_staleness=max_staleness, device=device,
+        synth_placement=placement if synths else 'below',
+        lower_synthesizer=synths[k - 1] if has_lower else None,
+        lower_synth_optimizer=synth_opt(k - 1) if has_lower else None,
+        target_scale=target_scale, **kwargs)

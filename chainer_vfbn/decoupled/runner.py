@@ -1,0 +1,373 @@
+"""``train_cifar.py --decoupled``: this MPI rank's part of a decoupled run.
+
+Run it under ``mpiexec`` with one rank per module (K = number of split
+points + 1; K = 2 at the paper's single split)::
+
+    OMP_NUM_THREADS=1 mpiexec --allow-run-as-root --oversubscribe -n 2 \\
+        python train/train_cifar.py --decoupled --method vfbn \\
+        --arch resnet20-paper --max-staleness 1 --out result/decoupled
+
+On GPUs (``--device @cupy:0``) rank ``k`` uses GPU ``(0 + k) % n_gpus`` and
+the communicator is ChainerMN's ``pure_nccl``. The same command with the
+same ``--out`` resumes a killed run from its newest complete snapshot set
+(:mod:`chainer_vfbn.decoupled.snapshots`). ``--method bp`` runs
+model-parallel back-propagation over the same ranks.
+
+Rank 0 writes into ``--out``: ``args.json``, ``log`` (every rank's figures
+merged), ``loss.png``, ``error.png``, ``synth_cos.png`` and
+``summary.json``.
+
+Why not Chainer's ``Trainer`` on rank 0: every rank must act on the same
+iterations (settle the outstanding δ's, relay an evaluation, gather its
+figures, save its snapshot file), so rank 0 decides them *before* an
+iteration and sends them up with its batch (the event bits); a Trainer's
+triggers fire after its update on one process only, and its LogReport,
+snapshot and PlotReport read one updater's reporter, not ``K`` processes'.
+The schedule rule itself is shared with the Trainer
+(:func:`chainer_vfbn.evaluation.epochs_or_end`).
+"""
+import os
+import sys
+import time
+
+import chainer
+
+from chainer_vfbn import runtime
+from chainer_vfbn import split_step
+from chainer_vfbn.decoupled import ranks
+from chainer_vfbn.decoupled import snapshots
+from chainer_vfbn.decoupled import worker as wk
+from chainer_vfbn.decoupled.transport import abort
+from chainer_vfbn.divergence import Diverged
+from chainer_vfbn.divergence import GrowthWatch
+from chainer_vfbn.evaluation import epochs_or_end
+from chainer_vfbn.evaluation import evaluate_views
+from chainer_vfbn.evaluation import tta_due
+from chainer_vfbn.models import resnet_cifar
+from chainer_vfbn.runtime import UserError
+
+_LOCKS = []            # rank 0's lock on --out, held until the process ends
+
+
+def placement(args):
+    """``'above'``/``'below'``, or ``None`` for model-parallel BP."""
+    return None if args.method == 'bp' else args.synth_placement
+
+
+def _build(args, comm, device):
+    runtime.set_seed(args.seed, device)  # the same init on every rank
+    try:
+        net = resnet_cifar(args.arch)
+        method = ranks.build_method(
+            args.method, net,
+            split_at=args.split_at.split(',') if args.split_at else None,
+            lr=args.learnrate, momentum=args.momentum,
+            weight_decay=args.weight_decay, alpha_gs=args.alpha_gs,
+            n_hidden=args.n_hidden, target_scale=args.synth_target_scale)
+    except ValueError as e:
+        raise UserError(str(e))
+    if len(method.modules) != comm.size:
+        raise UserError(
+            'the split at %s makes %d modules: launch with mpiexec -n %d '
+            '(this run has %d ranks)' % (','.join(method.split_names),
+                                          len(method.modules),
+                                          len(method.modules), comm.size))
+    return net, method
+
+
+def _setup(args, comm):
+    """Everything before the loop; raises UserError on bad input."""
+    device = runtime.get_device(args.device, offset=comm.intra_rank)
+    net, method = _build(args, comm, device)
+    data = manifest = None
+    if comm.rank == 0:
+        # As train_cifar.py: validate everything before --out is touched.
+        data = runtime.setup_data(args, net.insize)
+        if args.resume is not None:
+            manifest = snapshots.find(args.out, args.resume, comm.size,
+                                      placement(args))
+        runtime.check_identity(args)
+        _LOCKS.append(runtime.claim_out(args))
+        if args.resume is None and args.autoload:
+            manifest = snapshots.find(args.out, None, comm.size,
+                                      placement(args))
+    worker = ranks.make_worker(
+        method, comm, max_staleness=args.max_staleness,
+        placement=placement(args) or 'below', device=device,
+        target_scale=args.synth_target_scale, timeout=args.mpi_timeout)
+    return device, method, worker, data, manifest
+
+
+def main(args):
+    """Run ``train_cifar.py --decoupled`` on this MPI rank.
+
+    Returns:
+        int: 0 on success, 2 on bad input (one line on stderr from rank 0).
+    """
+    try:
+        import mpi4py  # NOQA
+        comm, comm_name = ranks.create_communicator(args.device)
+    except ImportError as e:
+        sys.stderr.write('train_cifar.py: error: --decoupled needs mpi4py '
+                         "and an MPI (pip install -e '.[mpi]'; apt-get "
+                         'install openmpi-bin libopenmpi-dev): %s\n' % e)
+        return 2
+    mpi = comm.mpi_comm
+    # Setup on every rank, then agree (a collective, before any training):
+    # a bad option makes every rank return 2 cleanly.
+    error, setup = None, None
+    try:
+        setup = _setup(args, comm)
+    except UserError as e:
+        error = str(e)
+    except Exception as e:  # a bug or an unreadable file on one rank
+        abort(mpi, comm.rank, e)
+    errors = [e for e in mpi.allgather(error) if e]
+    if errors:
+        if comm.rank == 0:
+            sys.stderr.write('train_cifar.py: error: %s\n' % errors[0])
+        return 2
+    try:
+        return _Run(args, comm, comm_name, *setup).train()
+    except Diverged as e:
+        _stop_diverged(args, comm.rank, e, mpi)
+    except BaseException as e:
+        abort(mpi, comm.rank, e)
+
+
+def _stop_diverged(args, rank, error, mpi):
+    """Any rank: record the divergence, say it in one line, end the job.
+
+    The rank that saw it writes summary.json (only rank 0 has the log, and
+    it may be the one waiting), then ``MPI_Abort`` stops every rank with
+    :data:`chainer_vfbn.runtime.EXIT_DIVERGED`.
+    """
+    record, line = runtime.diverged_record(error, snapshots.newest(args.out))
+    record['rank'] = rank
+    runtime.write_json(os.path.join(args.out, 'summary.json'), {
+        'method': args.method, 'arch': args.arch, 'decoupled': True,
+        'status': 'diverged', 'diverged': record,
+        'iterations': error.iteration})
+    sys.stderr.write('train_cifar.py: rank %d: %s\n' % (rank, line))
+    sys.stderr.flush()
+    mpi.Abort(runtime.EXIT_DIVERGED)
+
+
+def events_fn(args, stop_iteration):
+    """Rank 0's ``events(iteration, iterator) -> bits`` for this run."""
+    eval_k, snap_k, lr_step = args.eval_interval, args.frequency, args.lr_step
+
+    def events(iteration, iterator):
+        bits = 0
+        when = (iteration, stop_iteration, iterator.is_new_epoch,
+                iterator.epoch)
+        if epochs_or_end(*when, eval_k):
+            bits |= wk.LOG | wk.EVALUATE
+        if epochs_or_end(*when, snap_k):
+            bits |= wk.SNAPSHOT
+        # As chainer's IntervalTrigger(lr_step, 'epoch').
+        prev = iterator.previous_epoch_detail
+        if prev is not None and prev // lr_step != \
+                iterator.epoch_detail // lr_step:
+            bits |= wk.LR_DECAY
+        return bits
+    return events
+
+
+class _Run(object):
+    """One rank's training loop and what it does on the event bits."""
+
+    def __init__(self, args, comm, comm_name, device, method, worker, data,
+                 manifest):
+        self.args, self.comm, self.comm_name = args, comm, comm_name
+        self.k, self.K = comm.rank, comm.size
+        self.device, self.method, self.worker = device, method, worker
+        self.iterator = self.test = self.stop = None
+        if self.k == 0:
+            (self.iterator, self.test, self.description, self.augment,
+             n_train) = data
+            self.stop = (args.iterations if args.iterations is not None else
+                         -(-args.epoch * n_train // args.batchsize))
+        self.state = snapshots.RankState(worker, self.iterator)
+        self.synth_keys = split_step.synth_names(len(method.synthesizers)) \
+            if method.synthesizers else []
+        self.watch = GrowthWatch(['%s/loss' % n for n in self.synth_keys])
+        self.manifest = manifest
+
+    def _resume(self):
+        """Rank 0 picked the snapshot set; every rank loads its file."""
+        mpi = self.comm.mpi_comm
+        manifest = mpi.bcast(self.manifest, root=0)
+        if manifest is not None:
+            chainer.serializers.load_npz(manifest['files'][self.k],
+                                         self.state)
+            if self.k == 0:
+                print('resumed from %s at iteration %d'
+                      % (manifest['path'], manifest['iteration']), flush=True)
+        self.stop = mpi.bcast(self.stop, root=0)
+
+    def _announce(self):
+        args, K = self.args, self.K
+        print('chainer_vfbn: %s on %s, decoupled over %d ranks (split at %s, '
+              'max staleness %d, synthesizers trained %s, %s communicator), '
+              '%s, device %s'
+              % (args.method, args.arch, K, ','.join(self.method.split_names),
+                 args.max_staleness, placement(args) or '-', self.comm_name,
+                 self.description, self.device), flush=True)
+        record = runtime.run_record(
+            args, self.device, self.description, self.augment,
+            self.method.split_names,
+            decoupled={'ranks': K, 'communicator': self.comm_name,
+                       'max_staleness': args.max_staleness,
+                       'synth_placement': placement(args)})
+        record['command'] = 'mpiexec -n %d %s' % (K, record['command'])
+        runtime.write_json(os.path.join(args.out, 'args.json'), record)
+
+    def train(self):
+        self._resume()
+        if self.k == 0:
+            self._announce()
+        worker = self.worker
+        start_iteration = worker.iteration
+        start = self.state.session_start = time.time()
+        if worker.iteration < self.stop:
+            # A divergence is this runner's to report (summary.json, one
+            # line); anything else aborts the job in worker.run's way.
+            device = self.device
+            worker.run(
+                self.stop, iterator=self.iterator,
+                converter=lambda batch, _: chainer.dataset.concat_examples(
+                    batch, device),
+                events=events_fn(self.args, self.stop) if self.k == 0
+                else None, on_events=self.on_events, abort_on_error=False)
+        wall = time.time() - start
+        self.comm.mpi_comm.Barrier()  # every rank is done, messages flushed
+        if self.k == 0:
+            self._summarize(wall, worker.iteration - start_iteration)
+        return 0
+
+    def on_events(self, w, bits):
+        """Every rank, after an iteration whose event bits are not 0."""
+        if bits & wk.LR_DECAY:
+            w.optimizer.lr *= self.args.lr_decay
+        if bits & (wk.LOG | wk.SNAPSHOT):
+            w.settle()
+        results = None
+        if bits & wk.EVALUATE:
+            if self.k == 0:
+                results = self._evaluate(w)
+                w.end_eval()
+            else:
+                w.serve_eval()
+        if bits & wk.LOG:
+            self._log(w, results)
+        if bits & wk.SNAPSHOT:
+            self._snapshot(w)
+
+    def _evaluate(self, w):
+        """Rank 0: test-set figures through the chain of ranks."""
+        self.state.n_evals += 1
+        test, args = self.test, self.args
+        tta = tta_due(self.state.n_evals, args.tta_interval,
+                      w.iteration >= self.stop)
+        result = evaluate_views(
+            w.predict, test['images'], test['labels'],
+            augment=test['augment'], batch_size=args.test_batchsize,
+            device=self.device, mean=test['mean'], std=test['std'], tta=tta)
+        keys = ('loss', 'accuracy', 'error')
+        if tta:
+            keys += ('tta_accuracy', 'tta_error')
+        return {'validation/main/' + key: result[key] for key in keys}
+
+    def _log(self, w, results):
+        reports = w.gather(w.pop_observation())
+        if self.k != 0:
+            return
+        entry = {'epoch': w.epoch_info.epoch, 'iteration': w.iteration,
+                 'elapsed_time': self.state.elapsed_time(),
+                 'lr': w.optimizer.lr}
+        for report in reports:
+            entry.update(report)
+        entry.update(results or {})
+        self.state.log.append(entry)
+        out = self.args.out
+        runtime.write_json(os.path.join(out, 'log'), self.state.log)
+        _plot(out, self.state.log, self.synth_keys)
+        _print_entry(entry, self.synth_keys)
+        for line in self.watch.check(entry):
+            print(line, flush=True)
+
+    def _snapshot(self, w):
+        out = self.args.out
+        names = w.gather(snapshots.save(out, self.state, w.iteration, self.k))
+        if self.k == 0:
+            snapshots.write_manifest(out, w.iteration, names, {
+                'method': self.args.method, 'arch': self.args.arch,
+                'split_at': self.method.split_names,
+                'synth_placement': placement(self.args)})
+
+    def _summarize(self, wall, done):
+        args, worker = self.args, self.worker
+        summary = runtime.summary_dict(
+            args, self.state.log, self.method.split_names, self.description,
+            self.device, worker.epoch_info.epoch_detail, worker.iteration,
+            wall, done * args.batchsize)
+        summary.update(decoupled=True, ranks=self.K,
+                       max_staleness=args.max_staleness,
+                       synth_placement=placement(args))
+        runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
+        print('done: %d iterations in %.1f s over %d ranks; test error %s'
+              % (done, wall, self.K, runtime.pct(summary['test_error'])),
+              flush=True)
+
+
+def _plot(out, log, synth_keys):
+    """loss.png, error.png and synth_cos.png from the merged log.
+
+    Not :class:`~chainer.training.extensions.PlotReport`: it plots what one
+    trainer's reporter observed, and here the figures come from ``K``
+    processes, merged into the log on rank 0.
+    """
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    figures = [('loss.png', ['main/loss', 'validation/main/loss'], 'epoch'),
+               ('error.png', ['validation/main/error',
+                              'validation/main/tta_error'], 'epoch'),
+               ('synth_cos.png', ['%s/cos' % k for k in synth_keys],
+                'iteration')]
+    for name, keys, x_key in figures:
+        if keys:
+            _plot_one(plt, os.path.join(out, name), log, keys, x_key)
+
+
+def _plot_one(plt, path, log, keys, x_key):
+    fig, ax = plt.subplots()
+    drawn = False
+    for key in keys:
+        xs = [e[x_key] for e in log if key in e]
+        ys = [e[key] for e in log if key in e]
+        if xs:
+            ax.plot(xs, ys, marker='x', label=key)
+            drawn = True
+    if drawn:
+        ax.set_xlabel(x_key)
+        ax.legend()
+        ax.grid(True)
+        fig.savefig(path, bbox_inches='tight')
+    plt.close(fig)
+
+
+def _print_entry(entry, synth_keys):
+    cols = [('epoch', '%d'), ('iteration', '%d'), ('main/loss', '%.4f'),
+            ('main/accuracy', '%.4f'), ('validation/main/loss', '%.4f'),
+            ('validation/main/error', '%.4f'),
+            ('validation/main/tta_error', '%.4f')]
+    cols += [('%s/cos' % k, '%.3f') for k in synth_keys]
+    cols += [('%s/staleness_max' % k, '%d') for k in synth_keys]
+    cols += [('lr', '%g'), ('elapsed_time', '%.1f')]
+    print('  '.join('%s=%s' % (key, fmt % entry[key]) for key, fmt in cols
+                    if entry.get(key) is not None), flush=True)
