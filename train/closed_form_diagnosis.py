@@ -42,7 +42,7 @@ import numpy  # NOQA
 from chainer_vfbn import datasets  # NOQA
 from chainer_vfbn.evaluation import evaluate_views  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
-from chainer_vfbn.recipes import build_method  # NOQA
+from chainer_vfbn.methods import build_method  # NOQA
 
 VARIANTS = ('alpha=1e-3', 'alpha=1e-5', 'alpha=0', 'alpha=0+W/4')
 
