@@ -165,6 +165,61 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj))
 
 
+def _plan_length(s, rows, common, val):
+    if 'bp' not in rows:
+        return []
+    return [Run('length', 'bp', 'bp', s['tune_seed'],
+                ROWS['bp'][1] + common + val + _schedule_args(s, s['epochs'])
+                + ['--seed', str(s['tune_seed']), '--eval-interval', '1',
+                   '--tta-interval', '0'])]
+
+
+def _plan_tune(s, rows, common, val):
+    runs = []
+    for row in (r for r in TUNE_ORDER if r in rows):
+        for alpha, scale in tuning_grid(row, s):
+            runs.append(Run(
+                'tune', '%s_a%s_%s' % (row, _alpha_name(alpha), scale), row,
+                s['tune_seed'],
+                _row_args(row) + common + val
+                + _schedule_args(s, s['tune_epochs'])
+                + ['--alpha-gs', repr(alpha), '--synth-target-scale', scale,
+                   '--seed', str(s['tune_seed']),
+                   '--eval-interval', str(s['tune_epochs']),
+                   '--tta-interval', '0'],
+                choice=(alpha, scale)))
+    return runs
+
+
+def _final_run(s, row, seed, common, chosen):
+    extra, choice = [], None
+    if row in TUNED_ROWS:
+        if not chosen or row not in chosen:
+            raise ProtocolError('final %s: its tuning is not complete (run '
+                                'the tune phase first)' % row)
+        choice = chosen[row]
+        extra = ['--alpha-gs', repr(choice[0]), '--synth-target-scale',
+                 choice[1]]
+    return Run('final', '%s_seed%d' % (row, seed), row, seed,
+               _row_args(row) + common + _schedule_args(s, s['epochs'])
+               + extra + ['--seed', str(seed), '--eval-interval', '1',
+                          # the 36 views once, at the end
+                          '--tta-interval', str(s['epochs'] + 1)],
+               choice=choice)
+
+
+def _plan_final(s, rows, common, chosen):
+    runs = []
+    for seed_index in range(len(s['seeds'])):   # seed-major
+        for row in rows:
+            seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
+                else s['seeds']
+            if seed_index < len(seeds):
+                runs.append(_final_run(s, row, seeds[seed_index], common,
+                                       chosen))
+    return runs
+
+
 def plan(phase, s, chosen=None, rows=None):
     """The runs of one phase, in the order they should start.
 
@@ -179,58 +234,12 @@ def plan(phase, s, chosen=None, rows=None):
     rows = list(rows or ROWS)
     common = _common_args(s)
     val = ['--validation-split', repr(s['validation_split'])]
-    runs = []
     if phase == 'length':
-        if 'bp' in rows:
-            runs.append(Run('length', 'bp', 'bp', s['tune_seed'],
-                            ROWS['bp'][1] + common + val
-                            + _schedule_args(s, s['epochs'])
-                            + ['--seed', str(s['tune_seed']),
-                               '--eval-interval', '1', '--tta-interval',
-                               '0']))
-        return runs
+        return _plan_length(s, rows, common, val)
     if phase == 'tune':
-        for row in TUNE_ORDER:
-            if row not in rows:
-                continue
-            for alpha, scale in tuning_grid(row, s):
-                name = '%s_a%s_%s' % (row, _alpha_name(alpha), scale)
-                runs.append(Run(
-                    'tune', name, row, s['tune_seed'],
-                    _row_args(row) + common + val
-                    + _schedule_args(s, s['tune_epochs'])
-                    + ['--alpha-gs', repr(alpha), '--synth-target-scale',
-                       scale, '--seed', str(s['tune_seed']),
-                       '--eval-interval', str(s['tune_epochs']),
-                       '--tta-interval', '0'],
-                    choice=(alpha, scale)))
-        return runs
+        return _plan_tune(s, rows, common, val)
     if phase == 'final':
-        for seed_index in range(len(s['seeds'])):
-            for row in rows:
-                seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
-                    else s['seeds']
-                if seed_index >= len(seeds):
-                    continue
-                seed = seeds[seed_index]
-                extra = []
-                choice = None
-                if row in TUNED_ROWS:
-                    if not chosen or row not in chosen:
-                        raise ProtocolError(
-                            'final %s: its tuning is not complete (run the '
-                            'tune phase first)' % row)
-                    choice = chosen[row]
-                    extra = ['--alpha-gs', repr(choice[0]),
-                             '--synth-target-scale', choice[1]]
-                runs.append(Run(
-                    'final', '%s_seed%d' % (row, seed), row, seed,
-                    _row_args(row) + common + _schedule_args(s, s['epochs'])
-                    + extra + ['--seed', str(seed), '--eval-interval', '1',
-                               # the 36 views once, at the end
-                               '--tta-interval', str(s['epochs'] + 1)],
-                    choice=choice))
-        return runs
+        return _plan_final(s, rows, common, chosen)
     raise ValueError('unknown phase %r; choose from %s'
                      % (phase, ', '.join(PHASES)))
 
@@ -361,6 +370,73 @@ def thread_env(threads=1):
     return env
 
 
+class _Pool(object):
+    """The runs in flight of :func:`run_pool`, and what became of them."""
+
+    def __init__(self, s, records, out, argv_tail, popen, log):
+        self.s, self.records, self.out = s, records, out
+        self.argv_tail, self.popen, self.log = argv_tail, popen, log
+        self.active = {}      # proc -> (run, run_dir, log file, start time)
+        self.signalled = set()   # the runs the signal was passed on to
+        self.result = collections.OrderedDict()
+        self.finished = 0
+        self.total = 0
+
+    def start(self, run, train_script):
+        run_dir = os.path.join(self.out, run.phase, run.name)
+        os.makedirs(run_dir, exist_ok=True)
+        argv = [sys.executable, train_script] + run.args + [
+            '--out', run_dir] + self.argv_tail
+        logf = open(os.path.join(run_dir, 'train.log'), 'ab')
+        proc = self.popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                          env=thread_env(), start_new_session=True)
+        self.active[proc] = (run, run_dir, logf, time.time())
+        self.log('mini: started %s' % run.key)
+
+    def pass_on(self, signum):
+        """Pass a signal once to each running run; the handler itself
+        touches nothing."""
+        for proc in list(self.active):
+            if proc not in self.signalled and proc.poll() is None:
+                proc.send_signal(signum)
+                self.signalled.add(proc)
+
+    def reap(self):
+        for proc in [p for p in self.active if p.poll() is not None]:
+            run, run_dir, logf, started = self.active.pop(proc)
+            logf.close()
+            self.finished += 1
+            self._finished(run, run_dir, proc.returncode, proc in
+                           self.signalled, time.time() - started)
+
+    def _finished(self, run, run_dir, rc, signalled, seconds):
+        count = '[%d/%d]' % (self.finished, self.total)
+        if signalled:
+            self.result[run.key] = 'interrupted (exit %d)' % rc
+            self.log('mini: %s interrupted (exit %d); the same command '
+                     'resumes it' % (run.key, rc))
+        elif rc == 0:
+            rec = make_record(run, self.s, run_dir)
+            write_json(record_path(self.records, run), rec)
+            self.result[run.key] = 'done'
+            summ = rec['summary']
+            self.log('mini: %s %s done in %.0f s: %s error %s, train '
+                     'accuracy %s' % (count, run.key, seconds,
+                                      summ.get('evaluated_on', 'test'),
+                                      _pct(summ.get('test_error')),
+                                      _pct(summ.get('train_accuracy'))))
+        else:
+            self.result[run.key] = 'failed (exit %d)' % rc
+            self.log('mini: %s %s FAILED with exit status %d; see %s' % (
+                count, run.key, rc, os.path.join(run_dir, 'train.log')))
+
+    def close(self):
+        for proc, (run, _, logf, _) in self.active.items():
+            if proc.poll() is None:
+                proc.terminate()
+            logf.close()
+
+
 def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
              data_dir=None, deadline=None, log=print, popen=subprocess.Popen):
     """Run every run without a matching record, ``jobs`` at a time.
@@ -381,87 +457,41 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     Raises:
         Interrupted: After a signal, once every started run has exited.
     """
-    result = collections.OrderedDict()
+    tail = (['--device', str(device)] if device is not None else []) + \
+        (['--data-dir', data_dir] if data_dir is not None else [])
+    pool = _Pool(s, records, out, tail, popen, log)
     todo = []
     for run in runs:
         if status(run, s, records) == 'done':
-            result[run.key] = 'skipped'
+            pool.result[run.key] = 'skipped'
         else:
             todo.append(run)
-    if result:
-        log('mini: %d run(s) already recorded, skipped' % len(result))
-    active = {}
-    total = len(todo)
-    finished = 0
-    signalled = set()  # the runs the signal was passed on to
+    if pool.result:
+        log('mini: %d run(s) already recorded, skipped' % len(pool.result))
+    pool.total = len(todo)
+
+    def drop(why):
+        for run in todo:
+            pool.result[run.key] = 'not started (%s)' % why
+        del todo[:]
     with Interrupt() as interrupt:
         try:
-            while todo or active:
+            while todo or pool.active:
                 if interrupt.signum is not None:
-                    for run in todo:
-                        result[run.key] = 'not started (interrupted)'
-                    todo = []
-                    # Pass it on once to each run (one started in the meantime
-                    # included); the handler itself touches nothing.
-                    for proc in list(active):
-                        if proc not in signalled and proc.poll() is None:
-                            proc.send_signal(interrupt.signum)
-                            signalled.add(proc)
-                while todo and len(active) < jobs:
+                    drop('interrupted')
+                    pool.pass_on(interrupt.signum)
+                while todo and len(pool.active) < jobs:
                     if deadline is not None and time.time() > deadline:
-                        for run in todo:
-                            result[run.key] = 'not started (deadline)'
-                        todo = []
+                        drop('deadline')
                         break
-                    run = todo.pop(0)
-                    run_dir = os.path.join(out, run.phase, run.name)
-                    os.makedirs(run_dir, exist_ok=True)
-                    argv = [sys.executable, train_script] + run.args + [
-                        '--out', run_dir]
-                    if device is not None:
-                        argv += ['--device', str(device)]
-                    if data_dir is not None:
-                        argv += ['--data-dir', data_dir]
-                    logf = open(os.path.join(run_dir, 'train.log'), 'ab')
-                    proc = popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                 env=thread_env(), start_new_session=True)
-                    active[proc] = (run, run_dir, logf, time.time())
-                    log('mini: started %s' % run.key)
+                    pool.start(todo.pop(0), train_script)
                 time.sleep(0.2 if popen is not subprocess.Popen else 2)
-                for proc in [p for p in active if p.poll() is not None]:
-                    run, run_dir, logf, started = active.pop(proc)
-                    logf.close()
-                    finished += 1
-                    rc = proc.returncode
-                    if proc in signalled:
-                        result[run.key] = 'interrupted (exit %d)' % rc
-                        log('mini: %s interrupted (exit %d); the same command '
-                            'resumes it' % (run.key, rc))
-                    elif rc == 0:
-                        rec = make_record(run, s, run_dir)
-                        write_json(record_path(records, run), rec)
-                        result[run.key] = 'done'
-                        summ = rec['summary']
-                        log('mini: [%d/%d] %s done in %.0f s: %s error %s, '
-                            'train accuracy %s' % (
-                                finished, total, run.key,
-                                time.time() - started,
-                                summ.get('evaluated_on', 'test'),
-                                _pct(summ.get('test_error')),
-                                _pct(summ.get('train_accuracy'))))
-                    else:
-                        result[run.key] = 'failed (exit %d)' % rc
-                        log('mini: [%d/%d] %s FAILED with exit status %d; '
-                            'see %s' % (finished, total, run.key, rc,
-                                        os.path.join(run_dir, 'train.log')))
+                pool.reap()
         finally:
-            for proc, (run, _, logf, _) in active.items():
-                if proc.poll() is None:
-                    proc.terminate()
-                logf.close()
+            pool.close()
     if interrupt.signum is not None:
         raise Interrupted(interrupt)
-    return result
+    return pool.result
 
 
 def _pct(x):
@@ -579,7 +609,7 @@ def _fmt_choice(choice):
                      ', B·δ' if choice[1] == 'per-example' else '')
 
 
-def markdown(s, records, table, length):
+def _md_settings(s, records):
     lines = ['# Table 1 on cifar-10-mini (protocol `mini`)', '',
              'Written by `python train/reproduce.py --schedule mini --phase '
              'report` from the run records in `%s`; every number below comes '
@@ -589,23 +619,27 @@ def markdown(s, records, table, length):
         lines.append('| %s | %s |' % (k, '—' if v is None else
                                       ', '.join(str(x) for x in v)
                                       if isinstance(v, (list, tuple)) else v))
-    lines += ['', '## Test error', '',
-              '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
-              '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
-              '(%) | epochs | images/s | seeds |',
-              '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|']
+    return lines
+
+
+def _md_alpha(r):
+    if r['row'] == 'vfbn-alpha0':
+        return '0 (untrained)'
+    return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
+
+
+def _md_table(s, table):
+    lines = ['', '## Test error', '',
+             '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
+             '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
+             '(%) | epochs | images/s | seeds |',
+             '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|']
     for r in table:
-        if r['row'] not in TUNED_ROWS and r['row'] != 'vfbn-alpha0':
-            alpha = 'n/a'
-        elif r['row'] == 'vfbn-alpha0':
-            alpha = '0 (untrained)'
-        else:
-            alpha = _fmt_choice(r['choice'])
         lines.append('| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s | %s | '
                      '%s | %d of %d |' % (
                          r['label'], r['row'],
                          '—' if r['paper'] is None else '%.2f' % r['paper'],
-                         _fmt(r['tta']), _fmt(r['centre']), alpha,
+                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r),
                          _fmt(r['cos'], 3, False),
                          _fmt(r['norm_ratio'], 3, False),
                          _fmt(r['train_accuracy'], 1, False),
@@ -613,11 +647,15 @@ def markdown(s, records, table, length):
                          _fmt(r['images_per_sec'], 1, False),
                          len(r['seeds']), len(r['planned_seeds']) or
                          len(s['seeds'])))
-    lines += ['', 'Mean ± sample standard deviation over seeds, per-seed '
-              'values in brackets. "B·δ": the per-example target scale. '
-              'images/s: training images per second of wall time, one BLAS '
-              'thread, with other runs on the same machine.', '',
-              '## Tuning (validation error %, final, short runs)', '']
+    return lines + [
+        '', 'Mean ± sample standard deviation over seeds, per-seed values in '
+        'brackets. "B·δ": the per-example target scale. images/s: training '
+        'images per second of wall time, one BLAS thread, with other runs on '
+        'the same machine.']
+
+
+def _md_tuning_and_length(s, table, length):
+    lines = ['', '## Tuning (validation error %, final, short runs)', '']
     grid = list(s['alpha_grid'])
     lines += ['| row | scale | ' + ' | '.join(_alpha_name(a) for a in grid)
               + ' |', '|---|---|' + '---:|' * len(grid)]
@@ -647,75 +685,61 @@ def markdown(s, records, table, length):
                   '%s.' % ('—' if length['gain_last_fifth_points'] is None
                            else '%.2f' % length['gain_last_fifth_points'],
                            _pct(length['train_accuracy']))]
+    return lines
+
+
+def markdown(s, records, table, length):
+    """The report's text: settings, the table, the tuning, the length."""
+    lines = (_md_settings(s, records) + _md_table(s, table)
+             + _md_tuning_and_length(s, table, length))
     return '\n'.join(lines) + '\n'
 
 
-def plot(table, length, folder):
-    """Figure 3 with seed bands, δ̂ quality curves, the tuning curves and
-    the length check; returns the paths written (none without matplotlib)."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
+def _seed_band(r):
+    """Epochs and the per-seed centre-view errors (%) of a row's runs."""
     import numpy
-    os.makedirs(folder, exist_ok=True)
-    paths = []
+    series = [[(e['epoch'], e['validation/main/error']) for e in curve
+               if e.get('validation/main/error') is not None]
+              for curve in r['curves']]
+    if not series:
+        return None, None
+    n = min(len(p) for p in series)
+    x = numpy.array([p[0] for p in series[0][:n]])
+    return x, 100 * numpy.array([[p[1] for p in pts[:n]] for pts in series])
 
-    def save(fig, name):
-        for ax in fig.axes:
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-        path = os.path.join(folder, name)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+def _figure3(ax, table):
     for i, r in enumerate(table):
-        series = []
-        for curve in r['curves']:
-            pts = [(e['epoch'], e['validation/main/error']) for e in curve
-                   if e.get('validation/main/error') is not None]
-            series.append(pts)
-        if not series:
+        x, y = _seed_band(r)
+        if x is None:
             continue
-        n = min(len(p) for p in series)
-        x = numpy.array([p[0] for p in series[0][:n]])
-        y = 100 * numpy.array([[p[1] for p in pts[:n]] for pts in series])
         m = y.mean(axis=0)
         ax.plot(x, m, color='C%d' % (i % 10),
-                label='%s (n=%d)' % (r['row'], len(series)))
-        if len(series) > 1:
+                label='%s (n=%d)' % (r['row'], len(y)))
+        if len(y) > 1:
             sd = y.std(axis=0, ddof=1)
             ax.fill_between(x, m - sd, m + sd, color='C%d' % (i % 10),
                             alpha=0.2)
     ax.set_xlabel('epoch')
     ax.set_ylabel('test error, centre view (%)')
     ax.set_title('Figure 3 on cifar-10-mini: mean ± std over seeds')
-    ax.grid(alpha=0.3)
-    save(fig, 'figure3_test_error.png')
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+
+def _synth_quality(axes, table):
     for i, r in enumerate(table):
-        if not r['curves']:
-            continue
-        curve = r['curves'][0]
         for ax, value in zip(axes, ('cos', 'relerr', 'norm_ratio')):
             key = 'synth/' + value
-            pts = [(e['iteration'], e[key]) for e in curve if key in e]
+            pts = [(e['iteration'], e[key]) for e in
+                   (r['curves'][0] if r['curves'] else []) if key in e]
             if pts:
                 ax.plot(*zip(*pts), color='C%d' % (i % 10), label=r['row'])
     for ax, value in zip(axes, ('cos(δ̂, δ)', '‖δ − δ̂‖/‖δ‖', '‖δ̂‖/‖δ‖')):
         ax.set_xlabel('iteration')
         ax.set_title(value + ' (first seed)')
-        ax.grid(alpha=0.3)
     axes[2].set_yscale('log')
-    save(fig, 'synth_quality.png')
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+
+def _tuning(ax, table):
     for i, r in enumerate(table):
         for scale, style in (('batch-mean', '-o'), ('per-example', '--x')):
             pts = sorted((t['alpha'], 100 * t['val_error']) for t in
@@ -728,18 +752,47 @@ def plot(table, length, folder):
     ax.set_xlabel('alpha_gs')
     ax.set_ylabel('validation error (%)')
     ax.set_title('Tuning on the validation split (short runs)')
-    ax.grid(alpha=0.3)
-    save(fig, 'tuning.png')
 
+
+def _length(ax, length):
+    ax.plot([p[0] for p in length['curve']],
+            [100 * p[1] for p in length['curve']], '-o')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation error (%)')
+    ax.set_title('Length check: BP on the validation split')
+
+
+def plot(table, length, folder):
+    """Figure 3 with seed bands, δ̂ quality curves, the tuning curves and
+    the length check; returns the paths written (none without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    os.makedirs(folder, exist_ok=True)
+    figures = [('figure3_test_error.png', (1, (8, 5)),
+                lambda axes: _figure3(axes[0], table)),
+               ('synth_quality.png', (3, (14, 4.2)),
+                lambda axes: _synth_quality(axes, table)),
+               ('tuning.png', (1, (7, 4.5)),
+                lambda axes: _tuning(axes[0], table))]
     if length is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([p[0] for p in length['curve']],
-                [100 * p[1] for p in length['curve']], '-o')
-        ax.set_xlabel('epoch')
-        ax.set_ylabel('validation error (%)')
-        ax.set_title('Length check: BP on the validation split')
-        ax.grid(alpha=0.3)
-        save(fig, 'length_check.png')
+        figures.append(('length_check.png', (1, (6, 4)),
+                        lambda axes: _length(axes[0], length)))
+    paths = []
+    for name, (n, size), draw in figures:
+        fig, axes = plt.subplots(1, n, figsize=size, squeeze=False)
+        draw(list(axes[0]))
+        for ax in fig.axes:
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        paths.append(os.path.join(folder, name))
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
 
 
