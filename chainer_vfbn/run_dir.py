@@ -36,7 +36,7 @@ class CorruptSnapshot(Exception):
     """A snapshot file cannot be read back whole."""
 
 
-def differences(recorded, current, may_change):
+def differences(recorded, current, may_change, defaults=None):
     """Options whose values differ between two configurations.
 
     Args:
@@ -44,13 +44,20 @@ def differences(recorded, current, may_change):
         current (dict): The new command's.
         may_change (iterable of str): Options a resumed run may change
             (its length, its logging).
+        defaults (dict): The options' defaults. An option that the run
+            did not record (one added to the program since) counts as
+            unchanged where the new command leaves it at its default.
 
     Returns:
         list of str: Sorted names of the other options that differ (an
-        option missing on one side counts as different).
+        option missing on one side counts as different, but for the case
+        above).
     """
+    defaults = defaults or {}
     keys = (set(recorded) | set(current)) - set(may_change)
-    return sorted(k for k in keys if recorded.get(k, '<absent>') !=
+    newer = {k for k in keys if k not in recorded and k in defaults and
+             current.get(k) == defaults[k]}
+    return sorted(k for k in keys - newer if recorded.get(k, '<absent>') !=
                   current.get(k, '<absent>'))
 
 

@@ -80,11 +80,13 @@ def get_device(spec, offset=0):
     return device
 
 
-def check_identity(args):
+def check_identity(args, defaults=None):
     """Refuse to resume a run in ``--out`` that other options made.
 
     Reads ``--out``'s ``args.json`` (writes nothing); with ``--force-new``
     any difference is allowed (:func:`claim_out` moves the old run aside).
+    ``defaults``: the options' defaults, for options the run did not
+    record (see :func:`chainer_vfbn.run_dir.differences`).
     """
     path = os.path.join(args.out, 'args.json')
     if args.force_new or not os.path.isfile(path):
@@ -97,7 +99,7 @@ def check_identity(args):
                         'choose another --out or pass --force-new'
                         % (args.out, e))
     current = vars(args)
-    changed = run_dir.differences(recorded, current, RESUMABLE)
+    changed = run_dir.differences(recorded, current, RESUMABLE, defaults)
     if changed:
         raise UserError(
             '--out %s holds another run: %s; resume it with its own options '

@@ -213,3 +213,38 @@ def test_no_terminal_escapes_in_logs(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'iteration' in r.stdout
     assert '\033' not in r.stdout
+
+
+def test_options_added_since_a_run_count_as_their_default():
+    """A run recorded before an option existed resumes while the new
+    command leaves that option at its default, and is refused otherwise."""
+    from chainer_vfbn import run_dir
+    recorded = {'method': 'bp', 'epoch': 3}
+    current = {'method': 'bp', 'epoch': 5, 'new_flag': False}
+    defaults = {'method': 'vfbn', 'epoch': 432, 'new_flag': False}
+    assert run_dir.differences(recorded, current, ['epoch'], defaults) == []
+    assert run_dir.differences(recorded, dict(current, new_flag=True),
+                               ['epoch'], defaults) == ['new_flag']
+    # Without the defaults, or for a recorded option, nothing is assumed.
+    assert run_dir.differences(recorded, current, ['epoch']) == ['new_flag']
+    assert run_dir.differences(recorded, dict(current, method='vfbn'),
+                               ['epoch'], defaults) == ['method']
+
+
+def test_a_run_from_before_an_option_resumes(tmp_path):
+    """The real chain: args.json without an option the CLI has since
+    gained; train_cifar.py's defaults let it resume, unless set."""
+    sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT)))
+    import train_cifar
+    from chainer_vfbn import runtime
+    out = str(tmp_path / 'run')
+    os.makedirs(out)
+    args = train_cifar.parse_args(['--method', 'bp', '--out', out])
+    recorded = dict(vars(args))
+    del recorded['synth_target_scale']       # "added since"
+    with open(os.path.join(out, 'args.json'), 'w') as f:
+        json.dump({'args': recorded}, f)
+    runtime.check_identity(args, train_cifar.option_defaults())
+    args.synth_target_scale = 'per-example'
+    with pytest.raises(runtime.UserError, match='synth-target-scale'):
+        runtime.check_identity(args, train_cifar.option_defaults())

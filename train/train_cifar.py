@@ -68,7 +68,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
 
 
-def parse_args(argv=None):
+def option_defaults():
+    """``{dest: default}`` of every option."""
+    return {a.dest: a.default for a in build_parser()._actions
+            if a.dest != 'help'}
+
+
+def build_parser():
     rec = RECIPES['mitmul2016']
     p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -175,6 +181,11 @@ def parse_args(argv=None):
                         'before it stops the run')
     p.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no progress bar (e.g. in logs)')
+    return p
+
+
+def parse_args(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     if args.gpu is not None:
         if args.device is not None:
@@ -386,7 +397,7 @@ def prepare(args):
         resume = (args.resume, read_resume(args.resume))
     train_iter, test, description, augment, n_train = runtime.setup_data(
         args, net.insize)
-    runtime.check_identity(args)
+    runtime.check_identity(args, option_defaults())
     _LOCKS.append(runtime.claim_out(args))
     if resume is None and args.autoload:
         resume = run_dir.newest_readable(
