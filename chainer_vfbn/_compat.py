@@ -43,6 +43,7 @@ package never calls it (resizing is done with Pillow), so it is not patched.
 """
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import types
 import warnings
@@ -113,17 +114,26 @@ def replace_environment_check():
 
 
 def cupy_major():
-    """Major version of the installed CuPy wheel (without importing it), or
-    None where there is none."""
-    from importlib import metadata
-    for dist in metadata.distributions():
-        name = (dist.metadata['Name'] or '').lower()
-        if name == 'cupy' or name.startswith('cupy-cuda'):
-            try:
-                return int(dist.version.split('.')[0])
-            except ValueError:
-                return None
-    return None
+    """Major version of the installed CuPy, or None where there is none.
+
+    Read from the package's ``_version.py`` without importing CuPy (which
+    would load CUDA at start-up).
+    """
+    import importlib.util
+    import re
+    try:
+        spec = importlib.util.find_spec('cupy')
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), '_version.py')
+    try:
+        with open(path) as f:
+            found = re.search(r"__version__\s*=\s*['\"](\d+)\.", f.read())
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
 
 
 def silence_known_warnings(cupy_version=None):

@@ -100,3 +100,16 @@ def test_apply_is_idempotent():
         assert len(hooks) == 1
     else:
         assert module._MultiNodeIteratorSlave._chainer_vfbn_patched
+
+
+@pytest.mark.parametrize('version, major', [('14.2.0', 14), ('13.6.0', 13)])
+def test_cupy_major_read_without_importing_cupy(tmp_path, monkeypatch,
+                                                version, major):
+    package = tmp_path / 'cupy'
+    package.mkdir()
+    (package / '__init__.py').write_text('raise ImportError("not imported")\n')
+    (package / '_version.py').write_text("__version__ = '%s'\n" % version)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'cupy', raising=False)
+    # (Importing this fake CuPy would raise.)
+    assert _compat.cupy_major() == major
