@@ -31,6 +31,7 @@ import sys
 import time
 
 from chainer_vfbn import methods
+from chainer_vfbn.runtime import EXIT_DIVERGED
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import Interrupted
 from chainer_vfbn import split_step
@@ -303,8 +304,11 @@ def _curve(log):
 
 def make_record(run, s, run_dir):
     """The small JSON record of a finished run, from its folder."""
-    def load(name):
-        with open(os.path.join(run_dir, name)) as f:
+    def load(name, missing=None):
+        path = os.path.join(run_dir, name)
+        if missing is not None and not os.path.exists(path):
+            return missing      # a run that diverged before its first log
+        with open(path) as f:
             return json.load(f)
     summary = load('summary.json')
     args = load('args.json')
@@ -313,7 +317,7 @@ def make_record(run, s, run_dir):
         ('settings', _jsonable(s)),
         ('choice', list(run.choice) if run.choice else None),
         ('summary', summary),
-        ('curve', _curve(load('log'))),
+        ('curve', _curve(load('log', missing=[]))),
         ('code_version', args.get('code_version')),
         ('environment', args.get('environment')),
         ('command', args.get('command')),
@@ -370,6 +374,15 @@ def thread_env(threads=1):
     return env
 
 
+def _diverged(run_dir):
+    """Whether the run's summary.json says it diverged."""
+    try:
+        with open(os.path.join(run_dir, 'summary.json')) as f:
+            return json.load(f).get('status') == 'diverged'
+    except (OSError, ValueError):
+        return False
+
+
 class _Pool(object):
     """The runs in flight of :func:`run_pool`, and what became of them."""
 
@@ -415,13 +428,16 @@ class _Pool(object):
             self.result[run.key] = 'interrupted (exit %d)' % rc
             self.log('mini: %s interrupted (exit %d); the same command '
                      'resumes it' % (run.key, rc))
-        elif rc == 0:
+        elif rc == 0 or (rc == EXIT_DIVERGED and _diverged(run_dir)):
+            # A diverged run is a result too (of its alpha_gs, say): its
+            # record says so, and the tuning ranks it last.
             rec = make_record(run, self.s, run_dir)
             write_json(record_path(self.records, run), rec)
-            self.result[run.key] = 'done'
             summ = rec['summary']
-            self.log('mini: %s %s done in %.0f s: %s error %s, train '
-                     'accuracy %s' % (count, run.key, seconds,
+            self.result[run.key] = 'done' if rc == 0 else 'diverged'
+            self.log('mini: %s %s %s in %.0f s: %s error %s, train '
+                     'accuracy %s' % (count, run.key, self.result[run.key],
+                                      seconds,
                                       summ.get('evaluated_on', 'test'),
                                       _pct(summ.get('test_error')),
                                       _pct(summ.get('train_accuracy'))))

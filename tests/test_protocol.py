@@ -268,3 +268,45 @@ def test_mini_flags_are_checked(capsys):
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--', '--epoch', '3'])
     assert 'no extra' in capsys.readouterr().err
+
+
+class DivergingProcess(FakeProcess):
+    """Diverges (exit 3, as train_cifar.py) at alpha_gs >= 1e-3, before
+    its first log entry; otherwise as FakeProcess."""
+
+    def __init__(self, argv, **kw):
+        alpha = float(argv[argv.index('--alpha-gs') + 1])
+        if alpha < 1e-3:
+            super().__init__(argv, **kw)
+            return
+        FakeProcess.calls.append(argv)
+        out = argv[argv.index('--out') + 1]
+        with open(os.path.join(out, 'summary.json'), 'w') as f:
+            json.dump({'status': 'diverged', 'test_error': None,
+                       'diverged': {'iteration': 7}}, f)
+        with open(os.path.join(out, 'args.json'), 'w') as f:
+            json.dump({'code_version': 'test'}, f)
+        self.returncode = 3
+
+
+def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
+    """A diverged grid point is a result: recorded (not re-run) and never
+    chosen, so the row's tuning completes."""
+    s = protocol.settings()
+    records = str(tmp_path / 'rec')
+    runs = protocol.plan('tune', s, rows=['dni-linear'])
+    FakeProcess.calls = []
+    result = protocol.run_pool(runs, s, records, str(tmp_path / 'out'),
+                               'train.py', jobs=4, popen=DivergingProcess,
+                               log=lambda m: None)
+    diverged = [k for k, v in result.items() if v == 'diverged']
+    assert len(diverged) == 4            # 1e-3 and 1e-2, at both scales
+    assert all(v in ('done', 'diverged') for v in result.values())
+    rec = protocol.read_record(protocol.record_path(records, runs[-1]))
+    assert rec['summary']['status'] == 'diverged' and rec['curve'] == []
+    choice = protocol.tuning_choice('dni-linear', s, records)
+    assert choice is not None and choice[0] < 1e-3
+    again = protocol.run_pool(runs, s, records, str(tmp_path / 'out'),
+                              'train.py', popen=DivergingProcess,
+                              log=lambda m: None)
+    assert set(again.values()) == {'skipped'}
