@@ -590,8 +590,10 @@ def summarize(s, records, rows=None):
         if row in TUNED_ROWS:
             for run, rec in _records_of(plan('tune', s, rows=[row]), s,
                                         records):
-                tuning.append(dict(alpha=run.choice[0], scale=run.choice[1],
-                                   val_error=rec['summary']['test_error']))
+                tuning.append(dict(
+                    alpha=run.choice[0], scale=run.choice[1],
+                    val_error=rec['summary']['test_error'],
+                    diverged=rec['summary'].get('status') == 'diverged'))
         table.append(dict(
             row=row, label=MINI_LABELS.get(row, ROWS[row][0]),
             paper=ROWS[row][2],
@@ -671,21 +673,24 @@ def _md_table(s, table):
 
 
 def _md_tuning_and_length(s, table, length):
-    lines = ['', '## Tuning (validation error %, final, short runs)', '']
+    lines = ['', '## Tuning (validation error %, final, short runs; '
+             '"diverged": stopped on a non-finite value, ranked last; '
+             '"—": not run yet)', '']
     grid = list(s['alpha_grid'])
     lines += ['| row | scale | ' + ' | '.join(_alpha_name(a) for a in grid)
               + ' |', '|---|---|' + '---:|' * len(grid)]
     for r in table:
         for scale in (s['dni_target_scales'] if r['row'] in TUNED_ROWS
                       else ()):
-            cells = {t['alpha']: t['val_error'] for t in r['tuning']
+            cells = {t['alpha']: t for t in r['tuning']
                      if t['scale'] == scale}
             if not cells and scale != 'batch-mean':
                 continue
             row_cells = []
             for a in grid:
-                v = cells.get(a)
-                txt = '—' if v is None else '%.1f' % (100 * v)
+                t = cells.get(a)
+                txt = ('—' if t is None else 'diverged' if t['diverged']
+                       else '%.1f' % (100 * t['val_error']))
                 if r['choice'] == (a, scale):
                     txt = '**%s**' % txt
                 row_cells.append(txt)

@@ -306,6 +306,10 @@ def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
     assert rec['summary']['status'] == 'diverged' and rec['curve'] == []
     choice = protocol.tuning_choice('dni-linear', s, records)
     assert choice is not None and choice[0] < 1e-3
+    table = protocol.summarize(s, records, rows=['dni-linear'])
+    cells = protocol.markdown(s, records, table, None).split(
+        '## Tuning')[1].split('\n', 1)[1]
+    assert cells.count('| diverged ') == 4   # not '—' (not run)
     again = protocol.run_pool(runs, s, records, str(tmp_path / 'out'),
                               'train.py', popen=DivergingProcess,
                               log=lambda m: None)
