@@ -61,6 +61,13 @@ def target_factor(target_scale, batch_size):
     return batch_size if target_scale == 'per-example' else 1
 
 
+def applied(prediction, target_scale):
+    """The gradient a prediction stands for: it divided by
+    :func:`target_factor`."""
+    factor = target_factor(target_scale, prediction.shape[0])
+    return prediction / factor if factor != 1 else prediction
+
+
 def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
     """δ̂ for one activation.
 
@@ -87,9 +94,7 @@ def synthesize(synth, h, t, target_scale='batch-mean', name='synth'):
             'synthesizer %s returned a gradient of shape %s for an '
             'activation of shape %s' % (name, prediction.shape, h.shape))
     check_finite('%s: the synthetic gradient' % name, prediction)
-    factor = target_factor(target_scale, h.shape[0])
-    grad_synth = prediction.array / factor if factor != 1 else \
-        prediction.array
+    grad_synth = applied(prediction.array, target_scale)
     return prediction, grad_synth
 
 
@@ -164,8 +169,7 @@ def regress(synth, optimizer, prediction, grad_true,
     synth.cleargrads()
     synth_loss.backward()
     optimizer.update()
-    grad_synth = prediction.array / factor if factor != 1 else \
-        prediction.array
+    grad_synth = applied(prediction.array, target_scale)
     values = agreement(grad_true, grad_synth)
     values['loss'] = synth_loss.array
     return values
