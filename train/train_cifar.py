@@ -33,6 +33,7 @@ from chainer import training  # NOQA
 from chainer.training import extensions  # NOQA
 
 from chainer_vfbn import methods  # NOQA
+from chainer_vfbn import reports  # NOQA
 from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
@@ -240,19 +241,6 @@ def option_errors(args):
     return lines
 
 
-class _NoEscapes(object):
-    """A stream that drops the terminal's erase-line escape."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def write(self, text):
-        self.stream.write(text.replace('\033[J', ''))
-
-    def flush(self):
-        self.stream.flush()
-
-
 def build_trainer(args, method, train_iter, test, device, n_train):
     from chainer_vfbn.divergence import FiniteCheck
     from chainer_vfbn.evaluation import EpochsOrEnd
@@ -286,7 +274,6 @@ def build_trainer(args, method, train_iter, test, device, n_train):
         trigger=eval_trigger, name='validation')
 
     log_trigger = eval_trigger
-    trainer.extend(extensions.LogReport(trigger=log_trigger))
     first = method.decayed[0]
     trainer.extend(extensions.observe_lr(optimizer_name=first),
                    trigger=log_trigger)
@@ -298,47 +285,14 @@ def build_trainer(args, method, train_iter, test, device, n_train):
         trigger=EpochsOrEnd(args.frequency, stop_iteration), name='snapshot')
     trainer.extend(FiniteCheck())
 
-    _extend_reports(trainer, args, method, log_trigger)
+    # PrintReport erases the progress bar with an escape code: not in logs.
+    reports.extend_reports(
+        trainer, split_step.synth_names(len(method.synthesizers))
+        if method.synthesizers else [], log_trigger,
+        erase_line=args.progress and sys.stdout.isatty())
     if args.progress:
         trainer.extend(extensions.ProgressBar(update_interval=10))
     return trainer
-
-
-def _extend_reports(trainer, args, method, log_trigger):
-    """PrintReport, PlotReport and the synthesizers' GrowthWatch."""
-    from chainer_vfbn.divergence import GrowthWatch
-
-    synth_keys = split_step.synth_names(len(method.synthesizers)) \
-        if method.synthesizers else []
-    columns = ['epoch', 'iteration', 'main/loss', 'main/accuracy',
-               'validation/main/loss', 'validation/main/error',
-               'validation/main/tta_error']
-    columns += ['%s/%s' % (k, v) for k in synth_keys
-                for v in ('cos', 'norm_ratio')]
-    columns += ['lr', 'elapsed_time']
-    if synth_keys:
-        trainer.extend(GrowthWatch(['%s/loss' % k for k in synth_keys],
-                                   say=lambda line: print(line, flush=True)),
-                       trigger=log_trigger)
-    # PrintReport erases the progress bar with an escape code: not in logs.
-    plain = not (args.progress and sys.stdout.isatty())
-    trainer.extend(extensions.PrintReport(
-        columns, out=_NoEscapes(sys.stdout) if plain else sys.stdout))
-    if extensions.PlotReport.available():
-        trainer.extend(extensions.PlotReport(
-            ['main/loss', 'validation/main/loss'], 'epoch',
-            file_name='loss.png', trigger=log_trigger))
-        trainer.extend(extensions.PlotReport(
-            ['validation/main/error', 'validation/main/tta_error'], 'epoch',
-            file_name='error.png', trigger=log_trigger))
-        if synth_keys:
-            for value in ('cos', 'relerr', 'norm_ratio'):
-                trainer.extend(extensions.PlotReport(
-                    ['%s/%s' % (k, value) for k in synth_keys], 'iteration',
-                    file_name='synth_%s.png' % value, trigger=log_trigger))
-    else:
-        print('plots skipped: matplotlib is not installed '
-              "(pip install -e '.[plot]')")
 
 
 def summarize(args, trainer, method, description, device, diverged=None):

@@ -17,13 +17,14 @@ Rank 0 writes into ``--out``: ``args.json``, ``log`` (every rank's figures
 merged), ``loss.png``, ``error.png``, ``synth_cos.png`` and
 ``summary.json``.
 
-Why not Chainer's ``Trainer`` on rank 0: every rank must act on the same
-iterations (settle the outstanding δ's, relay an evaluation, gather its
-figures, save its snapshot file), so rank 0 decides them *before* an
-iteration and sends them up with its batch (the event bits); a Trainer's
-triggers fire after its update on one process only, and its LogReport,
-snapshot and PlotReport read one updater's reporter, not ``K`` processes'.
-The schedule rule itself is shared with the Trainer
+Rank 0's log, printout and plots are Chainer's LogReport, PrintReport and
+PlotReport, as in the synchronous run, on a
+:class:`~chainer_vfbn.decoupled.relay.RelayTrainer` fed with every rank's
+figures. The loop itself is not a Trainer's: every rank must act on the
+same iterations (settle the outstanding δ's, relay an evaluation, gather
+its figures, save its snapshot file), so rank 0 decides them *before* an
+iteration and sends them up with its batch (the event bits), by the
+schedule rule the Trainer's triggers use
 (:func:`chainer_vfbn.evaluation.epochs_or_end`).
 """
 import os
@@ -32,14 +33,15 @@ import time
 
 import chainer
 
+from chainer_vfbn import reports
 from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled import ranks
+from chainer_vfbn.decoupled import relay
 from chainer_vfbn.decoupled import snapshots
 from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
-from chainer_vfbn.divergence import GrowthWatch
 from chainer_vfbn.evaluation import epochs_or_end
 from chainer_vfbn.evaluation import evaluate_views
 from chainer_vfbn.evaluation import tta_due
@@ -189,9 +191,14 @@ class _Run(object):
             self.stop = (args.iterations if args.iterations is not None else
                          -(-args.epoch * n_train // args.batchsize))
         self.state = snapshots.RankState(worker, self.iterator)
-        self.synth_keys = split_step.synth_names(len(method.synthesizers)) \
-            if method.synthesizers else []
-        self.watch = GrowthWatch(['%s/loss' % n for n in self.synth_keys])
+        self.trainer = None
+        if self.k == 0:
+            self.trainer = self.state.reports = relay.RelayTrainer(
+                worker, args.out, self.state.elapsed_time)
+            reports.extend_reports(
+                self.trainer, split_step.synth_names(len(method.synthesizers))
+                if method.synthesizers else [], (1, 'iteration'),
+                per_synth=('cos', 'norm_ratio', 'staleness_max'))
         self.manifest = manifest
 
     def _resume(self):
@@ -280,22 +287,15 @@ class _Run(object):
         return {'validation/main/' + key: result[key] for key in keys}
 
     def _log(self, w, results):
-        reports = w.gather(w.pop_observation())
+        """Every rank's figures (and rank 0's test figures) in one entry."""
+        gathered = w.gather(w.pop_observation())
         if self.k != 0:
             return
-        entry = {'epoch': w.epoch_info.epoch, 'iteration': w.iteration,
-                 'elapsed_time': self.state.elapsed_time(),
-                 'lr': w.optimizer.lr}
-        for report in reports:
-            entry.update(report)
-        entry.update(results or {})
-        self.state.log.append(entry)
-        out = self.args.out
-        runtime.write_json(os.path.join(out, 'log'), self.state.log)
-        _plot(out, self.state.log, self.synth_keys)
-        _print_entry(entry, self.synth_keys)
-        for line in self.watch.check(entry):
-            print(line, flush=True)
+        observation = {'lr': w.optimizer.lr}
+        for figures in gathered:
+            observation.update(figures)
+        observation.update(results or {})
+        self.trainer.report(observation)
 
     def _snapshot(self, w):
         out = self.args.out
@@ -309,7 +309,8 @@ class _Run(object):
     def _summarize(self, wall, done):
         args, worker = self.args, self.worker
         summary = runtime.summary_dict(
-            args, self.state.log, self.method.split_names, self.description,
+            args, self.trainer.get_extension('LogReport').log,
+            self.method.split_names, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
             wall, done * args.batchsize)
         summary.update(decoupled=True, ranks=self.K,
@@ -320,54 +321,3 @@ class _Run(object):
               % (done, wall, self.K, runtime.pct(summary['test_error'])),
               flush=True)
 
-
-def _plot(out, log, synth_keys):
-    """loss.png, error.png and synth_cos.png from the merged log.
-
-    Not :class:`~chainer.training.extensions.PlotReport`: it plots what one
-    trainer's reporter observed, and here the figures come from ``K``
-    processes, merged into the log on rank 0.
-    """
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    figures = [('loss.png', ['main/loss', 'validation/main/loss'], 'epoch'),
-               ('error.png', ['validation/main/error',
-                              'validation/main/tta_error'], 'epoch'),
-               ('synth_cos.png', ['%s/cos' % k for k in synth_keys],
-                'iteration')]
-    for name, keys, x_key in figures:
-        if keys:
-            _plot_one(plt, os.path.join(out, name), log, keys, x_key)
-
-
-def _plot_one(plt, path, log, keys, x_key):
-    fig, ax = plt.subplots()
-    drawn = False
-    for key in keys:
-        xs = [e[x_key] for e in log if key in e]
-        ys = [e[key] for e in log if key in e]
-        if xs:
-            ax.plot(xs, ys, marker='x', label=key)
-            drawn = True
-    if drawn:
-        ax.set_xlabel(x_key)
-        ax.legend()
-        ax.grid(True)
-        fig.savefig(path, bbox_inches='tight')
-    plt.close(fig)
-
-
-def _print_entry(entry, synth_keys):
-    cols = [('epoch', '%d'), ('iteration', '%d'), ('main/loss', '%.4f'),
-            ('main/accuracy', '%.4f'), ('validation/main/loss', '%.4f'),
-            ('validation/main/error', '%.4f'),
-            ('validation/main/tta_error', '%.4f')]
-    cols += [('%s/cos' % k, '%.3f') for k in synth_keys]
-    cols += [('%s/staleness_max' % k, '%d') for k in synth_keys]
-    cols += [('lr', '%g'), ('elapsed_time', '%.1f')]
-    print('  '.join('%s=%s' % (key, fmt % entry[key]) for key, fmt in cols
-                    if entry.get(key) is not None), flush=True)

@@ -14,7 +14,6 @@ import re
 import time
 
 import chainer
-import numpy
 
 from chainer_vfbn import run_dir
 from chainer_vfbn.runtime import UserError
@@ -27,14 +26,15 @@ N_RETAINS = 2          # complete snapshot sets kept in --out
 class RankState(object):
     """What one rank saves in its snapshot file.
 
-    Rank 0 (the one with an ``iterator``) also saves the log, the number of
-    evaluations and the training time of the earlier sessions.
+    Rank 0 (the one with an ``iterator``) also saves its report extensions
+    (``reports``: the log and the plots' data), the number of evaluations
+    and the training time of the earlier sessions.
     """
 
-    def __init__(self, worker, iterator=None):
+    def __init__(self, worker, iterator=None, reports=None):
         self.worker = worker
         self.iterator = iterator
-        self.log = []
+        self.reports = reports
         self.elapsed = 0.0    # seconds of training before this session
         self.session_start = time.time()
         self.n_evals = 0
@@ -54,12 +54,8 @@ class RankState(object):
         self.elapsed = float(serializer(
             'elapsed', self.elapsed_time() if saving else self.elapsed))
         self.n_evals = int(serializer('n_evals', self.n_evals))
-        if saving:
-            serializer('log', numpy.frombuffer(
-                json.dumps(self.log).encode('utf-8'), numpy.uint8))
-        else:
-            text = serializer('log', None)
-            self.log = json.loads(bytes(numpy.asarray(text)).decode())
+        if self.reports is not None:
+            self.reports.serialize(serializer['reports'])
 
 
 def manifests(out):
