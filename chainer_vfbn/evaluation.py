@@ -100,40 +100,74 @@ def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,
         when ``tta`` is false).
     """
     device = _resolve_device(device, predictor)
-    cpu = chainer.get_device('@numpy')
+    labels = _checked_labels(images, labels)
+    n = len(images)
+    center = A.center_view_index(augment)
+    views = [center] + [v for v in range(A.n_views(augment)) if v != center]
+    if not tta:
+        views = views[:1]
+    loss_sum, n_correct, prob_sum = 0., 0, None
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for v in views:
+            for start, stop, y in _view_scores(predictor, images, augment, v,
+                                               mean, std, batch_size, device):
+                if v == center:
+                    loss, hits = _center_batch(
+                        y, device.send(labels[start:stop]))
+                    loss_sum += loss
+                    n_correct += hits
+                if tta:
+                    prob_sum = _add_probabilities(prob_sum, y, start, stop, n)
+    return _result(loss_sum, n_correct, prob_sum, labels)
+
+
+def _checked_labels(images, labels):
+    """``labels`` as int32, after checking there is one per image."""
     labels = numpy.asarray(labels, dtype=numpy.int32)
     n = len(images)
     if n == 0 or labels.shape != (n,):
         raise ValueError('need N > 0 images and N labels, got %d and %s'
                          % (n, labels.shape))
-    center = A.center_view_index(augment)
-    views = [center] + [v for v in range(A.n_views(augment)) if v != center]
-    if not tta:
-        views = views[:1]
-    loss_sum = 0.
-    n_correct = 0
-    prob_sum = None
-    with chainer.using_config('train', False), chainer.no_backprop_mode():
-        for v in views:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                x = A.eval_view(images[start:stop], augment, v, mean, std)
-                y = predictor(device.send(x))
-                if v == center:
-                    t = device.send(labels[start:stop])
-                    loss = F.softmax_cross_entropy(y, t, reduce='no')
-                    loss_sum += float(F.sum(loss).array)
-                    hit = F.argmax(y, axis=1).array == t
-                    n_correct += int(hit.sum())
-                if tta:
-                    p = cpu.send(F.softmax(y).array).astype(numpy.float64)
-                    if prob_sum is None:
-                        prob_sum = numpy.zeros((n, p.shape[1]))
-                    prob_sum[start:stop] += p
+    return labels
+
+
+def _view_scores(predictor, images, augment, view, mean, std, batch_size,
+                 device):
+    """``(start, stop, y)`` per batch: the scores ``y`` of view ``view`` of
+    ``images[start:stop]``."""
+    n = len(images)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        x = A.eval_view(images[start:stop], augment, view, mean, std)
+        yield start, stop, predictor(device.send(x))
+
+
+def _center_batch(y, t):
+    """Summed softmax cross entropy and number of hits of scores ``y``."""
+    loss = F.softmax_cross_entropy(y, t, reduce='no')
+    hit = F.argmax(y, axis=1).array == t
+    return float(F.sum(loss).array), int(hit.sum())
+
+
+def _add_probabilities(prob_sum, y, start, stop, n):
+    """Add the softmax of ``y`` (float64, on the CPU) to rows
+    ``start:stop`` of ``prob_sum`` (``(n, n_class)``, made if None)."""
+    p = chainer.get_device('@numpy').send(
+        F.softmax(y).array).astype(numpy.float64)
+    if prob_sum is None:
+        prob_sum = numpy.zeros((n, p.shape[1]))
+    prob_sum[start:stop] += p
+    return prob_sum
+
+
+def _result(loss_sum, n_correct, prob_sum, labels):
+    """:func:`evaluate_views`' dict from the sums over the views
+    (``prob_sum`` is None without TTA)."""
+    n = len(labels)
     accuracy = n_correct / n
     result = dict(loss=loss_sum / n, accuracy=accuracy, error=1. - accuracy,
                   tta_accuracy=None, tta_error=None)
-    if tta:
+    if prob_sum is not None:
         # argmax of the sum = argmax of the mean over the views
         tta_accuracy = float((prob_sum.argmax(axis=1) == labels).mean())
         result.update(tta_accuracy=tta_accuracy, tta_error=1. - tta_accuracy)

@@ -76,8 +76,14 @@ The package:
 * :mod:`~chainer_vfbn.decoupled.transport`: the message codec, the MPI and
   loopback transports, the synthesizer weight transfer;
 * :mod:`~chainer_vfbn.decoupled.worker`: :class:`DecoupledWorker`, one
-  rank (the staleness queue, both placements, the evaluation relay), built
-  on :mod:`chainer_vfbn.split_step`;
+  rank: the protocol that orders the work of the next three modules;
+* :mod:`~chainer_vfbn.decoupled.steps`: the module's training step (built
+  on :mod:`chainer_vfbn.split_step`) and the evaluation relay;
+* :mod:`~chainer_vfbn.decoupled.placement`: the synthesizers' placements
+  (the staleness queue of ``'below'``, the replica and master copy of
+  ``'above'``);
+* :mod:`~chainer_vfbn.decoupled.channel`: one rank's messages and
+  observations;
 * :mod:`~chainer_vfbn.decoupled.ranks`: building one rank's parts (shared
   by the CLI, ``benchmarks/bench_decoupled.py`` and the tests);
 * :mod:`~chainer_vfbn.decoupled.snapshots`: one file per rank, one
