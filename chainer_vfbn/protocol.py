@@ -711,10 +711,72 @@ def _md_tuning_and_length(s, table, length):
     return lines
 
 
+#: The report's comparisons: (question, row, the row it is compared with).
+COMPARISONS = (
+    ('(a) VFBN against BP', 'vfbn', 'bp'),
+    ('(b) DNI small-ResNet against BP', 'dni-resnet', 'bp'),
+    ('(b) DNI linear against BP', 'dni-linear', 'bp'),
+    ('(b) DNI small-ResNet against VFBN', 'dni-resnet', 'vfbn'),
+    ('(c) VFBN tuned α_gs against α_gs = 0', 'vfbn', 'vfbn-alpha0'),
+    ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
+    ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
+    ('(d) VFBN linear v_f against BP', 'vfbn-linear', 'bp'),
+)
+
+
+def compare(a, b):
+    """Difference of two rows' mean errors and its noise (points).
+
+    Args:
+        a, b (dict): :func:`stats` of the two rows' per-seed errors.
+
+    Returns:
+        dict or None: ``diff`` (mean of ``a`` minus mean of ``b``), ``se``
+        (Welch's standard error of the difference; None unless both rows
+        have two seeds or more) and ``within_noise`` (``|diff| < 2 se``;
+        None without ``se``). None if a row has no runs.
+    """
+    if a is None or b is None:
+        return None
+    diff = a['mean'] - b['mean']
+    se = None
+    if a['std'] is not None and b['std'] is not None:
+        se = math.sqrt(a['std'] ** 2 / a['n'] + b['std'] ** 2 / b['n'])
+    return dict(diff=diff, se=se, n=(a['n'], b['n']),
+                within_noise=None if se is None else abs(diff) < 2 * se)
+
+
+def _md_comparisons(table):
+    by_row = {r['row']: r for r in table}
+    lines = ['', '## Comparisons (test error, percentage points)', '',
+             '| question | rows | TTA: difference ± SE | centre: difference '
+             '± SE | seeds |', '|---|---|---:|---:|---|']
+    for question, a, b in COMPARISONS:
+        if a not in by_row or b not in by_row:
+            continue
+        cells = []
+        for key in ('tta', 'centre'):
+            c = compare(by_row[a][key], by_row[b][key])
+            cells.append('—' if c is None else '%+.2f%s%s' % (
+                c['diff'], '' if c['se'] is None else ' ± %.2f' % c['se'],
+                '' if c['within_noise'] is None else
+                ' (within noise)' if c['within_noise'] else ' (beyond noise)'))
+        lines.append('| %s | `%s` − `%s` | %s | %s | %d, %d |' % (
+            question, a, b, cells[0], cells[1], len(by_row[a]['seeds']),
+            len(by_row[b]['seeds'])))
+    return lines + [
+        '', 'Negative: the first row errs less. SE: Welch\'s standard error '
+        'of the difference of the means, from the seeds\' sample standard '
+        'deviations (two seeds or more on each side); "within noise": the '
+        'difference is under two SE.']
+
+
 def markdown(s, records, table, length):
-    """The report's text: settings, the table, the tuning, the length."""
+    """The report's text: settings, the table, the comparisons, the
+    tuning, the length."""
     lines = (_md_settings(s, records) + _md_table(s, table)
-             + _md_tuning_and_length(s, table, length))
+             + _md_comparisons(table) + _md_tuning_and_length(s, table,
+                                                              length))
     return '\n'.join(lines) + '\n'
 
 

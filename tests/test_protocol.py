@@ -315,3 +315,17 @@ def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
                               'train.py', popen=DivergingProcess,
                               log=lambda m: None)
     assert set(again.values()) == {'skipped'}
+
+
+def test_compare_is_welch_difference_of_means():
+    a = protocol.stats([40., 42., 44.])        # mean 42, std 2
+    b = protocol.stats([41., 41.5, 42.5])      # mean 41.667, var 7/12
+    c = protocol.compare(a, b)
+    assert c['diff'] == pytest.approx(1. / 3)
+    assert c['se'] == pytest.approx(math.sqrt(4. / 3 + 7. / 36))
+    assert c['within_noise'] is True and c['n'] == (3, 3)
+    far = protocol.compare(protocol.stats([30., 31., 32.]), b)
+    assert far['diff'] == pytest.approx(-32. / 3) and not far['within_noise']
+    one = protocol.compare(protocol.stats([30.]), b)
+    assert one['se'] is None and one['within_noise'] is None
+    assert protocol.compare(None, b) is None
