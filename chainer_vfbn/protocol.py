@@ -85,6 +85,11 @@ TUNED_ROWS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear', 'vfbn-mlp')
 # The order in which the tuning runs start: the cheapest rows first, so that a
 # chunk stopped early has complete grids for as many rows as it could.
 TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
+# The final runs start seed by seed, and within a seed first the rows that
+# the questions of docs/RESULTS.md compare: a stopped protocol has the
+# most-needed seeds.
+FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
+               'bottom-bp', 'layerwise', 'vfbn-linear', 'vfbn-mlp')
 CLOSED_FORM_ROWS = ('vfbn-linear', 'vfbn-mlp')
 PHASES = ('length', 'tune', 'final')
 
@@ -214,7 +219,7 @@ def _final_run(s, row, seed, common, chosen):
 def _plan_final(s, rows, common, chosen):
     runs = []
     for seed_index in range(len(s['seeds'])):   # seed-major
-        for row in rows:
+        for row in sorted(rows, key=FINAL_ORDER.index):
             seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
                 else s['seeds']
             if seed_index < len(seeds):

@@ -105,6 +105,11 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
                 else s['seeds'])
         assert by_row[row] == list(want)
     assert len(s['seeds']) >= 3
+    assert sorted(protocol.FINAL_ORDER) == sorted(protocol.ROWS)
+    # Seed by seed; within a seed, bp and vfbn first.
+    assert [r.seed for r in final] == sorted(r.seed for r in final)
+    assert [(r.row, r.seed) for r in final[:3]] == [
+        ('bp', 0), ('vfbn', 0), ('vfbn-alpha0', 0)]
 
 
 def test_every_planned_command_parses():
