@@ -26,6 +26,7 @@ import datetime
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -611,8 +612,30 @@ def summarize(s, records, rows=None):
             norm_ratio=plain('synth_norm_ratio'),
             train_accuracy=pct('train_accuracy'), epochs=plain('epochs'),
             images_per_sec=plain('images_per_sec'), tuning=tuning,
-            curves=[rec['curve'] for _, rec in done]))
+            curves=[rec['curve'] for _, rec in done],
+            n_test=_test_images(summ)))
     return table
+
+
+def _test_images(summaries):
+    """How many test images the runs were scored on (from the data
+    description each summary carries), or None."""
+    for summary in summaries:
+        match = re.search(r'(\d+) test images', summary.get('dataset', ''))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def test_set_se(error_a, error_b, n):
+    """The sampling error (points) of the difference of two error rates
+    (%) each measured on ``n`` test images: the binomial standard errors
+    combined as if independent. A scale of the noise one test set adds,
+    whatever the seeds; None without ``n``."""
+    if not n:
+        return None
+    var = sum(p / 100. * (1 - p / 100.) / n for p in (error_a, error_b))
+    return 100. * math.sqrt(var)
 
 
 def _fmt(st, digits=2, per_seed=True):
@@ -755,7 +778,8 @@ def _md_comparisons(table):
     by_row = {r['row']: r for r in table}
     lines = ['', '## Comparisons (test error, percentage points)', '',
              '| question | rows | TTA: difference ± SE | centre: difference '
-             '± SE | seeds |', '|---|---|---:|---:|---|']
+             '± SE | test-set SE, centre | seeds |',
+             '|---|---|---:|---:|---:|---|']
     for question, a, b in COMPARISONS:
         if a not in by_row or b not in by_row:
             continue
@@ -766,14 +790,22 @@ def _md_comparisons(table):
                 c['diff'], '' if c['se'] is None else ' ± %.2f' % c['se'],
                 '' if c['within_noise'] is None else
                 ' (within noise)' if c['within_noise'] else ' (beyond noise)'))
-        lines.append('| %s | `%s` − `%s` | %s | %s | %d, %d |' % (
-            question, a, b, cells[0], cells[1], len(by_row[a]['seeds']),
-            len(by_row[b]['seeds'])))
+        ra, rb = by_row[a], by_row[b]
+        sampling = None if ra['centre'] is None or rb['centre'] is None \
+            else test_set_se(ra['centre']['mean'], rb['centre']['mean'],
+                             ra['n_test'])
+        lines.append('| %s | `%s` − `%s` | %s | %s | %s | %d, %d |' % (
+            question, a, b, cells[0], cells[1],
+            '—' if sampling is None else '%.2f' % sampling,
+            len(ra['seeds']), len(rb['seeds'])))
     return lines + [
         '', 'Negative: the first row errs less. SE: Welch\'s standard error '
         'of the difference of the means, from the seeds\' sample standard '
         'deviations (two seeds or more on each side); "within noise": the '
-        'difference is under two SE.']
+        'difference is under two SE. Test-set SE: the binomial sampling '
+        'error of the two centre-view error rates on the test set, combined '
+        'as if independent; it is there with one seed too, and counts only '
+        'the test set\'s noise, not the seeds\'.']
 
 
 def markdown(s, records, table, length):

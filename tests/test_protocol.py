@@ -334,3 +334,12 @@ def test_compare_is_welch_difference_of_means():
     one = protocol.compare(protocol.stats([30.]), b)
     assert one['se'] is None and one['within_noise'] is None
     assert protocol.compare(None, b) is None
+
+
+def test_test_set_se_is_the_binomial_error_of_a_difference():
+    # 40% and 30% on 1000 images: sqrt(.24/1000 + .21/1000) = 2.1213 points
+    assert protocol.test_set_se(40., 30., 1000) == pytest.approx(
+        100 * math.sqrt(0.45 / 1000))
+    assert protocol.test_set_se(40., 30., None) is None
+    assert protocol._test_images([{'dataset': 'cifar10: 4660 train / 846 '
+                                   'test images from x'}]) == 846
