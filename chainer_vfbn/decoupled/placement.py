@@ -72,7 +72,36 @@ class _Pending(object):
         self.version = version        # synth updates done before its forward
 
 
-class _Synthesizer(object):
+class _SynthLink(object):
+    """A synthesizer link as one rank holds it: its optimizer, report
+    name, version counter and snapshot keys (``<key>``,
+    ``<key>_optimizer``, ``<key>_version``)."""
+
+    key = 'synth'
+
+    def __init__(self, link, optimizer, name, channel, observations,
+                 target_scale):
+        self.link = link
+        self.optimizer = optimizer
+        self.name = name
+        self.channel = channel
+        self.observations = observations
+        self.target_scale = target_scale
+        self.version = 0   # updates of the synthesizer so far
+
+    def synthesize(self, h, t):
+        """``(prediction, grad_synth)`` of :func:`split_step.synthesize`."""
+        return split_step.synthesize(self.link, h, t, self.target_scale,
+                                     self.name)
+
+    def serialize(self, serializer):
+        self.link.serialize(serializer[self.key])
+        if self.optimizer is not None:
+            self.optimizer.serialize(serializer[self.key + '_optimizer'])
+        self.version = serializer(self.key + '_version', self.version)
+
+
+class _Synthesizer(_SynthLink):
     """synth_k on rank ``k``, which uses its δ̂ for the module's update.
 
     Args:
@@ -90,25 +119,9 @@ class _Synthesizer(object):
 
     def __init__(self, link, optimizer, name, channel, observations,
                  target_scale, max_staleness):
-        self.link = link
-        self.optimizer = optimizer
-        self.name = name
-        self.channel = channel
-        self.observations = observations
-        self.target_scale = target_scale
+        super(_Synthesizer, self).__init__(link, optimizer, name, channel,
+                                           observations, target_scale)
         self.max_staleness = max_staleness
-        self.version = 0   # updates of synth_k so far
-
-    def synthesize(self, h, t):
-        """``(prediction, grad_synth)`` of :func:`split_step.synthesize`."""
-        return split_step.synthesize(self.link, h, t, self.target_scale,
-                                     self.name)
-
-    def serialize(self, serializer):
-        self.link.serialize(serializer['synth'])
-        if self.optimizer is not None:
-            self.optimizer.serialize(serializer['synth_optimizer'])
-        self.version = serializer('synth_version', self.version)
 
 
 class StalenessQueue(_Synthesizer):
@@ -217,28 +230,18 @@ def synthesizer_side(placement, *args):
     return cls(*args)
 
 
-class MasterCopy(object):
+class MasterCopy(_SynthLink):
     """``'above'``, rank ``k > 0``: synth_{k-1}, trained here on the δ at
     this module's input; each update's weights go down to rank ``k - 1``.
 
-    Args: as :class:`_Synthesizer`'s (but for ``max_staleness``), for
-    synth_{k-1}.
+    Args: as :class:`_SynthLink`'s, for synth_{k-1}.
     """
 
-    def __init__(self, link, optimizer, name, channel, observations,
-                 target_scale):
-        self.link = link
-        self.optimizer = optimizer
-        self.name = name
-        self.channel = channel
-        self.observations = observations
-        self.target_scale = target_scale
-        self.version = 0   # updates of synth_{k-1} so far
+    key = 'lower_synth'
 
     def train(self, h, t, grad_true, info):
         """Eq. 3 on this step's input ``(h, t)`` and its δ; weights down."""
-        prediction, _ = split_step.synthesize(
-            self.link, h, t, self.target_scale, self.name)
+        prediction, _ = self.synthesize(h, t)
         values = split_step.regress(self.link, self.optimizer, prediction,
                                     grad_true, self.target_scale, self.name)
         self.version += 1
@@ -246,8 +249,3 @@ class MasterCopy(object):
         self.channel.send(self.channel.rank - 1, tr.TAG_WEIGHTS, tr.TRAIN,
                           self.version, 0, info, [flat])
         self.observations.add_all(self.name, values)
-
-    def serialize(self, serializer):
-        self.link.serialize(serializer['lower_synth'])
-        self.optimizer.serialize(serializer['lower_synth_optimizer'])
-        self.version = serializer('lower_synth_version', self.version)
