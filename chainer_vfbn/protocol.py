@@ -742,6 +742,9 @@ def _md_tuning_and_length(s, table, length):
 #: The report's comparisons: (question, row, the row it is compared with).
 COMPARISONS = (
     ('(a) VFBN against BP', 'vfbn', 'bp'),
+    ('(a) bottom half alone against BP', 'bottom-bp', 'bp'),
+    ('(a) VFBN against the bottom half alone', 'vfbn', 'bottom-bp'),
+    ('(a) VFBN against the layer-wise loss', 'vfbn', 'layerwise'),
     ('(b) DNI small-ResNet against BP', 'dni-resnet', 'bp'),
     ('(b) DNI linear against BP', 'dni-linear', 'bp'),
     ('(b) DNI small-ResNet against VFBN', 'dni-resnet', 'vfbn'),

@@ -264,6 +264,9 @@ def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
     assert '3 of 3' in md and '1 of 1' in md
     assert '**' in md          # the chosen grid points are marked
     assert 'Gain over the last fifth' in md
+    # every comparison has its line: a misspelled row would be skipped
+    for question, a, b in protocol.COMPARISONS:
+        assert '| %s | `%s` − `%s` |' % (question, a, b) in md
 
 
 def test_mini_flags_are_checked(capsys):
