@@ -676,8 +676,8 @@ def _md_alpha(r):
     return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
 
 
-def _md_table(s, table):
-    lines = ['', '## Test error', '',
+def _md_table(s, table, level='##'):
+    lines = ['', level + ' Test error', '',
              '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
              '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
              '(%) | epochs | images/s | seeds |',
@@ -777,9 +777,9 @@ def compare(a, b):
                 within_noise=None if se is None else abs(diff) < 2 * se)
 
 
-def _md_comparisons(table):
+def _md_comparisons(table, level='##'):
     by_row = {r['row']: r for r in table}
-    lines = ['', '## Comparisons (test error, percentage points)', '',
+    lines = ['', level + ' Comparisons (test error, percentage points)', '',
              '| question | rows | TTA: difference ± SE | centre: difference '
              '± SE | test-set SE, centre | seeds |',
              '|---|---|---:|---:|---:|---|']
@@ -921,7 +921,38 @@ def plot(table, length, folder):
     return paths
 
 
-def write_report(s, records, log=print):
+#: The lines of a results page between which the report writes its table
+#: and comparisons (``--results-doc``).
+DOC_BEGIN = '<!-- mini report: begin (written by reproduce.py) -->'
+DOC_END = '<!-- mini report: end -->'
+
+
+def results_doc_block(path):
+    """The page at ``path`` and where its report block's content starts
+    and ends; :class:`ProtocolError` if it has no such block."""
+    with open(path) as f:
+        text = f.read()
+    begin, end = text.find(DOC_BEGIN), text.find(DOC_END)
+    if begin < 0 or end < begin:
+        raise ProtocolError('%s has no %r ... %r block to write the table '
+                            'into' % (path, DOC_BEGIN, DOC_END))
+    return text, begin + len(DOC_BEGIN), end
+
+
+def update_results_doc(path, s, table):
+    """Replace the block between :data:`DOC_BEGIN` and :data:`DOC_END` in
+    the page at ``path`` with the table and the comparisons, two heading
+    levels down; the rest of the page is kept as it is."""
+    text, begin, end = results_doc_block(path)
+    block = _md_table(s, table, '####') + _md_comparisons(table, '####')
+    with open(path, 'w') as f:
+        f.write(text[:begin] + '\n'.join(block) + '\n\n' + text[end:])
+
+
+def write_report(s, records, log=print, results_doc=None):
+    """Write ``table.md`` and its figures in ``records`` from the records;
+    with ``results_doc``, also the table and comparisons block of that
+    page (:func:`update_results_doc`)."""
     table = summarize(s, records)
     length = length_check(s, records)
     paths = plot(table, length, os.path.join(records, 'figures'))
@@ -932,6 +963,9 @@ def write_report(s, records, log=print):
             + '\n'
     with open(os.path.join(records, 'table.md'), 'w') as f:
         f.write(md)
+    if results_doc:
+        update_results_doc(results_doc, s, table)
+        paths.append(results_doc)
     log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
                               ''.join(', ' + p for p in paths)))
     return table

@@ -269,6 +269,46 @@ def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
         assert '| %s | `%s` − `%s` |' % (question, a, b) in md
 
 
+def test_report_writes_its_block_into_the_results_page(tmp_path, capsys):
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    page = tmp_path / 'RESULTS.md'
+    page.write_text('# Results\nkept above\n%s\nold table\n%s\nkept below\n'
+                    % (protocol.DOC_BEGIN, protocol.DOC_END))
+    argv = ['--schedule', 'mini', '--jobs', '4', '--records', records,
+            '--out', out, '--results-doc', str(page)]
+    assert reproduce.main_mini(reproduce.parse_args(argv),
+                               popen=FakeProcess) == 0
+    text = page.read_text()
+    assert text.startswith('# Results\nkept above\n' + protocol.DOC_BEGIN)
+    assert text.endswith(protocol.DOC_END + '\nkept below\n')
+    assert 'old table' not in text
+    assert '\n#### Test error\n' in text and '## Test error' not in \
+        text.replace('#### Test error', '')
+    assert '| (a) VFBN against BP | `vfbn` − `bp` |' in text
+    # the block is the report's own table, and a second write changes nothing
+    with open(os.path.join(records, 'table.md')) as f:
+        table_md = f.read()
+    row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
+    assert row and row[0] in text
+    reproduce.main_mini(reproduce.parse_args(argv[:-2] + ['--phase', 'report',
+                                                         '--results-doc',
+                                                         str(page)]))
+    assert page.read_text() == text
+
+
+def test_results_doc_without_markers_is_refused(tmp_path, capsys):
+    page = tmp_path / 'RESULTS.md'
+    page.write_text('# Results\nno markers\n')
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--results-doc',
+                              str(page)])
+    err = capsys.readouterr().err
+    assert 'has no' in err and 'block' in err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--results-doc',
+                              str(tmp_path / 'missing.md')])
+
+
 def test_mini_flags_are_checked(capsys):
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'smoke', '--arch', 'x'])

@@ -572,6 +572,10 @@ def parse_args(argv=None):
                            'default alpha_gs of each method')
     mini.add_argument('--deadline', type=float, default=None,
                       help='Unix time after which no run starts')
+    mini.add_argument('--results-doc', default=None,
+                      help='also write the table and comparisons into this '
+                           'page, between its "mini report" markers (e.g. '
+                           'docs/RESULTS.md)')
     p.add_argument('extra', nargs='*',
                    help='after "--": more train_cifar.py options for every '
                         'row')
@@ -591,9 +595,15 @@ def parse_args(argv=None):
     args.rows, args.seeds = rows, seeds
     if args.jobs < 1:
         p.error('--jobs must be >= 1')
+    if args.results_doc:
+        try:
+            protocol.results_doc_block(args.results_doc)
+        except (OSError, protocol.ProtocolError) as e:
+            p.error(str(e))
     if args.schedule != 'mini':
         for flag, value in (('--arch', args.arch), ('--records', args.records),
-                            ('--deadline', args.deadline)):
+                            ('--deadline', args.deadline),
+                            ('--results-doc', args.results_doc)):
             if value is not None:
                 p.error('%s is for --schedule mini' % flag)
     elif args.extra:
@@ -641,14 +651,14 @@ def main_mini(args, popen=subprocess.Popen):
             print('mini: no final runs yet for %s: their tuning is not '
                   'complete' % ', '.join(waiting))
         os.makedirs(args.records, exist_ok=True)
-        protocol.write_report(s, args.records)
+        protocol.write_report(s, args.records, results_doc=args.results_doc)
     except protocol.ProtocolError as e:
         sys.stderr.write('reproduce.py: error: %s\n' % e)
         return 2
     except Interrupted as e:
         # The running rows snapshotted; the report holds the finished ones.
         os.makedirs(args.records, exist_ok=True)
-        protocol.write_report(s, args.records)
+        protocol.write_report(s, args.records, results_doc=args.results_doc)
         sys.stderr.write('reproduce.py: %s; the running runs took a '
                          'snapshot; the same command resumes them\n' % e)
         return e.exit_code
