@@ -748,6 +748,7 @@ COMPARISONS = (
     ('(b) DNI small-ResNet against BP', 'dni-resnet', 'bp'),
     ('(b) DNI linear against BP', 'dni-linear', 'bp'),
     ('(b) DNI small-ResNet against VFBN', 'dni-resnet', 'vfbn'),
+    ('(b) DNI linear against VFBN', 'dni-linear', 'vfbn'),
     ('(c) VFBN tuned α_gs against α_gs = 0', 'vfbn', 'vfbn-alpha0'),
     ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
     ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
