@@ -676,7 +676,7 @@ def _md_alpha(r):
     return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
 
 
-def _md_table(s, table, level='##'):
+def _md_table(s, table, level):
     lines = ['', level + ' Test error', '',
              '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
              '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
@@ -778,7 +778,7 @@ def compare(a, b):
                 within_noise=None if se is None else abs(diff) < 2 * se)
 
 
-def _md_comparisons(table, level='##'):
+def _md_comparisons(table, level):
     by_row = {r['row']: r for r in table}
     lines = ['', level + ' Comparisons (test error, percentage points)', '',
              '| question | rows | TTA: difference ± SE | centre: difference '
@@ -812,12 +812,16 @@ def _md_comparisons(table, level='##'):
         'the test set\'s noise, not the seeds\'.']
 
 
+def _md_results(s, table, level):
+    """The table and the comparisons, under headings of ``level``."""
+    return _md_table(s, table, level) + _md_comparisons(table, level)
+
+
 def markdown(s, records, table, length):
     """The report's text: settings, the table, the comparisons, the
     tuning, the length."""
-    lines = (_md_settings(s, records) + _md_table(s, table)
-             + _md_comparisons(table) + _md_tuning_and_length(s, table,
-                                                              length))
+    lines = (_md_settings(s, records) + _md_results(s, table, '##')
+             + _md_tuning_and_length(s, table, length))
     return '\n'.join(lines) + '\n'
 
 
@@ -945,9 +949,9 @@ def update_results_doc(path, s, table):
     the page at ``path`` with the table and the comparisons, two heading
     levels down; the rest of the page is kept as it is."""
     text, begin, end = results_doc_block(path)
-    block = _md_table(s, table, '####') + _md_comparisons(table, '####')
+    block = '\n'.join(_md_results(s, table, '####'))
     with open(path, 'w') as f:
-        f.write(text[:begin] + '\n'.join(block) + '\n\n' + text[end:])
+        f.write(text[:begin] + block + '\n\n' + text[end:])
 
 
 def write_report(s, records, log=print, results_doc=None):
