@@ -35,6 +35,8 @@ setup(
         CHAINER,
         'numpy',
         'pillow',
+        # Names the BLAS library and kernel in every run's record.
+        'threadpoolctl',
         # Chainer imports pkg_resources at run time on the faithful stack.
         'setuptools<81',
     ],

@@ -20,6 +20,10 @@ from chainer.training import extension
 
 from chainer_vfbn.datasets import augment as A
 
+#: A run folder's file with the final evaluation's per-image predictions.
+PREDICTIONS_FILE = 'predictions.json'
+_BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+
 
 def _resolve_device(device, predictor):
     if device is None:
@@ -97,7 +101,9 @@ def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,
         dict: ``loss`` (mean softmax cross entropy of the centre view),
         ``accuracy``, ``error`` (= 1 - accuracy) of the centre view, and
         ``tta_accuracy``, ``tta_error`` of the averaged softmax (``None``
-        when ``tta`` is false).
+        when ``tta`` is false); ``predictions`` and ``tta_predictions``:
+        the predicted class of each image (``int32`` ``(N,)``; the latter
+        ``None`` without TTA), for paired comparisons of two runs.
     """
     device = _resolve_device(device, predictor)
     labels = _checked_labels(images, labels)
@@ -106,19 +112,19 @@ def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,
     views = [center] + [v for v in range(A.n_views(augment)) if v != center]
     if not tta:
         views = views[:1]
-    loss_sum, n_correct, prob_sum = 0., 0, None
+    loss_sum, prob_sum = 0., None
+    predictions = numpy.empty(n, dtype=numpy.int32)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         for v in views:
             for start, stop, y in _view_scores(predictor, images, augment, v,
                                                mean, std, batch_size, device):
                 if v == center:
-                    loss, hits = _center_batch(
+                    loss, predictions[start:stop] = _center_batch(
                         y, device.send(labels[start:stop]))
                     loss_sum += loss
-                    n_correct += hits
                 if tta:
                     prob_sum = _add_probabilities(prob_sum, y, start, stop, n)
-    return _result(loss_sum, n_correct, prob_sum, labels)
+    return _result(loss_sum, predictions, prob_sum, labels)
 
 
 def _checked_labels(images, labels):
@@ -143,10 +149,11 @@ def _view_scores(predictor, images, augment, view, mean, std, batch_size,
 
 
 def _center_batch(y, t):
-    """Summed softmax cross entropy and number of hits of scores ``y``."""
+    """Summed softmax cross entropy and the predicted classes (on the CPU)
+    of scores ``y``."""
     loss = F.softmax_cross_entropy(y, t, reduce='no')
-    hit = F.argmax(y, axis=1).array == t
-    return float(F.sum(loss).array), int(hit.sum())
+    predicted = chainer.get_device('@numpy').send(F.argmax(y, axis=1).array)
+    return float(F.sum(loss).array), predicted
 
 
 def _add_probabilities(prob_sum, y, start, stop, n):
@@ -160,18 +167,51 @@ def _add_probabilities(prob_sum, y, start, stop, n):
     return prob_sum
 
 
-def _result(loss_sum, n_correct, prob_sum, labels):
-    """:func:`evaluate_views`' dict from the sums over the views
-    (``prob_sum`` is None without TTA)."""
+def _result(loss_sum, predictions, prob_sum, labels):
+    """:func:`evaluate_views`' dict from the centre view's predictions and
+    the sums over the views (``prob_sum`` is None without TTA)."""
     n = len(labels)
-    accuracy = n_correct / n
+    accuracy = int((predictions == labels).sum()) / n
     result = dict(loss=loss_sum / n, accuracy=accuracy, error=1. - accuracy,
-                  tta_accuracy=None, tta_error=None)
+                  tta_accuracy=None, tta_error=None, predictions=predictions,
+                  tta_predictions=None)
     if prob_sum is not None:
         # argmax of the sum = argmax of the mean over the views
-        tta_accuracy = float((prob_sum.argmax(axis=1) == labels).mean())
-        result.update(tta_accuracy=tta_accuracy, tta_error=1. - tta_accuracy)
+        tta_predictions = prob_sum.argmax(axis=1).astype(numpy.int32)
+        tta_accuracy = float((tta_predictions == labels).mean())
+        result.update(tta_accuracy=tta_accuracy, tta_error=1. - tta_accuracy,
+                      tta_predictions=tta_predictions)
     return result
+
+
+def encode_classes(classes):
+    """Class indices as a string, one base-36 character per image.
+
+    Example:
+        >>> encode_classes([3, 0, 9, 11])
+        '309b'
+    """
+    classes = numpy.asarray(classes)
+    if classes.size and (classes.min() < 0 or classes.max() >= 36):
+        raise ValueError('encode_classes takes class indices 0..35, got %d..%d'
+                         % (classes.min(), classes.max()))
+    return ''.join(_BASE36[c] for c in classes.tolist())
+
+
+def decode_classes(text):
+    """:func:`encode_classes`' inverse: an ``int32`` array."""
+    return numpy.array([int(c, 36) for c in text], dtype=numpy.int32)
+
+
+def predictions_record(result, labels):
+    """The per-image predictions of an :func:`evaluate_views` result, with
+    the labels they were scored against, compactly (one character per
+    image): what two runs need for a paired test on the same images."""
+    tta = result.get('tta_predictions')
+    return {'encoding': 'one base-36 character per image: its class index',
+            'n_images': len(labels), 'labels': encode_classes(labels),
+            'centre': encode_classes(result['predictions']),
+            'tta': None if tta is None else encode_classes(tta)}
 
 
 class ViewEvaluator(extension.Extension):
@@ -197,6 +237,9 @@ class ViewEvaluator(extension.Extension):
             a run always ends with its 36-view figure.
         mean, std (numpy.ndarray): Training-set statistics (``'standard'``).
         name (str): Prefix of the reported keys.
+        on_final (callable): Called with the :func:`evaluate_views` result
+            of the evaluation at ``final_iteration`` (e.g. to keep its
+            per-image predictions).
     """
 
     trigger = 1, 'epoch'
@@ -205,7 +248,7 @@ class ViewEvaluator(extension.Extension):
 
     def __init__(self, predictor, images, labels, augment='paper',
                  batch_size=128, device=None, tta_interval=1, mean=None,
-                 std=None, name=None, final_iteration=None):
+                 std=None, name=None, final_iteration=None, on_final=None):
         if tta_interval < 0:
             raise ValueError('tta_interval must be >= 0')
         if augment == 'standard' and (mean is None or std is None):
@@ -222,6 +265,7 @@ class ViewEvaluator(extension.Extension):
         self.mean = mean
         self.std = std
         self.final_iteration = final_iteration
+        self.on_final = on_final
         if name is not None:
             self.name = name
         self.n_calls = 0
@@ -240,6 +284,8 @@ class ViewEvaluator(extension.Extension):
         if tta:
             keys += ('tta_accuracy', 'tta_error')
         observation = {prefix + k: result[k] for k in keys}
+        if at_end and self.on_final is not None:
+            self.on_final(result)
         reporter_module.report(observation)
         return observation
 

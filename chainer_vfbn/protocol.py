@@ -1,11 +1,14 @@
 """The ``mini`` protocol: Table 1 on the real cifar-10-mini subset, tuned fairly.
 
-Every setting is in :data:`MINI` and is written into each run's record. Three
+Every setting is in :data:`MINI` and is written into each run's record. Four
 phases, each a list of runs of ``train/train_cifar.py``:
 
 ``length``  back-prop on the validation split, evaluated every epoch: the
             curve that shows whether ``epochs`` is long enough (the last fifth
             of the epochs should gain less than one point).
+``pilot``   (at the default cut only) back-prop and the bottom half alone at
+            each earlier candidate cut, on the validation split: where the
+            layers above the cut matter (:func:`pilot_choice`).
 ``tune``    every synthetic row, every ``alpha_gs`` of one grid (and, for the
             free-form DNI rows, both target scales), in short runs on the
             validation split; the lowest final validation error picks the
@@ -26,12 +29,13 @@ import datetime
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
 
 from chainer_vfbn import methods
+from chainer_vfbn.evaluation import PREDICTIONS_FILE
+from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.runtime import EXIT_DIVERGED
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import Interrupted
@@ -60,6 +64,9 @@ MINI = collections.OrderedDict([
     ('seeds', (0, 1, 2)),
     ('closed_form_seeds', (0,)),
     ('tune_seed', 0),
+    # The pilot: the bottom half alone at each of these cuts, on the
+    # validation split, against BP (Evidence II, 2026-12-03).
+    ('pilot_cuts', ('stage1_unit1', 'stem')),
 ])
 
 # Table rows: label, train_cifar.py arguments, the paper's test error (%).
@@ -80,6 +87,14 @@ ROWS = collections.OrderedDict([
                      None)),
     ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
 ])
+# Rows of the mini protocol only: VFBN at the paper's alpha_gs, untuned,
+# where the tuning chose another value.
+MINI_EXTRA_ROWS = collections.OrderedDict([
+    ('vfbn-paper-alpha', ("VFBN, alpha_gs = 1e-3 (the paper's, untuned)",
+                          ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+])
+MINI_ROWS = collections.OrderedDict(list(ROWS.items())
+                                    + list(MINI_EXTRA_ROWS.items()))
 # The mini table's label where the row's own says what the tuning changes.
 MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
 TUNED_ROWS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear', 'vfbn-mlp')
@@ -90,20 +105,26 @@ TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
 # the questions of docs/RESULTS.md compare: a stopped protocol has the
 # most-needed seeds.
 FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
-               'bottom-bp', 'layerwise', 'vfbn-linear', 'vfbn-mlp')
+               'bottom-bp', 'layerwise', 'vfbn-paper-alpha', 'vfbn-linear',
+               'vfbn-mlp')
 CLOSED_FORM_ROWS = ('vfbn-linear', 'vfbn-mlp')
-PHASES = ('length', 'tune', 'final')
+PHASES = ('length', 'pilot', 'tune', 'final')
+# Rows whose network has no split: their runs never name the cut, so that
+# one BP run serves every cut.
+UNSPLIT_ROWS = ('bp',)
 
 
 class ProtocolError(Exception):
     """A refused run or an incomplete prerequisite: one line for the user."""
 
 
-def settings(arch=None):
-    """:data:`MINI`, with the network replaced where asked."""
+def settings(arch=None, split_at=None):
+    """:data:`MINI`, with the network and the cut replaced where asked."""
     s = collections.OrderedDict(MINI)
     if arch:
         s['arch'] = arch
+    if split_at:
+        s['split_at'] = split_at
     return s
 
 
@@ -124,21 +145,20 @@ def _schedule_args(s, epochs):
 
 
 def _common_args(s):
-    args = ['--arch', s['arch'], '--batchsize', str(s['batchsize']),
+    return ['--arch', s['arch'], '--batchsize', str(s['batchsize']),
             '--learnrate', repr(s['learnrate']), '--dataset', 'cifar10',
             '--no-download', '--no-progress']
-    if s['split_at']:
-        args += ['--split-at', s['split_at']]
-    return args
 
 
-def _row_args(row):
+def _row_args(row, s):
     """A row's train_cifar.py arguments; a tuned row's own --alpha-gs (the
     paper's, for the other schedules) is left out: the tuning sets it."""
-    args = list(ROWS[row][1])
+    args = list(MINI_ROWS[row][1])
     if row in TUNED_ROWS and '--alpha-gs' in args:
         i = args.index('--alpha-gs')
         del args[i:i + 2]
+    if s['split_at'] and row not in UNSPLIT_ROWS:
+        args += ['--split-at', s['split_at']]
     return args
 
 
@@ -175,12 +195,29 @@ def _jsonable(obj):
 
 
 def _plan_length(s, rows, common, val):
-    if 'bp' not in rows:
+    # BP's curve does not depend on the cut: the default cut's check holds.
+    if 'bp' not in rows or s['split_at']:
         return []
     return [Run('length', 'bp', 'bp', s['tune_seed'],
                 ROWS['bp'][1] + common + val + _schedule_args(s, s['epochs'])
                 + ['--seed', str(s['tune_seed']), '--eval-interval', '1',
                    '--tta-interval', '0'])]
+
+
+def _plan_pilot(s, common, val):
+    """BP and the bottom half alone at each candidate cut, on the
+    validation split, with the final runs' length and 36-view end."""
+    if s['split_at']:
+        return []
+    tail = common + val + _schedule_args(s, s['epochs']) + [
+        '--seed', str(s['tune_seed']), '--eval-interval', '1',
+        '--tta-interval', str(s['epochs'] + 1)]
+    runs = [Run('pilot', 'bp', 'bp', s['tune_seed'], ROWS['bp'][1] + tail)]
+    for cut in s['pilot_cuts']:
+        runs.append(Run('pilot', 'bottom-bp_' + cut, 'bottom-bp',
+                        s['tune_seed'], ROWS['bottom-bp'][1]
+                        + ['--split-at', cut] + tail, choice=(cut,)))
+    return runs
 
 
 def _plan_tune(s, rows, common, val):
@@ -190,7 +227,7 @@ def _plan_tune(s, rows, common, val):
             runs.append(Run(
                 'tune', '%s_a%s_%s' % (row, _alpha_name(alpha), scale), row,
                 s['tune_seed'],
-                _row_args(row) + common + val
+                _row_args(row, s) + common + val
                 + _schedule_args(s, s['tune_epochs'])
                 + ['--alpha-gs', repr(alpha), '--synth-target-scale', scale,
                    '--seed', str(s['tune_seed']),
@@ -210,7 +247,7 @@ def _final_run(s, row, seed, common, chosen):
         extra = ['--alpha-gs', repr(choice[0]), '--synth-target-scale',
                  choice[1]]
     return Run('final', '%s_seed%d' % (row, seed), row, seed,
-               _row_args(row) + common + _schedule_args(s, s['epochs'])
+               _row_args(row, s) + common + _schedule_args(s, s['epochs'])
                + extra + ['--seed', str(seed), '--eval-interval', '1',
                           # the 36 views once, at the end
                           '--tta-interval', str(s['epochs'] + 1)],
@@ -245,6 +282,8 @@ def plan(phase, s, chosen=None, rows=None):
     val = ['--validation-split', repr(s['validation_split'])]
     if phase == 'length':
         return _plan_length(s, rows, common, val)
+    if phase == 'pilot':
+        return _plan_pilot(s, common, val)
     if phase == 'tune':
         return _plan_tune(s, rows, common, val)
     if phase == 'final':
@@ -310,12 +349,15 @@ def _curve(log):
     return keep
 
 
+_REQUIRED = object()
+
+
 def make_record(run, s, run_dir):
     """The small JSON record of a finished run, from its folder."""
-    def load(name, missing=None):
+    def load(name, missing=_REQUIRED):
         path = os.path.join(run_dir, name)
-        if missing is not None and not os.path.exists(path):
-            return missing      # a run that diverged before its first log
+        if missing is not _REQUIRED and not os.path.exists(path):
+            return missing      # e.g. a run that diverged before its log
         with open(path) as f:
             return json.load(f)
     summary = load('summary.json')
@@ -326,6 +368,10 @@ def make_record(run, s, run_dir):
         ('choice', list(run.choice) if run.choice else None),
         ('summary', summary),
         ('curve', _curve(load('log', missing=[]))),
+        # Per-image predictions of the last evaluation, for paired tests
+        # (None: a run that diverged before it, or a record made before
+        # 2026-12-03).
+        ('predictions', load(PREDICTIONS_FILE, missing=None)),
         ('code_version', args.get('code_version')),
         ('environment', args.get('environment')),
         ('command', args.get('command')),
@@ -555,6 +601,93 @@ def _last(curve, key):
     return vals[-1] if vals else None
 
 
+#: The pilot's rule for the cut: the deepest candidate where the bottom half
+#: alone errs at least PILOT_GAP points more than BP on the validation split
+#: (centre view), with an exact McNemar p below PILOT_P (Evidence II).
+PILOT_GAP = 5.
+PILOT_P = 0.01
+
+
+def pilot(s, records):
+    """The pilot's runs and the cut its rule chooses.
+
+    Returns:
+        dict or None: ``bp`` (BP's validation error, %, centre and TTA),
+        ``cuts`` (per candidate, deepest first: its ``error`` and its
+        paired ``gap`` to BP, :func:`comparisons.compare_rows`, per view;
+        None while it has no record) and ``chosen`` (the cut, or None while
+        a candidate has no record or if none meets the rule). None at a cut
+        other than the default, or before BP's pilot run has a record.
+    """
+    done = {run.name: rec for run, rec in
+            _records_of(plan('pilot', s), s, records)}
+    if 'bp' not in done:
+        return None
+
+    def as_row(name):
+        rec = done[name]
+        return dict(row=name, predictions={0: rec.get('predictions')},
+                    error={'centre': _pct_of(rec['summary']['test_error']),
+                           'tta': _pct_of(rec['summary']['tta_error'])})
+    bp = as_row('bp')
+    cuts, chosen, complete = [], None, True
+    for cut in s['pilot_cuts']:
+        if 'bottom-bp_' + cut not in done:
+            cuts.append(dict(cut=cut, error=None, gap=None))
+            complete = False
+            continue
+        bottom = as_row('bottom-bp_' + cut)
+        gap = {view: comparisons.compare_rows(bottom, bp, view)
+               for view in comparisons.VIEWS}
+        cuts.append(dict(cut=cut, error=bottom['error'], gap=gap))
+        centre = gap['centre']
+        if chosen is None and centre is not None and \
+                centre['diff'] >= PILOT_GAP and centre['p'] < PILOT_P:
+            chosen = cut
+    return dict(bp=bp['error'], cuts=cuts, chosen=chosen if complete
+                else None, complete=complete)
+
+
+def _pct_of(x):
+    return None if x is None else 100. * x
+
+
+def _md_pilot(result):
+    if result is None:
+        return []
+    lines = ['', '## Pilot: where do the layers above the cut matter? '
+             '(validation split, one seed)', '',
+             '| run | centre view (%) | TTA (%) | gap to BP, centre '
+             '[95% CI], McNemar p | gap to BP, TTA [95% CI], McNemar p |',
+             '|---|---:|---:|---:|---:|',
+             '| `bp` | %s | %s | | |' % tuple(
+                 _fmt1(result['bp'][v]) for v in comparisons.VIEWS)]
+    for c in result['cuts']:
+        err, gap = c['error'] or {}, c['gap'] or {}
+        lines.append('| `bottom-bp` cut after `%s` | %s | %s | %s | %s |' % (
+            c['cut'], _fmt1(err.get('centre')), _fmt1(err.get('tta')),
+            *[_fmt_gap(gap.get(v)) for v in comparisons.VIEWS]))
+    rule = ('The rule, fixed before the pilot ran: the deepest candidate cut '
+            'where the bottom half alone errs at least %g points more than '
+            'BP in the centre view, with an exact McNemar p below %g.'
+            % (PILOT_GAP, PILOT_P))
+    verdict = ('Chosen: `%s`.' % result['chosen'] if result['chosen'] else
+               'Not every candidate has run yet.' if not result['complete']
+               else 'No candidate meets the rule.')
+    return lines + ['', rule + ' ' + verdict]
+
+
+def _fmt1(x):
+    return '—' if x is None else '%.2f' % x
+
+
+def _fmt_gap(res):
+    if res is None:
+        return '—'
+    return '%+.2f [%+.2f, %+.2f], p = %.2g' % (res['diff'], res['low'],
+                                               res['high'], res['p'])
+
+
 def length_check(s, records):
     """The BP validation curve and the gain over its last fifth (points)."""
     runs = plan('length', s)
@@ -575,9 +708,13 @@ def length_check(s, records):
 
 
 def summarize(s, records, rows=None):
-    """Per-row figures of the final runs and the tuning grid."""
-    rows = list(rows or ROWS)
+    """Per-row figures of the final runs and the tuning grid (by default
+    the rows of Table 1, and the mini protocol's own rows that have a
+    record)."""
     chosen = chosen_settings(s, records)
+    if rows is None:
+        rows = list(ROWS) + [r for r in MINI_EXTRA_ROWS if _records_of(
+            plan('final', s, chosen=chosen, rows=[r]), s, records)]
     table = []
     for row in rows:
         try:
@@ -603,8 +740,8 @@ def summarize(s, records, rows=None):
                     val_error=rec['summary']['test_error'],
                     diverged=rec['summary'].get('status') == 'diverged'))
         table.append(dict(
-            row=row, label=MINI_LABELS.get(row, ROWS[row][0]),
-            paper=ROWS[row][2],
+            row=row, label=MINI_LABELS.get(row, MINI_ROWS[row][0]),
+            paper=MINI_ROWS[row][2],
             seeds=[r.seed for r, _ in done],
             planned_seeds=[r.seed for r in runs],
             choice=chosen.get(row), tta=pct('tta_error'),
@@ -613,29 +750,8 @@ def summarize(s, records, rows=None):
             train_accuracy=pct('train_accuracy'), epochs=plain('epochs'),
             images_per_sec=plain('images_per_sec'), tuning=tuning,
             curves=[rec['curve'] for _, rec in done],
-            n_test=_test_images(summ)))
+            predictions={r.seed: rec.get('predictions') for r, rec in done}))
     return table
-
-
-def _test_images(summaries):
-    """How many test images the runs were scored on (from the data
-    description each summary carries), or None."""
-    for summary in summaries:
-        match = re.search(r'(\d+) test images', summary.get('dataset', ''))
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def test_set_se(error_a, error_b, n):
-    """The sampling error (points) of the difference of two error rates
-    (%) each measured on ``n`` test images: the binomial standard errors
-    combined as if independent. A scale of the noise one test set adds,
-    whatever the seeds; None without ``n``."""
-    if not n:
-        return None
-    var = sum(p / 100. * (1 - p / 100.) / n for p in (error_a, error_b))
-    return 100. * math.sqrt(var)
 
 
 def _fmt(st, digits=2, per_seed=True):
@@ -750,78 +866,33 @@ COMPARISONS = (
     ('(b) DNI small-ResNet against VFBN', 'dni-resnet', 'vfbn'),
     ('(b) DNI linear against VFBN', 'dni-linear', 'vfbn'),
     ('(c) VFBN tuned α_gs against α_gs = 0', 'vfbn', 'vfbn-alpha0'),
+    ("(c) VFBN α_gs = 1e-3 (the paper's) against α_gs = 0",
+     'vfbn-paper-alpha', 'vfbn-alpha0'),
     ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
     ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
     ('(d) VFBN linear v_f against BP', 'vfbn-linear', 'bp'),
 )
 
 
-def compare(a, b):
-    """Difference of two rows' mean errors and its noise (points).
-
-    Args:
-        a, b (dict): :func:`stats` of the two rows' per-seed errors.
-
-    Returns:
-        dict or None: ``diff`` (mean of ``a`` minus mean of ``b``), ``se``
-        (Welch's standard error of the difference; None unless both rows
-        have two seeds or more) and ``within_noise`` (``|diff| < 2 se``;
-        None without ``se``). None if a row has no runs.
-    """
-    if a is None or b is None:
-        return None
-    diff = a['mean'] - b['mean']
-    se = None
-    if a['std'] is not None and b['std'] is not None:
-        se = math.sqrt(a['std'] ** 2 / a['n'] + b['std'] ** 2 / b['n'])
-    return dict(diff=diff, se=se, n=(a['n'], b['n']),
-                within_noise=None if se is None else abs(diff) < 2 * se)
-
-
-def _md_comparisons(table, level):
-    by_row = {r['row']: r for r in table}
-    lines = ['', level + ' Comparisons (test error, percentage points)', '',
-             '| question | rows | TTA: difference ± SE | centre: difference '
-             '± SE | test-set SE, centre | seeds |',
-             '|---|---|---:|---:|---:|---|']
-    for question, a, b in COMPARISONS:
-        if a not in by_row or b not in by_row:
-            continue
-        cells = []
-        for key in ('tta', 'centre'):
-            c = compare(by_row[a][key], by_row[b][key])
-            cells.append('—' if c is None else '%+.2f%s%s' % (
-                c['diff'], '' if c['se'] is None else ' ± %.2f' % c['se'],
-                '' if c['within_noise'] is None else
-                ' (within noise)' if c['within_noise'] else ' (beyond noise)'))
-        ra, rb = by_row[a], by_row[b]
-        sampling = None if ra['centre'] is None or rb['centre'] is None \
-            else test_set_se(ra['centre']['mean'], rb['centre']['mean'],
-                             ra['n_test'])
-        lines.append('| %s | `%s` − `%s` | %s | %s | %s | %d, %d |' % (
-            question, a, b, cells[0], cells[1],
-            '—' if sampling is None else '%.2f' % sampling,
-            len(ra['seeds']), len(rb['seeds'])))
-    return lines + [
-        '', 'Negative: the first row errs less. SE: Welch\'s standard error '
-        'of the difference of the means, from the seeds\' sample standard '
-        'deviations (two seeds or more on each side); "within noise": the '
-        'difference is under two SE. Test-set SE: the binomial sampling '
-        'error of the two centre-view error rates on the test set, combined '
-        'as if independent; it is there with one seed too, and counts only '
-        'the test set\'s noise, not the seeds\'.']
+#: The rows whose recovered fraction of the bottom-vs-BP gap is reported.
+RECOVERING_ROWS = ('layerwise', 'vfbn-alpha0', 'vfbn', 'vfbn-paper-alpha',
+                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp')
 
 
 def _md_results(s, table, level):
-    """The table and the comparisons, under headings of ``level``."""
-    return _md_table(s, table, level) + _md_comparisons(table, level)
+    """The table, the paired comparisons and the recovered fractions,
+    under headings of ``level``."""
+    return (_md_table(s, table, level)
+            + comparisons.md_comparisons(table, COMPARISONS, level)
+            + comparisons.md_recovered(table, RECOVERING_ROWS, level))
 
 
 def markdown(s, records, table, length):
     """The report's text: settings, the table, the comparisons, the
-    tuning, the length."""
+    tuning, the length and the pilot."""
     lines = (_md_settings(s, records) + _md_results(s, table, '##')
-             + _md_tuning_and_length(s, table, length))
+             + _md_tuning_and_length(s, table, length)
+             + _md_pilot(pilot(s, records)))
     return '\n'.join(lines) + '\n'
 
 

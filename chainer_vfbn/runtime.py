@@ -164,9 +164,33 @@ def code_version():
     return 'chainer_vfbn %s' % chainer_vfbn.__version__
 
 
+def machine():
+    """The CPU model and the BLAS library and kernel NumPy runs on (from
+    threadpoolctl): a run is bit-identical on one machine, and equal only
+    within seed noise across machines, so its record names the machine."""
+    cpu = None
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name')), None)
+    except OSError:
+        pass
+    try:
+        import threadpoolctl
+        blas = [{k: lib.get(k) for k in ('internal_api', 'version',
+                                         'architecture', 'threading_layer')}
+                for lib in threadpoolctl.threadpool_info()
+                if lib.get('user_api') == 'blas']
+    except ImportError:
+        blas = 'unknown (threadpoolctl is not installed)'
+    return {'cpu': cpu or platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(), 'blas': blas}
+
+
 def environment():
     env = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__, 'platform': platform.platform()}
+           'chainer': chainer.__version__, 'platform': platform.platform(),
+           'machine': machine()}
     if chainer.backends.cuda.available:
         env['cupy'] = chainer.backends.cuda.cupy.__version__
         env['cudnn'] = bool(chainer.backends.cuda.cudnn_enabled)

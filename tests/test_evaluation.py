@@ -12,7 +12,10 @@ from chainer.training import extensions
 from chainer_vfbn.datasets import augment as A
 from chainer_vfbn.datasets import AugmentedIterator
 from chainer_vfbn.datasets import get_cifar10
+from chainer_vfbn.evaluation import decode_classes
+from chainer_vfbn.evaluation import encode_classes
 from chainer_vfbn.evaluation import evaluate_views
+from chainer_vfbn.evaluation import predictions_record
 from chainer_vfbn.evaluation import ViewEvaluator
 from chainer_vfbn.models import resnet_cifar
 
@@ -74,10 +77,16 @@ def test_tta_averages_softmax(augment):
     assert max(c[0] for c in detector.calls) == 2
     assert {c[1:] for c in detector.calls} == {(False, False)}
 
+    # The per-image predictions behind both figures.
+    assert result['predictions'].tolist() == [0, 0, 0, 1, 1]
+    assert result['tta_predictions'].tolist() == [1, 1, 1, 1, 1]
+
     detector.calls = []
     result = evaluate_views(detector, images, labels, augment, batch_size=8,
                             tta=False, mean=mean, std=std)
     assert result['tta_accuracy'] is None and result['tta_error'] is None
+    assert result['tta_predictions'] is None
+    assert result['predictions'].tolist() == [0, 0, 0, 1, 1]
     assert result['accuracy'] == pytest.approx(0.6)
     assert [c[0] for c in detector.calls] == [5]
 
@@ -165,6 +174,41 @@ def test_view_evaluator_reports():
         with chainer.Reporter().scope(observation):
             never()
         assert set(observation) == base
+
+
+def test_predictions_record_is_compact_and_exact():
+    rng = numpy.random.RandomState(0)
+    labels = rng.randint(0, 10, size=846)
+    pred = rng.randint(0, 10, size=846)
+    rec = predictions_record(dict(predictions=pred, tta_predictions=None),
+                             labels)
+    assert rec['n_images'] == 846 and rec['tta'] is None
+    assert len(rec['centre']) == 846     # one character per image
+    numpy.testing.assert_array_equal(decode_classes(rec['centre']), pred)
+    numpy.testing.assert_array_equal(decode_classes(rec['labels']), labels)
+    assert encode_classes([3, 0, 9, 11, 35]) == '309bz'
+    with pytest.raises(ValueError, match='0..35'):
+        encode_classes([36])
+
+
+def test_view_evaluator_hands_on_the_final_predictions_only():
+    images = _ramps(3, 2)
+    labels = numpy.zeros(5, numpy.int32)
+    got = []
+
+    class Updater(object):
+        iteration = 0
+    trainer = type('T', (), {'updater': Updater()})()
+    ext = ViewEvaluator(FlipDetector(), images, labels, 'paper',
+                        tta_interval=5, final_iteration=3,
+                        on_final=got.append)
+    for it in (1, 2, 3):
+        trainer.updater.iteration = it
+        with chainer.Reporter().scope({}):
+            ext(trainer)
+    assert len(got) == 1   # at the final iteration, with its TTA
+    assert got[0]['predictions'].tolist() == [0, 0, 0, 1, 1]
+    assert got[0]['tta_predictions'].tolist() == [1, 1, 1, 1, 1]
 
 
 def test_view_evaluator_in_trainer(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from chainer_vfbn import protocol
 from chainer_vfbn.datasets import validation_split
+from chainer_vfbn.evaluation import predictions_record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'train'))
@@ -105,7 +106,7 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
                 else s['seeds'])
         assert by_row[row] == list(want)
     assert len(s['seeds']) >= 3
-    assert sorted(protocol.FINAL_ORDER) == sorted(protocol.ROWS)
+    assert sorted(protocol.FINAL_ORDER) == sorted(protocol.MINI_ROWS)
     # Seed by seed; within a seed, bp and vfbn first.
     assert [r.seed for r in final] == sorted(r.seed for r in final)
     assert [(r.row, r.seed) for r in final[:3]] == [
@@ -131,10 +132,18 @@ def test_lr_steps_at_five_and_ten_twelfths():
 
 # -- running: skip what is recorded, refuse what differs -----------------------
 
+def _wrong_first(labels, err):
+    pred = labels.copy()
+    k = int(round(100 * err))
+    pred[:k] = (labels[:k] + 1) % 10
+    return pred
+
+
 class FakeProcess(object):
     """Writes what train_cifar.py leaves behind, then exits 0."""
 
     calls = []
+    cut_penalty = {'stem': 0.2, 'stage1_unit1': 0.08}
 
     def __init__(self, argv, stdout=None, stderr=None, env=None,
                  start_new_session=False):
@@ -146,6 +155,9 @@ class FakeProcess(object):
         if '--alpha-gs' in argv:
             err += abs(math.log10(float(argv[argv.index('--alpha-gs') + 1])
                            + 1e-30) + 4) / 100.
+        if '--split-at' in argv:   # the pilot's bottom halves
+            err += FakeProcess.cut_penalty.get(
+                argv[argv.index('--split-at') + 1], 0.)
         with open(os.path.join(out, 'summary.json'), 'w') as f:
             json.dump({'test_error': err, 'tta_error': err - 0.02,
                        'train_accuracy': 0.9, 'synth_cos': 0.5,
@@ -156,6 +168,13 @@ class FakeProcess(object):
         with open(os.path.join(out, 'log'), 'w') as f:
             json.dump([{'epoch': 1, 'iteration': 2,
                         'validation/main/error': err, 'other': 1}], f)
+        # 100 images: the first 100 * err of them wrong (nested, so that
+        # a lower error errs on a subset of the images a higher one does)
+        labels = numpy.arange(100) % 10
+        with open(os.path.join(out, 'predictions.json'), 'w') as f:
+            json.dump(predictions_record(dict(
+                predictions=_wrong_first(labels, err),
+                tta_predictions=_wrong_first(labels, err - 0.02)), labels), f)
         self.returncode = 0
 
     def poll(self):
@@ -264,9 +283,38 @@ def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
     assert '3 of 3' in md and '1 of 1' in md
     assert '**' in md          # the chosen grid points are marked
     assert 'Gain over the last fifth' in md
-    # every comparison has its line: a misspelled row would be skipped
+    # every comparison of two Table 1 rows has its line in both views: a
+    # misspelled row would be skipped
     for question, a, b in protocol.COMPARISONS:
-        assert '| %s | `%s` − `%s` |' % (question, a, b) in md
+        if a in protocol.ROWS and b in protocol.ROWS:
+            for view in ('centre', 'tta'):
+                assert '| %s | `%s` − `%s` | %s | ' % (question, a, b,
+                                                       view) in md
+    # The fake untrained VFBN (alpha 0) errs on the same 26 more images
+    # than the tuned one in every seed: -26 points, p = 2 / 2**26.
+    line = [l for l in md.splitlines() if l.startswith(
+        '| (c) VFBN tuned α_gs against α_gs = 0 |') and '| centre |' in l]
+    assert line and '| centre | -26.00 [' in line[0]
+    assert '| <1e-4 | <1e-4 | 0: <1e-4, 1: <1e-4, 2: <1e-4 |' in line[0]
+    n_tests = 2 * sum(a in protocol.ROWS and b in protocol.ROWS
+                      for _, a, b in protocol.COMPARISONS)
+    assert 'adjusted for the %d tests of this table' % n_tests in md
+    # The pilot: stage1_unit1's bottom errs on 8 more images than BP, all
+    # one way: McNemar p = 2 / 2**8 < 0.01 and 8 >= 5 points: chosen.
+    assert '## Pilot' in md
+    assert '| `bottom-bp` cut after `stage1_unit1` | 58.00 | 56.00 | ' \
+        '+8.00 [' in md and '], p = 0.0078 |' in md
+    assert 'Chosen: `stage1_unit1`.' in md
+    # and --split-at pilot resolves to it, with its own records folder
+    monkey = reproduce.MINI_RECORDS
+    try:
+        reproduce.MINI_RECORDS = records
+        args = reproduce.parse_args(['--schedule', 'mini', '--split-at',
+                                     'pilot'])
+    finally:
+        reproduce.MINI_RECORDS = monkey
+    assert args.split_at == 'stage1_unit1'
+    assert args.records == records + '-stage1_unit1'
 
 
 def test_report_writes_its_block_into_the_results_page(tmp_path, capsys):
@@ -363,26 +411,3 @@ def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
                               'train.py', popen=DivergingProcess,
                               log=lambda m: None)
     assert set(again.values()) == {'skipped'}
-
-
-def test_compare_is_welch_difference_of_means():
-    a = protocol.stats([40., 42., 44.])        # mean 42, std 2
-    b = protocol.stats([41., 41.5, 42.5])      # mean 41.667, var 7/12
-    c = protocol.compare(a, b)
-    assert c['diff'] == pytest.approx(1. / 3)
-    assert c['se'] == pytest.approx(math.sqrt(4. / 3 + 7. / 36))
-    assert c['within_noise'] is True and c['n'] == (3, 3)
-    far = protocol.compare(protocol.stats([30., 31., 32.]), b)
-    assert far['diff'] == pytest.approx(-32. / 3) and not far['within_noise']
-    one = protocol.compare(protocol.stats([30.]), b)
-    assert one['se'] is None and one['within_noise'] is None
-    assert protocol.compare(None, b) is None
-
-
-def test_test_set_se_is_the_binomial_error_of_a_difference():
-    # 40% and 30% on 1000 images: sqrt(.24/1000 + .21/1000) = 2.1213 points
-    assert protocol.test_set_se(40., 30., 1000) == pytest.approx(
-        100 * math.sqrt(0.45 / 1000))
-    assert protocol.test_set_se(40., 30., None) is None
-    assert protocol._test_images([{'dataset': 'cifar10: 4660 train / 846 '
-                                   'test images from x'}]) == 846

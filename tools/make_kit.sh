@@ -67,7 +67,7 @@ for line in text.splitlines():
 EOF
 )
 
-wanted=('setuptools<81' pillow pytest "${chainer_deps[@]}")
+wanted=('setuptools<81' pillow threadpoolctl pytest "${chainer_deps[@]}")
 [ "$mpich" = 1 ] && wanted+=(mpich)
 [ "$plot" = 1 ] && wanted+=(matplotlib)
 # Binary wheels for the target, whatever the host's Python. A dependency that
@@ -85,6 +85,7 @@ rm -f "$kit"/numpy-*.whl "$kit"/cupy*.whl
     echo 'chainer==7.8.1'
     echo 'setuptools<81'
     echo 'pillow'
+    echo 'threadpoolctl'
     echo 'pytest'
     [ "$plot" = 1 ] && echo 'matplotlib'
 } > "$kit/requirements.txt"

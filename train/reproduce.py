@@ -567,6 +567,11 @@ def parse_args(argv=None):
     mini.add_argument('--arch', default=None,
                       help='another network than the protocol\'s %s'
                            % protocol.MINI['arch'])
+    mini.add_argument('--split-at', default=None,
+                      help="the cut of every split row, instead of the "
+                           "protocol's (mid stage 2); 'pilot': the one the "
+                           "pilot's records in docs/results/mini chose; "
+                           "records default to docs/results/mini-<cut>")
     mini.add_argument('--untuned', action='store_true',
                       help='final phase without tuning records: the '
                            'default alpha_gs of each method')
@@ -581,10 +586,11 @@ def parse_args(argv=None):
                         'row')
     args = p.parse_args(argv)
     rows = [r for r in args.rows.split(',') if r]
-    unknown = [r for r in rows if r not in ROWS]
+    known = protocol.MINI_ROWS if args.schedule == 'mini' else ROWS
+    unknown = [r for r in rows if r not in known]
     if unknown or not rows:
         p.error('unknown row(s) %s; choose from %s'
-                % (', '.join(unknown) or '(none)', ', '.join(ROWS)))
+                % (', '.join(unknown) or '(none)', ', '.join(known)))
     try:
         seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
     except ValueError:
@@ -602,6 +608,7 @@ def parse_args(argv=None):
             p.error(str(e))
     if args.schedule != 'mini':
         for flag, value in (('--arch', args.arch), ('--records', args.records),
+                            ('--split-at', args.split_at),
                             ('--deadline', args.deadline),
                             ('--results-doc', args.results_doc)):
             if value is not None:
@@ -609,8 +616,23 @@ def parse_args(argv=None):
     elif args.extra:
         p.error('--schedule mini takes no extra train_cifar.py options: '
                 'every setting is the protocol\'s')
+    if args.schedule == 'mini' and args.split_at not in (None, 'pilot'):
+        from chainer_vfbn.models import resnet_cifar
+        points = resnet_cifar(args.arch or protocol.MINI['arch']).split_points
+        if args.split_at not in points:
+            p.error('--split-at %s is not a cut of %s; choose from %s, or '
+                    'pilot' % (args.split_at, args.arch or
+                               protocol.MINI['arch'], ', '.join(points)))
+    if args.schedule == 'mini' and args.split_at == 'pilot':
+        chosen = (protocol.pilot(protocol.settings(args.arch), MINI_RECORDS)
+                  or {}).get('chosen')
+        if chosen is None:
+            p.error("--split-at pilot: the pilot in %s has not chosen a cut "
+                    "(run --phase pilot first)" % MINI_RECORDS)
+        args.split_at = chosen
     if args.schedule == 'mini' and args.records is None:
-        args.records = MINI_RECORDS + ('-' + args.arch if args.arch else '')
+        args.records = MINI_RECORDS + ''.join(
+            '-' + x for x in (args.arch, args.split_at) if x)
     if args.schedule == 'mini' and args.data_dir is None:
         args.data_dir = MINI_DATA
     if args.out is None:
@@ -620,9 +642,9 @@ def parse_args(argv=None):
 
 def main_mini(args, popen=subprocess.Popen):
     """``--schedule mini``: the phases of :mod:`chainer_vfbn.protocol`."""
-    s = protocol.settings(args.arch)
+    s = protocol.settings(args.arch, args.split_at)
     rows = args.rows
-    phases = {'all': ('length', 'tune', 'final'), 'report': ()}.get(
+    phases = {'all': ('length', 'pilot', 'tune', 'final'), 'report': ()}.get(
         args.phase, (args.phase,))
     failed = []
     try:

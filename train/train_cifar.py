@@ -244,7 +244,9 @@ def option_errors(args):
 def build_trainer(args, method, train_iter, test, device, n_train):
     from chainer_vfbn.divergence import FiniteCheck
     from chainer_vfbn.evaluation import EpochsOrEnd
+    from chainer_vfbn.evaluation import PREDICTIONS_FILE
     from chainer_vfbn.evaluation import ViewEvaluator
+    from chainer_vfbn.evaluation import predictions_record
 
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
                                   device)
@@ -270,7 +272,11 @@ def build_trainer(args, method, train_iter, test, device, n_train):
                       augment=test['augment'], batch_size=args.test_batchsize,
                       device=device, tta_interval=args.tta_interval,
                       mean=test['mean'], std=test['std'],
-                      final_iteration=stop_iteration),
+                      final_iteration=stop_iteration,
+                      # per-image predictions, for paired comparisons
+                      on_final=lambda result: runtime.write_json(
+                          os.path.join(args.out, PREDICTIONS_FILE),
+                          predictions_record(result, test['labels']))),
         trigger=eval_trigger, name='validation')
 
     log_trigger = eval_trigger

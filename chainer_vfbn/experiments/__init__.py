@@ -1,0 +1,1 @@
+"""The experiment harness: what runs are compared, and how."""

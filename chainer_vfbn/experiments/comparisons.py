@@ -1,0 +1,179 @@
+"""The comparisons of a results table, paired by image and seed.
+
+A table row (see :func:`chainer_vfbn.protocol.summarize`) carries, per
+seed, the per-image predictions of its final evaluation
+(:func:`chainer_vfbn.evaluation.predictions_record`). Two rows are compared
+on the seeds that both have, image by image
+(:mod:`chainer_vfbn.experiments.paired`): the difference of their
+seed-averaged error rates with a paired-bootstrap 95% interval, an exact
+sign-flip p-value (the exact McNemar test with one seed) and the per-seed
+McNemar p-values; the p-values of one report are Holm-adjusted together.
+"""
+import numpy
+
+from chainer_vfbn.evaluation import decode_classes
+from chainer_vfbn.experiments import paired
+
+#: The views a row is scored in: the centre crop and the 36-view average.
+VIEWS = ('centre', 'tta')
+#: The paper's own fraction of the BP-vs-bottom gap that VFBN (1e-3)
+#: recovers: (5.76 - 5.51) / (5.76 - 5.15).
+PAPER_RECOVERED = (5.76 - 5.51) / (5.76 - 5.15)
+
+
+def wrong_by_seed(row, view):
+    """``{seed: 0/1 per image}`` of a row's runs that kept predictions."""
+    out = {}
+    for seed, pred in (row.get('predictions') or {}).items():
+        if pred and pred.get(view):
+            out[seed] = (decode_classes(pred[view])
+                         != decode_classes(pred['labels']))
+    return out
+
+
+def _stacked(rows, view):
+    """The seeds every row has predictions for, and each row's errors as
+    an array ``(seeds, images)``; ``(seeds, None)`` if they share none or
+    were scored on different images."""
+    per_row = [wrong_by_seed(r, view) for r in rows]
+    seeds = sorted(set.intersection(*[set(w) for w in per_row]))
+    labels = {r['predictions'][s]['labels'] for r in rows for s in seeds}
+    if not seeds or len(labels) != 1:
+        return seeds, None
+    return seeds, [numpy.stack([w[s] for s in seeds]) for w in per_row]
+
+
+def compare_rows(row_a, row_b, view, n_boot=10000):
+    """Row a against row b in one view, paired; None without predictions.
+
+    Returns:
+        dict: ``seeds`` (paired), ``diff`` (a's seed-averaged error minus
+        b's, points, with ``low``/``high`` of its 95% paired-bootstrap
+        interval), ``p`` (:func:`paired.sign_flip_test`) and ``per_seed``
+        (``[(seed, McNemar p)]``).
+    """
+    seeds, wrongs = _stacked([row_a, row_b], view)
+    if wrongs is None:
+        return None
+    boot = paired.paired_bootstrap(lambda a, b: a - b, wrongs, n_boot=n_boot)
+    return dict(seeds=seeds, diff=boot['estimate'], low=boot['low'],
+                high=boot['high'],
+                p=paired.sign_flip_test(*wrongs)['p'],
+                per_seed=[(s, paired.mcnemar_exact(wrongs[0][i],
+                                                   wrongs[1][i])['p'])
+                          for i, s in enumerate(seeds)])
+
+
+def recovered_fraction(row, bottom, bp, view, n_boot=10000):
+    """``(bottom - row) / (bottom - bp)``: the fraction of the gap between
+    the bottom half alone and BP that ``row`` recovers (1: all of it, 0:
+    none, below 0: worse than the bottom alone), on the seeds all three
+    share, with its paired-bootstrap 95% interval; None without
+    predictions."""
+    seeds, wrongs = _stacked([row, bottom, bp], view)
+    if wrongs is None:
+        return None
+    boot = paired.paired_bootstrap(
+        lambda r, b, p: (b - r) / (b - p), wrongs, n_boot=n_boot)
+    return dict(seeds=seeds, fraction=boot['estimate'], low=boot['low'],
+                high=boot['high'], undefined=boot['undefined'])
+
+
+def compare_all(table, comparisons, n_boot=10000):
+    """Every comparison in both views, with Holm-adjusted p-values.
+
+    Args:
+        table (list): Table rows (dicts with ``row`` and ``predictions``).
+        comparisons: ``(question, row a, row b)`` triples; those naming a
+            row absent from the table are left out.
+
+    Returns:
+        list: ``(question, a, b, {view: result or None})``, each result with
+        ``p_holm`` added; the family is every test that has a p-value.
+    """
+    by_row = {r['row']: r for r in table}
+    out = []
+    for question, a, b in comparisons:
+        if a in by_row and b in by_row:
+            out.append((question, a, b, {
+                view: compare_rows(by_row[a], by_row[b], view, n_boot)
+                for view in VIEWS}))
+    tests = [res for _, _, _, by_view in out for res in by_view.values()
+             if res is not None]
+    for res, adjusted in zip(tests, paired.holm([t['p'] for t in tests])):
+        res['p_holm'] = adjusted
+    return out
+
+
+def _ci(res, key, digits=2):
+    return '%+.*f [%+.*f, %+.*f]' % (digits, res[key], digits, res['low'],
+                                     digits, res['high'])
+
+
+def _p(p):
+    return '%.2g' % p if p >= 1e-4 else '<1e-4'
+
+
+def md_comparisons(table, comparisons, level, n_boot=10000):
+    """Markdown lines: the paired comparisons of the table's rows."""
+    results = compare_all(table, comparisons, n_boot)
+    n_tests = sum(res is not None for *_, by_view in results
+                  for res in by_view.values())
+    lines = ['', level + ' Comparisons, paired by image and seed (test '
+             'error, percentage points)', '',
+             '| question | rows | view | difference [95% CI] | p | p, Holm '
+             '| McNemar p per seed |', '|---|---|---|---:|---:|---:|---|']
+    for question, a, b, by_view in results:
+        for view in VIEWS:
+            res = by_view[view]
+            cells = (['no per-image predictions', '—', '—', '—']
+                     if res is None else [
+                         _ci(res, 'diff'), _p(res['p']), _p(res['p_holm']),
+                         ', '.join('%d: %s' % (s, _p(p))
+                                   for s, p in res['per_seed'])])
+            lines.append('| %s | `%s` − `%s` | %s | %s |' % (
+                question, a, b, view, ' | '.join(cells)))
+    return lines + [
+        '', 'Negative: the first row errs less. Difference: of the two rows\' '
+        'error rates averaged over the seeds both have, with a 95%% '
+        'percentile interval from %d paired-bootstrap replicates that '
+        'resample the test images and the seeds together. p: exact '
+        'two-sided sign-flip test, image by image over the paired seeds (the '
+        'exact McNemar test when there is one seed). p, Holm: adjusted for '
+        'the %d tests of this table. McNemar p per seed: the exact test of '
+        'each pair of runs with the same seed.' % (n_boot, n_tests)]
+
+
+def md_recovered(table, rows, level, n_boot=10000):
+    """Markdown lines: the fraction of the bottom-vs-BP gap each
+    synthetic row recovers, beside the paper's."""
+    by_row = {r['row']: r for r in table}
+    if 'bp' not in by_row or 'bottom-bp' not in by_row:
+        return []
+    lines = ['', level + ' Fraction of the gap between the bottom half '
+             'alone and BP that each row recovers', '',
+             '| row | centre view [95% CI] | 36-view TTA [95% CI] | seeds |',
+             '|---|---:|---:|---|']
+    for row in (r for r in rows if r in by_row):
+        cells, seeds = [], set()
+        for view in VIEWS:
+            res = recovered_fraction(by_row[row], by_row['bottom-bp'],
+                                     by_row['bp'], view, n_boot)
+            if res is None:
+                cells.append('—')
+                continue
+            seeds.update(res['seeds'])
+            cells.append('%s%s' % (_ci(res, 'fraction'), '' if not
+                                   res['undefined'] else ' (%d undefined)'
+                                   % res['undefined']))
+        lines.append('| `%s` | %s | %s | %s |' % (
+            row, cells[0], cells[1], ', '.join(map(str, sorted(seeds)))
+            or '—'))
+    return lines + [
+        '', '(bottom − row) / (bottom − BP), from the error rates averaged '
+        'over the seeds all three rows share: 1 recovers the whole gap, 0 '
+        'none of it, below 0 is worse than the bottom half alone. The '
+        'interval is the paired bootstrap\'s (replicates where bottom = BP '
+        'are undefined and dropped). The paper\'s figure for VFBN at '
+        'α_gs = 1e-3: (5.76 − 5.51) / (5.76 − 5.15) = %.2f.'
+        % PAPER_RECOVERED]
