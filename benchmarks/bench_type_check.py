@@ -5,10 +5,12 @@ Runs ``train/train_cifar.py`` on the bundled sample with the same options
 and seed, with ``CHAINER_TYPE_CHECK=1`` (Chainer's default) and ``=0``,
 alternating, ``--repeats`` times each, one BLAS thread. It compares every
 logged value of the two settings (they must be identical: the checks only
-validate shapes and dtypes) and the training time the trainer measured
-(``summary.json``'s ``wall_time_s``, without start-up and data loading),
-and prints one JSON object: the median times, their ratio and whether the
-numbers were bit-identical.
+validate shapes and dtypes) and the time each run took: the CPU time of the
+whole process (user + system, start-up included), which other work on the
+machine hardly changes, and the training time the trainer measured
+(``summary.json``'s ``wall_time_s``), which it does. It prints one JSON
+object: the median times, their ratios and whether the numbers were
+bit-identical.
 
 Example::
 
@@ -18,6 +20,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,8 @@ TRAIN = os.path.join(os.path.dirname(os.path.dirname(
 
 
 def one_run(method, args, type_check, out):
-    """The log and the trainer's wall time of one short run."""
+    """The log, the process's CPU time and the trainer's wall time of one
+    short run."""
     env = dict(os.environ, CHAINER_TYPE_CHECK=type_check, OMP_NUM_THREADS='1',
                OPENBLAS_NUM_THREADS='1', MKL_NUM_THREADS='1')
     cmd = [sys.executable, TRAIN, '--method', method, '--dataset', 'sample',
@@ -39,7 +43,11 @@ def one_run(method, args, type_check, out):
            '--iterations', str(args.iterations), '--seed', '0',
            '--eval-interval', '1000', '--tta-interval', '0',
            '--no-progress', '--device', '@numpy', '--out', out]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime +
+                                                before.ru_stime)
     with open(os.path.join(out, 'log')) as f:
         log = json.load(f)
     with open(os.path.join(out, 'summary.json')) as f:
@@ -47,7 +55,7 @@ def one_run(method, args, type_check, out):
     # Everything but the clock must match.
     numbers = [{k: v for k, v in e.items() if k != 'elapsed_time'}
                for e in log]
-    return numbers, wall
+    return numbers, cpu, wall
 
 
 def main(argv=None):
@@ -69,23 +77,25 @@ def main(argv=None):
               'environment': runtime.environment(), 'methods': {}}
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(','):
-            walls = {'1': [], '0': []}
+            times = {(k, tc): [] for k in ('cpu', 'wall') for tc in '10'}
             logs = {}
             for r in range(args.repeats):
                 for tc in ('1', '0'):
                     out = os.path.join(tmp, '%s_%s_%d' % (method, tc, r))
-                    logs[tc], wall = one_run(method, args, tc, out)
-                    walls[tc].append(wall)
-            on, off = (statistics.median(walls[k]) for k in ('1', '0'))
-            result['methods'][method] = {
-                'wall_s_type_check_on': walls['1'],
-                'wall_s_type_check_off': walls['0'],
-                'median_on_s': on, 'median_off_s': off,
-                'off_over_on': off / on,
-                'bit_identical': logs['1'] == logs['0']}
-            print('%s: type checks on %.2f s, off %.2f s (x%.3f), '
-                  'numbers bit-identical: %s' % (
-                      method, on, off, off / on, logs['1'] == logs['0']),
+                    logs[tc], cpu, wall = one_run(method, args, tc, out)
+                    times['cpu', tc].append(cpu)
+                    times['wall', tc].append(wall)
+            fig = {'bit_identical': logs['1'] == logs['0']}
+            for k in ('cpu', 'wall'):
+                on, off = (statistics.median(times[k, tc]) for tc in '10')
+                fig.update({'%s_s_type_check_on' % k: times[k, '1'],
+                            '%s_s_type_check_off' % k: times[k, '0'],
+                            '%s_off_over_on' % k: off / on})
+            result['methods'][method] = fig
+            print('%s: off/on, process CPU time x%.3f, trainer wall time '
+                  'x%.3f; numbers bit-identical: %s' % (
+                      method, fig['cpu_off_over_on'],
+                      fig['wall_off_over_on'], fig['bit_identical']),
                   flush=True)
     print(json.dumps(result, indent=1))
     if args.json:

@@ -422,7 +422,12 @@ def chosen_settings(s, records):
 
 
 def thread_env(threads=1):
-    env = dict(os.environ)
+    """The environment of a run: ``threads`` BLAS threads, and Chainer's
+    type checks off. They only validate shapes and dtypes: off, a short
+    run's every logged number was bit-identical, and a VFBN run took about
+    7% less CPU time, a BP run the same
+    (docs/benchmarks/type_check_cpu_2026-12-03.json)."""
+    env = dict(os.environ, CHAINER_TYPE_CHECK='0')
     for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
         env[var] = str(threads)
     return env

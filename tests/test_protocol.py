@@ -223,7 +223,8 @@ def test_one_blas_thread_per_run(tmp_path):
                       str(tmp_path / 'o'), 'train.py', popen=Spy,
                       log=lambda m: None)
     assert seen and all(e['OMP_NUM_THREADS'] == '1' and
-                        e['OPENBLAS_NUM_THREADS'] == '1' for e in seen)
+                        e['OPENBLAS_NUM_THREADS'] == '1' and
+                        e['CHAINER_TYPE_CHECK'] == '0' for e in seen)
 
 
 def test_a_signal_is_passed_on_and_waited_for(tmp_path):

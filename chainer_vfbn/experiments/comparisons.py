@@ -123,10 +123,11 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
              'error, percentage points)', '',
              '| question | rows | view | difference [95% CI] | p | p, Holm '
              '| McNemar p per seed |', '|---|---|---|---:|---:|---:|---|']
+    by_row = {r['row']: r for r in table}
     for question, a, b, by_view in results:
         for view in VIEWS:
             res = by_view[view]
-            cells = (['no per-image predictions', '—', '—', '—']
+            cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—']
                      if res is None else [
                          _ci(res, 'diff'), _p(res['p']), _p(res['p_holm']),
                          ', '.join('%d: %s' % (s, _p(p))
@@ -141,7 +142,19 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
         'two-sided sign-flip test, image by image over the paired seeds (the '
         'exact McNemar test when there is one seed). p, Holm: adjusted for '
         'the %d tests of this table. McNemar p per seed: the exact test of '
-        'each pair of runs with the same seed.' % (n_boot, n_tests)]
+        'each pair of runs with the same seed. Where a record holds no '
+        'per-image predictions (the runs made before 2026-12-03), only the '
+        'difference of the rows\' mean errors is shown, with no test.'
+        % (n_boot, n_tests)]
+
+
+def _unpaired(row_a, row_b, view):
+    """The difference of two rows' mean errors, where no paired test can
+    be made."""
+    if row_a.get(view) is None or row_b.get(view) is None:
+        return '—'
+    return '%+.2f (means; no per-image predictions)' % (
+        row_a[view]['mean'] - row_b[view]['mean'])
 
 
 def md_recovered(table, rows, level, n_boot=10000):
