@@ -188,6 +188,10 @@ def gpu_profiler(device):
             torch.profiler.supported_activities():
         return None, ('no GPU profiler: this PyTorch has no CUDA activity '
                       '(CUPTI) in its profiler')
+    # PyTorch's CUDA state on the device CuPy uses (the same primary
+    # context), before the profiler starts.
+    torch.cuda.init()
+    torch.cuda.set_device(device.device.id)
     return torch, None
 
 
