@@ -72,6 +72,7 @@ if [ "$install" = 1 ]; then
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -qq $missing) > /tmp/docker_check_apt.log 2>&1 \
             || cannot "apt-get could not install$missing (/tmp/docker_check_apt.log)"
+        rm -f /tmp/docker_check_apt.log
     fi
 fi
 for cmd in podman debootstrap python3; do
