@@ -9,10 +9,13 @@
 # /data holds cifar-10-python.tar.gz (downloaded there on the first run if absent);
 # /results receives one folder per Table 1 row, table.md, table.json and the figures.
 #
-# No Docker engine runs in this project's CI, so this image is not built there:
 # tests/test_docker.py checks it against setup.py's pins, the constraints file and the
-# README's install recipe so that they cannot drift apart.
-FROM nvidia/cuda:12.2.2-cudnn8-runtime-ubuntu22.04
+# README's install recipe so that they cannot drift apart. tools/docker_check.sh (run by CI
+# where podman installs) builds THIS file and runs it, on a stand-in base: Debian bookworm
+# made by debootstrap, passed as BASE_IMAGE. Nothing else differs; what the stand-in cannot
+# prove (Ubuntu 22.04's package names, CUDA) is said there and in README.md.
+ARG BASE_IMAGE=nvidia/cuda:12.2.2-cudnn8-runtime-ubuntu22.04
+FROM ${BASE_IMAGE}
 
 ARG PYTHON_VERSION=3.11
 
@@ -29,7 +32,9 @@ RUN apt-get update \
 RUN python${PYTHON_VERSION} -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # pip 23 to 26.3: the versions on which the constraints recipe below was proven.
-RUN python -m pip install --upgrade 'pip>=23,<26.4'
+# --force-reinstall: the installed pip is no candidate, so the step FAILS when the index
+# cannot be reached; with --upgrade alone it exits 0 and keeps the venv's old pip.
+RUN python -m pip install --upgrade --force-reinstall 'pip>=23,<26.4'
 
 WORKDIR /opt/chainer-vfbn
 COPY . .

@@ -55,8 +55,12 @@ def device_name(device):
     return name.decode() if isinstance(name, bytes) else name
 
 
-def versions():
-    """Library versions and the checkout's ``git describe``."""
+def versions(with_torch=False):
+    """Library versions and the checkout's ``git describe``.
+
+    ``with_torch``: also PyTorch's version, its CUDA and its cuDNN, where
+    PyTorch imports.
+    """
     out = {'python': platform.python_version(), 'numpy': numpy.__version__,
            'chainer': chainer.__version__,
            'chainer_vfbn': chainer_vfbn.__version__}
@@ -65,6 +69,15 @@ def versions():
         out['cupy'] = cuda.cupy.__version__
         out['cudnn'] = (str(cuda.cudnn.getVersion()) if cuda.cudnn_enabled
                         else 'off')
+    if with_torch:
+        try:
+            import torch
+            out['torch'] = torch.__version__
+            if torch.cuda.is_available():
+                out['torch cuda'] = torch.version.cuda
+                out['cudnn (torch)'] = str(torch.backends.cudnn.version())
+        except ImportError:
+            pass
     try:
         out['git'] = subprocess.run(
             ['git', 'describe', '--always', '--dirty'], capture_output=True,
@@ -144,3 +157,72 @@ def pipeline_bounds(c):
     return {'free': (b + t) / max(b, t),
             'above': (b + t) / max(b + d, t + dt),
             'below': (b + t) / max(b + d + dt, t)}
+
+
+class ChainerStep(object):
+    """One training step of a method built by ``methods.build_method``.
+
+    Raises ImportError (with the missing module) when the method's parts are
+    not available in this checkout.
+    """
+
+    def __init__(self, method, arch, batch, device, lr, alpha_gs, seed):
+        from chainer_vfbn.methods import build_method  # lazy: may be absent
+        from chainer_vfbn.models import resnet_cifar
+        numpy.random.seed(seed)
+        net = resnet_cifar(arch)
+        built = build_method(method, net, lr=lr, momentum=0.9,
+                             weight_decay=1e-4, alpha_gs=alpha_gs)
+        built.to_device(device)
+        self.updater = built.make_updater(FixedBatchIterator(batch), as_is,
+                                          None)
+        # A Trainer's reporter, so each chainer.report costs what it does
+        # in training.
+        self.reporter = chainer.Reporter()
+        for name, opt in self.updater.get_all_optimizers().items():
+            self.reporter.add_observer(name, opt.target)
+            self.reporter.add_observers(
+                name, opt.target.namedlinks(skipself=True))
+        self.device = device
+
+    def __call__(self):
+        with self.reporter.scope({}):
+            self.updater.update()
+
+    def synchronize(self):
+        synchronize(self.device)
+
+
+class TorchStep(object):
+    """One training step of the PyTorch eager twin (``torch_resnet.py``)."""
+
+    def __init__(self, arch, x, t, device_spec, lr, seed):
+        import torch
+        import torch_resnet
+        self.torch = torch
+        torch.manual_seed(seed)
+        self.device = torch.device(device_spec)
+        self.model = torch_resnet.torch_resnet_cifar(arch).to(self.device)
+        self.model.train()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr,
+                                   momentum=0.9, weight_decay=1e-4)
+        self.x = torch.from_numpy(x).to(self.device)
+        self.t = torch.from_numpy(t.astype(numpy.int64)).to(self.device)
+
+    def __call__(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.torch.nn.functional.cross_entropy(self.model(self.x),
+                                                      self.t)
+        loss.backward()
+        self.opt.step()
+
+    def synchronize(self):
+        if self.device.type == 'cuda':
+            self.torch.cuda.synchronize(self.device)
+
+
+def torch_device_spec(chainer_device):
+    """The torch device on the same hardware as a chainer device."""
+    if chainer_device.xp is numpy:
+        return 'cpu'
+    return 'cuda:%d' % chainer_device.device.id

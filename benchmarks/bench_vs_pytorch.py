@@ -57,8 +57,7 @@ import numpy  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 import _common  # NOQA
-from _common import device_name, FixedBatchIterator  # NOQA
-_as_is = _common.as_is
+from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
 
 EPOCH_IMAGES = 50000
 GOALS = {
@@ -66,88 +65,6 @@ GOALS = {
     'epoch_s_h100': 6.0,         # chainer-bp seconds per 50k images, H100
     'vfbn_vs_bp': 1.10,          # chainer-vfbn step <= 1.10 x chainer-bp step
 }
-
-
-class ChainerStep(object):
-    """One training step of a method built by ``methods.build_method``.
-
-    Raises ImportError (with the missing module) when the method's parts are
-    not available in this checkout.
-    """
-
-    def __init__(self, method, arch, batch, device, lr, alpha_gs, seed):
-        from chainer_vfbn.methods import build_method  # lazy: may be absent
-        numpy.random.seed(seed)
-        net = resnet_cifar(arch)
-        built = build_method(method, net, lr=lr, momentum=0.9,
-                             weight_decay=1e-4, alpha_gs=alpha_gs)
-        built.to_device(device)
-        self.updater = built.make_updater(FixedBatchIterator(batch), _as_is,
-                                          None)
-        # A Trainer's reporter, so each chainer.report costs what it does
-        # in training.
-        self.reporter = chainer.Reporter()
-        for name, opt in self.updater.get_all_optimizers().items():
-            self.reporter.add_observer(name, opt.target)
-            self.reporter.add_observers(
-                name, opt.target.namedlinks(skipself=True))
-        self.device = device
-
-    def __call__(self):
-        with self.reporter.scope({}):
-            self.updater.update()
-
-    def synchronize(self):
-        if self.device.xp is not numpy:
-            self.device.device.synchronize()
-
-
-class TorchStep(object):
-    """One training step of the PyTorch eager twin."""
-
-    def __init__(self, arch, x, t, device_spec, lr, seed):
-        import torch
-        import torch_resnet
-        self.torch = torch
-        torch.manual_seed(seed)
-        self.device = torch.device(device_spec)
-        self.model = torch_resnet.torch_resnet_cifar(arch).to(self.device)
-        self.model.train()
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr,
-                                   momentum=0.9, weight_decay=1e-4)
-        self.x = torch.from_numpy(x).to(self.device)
-        self.t = torch.from_numpy(t.astype(numpy.int64)).to(self.device)
-
-    def __call__(self):
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.torch.nn.functional.cross_entropy(self.model(self.x),
-                                                      self.t)
-        loss.backward()
-        self.opt.step()
-
-    def synchronize(self):
-        if self.device.type == 'cuda':
-            self.torch.cuda.synchronize(self.device)
-
-
-def torch_device_spec(chainer_device):
-    """The torch device on the same hardware as a chainer device."""
-    if chainer_device.xp is numpy:
-        return 'cpu'
-    return 'cuda:%d' % chainer_device.device.id
-
-
-def versions():
-    out = _common.versions()
-    try:
-        import torch
-        out['torch'] = torch.__version__
-        if torch.cuda.is_available():
-            out['torch cuda'] = torch.version.cuda
-            out['cudnn (torch)'] = str(torch.backends.cudnn.version())
-    except ImportError:
-        pass
-    return out
 
 
 def time_interleaved(steps, rounds, iters, warmup, log=print):
@@ -283,7 +200,7 @@ def main(argv=None):
     info = {'date': datetime.datetime.now().astimezone().isoformat(
                 timespec='seconds'),
             'device': label, 'device_spec': str(device),
-            'versions': versions(), 'config': vars(args),
+            'versions': _common.versions(with_torch=True), 'config': vars(args),
             'timing': ('interleaved blocks; median over rounds of seconds per '
                        'step; batch resident on the device')}
     print('# %s, batch %d, %dx%d input: %d rounds x %d steps, %d warm-up'

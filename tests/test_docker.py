@@ -1,7 +1,9 @@
 """The Dockerfile, setup.py, the constraints files and README.md agree.
 
-No Docker engine runs in CI, so the image is never built there; these tests
-read the files as text and fail when one of them drifts from the others:
+The image itself is built and run by tools/docker_check.sh (in CI where
+podman installs, on a Debian stand-in for the CUDA base); these tests read
+the files as text, everywhere, and fail when one of them drifts from the
+others:
 the Chainer pin, the CuPy major version of the ``cuda12`` extra, the
 ``setuptools<81`` constraint exported as both ``PIP_CONSTRAINT`` and
 ``PIP_BUILD_CONSTRAINT``, Python 3.11 and ``numpy<2`` on the faithful stack.
@@ -220,9 +222,37 @@ def test_parsers_on_known_text():
     assert spec_allows('==7.8.1', '7.8.1') and not spec_allows('==7.8.1', '7.8')
 
 
+def base_image(instructions):
+    """The image ``FROM`` names, ``${NAME}`` resolved from the ARGs before it."""
+    froms = [i for i, (k, _) in enumerate(instructions) if k == 'FROM']
+    assert len(froms) == 1, 'one FROM expected, found %d' % len(froms)
+    args = docker_args(instructions[:froms[0]])
+    image = instructions[froms[0]][1].split()[0]
+    return re.sub(r'\$\{?(\w+)\}?', lambda m: args[m.group(1)], image)
+
+
+def test_base_image_is_an_arg_for_the_stand_in(dockerfile):
+    """tools/docker_check.sh swaps the base through ``BASE_IMAGE``, so the
+    base must be that ARG, declared before FROM, and nothing else differs."""
+    froms = [v for k, v in dockerfile if k == 'FROM']
+    assert froms == ['${BASE_IMAGE}']
+    assert base_image(dockerfile) == docker_args(dockerfile)['BASE_IMAGE']
+    with open(os.path.join(REPO, 'tools', 'docker_check.sh')) as f:
+        assert '--build-arg "BASE_IMAGE=' in f.read()
+
+
+def test_pip_step_fails_without_the_index(dockerfile):
+    """``pip install --upgrade`` alone exits 0 and keeps the venv's pip when
+    the index is unreachable; ``--force-reinstall`` makes the installed pip
+    no candidate, so the step fails (tools/docker_check.sh runs it offline)."""
+    steps = [v for k, v in dockerfile
+             if k == 'RUN' and v.startswith('python -m pip install --upgrade')]
+    assert len(steps) == 1, steps
+    assert '--force-reinstall' in steps[0].split()
+
+
 def test_base_image_is_cuda12_cudnn8_runtime(dockerfile):
-    images = [v.split()[0] for k, v in dockerfile if k == 'FROM']
-    assert len(images) == 1, images
+    images = [base_image(dockerfile)]
     m = re.match(r'^nvidia/cuda:(\d+)\.(\d+)(?:\.\d+)?-cudnn(\d*)-runtime-'
                  r'ubuntu\d+\.\d+$', images[0])
     assert m, ('base image %r is not nvidia/cuda:12.x-cudnn*-runtime-ubuntu*'

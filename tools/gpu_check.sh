@@ -26,6 +26,12 @@
 #   stack        versions, device, and where cuBLAS is loaded from; where CuPy
 #                cannot load cuBLAS, the pip wheel's nvidia/.../lib is put on
 #                LD_LIBRARY_PATH (CuPy 14 wheels carry no cuBLAS)
+#   profile      FIRST, within about 2 minutes: where a step's time goes
+#                (benchmarks/profile_step.py): BP and VFBN step times at batch
+#                128 on ResNet-110 `paper`, Chainer's type checks on and off,
+#                PyTorch's step; for 3 steps of each, the summed GPU kernel
+#                time, the GPU's busy time and the kernels launched against
+#                the wall time (torch.profiler, CUPTI), JSON
 #   cli-gpu0     the README's `train_cifar.py --method vfbn --gpu 0`, 30 iterations
 #   pytest-gpu   pytest -m gpu with CHAINER_VFBN_REQUIRE_GPU=1
 #   bench-kernels, bench-step, bench-vs-pytorch   the three GPU benchmarks, JSON
@@ -34,9 +40,10 @@
 #                default alpha_gs) on ResNet-110 as fits, 9 runs at once, beside
 #                the tests and the decoupled run, after the benchmarks
 # Written to $OUT (at most 8 files come back from a lent machine): gpu_check.log
-# (everything), summary.md and summary.json (one line per step), stack.json,
-# kernels.json, step.json, vs_pytorch.json, results.tar.gz (every step's log
-# and output folder, snapshots left out).
+# (everything, the summary table at its end), summary.json (one line per step),
+# stack.json, profile.json, kernels.json, step.json, vs_pytorch.json,
+# results.tar.gz (every step's log and output folder, summary.md, snapshots
+# left out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -47,7 +54,7 @@ mini=${CHAINER_VFBN_MINI_DIR:-.device/cifar-10-mini}
 budget=520
 extra_wheels=
 only=
-usage() { sed -n '2,35p' "$0" >&2; exit 2; }
+usage() { sed -n '2,46p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) dry_run=1; shift ;;
@@ -56,7 +63,7 @@ while [ $# -gt 0 ]; do
         --budget) [ $# -ge 2 ] || usage; budget=$2; shift 2 ;;
         --extra-wheels) [ $# -ge 2 ] || usage; extra_wheels=$2; shift 2 ;;
         --only) [ $# -ge 2 ] || usage; only=,$2,; shift 2 ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "gpu_check: unknown argument $1" >&2; usage ;;
     esac
 done
@@ -204,10 +211,19 @@ step stack 90 "$stack_ok" -- "$py" tools/gpu_stack.py --json "$OUT/stack.json"
 
 ok_label=ok
 
+# ------------------------------------------- where a step's time goes, FIRST
+# The question that decides the next design (docs/BENCHMARKS.md): how much of
+# a Chainer step is GPU work, and how much the host. First, so that it is
+# answered within the first minutes; it also fills CuPy's kernel cache.
+gpu_step profile 120 -- "$py" benchmarks/profile_step.py --device @cupy:0 \
+    --arch resnet110-paper --batchsize 128 --iters 5 --warmup 2 \
+    --profile-steps 3 --json "$OUT/profile.json"
+
 # ----------------------------------------- the README's command, shortened
 # `python train/train_cifar.py --method vfbn --gpu 0` (ResNet-110 paper
 # preset) on the mini set, 30 iterations, the 36-view test at the end; it
-# also fills CuPy's kernel cache before anything is timed.
+# also compiles the kernels the profile did not (evaluation, the data
+# pipeline) before the benchmarks time anything.
 gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --gpu 0 \
     --data-dir "$mini" --no-download --iterations 30 --tta-interval 1 \
     --test-batchsize 256 --no-progress --out "$work/results/cli-gpu0"
@@ -294,7 +310,7 @@ fi
     while IFS=$'\t' read -r name status rc secs; do
         echo "| $name | $status | $rc | $secs |"
     done < "$summary"
-} > "$OUT/summary.md"
+} > "$work/logs/summary.md"
 "${PYTHON:-python3}" - "$summary" "$OUT/summary.json" "$budget" "$dry_run" <<'EOF'
 import json, sys
 rows = [dict(zip(('step', 'status', 'exit', 'seconds'), l.rstrip('\n').split('\t')))
@@ -304,7 +320,7 @@ json.dump({'budget_s': int(sys.argv[3]), 'dry_run': sys.argv[4] == '1', 'steps':
 EOF
 cp "$summary" "$work/logs/summary.tsv"
 tar -czf "$OUT/results.tar.gz" -C "$work" --exclude='*.npz' --exclude='snapshot*' logs results
-cat "$OUT/summary.md" | tee -a "$log"
+cat "$work/logs/summary.md" | tee -a "$log"
 say "wrote $(ls "$OUT" | tr '\n' ' ')($(du -sh "$OUT" | cut -f1)) in $OUT"
 # Exit 1 when a step failed or timed out (skipped steps are not failures).
 failed=0

@@ -1,0 +1,388 @@
+#!/usr/bin/env python
+"""Where a training step's time goes: step times, and GPU kernel time against wall time.
+
+The first step of ``tools/gpu_check.sh`` (issue #22). On the H200 (2026-11-30)
+a Chainer BP step of ResNet-110 ``paper`` at batch 128 took 227 ms against
+PyTorch eager's 46 ms; this script says how much of a step is GPU work and how
+much is the host (Python, Chainer's checks, kernel launches), which decides
+the next design (docs/BENCHMARKS.md, "GPU speed: the goal, the gap, the
+levers"). One run, one device, one fixed batch already on the device:
+
+1. **Step time** (median of ``--iters`` steps, each between two device
+   synchronisations, after ``--warmup``): ``chainer-bp`` and ``chainer-vfbn``
+   built as training builds them (``_common.ChainerStep``), each with
+   Chainer's type checks on and off (``chainer.config.type_check``, which
+   ``CHAINER_TYPE_CHECK=0`` turns off for a whole process; the two settings
+   alternate step by step), and ``torch``, the PyTorch eager twin
+   (``_common.TorchStep``).
+2. **Kernel profile**: ``--profile-steps`` steps of each participant (type
+   checks at Chainer's default) under ``torch.profiler`` with CUDA activity.
+   Its CUPTI tracing sees every kernel of the process, CuPy's and cuBLAS'
+   included. Per step: the kernels launched, their summed GPU time, the time
+   the GPU was busy (the union of kernels, copies and sets), and the wall
+   time of the same profiled steps; the kernels that take the most time.
+   Without a GPU, or without PyTorch's CUDA and CUPTI, this part says "no
+   GPU profiler" and why, and the rest still runs.
+3. **The stack**: device, library versions, CUDA runtime and driver, and
+   whether ``nsys`` or ``ncu`` are on PATH (recorded only; not run).
+
+``--json PATH`` writes everything, rewritten after each part, so that a run
+cut short keeps what it measured.
+
+Examples::
+
+    python benchmarks/profile_step.py --device @cupy:0 --json profile.json
+    # the CPU path, as CI runs it (figures meaningless for the GPU goals)
+    python benchmarks/profile_step.py --arch resnet8-paper -b 4 --iters 1 \\
+        --warmup 0 --profile-steps 1
+"""
+import argparse
+import collections
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+
+import chainer  # NOQA
+import numpy  # NOQA
+
+from chainer_vfbn.models import resnet_cifar  # NOQA
+
+import _common  # NOQA
+from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
+
+PARTICIPANTS = ('chainer-bp', 'chainer-vfbn', 'torch')
+# Chrome-trace categories of the GPU activities torch.profiler records.
+GPU_CATEGORIES = {'kernel': 'kernel', 'gpu_memcpy': 'memcpy',
+                  'gpu_memset': 'memset'}
+TOP_KERNELS = 15
+
+
+def timed_step(step):
+    """Seconds of one step, between two device synchronisations."""
+    step.synchronize()
+    start = time.perf_counter()
+    step()
+    step.synchronize()
+    return time.perf_counter() - start
+
+
+def chainer_step_times(step, iters, warmup):
+    """Step times with Chainer's type checks on and off, alternating.
+
+    Returns:
+        dict: ``'type_check_on'`` and ``'type_check_off'``, each
+        ``{'median_s', 'times_s'}``.
+    """
+    for _ in range(warmup):
+        step()
+    times = {True: [], False: []}
+    for _ in range(iters):
+        for check in (True, False):
+            with chainer.using_config('type_check', check):
+                times[check].append(timed_step(step))
+    return {'type_check_%s' % ('on' if check else 'off'):
+            {'median_s': statistics.median(t), 'times_s': t}
+            for check, t in times.items()}
+
+
+def plain_step_times(step, iters, warmup):
+    """``{'median_s', 'times_s'}`` of ``iters`` steps after ``warmup``."""
+    for _ in range(warmup):
+        step()
+    times = [timed_step(step) for _ in range(iters)]
+    return {'median_s': statistics.median(times), 'times_s': times}
+
+
+def busy_time(intervals):
+    """Length of the union of ``(start, end)`` intervals."""
+    total, end = 0., None
+    for s, e in sorted(intervals):
+        if end is None or s > end:
+            total += e - s
+            end = e
+        elif e > end:
+            total += e - end
+            end = e
+    return total
+
+
+def kernel_stats(trace, n_steps, top=TOP_KERNELS):
+    """Per-step GPU figures from a Chrome trace of ``n_steps`` steps.
+
+    Args:
+        trace (dict or list): ``torch.profiler``'s exported trace (its
+            ``traceEvents``, or the list itself). GPU activities are complete
+            events (``"ph": "X"``) of the categories in ``GPU_CATEGORIES``,
+            with ``ts`` and ``dur`` in microseconds; launch calls are
+            ``cuda_runtime``/``cuda_driver`` events named ``*LaunchKernel*``.
+        n_steps (int): Steps the trace covers.
+        top (int): How many kernel names to list.
+
+    Returns:
+        dict: ``kernels_per_step``, ``kernel_s_per_step`` (summed durations),
+        ``gpu_busy_s_per_step`` (union of kernels, copies and sets),
+        ``memcpy_per_step``, ``memset_per_step``, ``launch_calls_per_step``
+        and ``top_kernels`` (``name``, ``calls_per_step``, ``s_per_step``).
+
+    >>> t = [{'ph': 'X', 'cat': 'kernel', 'name': 'k', 'ts': 0, 'dur': 2}]
+    >>> kernel_stats(t, 1)['kernel_s_per_step']
+    2e-06
+    """
+    events = trace['traceEvents'] if isinstance(trace, dict) else trace
+    count = collections.Counter()
+    seconds = collections.Counter()
+    by_name = collections.defaultdict(lambda: [0, 0.])
+    intervals = []
+    launches = 0
+    for e in events:
+        if e.get('ph') != 'X':
+            continue
+        cat = str(e.get('cat', '')).lower()
+        if cat in ('cuda_runtime', 'cuda_driver') and \
+                'launchkernel' in str(e.get('name', '')).lower():
+            launches += 1
+        kind = GPU_CATEGORIES.get(cat)
+        if kind is None:
+            continue
+        start, dur = float(e['ts']), float(e.get('dur', 0.))
+        count[kind] += 1
+        seconds[kind] += dur * 1e-6
+        intervals.append((start, start + dur))
+        if kind == 'kernel':
+            entry = by_name[e.get('name', '?')]
+            entry[0] += 1
+            entry[1] += dur * 1e-6
+    ranked = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]
+    return {
+        'kernels_per_step': count['kernel'] / n_steps,
+        'kernel_s_per_step': seconds['kernel'] / n_steps,
+        'gpu_busy_s_per_step': busy_time(intervals) * 1e-6 / n_steps,
+        'memcpy_per_step': count['memcpy'] / n_steps,
+        'memset_per_step': count['memset'] / n_steps,
+        'launch_calls_per_step': launches / n_steps,
+        'top_kernels': [{'name': name[:160], 'calls_per_step': c / n_steps,
+                         's_per_step': s / n_steps}
+                        for name, (c, s) in ranked],
+    }
+
+
+def gpu_profiler(device):
+    """``(torch, None)`` where a GPU profiler works here, else ``(None, why)``."""
+    if device.xp is numpy:
+        return None, 'no GPU profiler: the device is the CPU (%s)' % device
+    try:
+        import torch
+        import torch.profiler
+    except ImportError as e:
+        return None, 'no GPU profiler: PyTorch does not import (%s)' % e
+    if not torch.cuda.is_available():
+        return None, 'no GPU profiler: PyTorch sees no CUDA device'
+    if torch.profiler.ProfilerActivity.CUDA not in \
+            torch.profiler.supported_activities():
+        return None, ('no GPU profiler: this PyTorch has no CUDA activity '
+                      '(CUPTI) in its profiler')
+    # PyTorch's CUDA state on the device CuPy uses (the same primary
+    # context), before the profiler starts.
+    torch.cuda.init()
+    torch.cuda.set_device(device.device.id)
+    return torch, None
+
+
+def profile_kernels(step, n_steps, torch):
+    """:func:`kernel_stats` of ``n_steps`` steps, plus their wall time."""
+    from torch.profiler import profile, ProfilerActivity
+    step.synchronize()
+    with profile(activities=[ProfilerActivity.CPU,
+                             ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        step.synchronize()
+        wall = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'trace.json')
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            trace = json.load(f)
+    stats = kernel_stats(trace, n_steps)
+    stats['wall_profiled_s_per_step'] = wall / n_steps
+    stats['gpu_busy_fraction_of_profiled_wall'] = (
+        stats['gpu_busy_s_per_step'] / stats['wall_profiled_s_per_step'])
+    if not stats['kernels_per_step']:
+        stats['note'] = ('the profiler recorded no kernel: its CUPTI '
+                         'tracing did not see this participant')
+    return stats
+
+
+def stack(device):
+    """Device, CUDA runtime and driver, and the GPU profilers on PATH."""
+    out = {'device': device_name(device), 'device_spec': str(device),
+           'nsys': shutil.which('nsys'), 'ncu': shutil.which('ncu')}
+    if device.xp is not numpy:
+        from chainer.backends import cuda
+        out['cuda_runtime'] = cuda.cupy.cuda.runtime.runtimeGetVersion()
+        out['cuda_driver'] = cuda.cupy.cuda.runtime.driverGetVersion()
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--arch', default='resnet110-paper',
+                   help='network, as the other benchmarks name it')
+    p.add_argument('--batchsize', '-b', type=int, default=128)
+    p.add_argument('--device', '-d', default='@numpy',
+                   help='chainer device: @numpy, @cupy:0 (torch uses the '
+                        'same device: cpu, cuda:0)')
+    p.add_argument('--iters', type=int, default=5,
+                   help='timed steps per participant (and per type-check '
+                        'setting)')
+    p.add_argument('--warmup', type=int, default=2,
+                   help='untimed steps first (kernel compilation, pools)')
+    p.add_argument('--profile-steps', type=int, default=3,
+                   help='steps of each participant under the profiler')
+    p.add_argument('--participants', default=','.join(PARTICIPANTS),
+                   help='comma-separated subset of %s' % ', '.join(PARTICIPANTS))
+    p.add_argument('--learnrate', type=float, default=0.1)
+    p.add_argument('--alpha-gs', type=float, default=1e-3)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--json', default=None, metavar='PATH')
+    args = p.parse_args(argv)
+    wanted = [w for w in args.participants.split(',') if w]
+    bad = set(wanted) - set(PARTICIPANTS)
+    if bad or not wanted:
+        p.error('unknown participant(s) %s; choose from %s'
+                % (', '.join(sorted(bad)) or '(none given)',
+                   ', '.join(PARTICIPANTS)))
+    if min(args.iters, args.batchsize, args.profile_steps) < 1 \
+            or args.warmup < 0:
+        p.error('--iters, --batchsize, --profile-steps must be >= 1, '
+                '--warmup >= 0')
+
+    device = chainer.get_device(args.device)
+    device.use()
+    probe = resnet_cifar(args.arch)
+    rng = numpy.random.RandomState(args.seed)
+    x = rng.randn(args.batchsize, 3, probe.insize, probe.insize).astype(
+        numpy.float32)
+    t = rng.randint(0, probe.n_class, args.batchsize).astype(numpy.int32)
+    del probe
+    batch = (device.send(x), device.send(t))
+
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'stack': stack(device),
+            'versions': _common.versions(with_torch='torch' in wanted),
+            'config': vars(args),
+            'type_check_default': bool(chainer.global_config.type_check),
+            'step_time': {}, 'skipped': {}}
+
+    def dump():
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(info, f, indent=2)
+
+    print('# %s, batch %d: %d timed steps after %d warm-up; %d profiled'
+          % (args.arch, args.batchsize, args.iters, args.warmup,
+             args.profile_steps))
+    print('date:     %s' % info['date'])
+    print('device:   %s (%s)' % (info['stack']['device'], device))
+    print('versions: %s' % ', '.join('%s %s' % kv
+                                     for kv in info['versions'].items()))
+    sys.stdout.flush()
+
+    # ---------------------------------------------- 1. step times
+    steps = {}
+    for name in wanted:
+        t0 = time.perf_counter()
+        try:
+            if name == 'torch':
+                steps[name] = TorchStep(args.arch, x, t,
+                                        torch_device_spec(device),
+                                        args.learnrate, args.seed)
+                info['step_time'][name] = plain_step_times(
+                    steps[name], args.iters, args.warmup)
+            else:
+                steps[name] = ChainerStep(name.split('-', 1)[1], args.arch,
+                                          batch, device, args.learnrate,
+                                          args.alpha_gs, args.seed)
+                info['step_time'][name] = chainer_step_times(
+                    steps[name], args.iters, args.warmup)
+        except ImportError as e:
+            info['skipped'][name] = 'cannot import what it needs (%s)' % e
+            print('%s: skipped, %s' % (name, info['skipped'][name]))
+            continue
+        res = info['step_time'][name]
+        print('%-13s %s   (%.0f s with set-up and warm-up)' % (
+            name, ', '.join('%s %.1f ms' % (k, 1e3 * v['median_s'])
+                            for k, v in res.items())
+            if 'median_s' not in res else '%.1f ms' % (1e3 * res['median_s']),
+            time.perf_counter() - t0))
+        sys.stdout.flush()
+        dump()
+
+    ratios = {}
+    med = {n: r.get('type_check_on', r)['median_s']
+           for n, r in info['step_time'].items()}
+    if 'chainer-bp' in med and 'torch' in med:
+        ratios['chainer_bp_vs_torch_images_per_s'] = \
+            med['torch'] / med['chainer-bp']
+    if 'chainer-bp' in med and 'chainer-vfbn' in med:
+        ratios['vfbn_step_vs_bp_step'] = med['chainer-vfbn'] / med['chainer-bp']
+    for name, res in info['step_time'].items():
+        if 'type_check_off' in res:
+            ratios['%s_type_check_off_vs_on' % name] = (
+                res['type_check_off']['median_s']
+                / res['type_check_on']['median_s'])
+    info['ratios'] = ratios
+    dump()
+
+    # ---------------------------------------------- 2. kernel profile
+    torch, why = gpu_profiler(device)
+    prof = {'available': torch is not None, 'reason': why,
+            'tool': 'torch.profiler (CUPTI)', 'steps': args.profile_steps,
+            'type_check': info['type_check_default'], 'participants': {}}
+    info['kernel_profile'] = prof
+    if torch is None:
+        print(why)
+    for name, step in steps.items() if torch is not None else ():
+        try:
+            stats = profile_kernels(step, args.profile_steps, torch)
+        except Exception as e:  # a profiler failure must not lose part 1
+            prof['participants'][name] = {'error': '%s: %s' % (
+                type(e).__name__, e)}
+            print('%s: the profiler failed: %s' % (name, e))
+            continue
+        step_s = med[name]
+        stats['gpu_busy_fraction_of_step'] = stats['gpu_busy_s_per_step'] / step_s
+        prof['participants'][name] = stats
+        print('%-13s %6.0f kernels/step, kernels %.1f ms, GPU busy %.1f ms '
+              'of a %.1f ms step (%.0f%%); profiled wall %.1f ms/step'
+              % (name, stats['kernels_per_step'],
+                 1e3 * stats['kernel_s_per_step'],
+                 1e3 * stats['gpu_busy_s_per_step'], 1e3 * step_s,
+                 100 * stats['gpu_busy_fraction_of_step'],
+                 1e3 * stats['wall_profiled_s_per_step']))
+        for k in stats['top_kernels'][:5]:
+            print('    %7.2f ms/step %6.0f calls  %s' % (
+                1e3 * k['s_per_step'], k['calls_per_step'], k['name'][:90]))
+        sys.stdout.flush()
+        dump()
+
+    print()
+    for key, value in ratios.items():
+        print('%-42s %.3f' % (key, value))
+    if args.json:
+        dump()
+        print('wrote %s' % args.json)
+    return 0 if steps else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
