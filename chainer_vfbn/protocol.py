@@ -320,8 +320,13 @@ def config_differences(a, b, prefix=''):
     return [] if a == b else [prefix.rstrip('.')]
 
 
-def status(run, s, records):
-    """``'done'`` (a matching record) or ``'todo'``; refuses a mismatch."""
+def status(run, s, records, need_predictions=False):
+    """``'done'`` (a matching record) or ``'todo'``; refuses a mismatch.
+
+    With ``need_predictions``, a matching record without per-image
+    predictions (made before 2026-12-03) is ``'todo'`` too: the new run's
+    record replaces it (the old one stays in the repository's history).
+    """
     path = record_path(records, run)
     rec = read_record(path)
     if rec is None:
@@ -332,6 +337,8 @@ def status(run, s, records):
             '%s: the record %s was made with another configuration '
             '(differs in %s); move it away or use another --records folder'
             % (run.key, path, ', '.join(diff[:6])))
+    if need_predictions and not rec.get('predictions'):
+        return 'todo'
     return 'done'
 
 
@@ -513,8 +520,10 @@ class _Pool(object):
 
 
 def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
-             data_dir=None, deadline=None, log=print, popen=subprocess.Popen):
-    """Run every run without a matching record, ``jobs`` at a time.
+             data_dir=None, deadline=None, log=print, popen=subprocess.Popen,
+             need_predictions=False):
+    """Run every run without a matching record, ``jobs`` at a time
+    (``need_predictions``: as :func:`status`).
 
     Each run trains in ``<out>/<phase>/<name>`` (resuming from its newest
     snapshot there) with one BLAS thread; when it exits 0 its record is
@@ -537,7 +546,7 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     pool = _Pool(s, records, out, tail, popen, log)
     todo = []
     for run in runs:
-        if status(run, s, records) == 'done':
+        if status(run, s, records, need_predictions) == 'done':
             pool.result[run.key] = 'skipped'
         else:
             todo.append(run)

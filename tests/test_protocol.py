@@ -412,3 +412,30 @@ def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
                               'train.py', popen=DivergingProcess,
                               log=lambda m: None)
     assert set(again.values()) == {'skipped'}
+
+
+def test_records_without_predictions_rerun_only_when_asked(tmp_path):
+    """A record made before the predictions were kept counts as done,
+    unless need_predictions asks for it again; the new record (with
+    predictions) replaces it and then counts as done."""
+    s = protocol.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    runs = protocol.plan('final', s, rows=['bp'])[:1]
+    protocol.run_pool(runs, s, records, out, 'train.py', popen=FakeProcess,
+                      log=lambda m: None)
+    path = protocol.record_path(records, runs[0])
+    rec = protocol.read_record(path)
+    assert rec['predictions']['n_images'] == 100
+    rec['predictions'] = None               # as the records of 2026-11-30
+    protocol.write_json(path, rec)
+    assert protocol.status(runs[0], s, records) == 'done'
+    assert protocol.status(runs[0], s, records,
+                           need_predictions=True) == 'todo'
+    FakeProcess.calls = []
+    result = protocol.run_pool(runs, s, records, out, 'train.py',
+                               popen=FakeProcess, log=lambda m: None,
+                               need_predictions=True)
+    assert result == {runs[0].key: 'done'} and len(FakeProcess.calls) == 1
+    assert protocol.read_record(path)['predictions'] is not None
+    assert protocol.status(runs[0], s, records,
+                           need_predictions=True) == 'done'

@@ -572,6 +572,10 @@ def parse_args(argv=None):
                            "protocol's (mid stage 2); 'pilot': the one the "
                            "pilot's records in docs/results/mini chose; "
                            "records default to docs/results/mini-<cut>")
+    mini.add_argument('--rerun-without-predictions', action='store_true',
+                      help='also run again the runs whose record holds no '
+                           'per-image predictions (made before 2026-12-03); '
+                           'the new record replaces the old one')
     mini.add_argument('--untuned', action='store_true',
                       help='final phase without tuning records: the '
                            'default alpha_gs of each method')
@@ -609,6 +613,8 @@ def parse_args(argv=None):
     if args.schedule != 'mini':
         for flag, value in (('--arch', args.arch), ('--records', args.records),
                             ('--split-at', args.split_at),
+                            ('--rerun-without-predictions',
+                             args.rerun_without_predictions or None),
                             ('--deadline', args.deadline),
                             ('--results-doc', args.results_doc)):
             if value is not None:
@@ -667,7 +673,8 @@ def main_mini(args, popen=subprocess.Popen):
             started.update(r.key for r in runs)
             result = protocol.run_pool(
                 runs, s, args.records, args.out, TRAIN_SCRIPT, args.jobs,
-                args.device, args.data_dir, args.deadline, popen=popen)
+                args.device, args.data_dir, args.deadline, popen=popen,
+                need_predictions=args.rerun_without_predictions)
             failed += [k for k, v in result.items() if v.startswith('failed')]
         if 'final' in phases and waiting:
             print('mini: no final runs yet for %s: their tuning is not '
