@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import subprocess
 import sys
 
 import numpy
@@ -272,11 +273,21 @@ def test_deadline_starts_nothing(tmp_path):
     assert set(result.values()) == {'not started (deadline)'}
 
 
-def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
+@pytest.fixture
+def mini_data(tmp_path):
+    """A --data-dir that passes reproduce.py's check up front (the fake
+    runs never read it)."""
+    folder = tmp_path / 'mini-data'
+    folder.mkdir()
+    (folder / 'cifar-10-python.tar.gz').write_bytes(b'')
+    return str(folder)
+
+
+def test_report_end_to_end_with_fake_runs(tmp_path, capsys, mini_data):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     rc = reproduce.main_mini(reproduce.parse_args(
         ['--schedule', 'mini', '--jobs', '4', '--records', records,
-         '--out', out]), popen=FakeProcess)
+         '--out', out, '--data-dir', mini_data]), popen=FakeProcess)
     assert rc == 0
     with open(os.path.join(records, 'table.md')) as f:
         md = f.read()
@@ -307,24 +318,21 @@ def test_report_end_to_end_with_fake_runs(tmp_path, capsys):
         '+8.00 [' in md and '], p = 0.0078 |' in md
     assert 'Chosen: `stage1_unit1`.' in md
     # and --split-at pilot resolves to it, with its own records folder
-    monkey = reproduce.MINI_RECORDS
-    try:
-        reproduce.MINI_RECORDS = records
-        args = reproduce.parse_args(['--schedule', 'mini', '--split-at',
-                                     'pilot'])
-    finally:
-        reproduce.MINI_RECORDS = monkey
+    args = reproduce.parse_args(['--schedule', 'mini', '--split-at', 'pilot',
+                                 '--pilot-records', records, '--out', out,
+                                 '--data-dir', mini_data])
     assert args.split_at == 'stage1_unit1'
-    assert args.records == records + '-stage1_unit1'
+    assert args.records == os.path.join(out, 'records-stage1_unit1')
 
 
-def test_report_writes_its_block_into_the_results_page(tmp_path, capsys):
+def test_report_writes_its_block_into_the_results_page(tmp_path, capsys,
+                                                      mini_data):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     page = tmp_path / 'RESULTS.md'
     page.write_text('# Results\nkept above\n%s\nold table\n%s\nkept below\n'
                     % (protocol.DOC_BEGIN, protocol.DOC_END))
     argv = ['--schedule', 'mini', '--jobs', '4', '--records', records,
-            '--out', out, '--results-doc', str(page)]
+            '--out', out, '--data-dir', mini_data, '--results-doc', str(page)]
     assert reproduce.main_mini(reproduce.parse_args(argv),
                                popen=FakeProcess) == 0
     text = page.read_text()
@@ -356,6 +364,32 @@ def test_results_doc_without_markers_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--results-doc',
                               str(tmp_path / 'missing.md')])
+
+
+def test_mini_writes_only_under_its_out_and_checks_the_data_first(
+        tmp_path, monkeypatch, capsys, mini_data):
+    """By default the records go under --out (result/table1-mini, which
+    git ignores), never into the committed docs/results/mini; and without
+    the data nothing starts: one line, exit 2, naming the data command."""
+    def status():
+        return subprocess.run(['git', 'status', '--porcelain'], cwd=REPO,
+                              capture_output=True, text=True).stdout
+    before = status()
+    monkeypatch.chdir(tmp_path)
+    args = reproduce.parse_args(['--schedule', 'mini', '--data-dir',
+                                 mini_data])
+    assert args.records == os.path.join('result', 'table1-mini', 'records')
+    FakeProcess.calls = []
+    assert reproduce.main_mini(args, popen=FakeProcess) == 0
+    assert FakeProcess.calls     # it trained, and wrote its own report
+    assert os.path.isfile(os.path.join(args.records, 'table.md'))
+    assert status() == before
+    with pytest.raises(SystemExit) as e:
+        reproduce.parse_args(['--schedule', 'mini', '--data-dir',
+                              str(tmp_path / 'nothing')])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and reproduce.MINI_DATA_COMMAND in err[0]
 
 
 def test_mini_flags_are_checked(capsys):

@@ -73,10 +73,14 @@ from chainer_vfbn import protocol  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
 from chainer_vfbn.interrupt import Interrupted  # NOQA
 
-MINI_RECORDS = os.path.join(REPO, 'docs', 'results', 'mini')
+# The committed records of the mini protocol: read or updated only when
+# named with --records (and --pilot-records).
+COMMITTED_RECORDS = os.path.join('docs', 'results', 'mini')
 # The real CIFAR-10 subset beside the checkout (the project's shared/).
 MINI_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data',
                          'cifar-10-mini')
+MINI_DATA_COMMAND = ('python data/make_mini.py --source '
+                     'cifar-10-python.tar.gz --out DIR')
 
 # row -> (label, train_cifar.py arguments, the paper's Table 1 test error %)
 ROWS = protocol.ROWS
@@ -535,9 +539,14 @@ def parse_args(argv=None):
                 epilog=__doc__.split('\n', 2)[2],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--schedule', default='smoke', choices=list(SCHEDULES),
-                   help='paper: the full recipe; short: a reduced GPU '
-                        'schedule (untimed estimate: < 20 min for all rows); '
-                        'smoke: CPU minutes on the bundled sample')
+                   help='paper: the full recipe, ResNet-110, 432 epochs '
+                        '(not timed; days of GPU time per row); short: a '
+                        'reduced GPU schedule (not timed; estimated < 20 min '
+                        'for all rows); mini: the evidence protocol on the '
+                        'cifar-10-mini subset, CPU (measured: about 7.2 h of '
+                        'two cores for its 73 runs, 2026-12-01); smoke: the '
+                        'bundled sample, CPU (measured by a trial: about 18 '
+                        'min on a loaded 2-core machine, 2026-12-02)')
     p.add_argument('--rows', default=','.join(ROWS),
                    help='comma-separated rows (default: all): %s'
                         % ', '.join(ROWS))
@@ -562,16 +571,20 @@ def parse_args(argv=None):
                       help='runs at once, one BLAS thread each')
     mini.add_argument('--records', default=None,
                       help='folder of the run records (default: '
-                           'docs/results/mini, or docs/results/mini-<arch> '
-                           'with --arch)')
+                           '<out>/records, with -<arch> and -<cut> appended '
+                           'for --arch and --split-at); the committed ones '
+                           'are %s (and %s-<cut>)' % ((COMMITTED_RECORDS,) * 2))
+    mini.add_argument('--pilot-records', default=None,
+                      help="where --split-at pilot reads the pilot "
+                           "(default: <out>/records, with -<arch>); the "
+                           "committed pilot is in %s" % COMMITTED_RECORDS)
     mini.add_argument('--arch', default=None,
                       help='another network than the protocol\'s %s'
                            % protocol.MINI['arch'])
     mini.add_argument('--split-at', default=None,
                       help="the cut of every split row, instead of the "
                            "protocol's (mid stage 2); 'pilot': the one the "
-                           "pilot's records in docs/results/mini chose; "
-                           "records default to docs/results/mini-<cut>")
+                           "pilot chose (see --pilot-records)")
     mini.add_argument('--rerun-without-predictions', action='store_true',
                       help='also run again the runs whose record holds no '
                            'per-image predictions (made before 2026-12-03); '
@@ -613,6 +626,7 @@ def parse_args(argv=None):
     if args.schedule != 'mini':
         for flag, value in (('--arch', args.arch), ('--records', args.records),
                             ('--split-at', args.split_at),
+                            ('--pilot-records', args.pilot_records),
                             ('--rerun-without-predictions',
                              args.rerun_without_predictions or None),
                             ('--deadline', args.deadline),
@@ -629,21 +643,37 @@ def parse_args(argv=None):
             p.error('--split-at %s is not a cut of %s; choose from %s, or '
                     'pilot' % (args.split_at, args.arch or
                                protocol.MINI['arch'], ', '.join(points)))
-    if args.schedule == 'mini' and args.split_at == 'pilot':
-        chosen = (protocol.pilot(protocol.settings(args.arch), MINI_RECORDS)
+    if args.out is None:
+        args.out = os.path.join('result', 'table1-%s' % args.schedule)
+    if args.schedule == 'mini':
+        _resolve_mini(p, args)
+    return args
+
+
+def _resolve_mini(p, args):
+    """The mini protocol's folders, its cut and its data, checked before
+    anything runs."""
+    default = os.path.join(args.out, 'records') + (
+        '-' + args.arch if args.arch else '')
+    if args.split_at == 'pilot':
+        pilot_records = args.pilot_records or default
+        chosen = (protocol.pilot(protocol.settings(args.arch), pilot_records)
                   or {}).get('chosen')
         if chosen is None:
             p.error("--split-at pilot: the pilot in %s has not chosen a cut "
-                    "(run --phase pilot first)" % MINI_RECORDS)
+                    "(run --phase pilot first, or name its records with "
+                    "--pilot-records)" % pilot_records)
         args.split_at = chosen
-    if args.schedule == 'mini' and args.records is None:
-        args.records = MINI_RECORDS + ''.join(
-            '-' + x for x in (args.arch, args.split_at) if x)
-    if args.schedule == 'mini' and args.data_dir is None:
+    if args.records is None:
+        args.records = default + ('-' + args.split_at if args.split_at
+                                  else '')
+    if args.data_dir is None:
         args.data_dir = MINI_DATA
-    if args.out is None:
-        args.out = os.path.join('result', 'table1-%s' % args.schedule)
-    return args
+    archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')
+    if args.phase != 'report' and not os.path.isfile(archive):
+        p.error('the mini protocol needs the cifar-10-mini archive at %s; '
+                'cut it from the official CIFAR-10 archive with %s, then pass '
+                '--data-dir' % (archive, MINI_DATA_COMMAND))
 
 
 def main_mini(args, popen=subprocess.Popen):
