@@ -1,0 +1,72 @@
+"""Tests of the paired comparisons of a table
+(chainer_vfbn/experiments/comparisons.py)."""
+import numpy
+import pytest
+
+from chainer_vfbn.evaluation import predictions_record
+from chainer_vfbn.experiments import comparisons
+from chainer_vfbn.experiments import paired
+
+LABELS = numpy.arange(200) % 10
+
+
+def _row(name, wrong_by_seed, tta_shift=0):
+    """A table row whose seed ``s`` errs exactly on the images listed."""
+    preds = {}
+    for seed, wrong in wrong_by_seed.items():
+        centre = LABELS.copy()
+        centre[list(wrong)] = (LABELS[list(wrong)] + 1) % 10
+        tta = centre.copy()
+        tta[list(range(tta_shift))] = LABELS[:tta_shift]   # TTA fixes some
+        preds[seed] = predictions_record(
+            dict(predictions=centre, tta_predictions=tta), LABELS)
+    errs = [100. * len(w) / len(LABELS) for w in wrong_by_seed.values()]
+    mean = {'mean': sum(errs) / len(errs)}
+    return dict(row=name, predictions=preds, centre=mean, tta=mean)
+
+
+def test_recovered_fraction_is_the_share_of_the_gap():
+    # bottom errs on 40 images, BP on 20 of them, the row on 30 of them:
+    # half the gap, in every seed.
+    bottom = _row('bottom-bp', {s: range(40) for s in (0, 1)})
+    bp = _row('bp', {s: range(20) for s in (0, 1)})
+    row = _row('vfbn', {s: range(30) for s in (0, 1)})
+    res = comparisons.recovered_fraction(row, bottom, bp, 'centre',
+                                         n_boot=400)
+    assert res['fraction'] == pytest.approx(0.5) and res['seeds'] == [0, 1]
+    assert res['low'] <= 0.5 <= res['high']
+    # a row as bad as the bottom recovers nothing
+    same = comparisons.recovered_fraction(bottom, bottom, bp, 'centre',
+                                          n_boot=100)
+    assert same['fraction'] == pytest.approx(0.)
+
+
+def test_rows_pair_on_the_seeds_both_have():
+    a = _row('a', {0: range(30), 1: range(30), 2: range(30)})
+    b = _row('b', {0: range(20), 2: range(20)})
+    res = comparisons.compare_rows(a, b, 'centre', n_boot=200)
+    assert res['seeds'] == [0, 2]
+    assert res['diff'] == pytest.approx(5.)
+    # seed by seed: 10 images only a gets wrong: McNemar p = 2 / 2**10
+    assert [s for s, _ in res['per_seed']] == [0, 2]
+    assert res['per_seed'][0][1] == pytest.approx(2. / 2 ** 10)
+    # no shared seed, or no predictions: no paired result
+    c = _row('c', {5: range(3)})
+    assert comparisons.compare_rows(a, c, 'centre') is None
+    assert comparisons.compare_rows(a, dict(row='d', predictions={}),
+                                    'centre') is None
+
+
+def test_compare_all_adjusts_every_test_together():
+    rows = [_row('bp', {0: range(20)}), _row('vfbn', {0: range(30)}),
+            _row('dni-linear', {0: range(21)})]
+    comps = (('q1', 'vfbn', 'bp'), ('q2', 'dni-linear', 'bp'),
+             ('absent', 'vfbn', 'nosuchrow'))
+    out = comparisons.compare_all(rows, comps, n_boot=100)
+    assert [q for q, *_ in out] == ['q1', 'q2']      # absent rows skipped
+    tests = [res for *_, by_view in out for res in by_view.values()]
+    assert len(tests) == 4
+    raw = [t['p'] for t in tests]
+    assert [t['p_holm'] for t in tests] == pytest.approx(paired.holm(raw))
+    md = '\n'.join(comparisons.md_comparisons(rows, comps, '##', n_boot=100))
+    assert 'adjusted for the 4 tests of this table' in md
