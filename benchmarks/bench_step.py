@@ -33,6 +33,7 @@ import numpy
 
 from chainer_vfbn.models import resnet_cifar
 
+import _common  # NOQA
 from _common import print_header, as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
 
 ALL_METHODS = ('bp', 'bottom-bp', 'layerwise', 'dni-linear', 'dni-resnet',
@@ -129,13 +130,8 @@ def main(argv=None):
     device = chainer.get_device(args.device)
     device.use()
 
-    net = resnet_cifar(args.arch)
-    rng = numpy.random.RandomState(args.seed)
-    x = rng.randn(args.batchsize, 3, net.insize, net.insize).astype(
-        numpy.float32)
-    t = rng.randint(0, net.n_class, args.batchsize).astype(numpy.int32)
+    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
-    del net
 
     info = {'date': datetime.datetime.now().astimezone().isoformat(
                 timespec='seconds'),

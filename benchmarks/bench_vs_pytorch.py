@@ -54,7 +54,6 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer  # NOQA
 import numpy  # NOQA
 
-from chainer_vfbn.models import resnet_cifar  # NOQA
 
 import _common  # NOQA
 from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
@@ -170,12 +169,7 @@ def main(argv=None):
     device.use()
     if args.cudnn_benchmark:
         chainer.config.autotune = True
-    probe = resnet_cifar(args.arch)
-    rng = numpy.random.RandomState(args.seed)
-    x = rng.randn(args.batchsize, 3, probe.insize, probe.insize).astype(
-        numpy.float32)
-    t = rng.randint(0, probe.n_class, args.batchsize).astype(numpy.int32)
-    del probe
+    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
 
     steps, skipped = {}, {}

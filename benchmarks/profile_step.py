@@ -52,7 +52,6 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer  # NOQA
 import numpy  # NOQA
 
-from chainer_vfbn.models import resnet_cifar  # NOQA
 
 import _common  # NOQA
 from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
@@ -267,12 +266,7 @@ def main(argv=None):
 
     device = chainer.get_device(args.device)
     device.use()
-    probe = resnet_cifar(args.arch)
-    rng = numpy.random.RandomState(args.seed)
-    x = rng.randn(args.batchsize, 3, probe.insize, probe.insize).astype(
-        numpy.float32)
-    t = rng.randint(0, probe.n_class, args.batchsize).astype(numpy.int32)
-    del probe
+    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
 
     info = {'date': datetime.datetime.now().astimezone().isoformat(
