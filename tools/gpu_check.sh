@@ -26,7 +26,7 @@
 #   stack        versions, device, and where cuBLAS is loaded from; where CuPy
 #                cannot load cuBLAS, the pip wheel's nvidia/.../lib is put on
 #                LD_LIBRARY_PATH (CuPy 14 wheels carry no cuBLAS)
-#   cli-gpu0     the README's `train_cifar.py --method vfbn --gpu 0`, 30 iterations
+#   cli-gpu0     the README's `train_cifar.py --method vfbn --device 0`, 30 iterations
 #   pytest-gpu   pytest -m gpu with CHAINER_VFBN_REQUIRE_GPU=1
 #   bench-kernels, bench-step, bench-vs-pytorch   the three GPU benchmarks, JSON
 #   decoupled    2 MPI ranks sharing GPU 0 (the mpich wheel where there is no mpiexec)
@@ -205,10 +205,10 @@ step stack 90 "$stack_ok" -- "$py" tools/gpu_stack.py --json "$OUT/stack.json"
 ok_label=ok
 
 # ----------------------------------------- the README's command, shortened
-# `python train/train_cifar.py --method vfbn --gpu 0` (ResNet-110 paper
+# `python train/train_cifar.py --method vfbn --device 0` (ResNet-110 paper
 # preset) on the mini set, 30 iterations, the 36-view test at the end; it
 # also fills CuPy's kernel cache before anything is timed.
-gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --gpu 0 \
+gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --device 0 \
     --data-dir "$mini" --no-download --iterations 30 --tta-interval 1 \
     --test-batchsize 256 --no-progress --out "$work/results/cli-gpu0"
 
