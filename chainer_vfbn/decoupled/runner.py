@@ -327,7 +327,7 @@ class _Run(object):
                        max_staleness=args.max_staleness,
                        synth_placement=placement(args))
         runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
-        print('done: %d iterations in %.1f s over %d ranks; test error %s'
-              % (done, wall, self.K, runtime.pct(summary['test_error'])),
-              flush=True)
+        print('done: %d iterations in %.1f s over %d ranks; %s error %s'
+              % (done, wall, self.K, summary['evaluated_on'],
+                 runtime.pct(summary['test_error'])), flush=True)
 
