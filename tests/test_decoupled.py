@@ -444,10 +444,13 @@ def test_cli_final_tta_and_divergence(tmp_path, mini_archive):
     with open(os.path.join(out, 'log')) as f:
         log = json.load(f)
     assert [e['iteration'] for e in log] == [2]
-    assert 0 <= log[-1]['test/main/tta_error'] <= 1
+    # evaluated on the held-out split: named val/, not test/
+    assert 0 <= log[-1]['val/main/tta_error'] <= 1
+    assert not [k for k in log[-1] if k.startswith('test/')]
     with open(os.path.join(out, 'summary.json')) as f:
-        assert json.load(f)['tta_error'] == log[-1][
-            'test/main/tta_error']
+        summary = json.load(f)
+    assert summary['tta_error'] == log[-1]['val/main/tta_error']
+    assert summary['evaluated_on'] == 'validation'
 
     out = str(tmp_path / 'nan')
     proc = _cli(2, out, data_dir, '--iterations', '30', '--learnrate', '1e4',
