@@ -158,6 +158,12 @@ def cut_subset(source, out, train_per_batch=MINI_TRAIN_PER_BATCH,
     Raises:
         ~chainer_vfbn.datasets.DatasetError: ``source`` is unreadable or has
             fewer images than asked for.
+
+    Example::
+
+        >>> cut_subset('cifar-10-python.tar.gz',
+        ...            'mini/cifar-10-python.tar.gz') == MINI_SHA256
+        True
     """
     if train_per_batch < 1 or n_test < 1:
         raise ValueError('train_per_batch and n_test must be >= 1')
