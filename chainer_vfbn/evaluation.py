@@ -25,6 +25,51 @@ PREDICTIONS_FILE = 'predictions.json'
 _BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
 
 
+#: The prefix of a log's evaluation figures (``test/main/error``, ...):
+#: named for the set they were measured on.
+TEST_PREFIX = 'test'
+VAL_PREFIX = 'val'
+#: The prefix that logs before 2026-12-03, and the run records of
+#: :mod:`chainer_vfbn.protocol` (whose format stays stable), use for both.
+RECORD_PREFIX = 'validation'
+
+
+def eval_prefix(validation_split):
+    """``'val'`` for a run evaluated on a held-out share of the training
+    images (``validation_split > 0``), ``'test'`` for one evaluated on the
+    test set.
+
+    Example::
+
+        >>> eval_prefix(0.1), eval_prefix(0)
+        ('val', 'test')
+    """
+    return VAL_PREFIX if validation_split else TEST_PREFIX
+
+
+def eval_value(entry, key):
+    """``entry``'s evaluation figure ``key`` (e.g. ``'error'``) under any of
+    the prefixes (test, val, or an older log's validation), or ``None``."""
+    for prefix in (TEST_PREFIX, VAL_PREFIX, RECORD_PREFIX):
+        value = entry.get('%s/main/%s' % (prefix, key))
+        if value is not None:
+            return value
+    return None
+
+
+def record_keys(entry):
+    """A log entry with its ``test/`` or ``val/`` figures renamed
+    ``validation/``, as the run records of :mod:`chainer_vfbn.protocol`
+    store them (so that their format does not change)."""
+    out = {}
+    for k, v in entry.items():
+        head, _, rest = k.partition('/')
+        if head in (TEST_PREFIX, VAL_PREFIX) and rest.startswith('main/'):
+            k = '%s/%s' % (RECORD_PREFIX, rest)
+        out[k] = v
+    return out
+
+
 def _resolve_device(device, predictor):
     if device is None:
         # A Link knows its device; anything else runs on NumPy.
@@ -236,7 +281,9 @@ class ViewEvaluator(extension.Extension):
             ``tta_interval`` is 0) when triggered at this iteration, so that
             a run always ends with its 36-view figure.
         mean, std (numpy.ndarray): Training-set statistics (``'standard'``).
-        name (str): Prefix of the reported keys.
+        name (str): The extension's name (its key in snapshots).
+        prefix (str): Prefix of the reported keys (default: the name), e.g.
+            :func:`eval_prefix`'s.
         on_final (callable): Called with the :func:`evaluate_views` result
             of the evaluation at ``final_iteration`` (e.g. to keep its
             per-image predictions).
@@ -248,7 +295,8 @@ class ViewEvaluator(extension.Extension):
 
     def __init__(self, predictor, images, labels, augment='paper',
                  batch_size=128, device=None, tta_interval=1, mean=None,
-                 std=None, name=None, final_iteration=None, on_final=None):
+                 std=None, name=None, final_iteration=None, prefix=None,
+                 on_final=None):
         if tta_interval < 0:
             raise ValueError('tta_interval must be >= 0')
         if augment == 'standard' and (mean is None or std is None):
@@ -268,6 +316,7 @@ class ViewEvaluator(extension.Extension):
         self.on_final = on_final
         if name is not None:
             self.name = name
+        self.prefix = prefix
         self.n_calls = 0
 
     def __call__(self, trainer=None):
@@ -279,7 +328,7 @@ class ViewEvaluator(extension.Extension):
             self.predictor, self.images, self.labels, self.augment,
             self.batch_size, self.device, tta=tta, mean=self.mean,
             std=self.std)
-        prefix = (self.name or self.default_name) + '/main/'
+        prefix = (self.prefix or self.name or self.default_name) + '/main/'
         keys = ('loss', 'accuracy', 'error')
         if tta:
             keys += ('tta_accuracy', 'tta_error')

@@ -342,14 +342,20 @@ def status(run, s, records, need_predictions=False):
     return 'done'
 
 
+# A record's curve keeps its key names: a run's log now names its
+# evaluation figures test/main/... or val/main/..., which the record stores
+# under the names it always had, validation/main/... (the record format is
+# stable; evaluation.record_keys).
 CURVE_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy',
               'validation/main/error', 'validation/main/tta_error',
               'elapsed_time')
 
 
 def _curve(log):
+    from chainer_vfbn.evaluation import record_keys
     keep = []
     for entry in log or []:
+        entry = record_keys(entry)
         keep.append({k: v for k, v in entry.items()
                      if k in CURVE_KEYS or k.endswith(('/cos', '/relerr',
                                                        '/norm_ratio'))})

@@ -19,6 +19,8 @@ import chainer
 import numpy
 
 import chainer_vfbn
+from chainer_vfbn import evaluation
+from chainer_vfbn import methods
 from chainer_vfbn import run_dir
 from chainer_vfbn import split_step
 from chainer_vfbn.divergence import json_safe
@@ -98,8 +100,14 @@ def check_identity(args, defaults=None):
         raise UserError('--out %s holds an unreadable args.json (%s); '
                         'choose another --out or pass --force-new'
                         % (args.out, e))
-    current = vars(args)
+    current = recorded_args(args)
+    if recorded.get('method') not in methods.SYNTHETIC_METHODS:
+        recorded = {k: v for k, v in recorded.items() if k != 'alpha_gs'}
     changed = run_dir.differences(recorded, current, RESUMABLE, defaults)
+    if 'method' in changed and 'alpha_gs' in changed:
+        # Another method's default alpha_gs, not an option the user gave:
+        # the method is the difference to name.
+        changed.remove('alpha_gs')
     if changed:
         raise UserError(
             '--out %s holds another run: %s; resume it with its own options '
@@ -108,6 +116,30 @@ def check_identity(args, defaults=None):
             % (args.out, ', '.join(
                 '--%s %s (was %s)' % (k.replace('_', '-'), current.get(k),
                                       recorded.get(k)) for k in changed)))
+
+
+def recorded_args(args):
+    """The options as a run records them: ``alpha_gs`` only for a method
+    with a gradient synthesizer (it means nothing for the others)."""
+    record = dict(vars(args))
+    if record.get('method') not in methods.SYNTHETIC_METHODS:
+        record.pop('alpha_gs', None)
+    return record
+
+
+def release_out(held, out):
+    """Remove ``--out``'s lock file and release the lock (the run's end).
+
+    The file is removed while still held, so that no other process can
+    take the lock on it in between.
+    """
+    if held is None or held.closed:
+        return
+    try:
+        os.remove(os.path.join(out, run_dir.LOCK_NAME))
+    except OSError:
+        pass
+    held.close()
 
 
 def claim_out(args):
@@ -207,14 +239,24 @@ def write_json(path, obj):
 
 
 def setup_data(args, insize):
-    """Load the data set and build the training iterator."""
+    """Load the data set and build the training iterator.
+
+    Returns:
+        tuple: ``(train_iter, test, description, augment, n_train)``;
+        ``test`` is a dict of the evaluation images, labels and
+        normalization, and ``data_sha256``, the whole data set's
+        :func:`chainer_vfbn.datasets.subset.content_hash` (before any
+        validation split).
+    """
     from chainer_vfbn import datasets
+    from chainer_vfbn.datasets import subset
     try:
         ((train_x, train_t), (test_x, test_t)), description = \
             datasets.get_cifar10(args.dataset, args.data_dir,
                                  download=args.download)
     except datasets.DatasetError as e:
         raise UserError(str(e))
+    data_sha256 = subset.content_hash((train_x, train_t), (test_x, test_t))
     if args.validation_split:
         train_idx, val_idx = datasets.validation_split(
             train_t, args.validation_split)
@@ -240,16 +282,19 @@ def setup_data(args, insize):
         train_x, train_t, args.batchsize, augment=augment, seed=args.seed,
         mean=mean, std=std)
     test = dict(images=test_x, labels=test_t, augment=augment, mean=mean,
-                std=std)
+                std=std, data_sha256=data_sha256)
     return train_iter, test, description, augment, len(train_x)
 
 
 def summary_dict(args, log, split_names, description, device, epochs,
-                 iterations, wall, images, diverged=None):
+                 iterations, wall, images, diverged=None, data_sha256=None):
     """The run's summary.json contents, from its log (newest value per key).
 
     ``images`` is how many training images ``wall`` seconds covered;
-    ``diverged`` is :func:`diverged_record`'s, for a run stopped by it.
+    ``diverged`` is :func:`diverged_record`'s, for a run stopped by it;
+    ``data_sha256`` the data set's content hash (``setup_data``'s).
+    ``test_error`` and ``tta_error`` are those of the evaluation set
+    (``evaluated_on``: the test set, or a validation split).
     """
     last = {}
     for entry in log:
@@ -258,12 +303,13 @@ def summary_dict(args, log, split_names, description, device, epochs,
     first = split_step.synth_name(0, len(split_names)) + '/'
     synth = {value: last.get(first + value)
              for value in ('cos', 'relerr', 'norm_ratio')}
-    return {
+    summary = {
         'method': args.method, 'arch': args.arch, 'dataset': description,
+        'data_sha256': data_sha256,
         'alpha_gs': args.alpha_gs, 'split_at': split_names,
         'epochs': epochs, 'iterations': iterations,
-        'test_error': last.get('validation/main/error'),
-        'tta_error': last.get('validation/main/tta_error'),
+        'test_error': evaluation.eval_value(last, 'error'),
+        'tta_error': evaluation.eval_value(last, 'tta_error'),
         'train_loss': last.get('main/loss'),
         'wall_time_s': wall,
         'images_per_sec': (images / wall) if wall else None,
@@ -275,6 +321,9 @@ def summary_dict(args, log, split_names, description, device, epochs,
         'status': 'diverged' if diverged else 'finished',
         'diverged': diverged,
     }
+    if args.method not in methods.SYNTHETIC_METHODS:
+        del summary['alpha_gs']
+    return summary
 
 
 def diverged_record(error, last_snapshot):
@@ -289,7 +338,8 @@ def diverged_record(error, last_snapshot):
 def run_record(args, device, description, augment, split_names, **extra):
     """``args.json``: the options, code version, environment and device."""
     record = {
-        'args': vars(args), 'augment': augment, 'dataset': description,
+        'args': recorded_args(args), 'augment': augment,
+        'dataset': description,
         'split_at': list(split_names), 'code_version': code_version(),
         'environment': environment(), 'device': str(device),
         'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),

@@ -23,10 +23,12 @@ import numpy
 
 try:
     from chainer_vfbn.datasets import cifar10
+    from chainer_vfbn.datasets import subset
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     from chainer_vfbn.datasets import cifar10
+    from chainer_vfbn.datasets import subset
 
 
 def describe(found):
@@ -46,6 +48,10 @@ def describe(found):
                                      'unknown (not the official archive, '
                                      'md5 %s)' % cifar10.MD5))
     (train, test) = cifar10.read_cifar10(found)
+    digest = subset.content_hash(train, test)
+    lines.append('content sha256: %s%s' % (
+        digest, ' (the mini set, cifar-10-mini)'
+        if digest == subset.MINI_SHA256 else ''))
     for split, (x, t) in (('train', train), ('test', test)):
         counts = numpy.bincount(t, minlength=cifar10.N_CLASS)
         lines.append('%s: %d images, %s %s, labels %d..%d'

@@ -16,54 +16,27 @@ keep their order within the batch. The output is byte-reproducible (fixed tar
 and gzip timestamps), so its sha256 in data/README.md can be checked by
 running this script again.
 
-Run it with NumPy < 2 (the faithful stack), so that the pickles name
-``numpy.core.multiarray._reconstruct`` like the official file; the source
-defaults to ``../shared/data/cifar-10-mini/cifar-10-python.tar.gz`` beside
-the checkout::
+The pickles name ``numpy.core.multiarray._reconstruct`` like the official
+file under NumPy 1 and 2 alike (:func:`chainer_vfbn.datasets.subset.py2_pickle`).
+The source defaults to ``../shared/data/cifar-10-mini/cifar-10-python.tar.gz``
+beside the checkout::
 
     python data/make_sample.py [--source PATH] [--out PATH]
 """
 import argparse
-import gzip
 import hashlib
-import io
 import os
 import pickle
-import struct
 import sys
 import tarfile
 
 import numpy
 
-FOLDER = 'cifar-10-batches-py'
+from chainer_vfbn.datasets import subset
+
 TRAIN = ['data_batch_%d' % i for i in range(1, 6)]
 TEST = 'test_batch'
-MTIME = 1230768000  # 2009-01-01, a fixed time for reproducible output
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Py2StrPickler(pickle._Pickler):
-    """Protocol-2 pickler writing ``str`` and ``bytes`` as Python 2 ``str``."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_py2_str(self, obj):
-        data = obj.encode('latin1') if isinstance(obj, str) else obj
-        if len(data) < 256:
-            self.write(pickle.SHORT_BINSTRING + struct.pack('<B', len(data)))
-        else:
-            self.write(pickle.BINSTRING + struct.pack('<i', len(data)))
-        self.write(data)
-        self.memoize(obj)
-
-    dispatch[str] = save_py2_str
-    dispatch[bytes] = save_py2_str
-
-
-def dumps(obj):
-    f = io.BytesIO()
-    Py2StrPickler(f, protocol=2).dump(obj)
-    return f.getvalue()
 
 
 def read_source(path):
@@ -99,23 +72,6 @@ def cut(batch, per_class, label):
     }
 
 
-def write_archive(members, path):
-    """Write ``members`` (name -> bytes) as a reproducible .tar.gz."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as tar:
-        info = tarfile.TarInfo(FOLDER)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, MTIME
-        tar.addfile(info)
-        for name, data in members:
-            info = tarfile.TarInfo('%s/%s' % (FOLDER, name))
-            info.size, info.mode, info.mtime = len(data), 0o644, MTIME
-            tar.addfile(info, io.BytesIO(data))
-    with open(path, 'wb') as f:
-        with gzip.GzipFile(filename='', mode='wb', fileobj=f, mtime=0,
-                           compresslevel=9) as gz:
-            gz.write(buf.getvalue())
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--source', default=os.path.join(
@@ -129,24 +85,20 @@ def main(argv=None):
                         help='images per class in the test batch')
     args = parser.parse_args(argv)
 
-    if int(numpy.__version__.split('.')[0]) >= 2:
-        print('make_sample.py: error: run with NumPy < 2 so the pickles '
-              'match the official file', file=sys.stderr)
-        return 2
     src = read_source(args.source)
     members = []
     for i, name in enumerate(TRAIN):
         batch = cut(src[name], args.per_class_train,
                     'training batch %d of 5' % (i + 1))
-        members.append((name, dumps(batch)))
-    members.append((TEST, dumps(cut(src[TEST], args.per_class_test,
+        members.append((name, subset.py2_pickle(batch)))
+    members.append((TEST, subset.py2_pickle(cut(src[TEST], args.per_class_test,
                                     'testing batch 1 of 1'))))
     meta = {'num_cases_per_batch': 10 * args.per_class_train,
             'label_names': list(src['batches.meta']['label_names']),
             'num_vis': 3072}
-    members.append(('batches.meta', dumps(meta)))
+    members.append(('batches.meta', subset.py2_pickle(meta)))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_archive(members, args.out)
+    subset.write_archive(members, args.out)
     with open(args.out, 'rb') as f:
         sha = hashlib.sha256(f.read()).hexdigest()
     print('%s: %d bytes, sha256 %s' % (args.out, os.path.getsize(args.out),

@@ -410,15 +410,15 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
     with open(os.path.join(a, 'log')) as f:
         log = json.load(f)
     assert [e['iteration'] for e in log] == [3, 6]
-    for key in ('main/loss', 'main/accuracy', 'validation/main/loss',
-                'validation/main/error', 'synth/loss', 'synth/cos',
+    for key in ('main/loss', 'main/accuracy', 'test/main/loss',
+                'test/main/error', 'synth/loss', 'synth/cos',
                 'synth/relerr', 'synth/staleness', 'rank0/wait_time',
                 'rank1/wait_time', 'lr', 'elapsed_time'):
         assert key in log[-1], key
     with open(os.path.join(b, 'log')) as f:
         log_b = json.load(f)
-    assert log[-1]['validation/main/loss'] == log_b[-1][
-        'validation/main/loss']
+    assert log[-1]['test/main/loss'] == log_b[-1][
+        'test/main/loss']
     with open(os.path.join(a, 'summary.json')) as f:
         summary = json.load(f)
     assert summary['iterations'] == 6 and summary['ranks'] == 2
@@ -444,10 +444,13 @@ def test_cli_final_tta_and_divergence(tmp_path, mini_archive):
     with open(os.path.join(out, 'log')) as f:
         log = json.load(f)
     assert [e['iteration'] for e in log] == [2]
-    assert 0 <= log[-1]['validation/main/tta_error'] <= 1
+    # evaluated on the held-out split: named val/, not test/
+    assert 0 <= log[-1]['val/main/tta_error'] <= 1
+    assert not [k for k in log[-1] if k.startswith('test/')]
     with open(os.path.join(out, 'summary.json')) as f:
-        assert json.load(f)['tta_error'] == log[-1][
-            'validation/main/tta_error']
+        summary = json.load(f)
+    assert summary['tta_error'] == log[-1]['val/main/tta_error']
+    assert summary['evaluated_on'] == 'validation'
 
     out = str(tmp_path / 'nan')
     proc = _cli(2, out, data_dir, '--iterations', '30', '--learnrate', '1e4',

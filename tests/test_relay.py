@@ -87,9 +87,9 @@ def test_extend_reports_prints_the_synth_columns(tmp_path, monkeypatch):
     header, line = out.getvalue().splitlines()[:2]
     assert header.split() == [
         'epoch', 'iteration', 'main/loss', 'main/accuracy',
-        'validation/main/loss', 'validation/main/error',
-        'validation/main/tta_error', 'synth/cos', 'synth/staleness_max', 'lr',
+        'test/main/loss', 'test/main/error',
+        'test/main/tta_error', 'synth/cos', 'synth/staleness_max', 'lr',
         'elapsed_time']
-    # The entries the log lacks (accuracy, validation) print blank.
+    # The entries the log lacks (accuracy, test figures) print blank.
     assert line.split() == ['1', '4', '2.5', '0.125', '1', '0.1', '1']
     assert '\033[J' not in out.getvalue()

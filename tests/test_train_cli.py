@@ -48,10 +48,10 @@ def test_smoke_run_writes_everything_and_learns(tmp_path, method):
     assert [e['epoch'] for e in log] == [1, 2, 3]
     losses = [e['main/loss'] for e in log]
     assert losses[-1] < losses[0], losses
-    assert 'validation/main/tta_error' in log[-1]
-    assert 'validation/main/tta_error' not in log[0]
+    assert 'test/main/tta_error' in log[-1]
+    assert 'test/main/tta_error' not in log[0]
     for e in log:
-        assert 0 <= e['validation/main/error'] <= 1
+        assert 0 <= e['test/main/error'] <= 1
     if method == 'vfbn':
         assert -1 <= log[-1]['synth/cos'] <= 1
         assert 'synth/relerr' in log[-1]
@@ -69,8 +69,17 @@ def test_smoke_run_writes_everything_and_learns(tmp_path, method):
     with open(os.path.join(out, 'summary.json')) as f:
         summary = json.load(f)
     assert summary['iterations'] == 30
-    assert summary['test_error'] == log[-1]['validation/main/error']
-    assert summary['tta_error'] == log[-1]['validation/main/tta_error']
+    # The data set's content hash, and alpha_gs only where it means something.
+    from chainer_vfbn.datasets import read_cifar10
+    from chainer_vfbn.datasets import subset
+    digest = subset.content_hash(*read_cifar10(SAMPLE))
+    assert summary['data_sha256'] == meta['data_sha256'] == digest
+    assert ('alpha_gs' in summary) == ('alpha_gs' in meta['args']) == (
+        method == 'vfbn')
+    if method == 'vfbn':
+        assert summary['alpha_gs'] == meta['args']['alpha_gs'] == 1e-3
+    assert summary['test_error'] == log[-1]['test/main/error']
+    assert summary['tta_error'] == log[-1]['test/main/tta_error']
     assert 'sample' in r.stdout  # the log says which data set was used
 
 
@@ -200,7 +209,7 @@ def test_every_method_trains_on_the_sample(tmp_path, method):
     assert r.returncode == 0, r.stderr[-3000:]
     log = read_log(out)
     assert log[-1]['main/loss'] < log[0]['main/loss'] or \
-        log[-1]['validation/main/loss'] < log[0]['validation/main/loss']
+        log[-1]['test/main/loss'] < log[0]['test/main/loss']
     with open(os.path.join(out, 'summary.json')) as f:
         assert json.load(f)['method'] == method
 
@@ -227,13 +236,115 @@ def test_he_preset_standard_augmentation(tmp_path):
     assert r.returncode == 2 and 'takes 32x32' in r.stderr
 
 
-def _parse(argv):
-    """train_cifar.parse_args, the script loaded by its path."""
+def _script():
+    """train/train_cifar.py, loaded by its path."""
     import importlib.util
     spec = importlib.util.spec_from_file_location('train_cifar_cli', SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.parse_args(argv)
+    return module
+
+
+def _parse(argv):
+    """train_cifar.parse_args, the script loaded by its path."""
+    return _script().parse_args(argv)
+
+
+def test_help_in_groups_each_option_with_help_and_one_true_default():
+    parser = _script().build_parser()
+    groups = {g.title: [a.option_strings[0] for a in g._group_actions]
+              for g in parser._action_groups}
+    for title in ('data', 'model', 'method', 'optimization', 'device',
+                  'output', 'decoupled'):
+        assert groups.get(title), title
+    assert '--data-dir' in groups['data']
+    assert '--method' in groups['method'] and '--alpha-gs' in groups['method']
+    assert '--learnrate' in groups['optimization']
+    assert set(groups['decoupled']) == {'--decoupled', '--max-staleness',
+                                        '--synth-placement', '--mpi-timeout'}
+    text = parser.format_help()
+    assert '(default: True)' not in text and '(default: False)' not in text
+    assert '(default: None)' not in text
+    for action in parser._actions:
+        if action.dest == 'help':
+            continue
+        name = action.option_strings[0]
+        assert action.help, name
+        # the help as printed: the default once, and only where it is one
+        printed = parser._get_formatter()._expand_help(action)
+        assert printed.count('default:') <= 1, (name, printed)
+        if action.nargs != 0 and action.default is not None:
+            assert 'default:' in printed or 'the default' in printed, (
+                name, printed)
+    flat = ' '.join(text.split())
+    assert '(default: 432)' in flat and '(default: resnet110-paper)' in flat
+
+
+def test_alpha_gs_only_for_synthetic_methods(tmp_path):
+    assert _parse(['--method', 'bp']).alpha_gs is None
+    assert _parse(['--method', 'vfbn']).alpha_gs == 1e-3
+    r = run_cli(['--method', 'bp', '--alpha-gs', '0.01', '--out',
+                 str(tmp_path / 'o')], timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        'train_cifar.py: error: --alpha-gs is the step size of a gradient '
+        'synthesizer: it applies to dni-linear, dni-resnet, vfbn, '
+        'vfbn-linear, vfbn-mlp only, not to --method bp']
+    assert not os.path.exists(str(tmp_path / 'o'))
+
+
+def test_refusal_names_the_method_not_its_default_alpha_gs(tmp_path):
+    """A vfbn run's folder, then --method bp (or dni-linear) without
+    --alpha-gs: the refusal names --method, never '(was 0.001)'."""
+    from chainer_vfbn import runtime
+    module = _script()
+    out = str(tmp_path / 'run')
+    os.makedirs(out)
+    vfbn = module.parse_args(['--method', 'vfbn', '--out', out])
+    with open(os.path.join(out, 'args.json'), 'w') as f:
+        json.dump({'args': runtime.recorded_args(vfbn)}, f)
+    for method in ('bp', 'dni-linear'):
+        args = module.parse_args(['--method', method, '--out', out])
+        with pytest.raises(runtime.UserError) as e:
+            runtime.check_identity(args, module.option_defaults())
+        assert '--method %s (was vfbn)' % method in str(e.value)
+        assert 'alpha' not in str(e.value)
+    # The same method with another --alpha-gs is named.
+    args = module.parse_args(['--method', 'vfbn', '--alpha-gs', '0.01',
+                              '--out', out])
+    with pytest.raises(runtime.UserError, match=r'--alpha-gs 0\.01 '
+                       r'\(was 0\.001\)'):
+        runtime.check_identity(args, module.option_defaults())
+
+
+def test_piped_progress_lock_and_a_finished_run_resumed(tmp_path):
+    """With the progress display on and stdout a pipe: plain lines, no
+    escape code or carriage return; no .lock left; the same command again
+    finds the run finished and rewrites nothing."""
+    out = str(tmp_path / 'o')
+    argv = [a for a in TINY if a != '--no-progress'] + [
+        '--method', 'vfbn', '--iterations', '3', '--out', out]
+    r = run_cli(argv)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '\033' not in r.stdout and '\r' not in r.stdout
+    assert 'progress: epoch 1 of ' in r.stdout
+    assert 'test/main/error' in r.stdout      # named for the test set
+    assert 'validation' not in r.stdout
+    assert sorted(e for e in os.listdir(out) if e.startswith('.')) == []
+    before = {}
+    for name in os.listdir(out):
+        with open(os.path.join(out, name), 'rb') as f:
+            before[name] = (f.read(), os.stat(os.path.join(out, name))
+                            .st_mtime_ns)
+    r = run_cli(argv)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'finished at iteration 3: nothing to do' in r.stdout
+    after = {}
+    for name in os.listdir(out):
+        with open(os.path.join(out, name), 'rb') as f:
+            after[name] = (f.read(), os.stat(os.path.join(out, name))
+                           .st_mtime_ns)
+    assert after == before   # summary.json, args.json, log: not rewritten
 
 
 def test_chainer_example_conventions():

@@ -32,7 +32,7 @@
 #                PyTorch's step; for 3 steps of each, the summed GPU kernel
 #                time, the GPU's busy time and the kernels launched against
 #                the wall time (torch.profiler, CUPTI), JSON
-#   cli-gpu0     the README's `train_cifar.py --method vfbn --gpu 0`, 30 iterations
+#   cli-gpu0     the README's `train_cifar.py --method vfbn --device 0`, 30 iterations
 #   pytest-gpu   pytest -m gpu with CHAINER_VFBN_REQUIRE_GPU=1
 #   bench-kernels, bench-step, bench-vs-pytorch   the three GPU benchmarks, JSON
 #   decoupled    2 MPI ranks sharing GPU 0 (the mpich wheel where there is no mpiexec)
@@ -220,11 +220,11 @@ gpu_step profile 120 -- "$py" benchmarks/profile_step.py --device @cupy:0 \
     --profile-steps 3 --json "$OUT/profile.json"
 
 # ----------------------------------------- the README's command, shortened
-# `python train/train_cifar.py --method vfbn --gpu 0` (ResNet-110 paper
+# `python train/train_cifar.py --method vfbn --device 0` (ResNet-110 paper
 # preset) on the mini set, 30 iterations, the 36-view test at the end; it
 # also compiles the kernels the profile did not (evaluation, the data
 # pipeline) before the benchmarks time anything.
-gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --gpu 0 \
+gpu_step cli-gpu0 90 -- "$py" train/train_cifar.py --method vfbn --device 0 \
     --data-dir "$mini" --no-download --iterations 30 --tta-interval 1 \
     --test-batchsize 256 --no-progress --out "$work/results/cli-gpu0"
 

@@ -69,6 +69,7 @@ TRAIN_SCRIPT = os.path.join(HERE, 'train_cifar.py')
 if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
+from chainer_vfbn import evaluation  # NOQA
 from chainer_vfbn import protocol  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
 from chainer_vfbn.interrupt import Interrupted  # NOQA
@@ -349,8 +350,10 @@ def collect(out, rows, seeds):
                 state = 'incomplete'
             else:
                 state = 'missing'
+            # test/ or val/ figures under the records' names (validation/)
             runs.append(dict(seed=seed, status=state, summary=summary,
-                             log=log if isinstance(log, list) else None))
+                             log=[evaluation.record_keys(e) for e in log]
+                             if isinstance(log, list) else None))
         done = [r['summary'] for r in runs if r['summary'] is not None]
 
         def pct(key):

@@ -3,9 +3,10 @@
 
 Examples::
 
-    # the paper's VFBN row on the full CIFAR-10, on GPU 0
-    python train/train_cifar.py --method vfbn --gpu 0
-    # a few minutes on the CPU, on the real sample bundled in data/
+    # the paper's VFBN row on the full CIFAR-10, on GPU 0 (432 epochs of
+    # ResNet-110: see the README for what that costs)
+    python train/train_cifar.py --method vfbn --device 0
+    # on the CPU, on the real sample bundled in data/
     python train/train_cifar.py --method vfbn --dataset sample \\
         --arch resnet20-paper --epoch 3 --batchsize 50 --lr-step 2
 
@@ -47,7 +48,7 @@ from chainer_vfbn.models import resnet_cifar  # NOQA
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
 # i.e. 36 standard epochs.
 PAPER_EPOCH = 36
-_LOCKS = []  # the lock on --out, held until the process exits
+_LOCKS = []  # the lock on --out, held until the run ends
 RECIPES = {
     'mitmul2016': dict(
         arch='resnet110-paper',
@@ -69,6 +70,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default once: not for flags (a --no-X flag's default
+    is that X happens, which its help says), nor where the help already
+    names it, nor for options without one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.nargs == 0 or action.default is None or \
+                'default' in text or action.default is argparse.SUPPRESS:
+            return text
+        return text + ' (default: %(default)s)'
+
+
 def option_defaults():
     """``{dest: default}`` of every option."""
     return {a.dest: a.default for a in build_parser()._actions
@@ -78,110 +92,149 @@ def option_defaults():
 def build_parser():
     rec = RECIPES['mitmul2016']
     p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--method', default='vfbn', choices=methods.METHODS,
+                formatter_class=_Formatter)
+
+    g = p.add_argument_group('data')
+    g.add_argument('--dataset', default='cifar10',
+                   choices=('cifar10', 'sample'),
+                   help='cifar10: the official archive (or a subset in its '
+                        'format, e.g. cifar-10-mini, see --data-dir); '
+                        'sample: the small real sample bundled in data/')
+    g.add_argument('--data-dir', default=None,
+                   help='where cifar-10-python.tar.gz (or its extracted '
+                        'folder) is (default: $CHAINER_VFBN_DATA, then '
+                        '~/.chainer-vfbn/cifar10)')
+    g.add_argument('--no-download', dest='download', action='store_false',
+                   help='never download the official archive; stop if it is '
+                        'not found (by default a missing archive is '
+                        'downloaded)')
+    g.add_argument('--validation-split', type=float, default=0.,
+                   metavar='FRACTION',
+                   help='hold out this share of the training images (a '
+                        'fixed, stratified split, the same for every seed '
+                        'and method) and evaluate on it, logged as val/..., '
+                        'instead of the test set, logged as test/...; 0: '
+                        'train on all, evaluate on the test set')
+    g.add_argument('--augment', default=None, choices=('paper', 'standard'),
+                   help='paper: 36 views of 24x24; standard: pad-crop-flip '
+                        '(default: paper for *-paper archs, standard for '
+                        '*-he)')
+
+    g = p.add_argument_group('model')
+    g.add_argument('--arch', default=rec['arch'],
+                   help='resnet<6n+2>-{paper,he}, e.g. resnet110-paper, '
+                        'resnet20-paper, resnet110-he')
+    g.add_argument('--split-at', default=None,
+                   help='comma-separated layer names after which the network '
+                        'is cut (default: the paper\'s point, the middle of '
+                        'stage 2)')
+
+    g = p.add_argument_group('method')
+    g.add_argument('--method', default='vfbn', choices=methods.METHODS,
                    help='training method (a row of the paper\'s Table 1)')
-    p.add_argument('--alpha-gs', type=float, default=None,
-                   help='Adam step size of the gradient synthesizer (0: '
-                        'untrained; default: 1e-3 for vfbn*, the paper\'s '
-                        'alpha_gs, and 1e-7 for dni-*, see '
-                        'chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
-    p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
+    g.add_argument('--alpha-gs', type=float, default=None,
+                   help='Adam step size of the gradient synthesizer, for '
+                        'the synthetic methods only (0: untrained; default: '
+                        '1e-3 for vfbn*, the paper\'s alpha_gs, and 1e-7 for '
+                        'dni-*, see chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
+    g.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
                    help='what a DNI synthesizer predicts: delta of the '
                         'batch-mean loss (batch-mean), or B*delta, applied '
                         'as its prediction / B (per-example: alpha_gs then '
                         'does not depend on the batch size); VFBN has the '
                         'batch-mean scale by construction')
-    p.add_argument('--n-hidden', type=int, default=256,
+    g.add_argument('--n-hidden', type=int, default=256,
                    help='hidden units of the vfbn-mlp virtual network')
-    p.add_argument('--recipe', default='mitmul2016', choices=sorted(RECIPES),
-                   help='the set of defaults below')
-    p.add_argument('--arch', default=rec['arch'],
-                   help='resnet<6n+2>-{paper,he}, e.g. resnet110-paper, '
-                        'resnet20-paper, resnet110-he')
-    p.add_argument('--split-at', default=None,
-                   help='comma-separated layer names after which the network '
-                        'is cut (default: the paper\'s point, the middle of '
-                        'stage 2)')
-    p.add_argument('--device', '-d', default=None,
-                   help='device: @numpy, @cupy:0, or an integer (-1 = CPU)')
-    p.add_argument('--gpu', '-g', type=int, default=None,
-                   help='deprecated alias of --device N (-1 = CPU)')
-    p.add_argument('--batchsize', '-b', type=int, default=rec['batchsize'])
-    p.add_argument('--epoch', '-e', type=int, default=rec['epoch'],
-                   help='standard epochs (one view of each training image)')
-    p.add_argument('--iterations', type=int, default=None,
-                   help='stop after this many iterations instead')
-    p.add_argument('--learnrate', '-l', type=float, default=rec['learnrate'])
-    p.add_argument('--momentum', type=float, default=rec['momentum'])
-    p.add_argument('--weight-decay', type=float, default=rec['weight_decay'])
-    p.add_argument('--lr-step', type=float, default=rec['lr_step'],
+
+    g = p.add_argument_group(
+        'optimization', 'defaults: the recipe (--recipe), the paper\'s')
+    g.add_argument('--recipe', default='mitmul2016', choices=sorted(RECIPES),
+                   help='the recipe that sets the defaults of --arch and of '
+                        'this group (default: %(default)s)')
+    g.add_argument('--batchsize', '-b', type=int, default=rec['batchsize'],
+                   help='training images per iteration')
+    g.add_argument('--epoch', '-e', type=int, default=rec['epoch'],
+                   help='standard epochs (one view of each training image); '
+                        '%d = one paper epoch' % PAPER_EPOCH)
+    g.add_argument('--iterations', type=int, default=None,
+                   help='stop after this many iterations instead of '
+                        '--epoch')
+    g.add_argument('--learnrate', '-l', type=float, default=rec['learnrate'],
+                   help='initial learning rate of MomentumSGD')
+    g.add_argument('--momentum', type=float, default=rec['momentum'],
+                   help='MomentumSGD momentum')
+    g.add_argument('--weight-decay', type=float,
+                   default=rec['weight_decay'],
+                   help='L2 weight decay on every network parameter')
+    g.add_argument('--lr-step', type=float, default=rec['lr_step'],
                    help='standard epochs between learning-rate decays')
-    p.add_argument('--lr-decay', type=float, default=rec['lr_decay'])
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', '-o', default='result')
-    p.add_argument('--resume', '-r', default=None,
+    g.add_argument('--lr-decay', type=float, default=rec['lr_decay'],
+                   help='learning-rate factor at each decay')
+    g.add_argument('--seed', type=int, default=0,
+                   help='seed of the initialization, the data order and the '
+                        'augmentation')
+
+    g = p.add_argument_group('device')
+    g.add_argument('--device', '-d', default=None,
+                   help='device: @numpy, @cupy:0, or an integer (-1 = CPU) '
+                        '(default: @numpy, the CPU)')
+    g.add_argument('--gpu', '-g', type=int, default=None,
+                   help='deprecated alias of --device N (-1 = CPU)')
+
+    g = p.add_argument_group('output')
+    g.add_argument('--out', '-o', default='result',
+                   help='folder of the run: args.json, log, plots, '
+                        'snapshots, summary.json')
+    g.add_argument('--resume', '-r', default=None,
                    help='snapshot to resume from (default: the newest one in '
                         '--out, unless --no-autoload)')
-    p.add_argument('--autoload', dest='autoload', action='store_true',
+    g.add_argument('--autoload', dest='autoload', action='store_true',
                    default=True,
                    help='resume from the newest snapshot in --out (the '
                         'default)')
-    p.add_argument('--no-autoload', dest='autoload', action='store_false',
+    g.add_argument('--no-autoload', dest='autoload', action='store_false',
                    help='start afresh even if --out holds a snapshot')
-    p.add_argument('--force-new', action='store_true',
+    g.add_argument('--force-new', action='store_true',
                    help='if --out holds another run, move it aside to '
                         '<out>.replaced-<time> and start afresh (without '
                         'it, resuming with other options than the length '
                         'or the logging ones is refused)')
-    p.add_argument('--frequency', '-f', type=int, default=1,
+    g.add_argument('--frequency', '-f', type=int, default=1,
                    help='snapshot every N epochs and at the end (-1: at the '
                         'end only)')
-    p.add_argument('--dataset', default='cifar10', choices=('cifar10', 'sample'),
-                   help='cifar10: the official archive; sample: the small '
-                        'real sample bundled in data/')
-    p.add_argument('--data-dir', default=None,
-                   help='where cifar-10-python.tar.gz (or its extracted '
-                        'folder) is; default $CHAINER_VFBN_DATA, then '
-                        '~/.chainer-vfbn/cifar10')
-    p.add_argument('--no-download', dest='download', action='store_false',
-                   help='never download the official archive; stop if it is '
-                        'not found')
-    p.add_argument('--validation-split', type=float, default=0.,
-                   metavar='FRACTION',
-                   help='hold out this share of the training images (a '
-                        'fixed, stratified split, the same for every seed '
-                        'and method) and evaluate on it instead of the test '
-                        'set; 0: train on all, evaluate on the test set')
-    p.add_argument('--augment', default=None, choices=('paper', 'standard'),
-                   help='paper: 36 views of 24x24; standard: pad-crop-flip '
-                        '(default: paper for *-paper archs, standard for *-he)')
-    p.add_argument('--eval-interval', type=int, default=1,
-                   help='evaluate on the test set every N epochs')
-    p.add_argument('--tta-interval', type=int, default=PAPER_EPOCH,
+    g.add_argument('--eval-interval', type=int, default=1,
+                   help='evaluate (test set, or validation split) every N '
+                        'epochs')
+    g.add_argument('--tta-interval', type=int, default=PAPER_EPOCH,
                    help='36-view test-time augmentation every N evaluations '
-                        'and at the end (0: never; each costs 36 test-set '
-                        'passes)')
-    p.add_argument('--test-batchsize', type=int, default=128)
-    p.add_argument('--decoupled', action='store_true',
-                   help='one MPI rank per module (run under mpiexec; see '
-                        'docs/decoupled.md)')
-    p.add_argument('--max-staleness', type=int, default=1,
-                   help='decoupled: iterations a rank may run ahead of the '
-                        'true gradients that train its synthesizer')
-    p.add_argument('--synth-placement', choices=('above', 'below'),
+                        'and at the end (0: never; each costs 36 passes '
+                        'over the evaluation set)')
+    g.add_argument('--test-batchsize', type=int, default=128,
+                   help='images per forward pass when evaluating')
+    g.add_argument('--no-progress', dest='progress', action='store_false',
+                   help='no progress display (by default one line that '
+                        'moves on a terminal, a plain line a minute '
+                        'elsewhere)')
+
+    g = p.add_argument_group(
+        'decoupled', 'one MPI rank per module; run under mpiexec, see '
+                     'docs/decoupled.md')
+    g.add_argument('--decoupled', action='store_true',
+                   help='run decoupled (one MPI rank per module)')
+    g.add_argument('--max-staleness', type=int, default=1,
+                   help='iterations a rank may run ahead of the true '
+                        'gradients that train its synthesizer')
+    g.add_argument('--synth-placement', choices=('above', 'below'),
                    default='above',
-                   help='decoupled: train synthesizer k on rank k + 1, which '
-                        'holds h and the true gradient, and send its weights '
-                        'down (above), or send the true gradient down and '
-                        'train it on rank k (below); the same numbers, '
-                        'different load per rank (docs/decoupled.md)')
-    p.add_argument('--mpi-timeout', type=float, default=300.,
-                   help='decoupled: seconds a rank waits for a message '
-                        'before it stops the run')
-    p.add_argument('--no-progress', dest='progress', action='store_false',
-                   help='no progress bar (e.g. in logs)')
+                   help='train synthesizer k on rank k + 1, which holds h '
+                        'and the true gradient, and send its weights down '
+                        '(above), or send the true gradient down and train '
+                        'it on rank k (below); the same numbers, different '
+                        'load per rank (docs/decoupled.md)')
+    g.add_argument('--mpi-timeout', type=float, default=300.,
+                   help='seconds a rank waits for a message before it stops '
+                        'the run')
     return p
 
 
@@ -204,19 +257,28 @@ def parse_args(argv=None):
 def option_errors(args):
     """What is wrong with the numeric options, one line per bad value.
 
-    Resolves ``args.alpha_gs``'s default first. Bounds are those where the
-    value means something: a momentum of 1 or more never forgets, a decay
-    above 1 grows the learning rate (``alpha_gs``:
+    Resolves ``args.alpha_gs``'s default first (for a synthetic method; for
+    the others it stays ``None``, and giving it is an error). Bounds are
+    those where the value means something: a momentum of 1 or more never
+    forgets, a decay above 1 grows the learning rate (``alpha_gs``:
     :func:`chainer_vfbn.methods.alpha_gs_ok`).
     """
-    args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
+    lines = []
+    if args.method in methods.SYNTHETIC_METHODS:
+        args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
+    elif args.alpha_gs is not None:
+        lines.append('--alpha-gs is the step size of a gradient synthesizer: '
+                     'it applies to %s only, not to --method %s'
+                     % (', '.join(methods.SYNTHETIC_METHODS), args.method))
+        args.alpha_gs = None
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('weight_decay', lambda v: v >= 0, '>= 0'),
         ('lr_step', lambda v: v > 0, '> 0'),
         ('lr_decay', lambda v: 0 < v <= 1, 'in (0, 1]'),
-        ('alpha_gs', methods.alpha_gs_ok, 'in [0, 1]'),
+        ('alpha_gs', lambda v: v is None or methods.alpha_gs_ok(v),
+         'in [0, 1]'),
         ('validation_split', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('mpi_timeout', lambda v: v > 0, '> 0'),
         ('seed', lambda v: 0 <= v < 2 ** 32, 'in [0, 2**32)'),
@@ -230,7 +292,6 @@ def option_errors(args):
         ('tta_interval', lambda v: v >= 0, '>= 0'),
         ('max_staleness', lambda v: v >= 0, '>= 0'),
     ]
-    lines = []
     for name, ok, allowed in checks:
         value = getattr(args, name)
         finite = not isinstance(value, float) or math.isfinite(value)
@@ -241,11 +302,19 @@ def option_errors(args):
     return lines
 
 
+def stop_iteration(args, n_train):
+    """The run's last iteration."""
+    if args.iterations is not None:
+        return args.iterations
+    return -(-args.epoch * n_train // args.batchsize)
+
+
 def build_trainer(args, method, train_iter, test, device, n_train):
     from chainer_vfbn.divergence import FiniteCheck
     from chainer_vfbn.evaluation import EpochsOrEnd
     from chainer_vfbn.evaluation import PREDICTIONS_FILE
     from chainer_vfbn.evaluation import ViewEvaluator
+    from chainer_vfbn.evaluation import eval_prefix
     from chainer_vfbn.evaluation import predictions_record
 
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
@@ -264,19 +333,22 @@ def build_trainer(args, method, train_iter, test, device, n_train):
                 'lr', args.lr_decay, optimizer=updater.get_optimizer(name)),
             trigger=(args.lr_step, 'epoch'), name='lr_decay_' + name)
 
-    stop_iteration = (args.iterations if args.iterations is not None else
-                      -(-args.epoch * n_train // args.batchsize))
-    eval_trigger = EpochsOrEnd(args.eval_interval, stop_iteration)
+    last = stop_iteration(args, n_train)
+    eval_trigger = EpochsOrEnd(args.eval_interval, last)
+    prefix = eval_prefix(args.validation_split)
     trainer.extend(
         ViewEvaluator(method.predictor, test['images'], test['labels'],
                       augment=test['augment'], batch_size=args.test_batchsize,
                       device=device, tta_interval=args.tta_interval,
                       mean=test['mean'], std=test['std'],
-                      final_iteration=stop_iteration,
+                      final_iteration=last, prefix=prefix,
                       # per-image predictions, for paired comparisons
                       on_final=lambda result: runtime.write_json(
                           os.path.join(args.out, PREDICTIONS_FILE),
                           predictions_record(result, test['labels']))),
+        # The extension keeps its old name, the key of its state in the
+        # snapshots, so that runs from before resume; its figures are
+        # named for the set: test/main/... or val/main/...
         trigger=eval_trigger, name='validation')
 
     log_trigger = eval_trigger
@@ -288,27 +360,36 @@ def build_trainer(args, method, train_iter, test, device, n_train):
     # error (divergence included) leaves the last good snapshot newest.
     trainer.extend(extensions.snapshot(
         filename='snapshot_iter_{.updater.iteration}', n_retains=2),
-        trigger=EpochsOrEnd(args.frequency, stop_iteration), name='snapshot')
+        trigger=EpochsOrEnd(args.frequency, last), name='snapshot')
     trainer.extend(FiniteCheck())
 
-    # PrintReport erases the progress bar with an escape code: not in logs.
+    # PrintReport erases the progress line with an escape code: not in logs.
     reports.extend_reports(
         trainer, split_step.synth_names(len(method.synthesizers))
         if method.synthesizers else [], log_trigger,
-        erase_line=args.progress and sys.stdout.isatty())
+        erase_line=args.progress and sys.stdout.isatty(),
+        eval_prefix=prefix, run=run_name(args))
     if args.progress:
-        trainer.extend(extensions.ProgressBar(update_interval=10))
+        trainer.extend(reports.Progress(
+            last, n_train / float(args.batchsize)))
     return trainer
 
 
-def summarize(args, trainer, method, description, device, diverged=None):
+def run_name(args):
+    """What the plots' titles call the run: method, arch and folder."""
+    return '%s on %s (%s)' % (args.method, args.arch,
+                              os.path.basename(os.path.normpath(args.out)))
+
+
+def summarize(args, trainer, method, description, device, data_sha256,
+              diverged=None):
     iters = trainer.updater.iteration
     # The trainer's clock survives snapshots: the whole run, resumes included.
     wall = trainer.elapsed_time
     summary = runtime.summary_dict(
         args, trainer.get_extension('LogReport').log, method.split_names,
         description, device, trainer.updater.epoch_detail, iters, wall,
-        iters * args.batchsize, diverged)
+        iters * args.batchsize, diverged, data_sha256=data_sha256)
     runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
     return summary
 
@@ -339,7 +420,9 @@ def prepare(args):
     command comes before ``--out`` is touched.
 
     Returns:
-        tuple: ``(trainer, method, device, description)``.
+        tuple: ``(trainer, method, device, description, data_sha256)``;
+        ``trainer`` is ``None`` when ``--out`` holds this run, finished
+        (there is nothing to do, and nothing is rewritten).
     """
     device = runtime.get_device(args.device)
     runtime.set_seed(args.seed, device)
@@ -367,11 +450,19 @@ def prepare(args):
     trainer = build_trainer(args, method, train_iter, test, device, n_train)
     if resume is not None and resume[0] is not None:
         resume_trainer(trainer, *resume)
+    summary = os.path.join(args.out, 'summary.json')
+    if trainer.updater.iteration >= stop_iteration(args, n_train) and \
+            os.path.isfile(summary):
+        print('%s holds this run, finished at iteration %d: nothing to do '
+              '(a longer --epoch or --iterations continues it)'
+              % (args.out, trainer.updater.iteration))
+        return None, method, device, description, test['data_sha256']
     print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
           % (args.method, args.arch, description, device, augment))
     runtime.write_json(os.path.join(args.out, 'args.json'), runtime.run_record(
-        args, device, description, augment, method.split_names))
-    return trainer, method, device, description
+        args, device, description, augment, method.split_names,
+        data_sha256=test['data_sha256']))
+    return trainer, method, device, description, test['data_sha256']
 
 
 def split_at(args):
@@ -380,7 +471,9 @@ def split_at(args):
 
 
 def run(args):
-    trainer, method, device, description = prepare(args)
+    trainer, method, device, description, data_sha256 = prepare(args)
+    if trainer is None:
+        return 0
     with Interrupt() as interrupt:
         trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
                                                interrupt)
@@ -392,15 +485,17 @@ def run(args):
             snaps = run_dir.snapshots(args.out)
             record, line = runtime.diverged_record(
                 e, snaps[0] if snaps else None)
-            summarize(args, trainer, method, description, device, record)
+            summarize(args, trainer, method, description, device,
+                      data_sha256, record)
             sys.stderr.write('train_cifar.py: %s\n' % line)
             return runtime.EXIT_DIVERGED
     if interrupt.signum is not None:
         return stop_interrupted(trainer, args.out, interrupt)
-    summary = summarize(args, trainer, method, description, device)
-    print('done: %d iterations in %.1f s; test error %s, 36-view TTA error %s'
+    summary = summarize(args, trainer, method, description, device,
+                        data_sha256)
+    print('done: %d iterations in %.1f s; %s error %s, 36-view TTA error %s'
           % (summary['iterations'], summary['wall_time_s'],
-             runtime.pct(summary['test_error']),
+             summary['evaluated_on'], runtime.pct(summary['test_error']),
              runtime.pct(summary['tta_error'])))
     return 0
 
@@ -432,6 +527,9 @@ def main(argv=None):
     except KeyboardInterrupt:  # before the training loop, or a second ^C
         sys.stderr.write('train_cifar.py: interrupted\n')
         return 130
+    finally:
+        while _LOCKS:  # the run is over: no 0-byte .lock left behind
+            runtime.release_out(_LOCKS.pop(), args.out)
 
 
 if __name__ == '__main__':

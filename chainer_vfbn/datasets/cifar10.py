@@ -136,9 +136,29 @@ def locate_cifar10(data_dir=None):
 
 
 def _where_to_put(target):
-    return ('put the official %s (md5 %s, from %s) at %s, or pass its '
-            'location as data_dir / set %s'
-            % (ARCHIVE_NAME, MD5, URL, target, ENV_VAR))
+    return _mini_hint(target) or (
+        'put the official %s (md5 %s, from %s) at %s, or pass its '
+        'location as data_dir / set %s'
+        % (ARCHIVE_NAME, MD5, URL, target, ENV_VAR))
+
+
+# The project's mini subset (chainer_vfbn.datasets.subset) is kept in a
+# folder of this name; the official md5 can never match it.
+MINI_NAME = 'cifar-10-mini'
+MINI_COMMAND = ('python data/make_mini.py --source cifar-10-python.tar.gz '
+                '--out DIR')
+
+
+def _mini_hint(path):
+    """For a path inside a ``cifar-10-mini`` folder: how to (re)build the
+    mini set (a subset has no published md5 to download against); else
+    ``''``."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    if MINI_NAME not in parts:
+        return ''
+    folder = os.sep.join(parts[:parts.index(MINI_NAME) + 1])
+    return ('build the mini subset there from the official %s (%s) with '
+            '%s' % (ARCHIVE_NAME, URL, MINI_COMMAND.replace('DIR', folder)))
 
 
 def download_cifar10(target, url=None, md5=None, timeout=60):
@@ -160,6 +180,10 @@ def download_cifar10(target, url=None, md5=None, timeout=60):
     Raises:
         DatasetError: The download failed or the MD5 differs.
     """
+    if _mini_hint(target):
+        # Never download the full set into the mini set's place.
+        raise DatasetError('CIFAR-10 not found at %s; %s'
+                           % (target, _mini_hint(target)))
     url = URL if url is None else url
     md5 = MD5 if md5 is None else md5
     part = target + '.part'
@@ -229,9 +253,8 @@ def _unpickle(f):
     return _ArrayUnpickler(f, encoding='latin1').load()
 
 
-def _read_raw_batches(source):
-    """Unpickle the six batches of an archive or extracted folder."""
-    needed = TRAIN_BATCHES + (TEST_BATCH,)
+def _read_raw_batches(source, needed=TRAIN_BATCHES + (TEST_BATCH,)):
+    """Unpickle the members ``needed`` of an archive or extracted folder."""
     raw = {}
     if os.path.isdir(source):
         for name in needed:
@@ -273,8 +296,32 @@ def read_cifar10(source):
         DatasetError: The archive is corrupt or truncated, or a batch is
             missing or malformed.
     """
+    raw = read_raw(source)
+    train = [_parse_batch(raw[n], n, source) for n in TRAIN_BATCHES]
+    test = _parse_batch(raw[TEST_BATCH], TEST_BATCH, source)
+    train_x = numpy.concatenate([x for x, _ in train])
+    train_t = numpy.concatenate([t for _, t in train])
+    return (train_x, train_t), test
+
+
+def read_raw(source, with_meta=False):
+    """The unpickled batches of an archive or extracted folder, by name.
+
+    Checks what :func:`read_cifar10` checks about the file (the official
+    archive's md5, the gzip CRC, that every batch is there) but not the
+    batches' contents.
+
+    Args:
+        source (str): As in :func:`read_cifar10`.
+        with_meta (bool): Also return ``batches.meta`` (if present).
+
+    Returns:
+        dict: ``name -> unpickled dict`` (keys as stored: ``str``).
+    """
     if not os.path.exists(source):
-        raise DatasetError('CIFAR-10 data not found at %s' % source)
+        hint = _mini_hint(source)
+        raise DatasetError('CIFAR-10 data not found at %s%s'
+                           % (source, '; ' + hint if hint else ''))
     if os.path.isfile(source) and os.path.getsize(source) == SIZE:
         # The official archive's size: it must be the official archive.
         # (Subsets in the same format, e.g. cifar-10-mini, have other sizes
@@ -286,27 +333,25 @@ def read_cifar10(source):
                 'official archive; delete it and download %s again'
                 % (source, digest, MD5, URL))
     try:
-        raw = _read_raw_batches(source)
+        raw = _read_raw_batches(
+            source, TRAIN_BATCHES + (TEST_BATCH,) + ((META,) if with_meta
+                                                     else ()))
     except (tarfile.TarError, EOFError, zlib.error, OSError,
             pickle.UnpicklingError, ValueError, TypeError, KeyError,
             AttributeError, IndexError) as e:
         # gzip raises OSError/EOFError/zlib.error, tarfile ReadError, a
         # damaged pickle almost anything: all mean "this file is broken".
         raise DatasetError(
-            'corrupt or truncated CIFAR-10 data %s (%s: %s); delete it and '
-            'download %s again' % (source, type(e).__name__, _one_line(e),
-                                   URL))
+            'corrupt or truncated CIFAR-10 data %s (%s: %s); %s'
+            % (source, type(e).__name__, _one_line(e), _mini_hint(source)
+               or 'delete it and download %s again' % URL))
     missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,) if n not in raw]
     if missing:
         raise DatasetError(
             'wrong contents in %s: missing %s (expected %s/data_batch_1..5 '
             'and %s/test_batch)' % (source, ', '.join(missing), FOLDER_NAME,
                                     FOLDER_NAME))
-    train = [_parse_batch(raw[n], n, source) for n in TRAIN_BATCHES]
-    test = _parse_batch(raw[TEST_BATCH], TEST_BATCH, source)
-    train_x = numpy.concatenate([x for x, _ in train])
-    train_t = numpy.concatenate([t for _, t in train])
-    return (train_x, train_t), test
+    return raw
 
 
 def load_cifar10(data_dir=None, download=True):

@@ -43,6 +43,7 @@ from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
 from chainer_vfbn.evaluation import epochs_or_end
+from chainer_vfbn.evaluation import eval_prefix
 from chainer_vfbn.evaluation import evaluate_views
 from chainer_vfbn.evaluation import tta_due
 from chainer_vfbn.models import resnet_cifar
@@ -130,7 +131,10 @@ def main(args):
             sys.stderr.write('train_cifar.py: error: %s\n' % errors[0])
         return 2
     try:
-        return _Run(args, comm, comm_name, *setup).train()
+        status = _Run(args, comm, comm_name, *setup).train()
+        while _LOCKS:  # the run is over: no 0-byte .lock left behind
+            runtime.release_out(_LOCKS.pop(), args.out)
+        return status
     except Diverged as e:
         _stop_diverged(args, comm.rank, e, mpi)
     except BaseException as e:
@@ -198,7 +202,11 @@ class _Run(object):
             reports.extend_reports(
                 self.trainer, split_step.synth_names(len(method.synthesizers))
                 if method.synthesizers else [], (1, 'iteration'),
-                per_synth=('cos', 'norm_ratio', 'staleness_max'))
+                per_synth=('cos', 'norm_ratio', 'staleness_max'),
+                eval_prefix=eval_prefix(args.validation_split),
+                run='%s on %s, decoupled (%s)' % (
+                    args.method, args.arch,
+                    os.path.basename(os.path.normpath(args.out))))
         self.manifest = manifest
 
     def _resume(self):
@@ -223,7 +231,7 @@ class _Run(object):
                  self.description, self.device), flush=True)
         record = runtime.run_record(
             args, self.device, self.description, self.augment,
-            self.method.split_names,
+            self.method.split_names, data_sha256=self.test['data_sha256'],
             decoupled={'ranks': K, 'communicator': self.comm_name,
                        'max_staleness': args.max_staleness,
                        'synth_placement': placement(args)})
@@ -284,7 +292,8 @@ class _Run(object):
         keys = ('loss', 'accuracy', 'error')
         if tta:
             keys += ('tta_accuracy', 'tta_error')
-        return {'validation/main/' + key: result[key] for key in keys}
+        prefix = eval_prefix(args.validation_split)
+        return {'%s/main/%s' % (prefix, key): result[key] for key in keys}
 
     def _log(self, w, results):
         """Every rank's figures (and rank 0's test figures) in one entry."""
@@ -312,12 +321,13 @@ class _Run(object):
             args, self.trainer.get_extension('LogReport').log,
             self.method.split_names, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
-            wall, done * args.batchsize)
+            wall, done * args.batchsize,
+            data_sha256=self.test['data_sha256'])
         summary.update(decoupled=True, ranks=self.K,
                        max_staleness=args.max_staleness,
                        synth_placement=placement(args))
         runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
-        print('done: %d iterations in %.1f s over %d ranks; test error %s'
-              % (done, wall, self.K, runtime.pct(summary['test_error'])),
-              flush=True)
+        print('done: %d iterations in %.1f s over %d ranks; %s error %s'
+              % (done, wall, self.K, summary['evaluated_on'],
+                 runtime.pct(summary['test_error'])), flush=True)
 
