@@ -37,6 +37,7 @@ from chainer_vfbn import reports  # NOQA
 from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
+from chainer_vfbn.synthesizers import registry  # NOQA
 from chainer_vfbn.divergence import Diverged  # NOQA
 from chainer_vfbn.runtime import UserError  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
@@ -83,9 +84,9 @@ def build_parser():
                    help='training method (a row of the paper\'s Table 1)')
     p.add_argument('--alpha-gs', type=float, default=None,
                    help='Adam step size of the gradient synthesizer (0: '
-                        'untrained; default: 1e-3 for vfbn*, the paper\'s '
-                        'alpha_gs, and 1e-7 for dni-*, see '
-                        'chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
+                        'untrained; default: the kind\'s own, from '
+                        'chainer_vfbn.synthesizers.registry). Kinds: %s'
+                        % registry.help_line().replace('%', '%%'))
     p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
                    help='what a DNI synthesizer predicts: delta of the '
