@@ -112,9 +112,10 @@ def cut_points(chain, at=None):
 
     Args:
         chain: A sequential model (see the module's docstring).
-        at: A split point (a step index of a ``chainer.Sequential``, a layer
-            name otherwise), a list of them, or ``None`` for the chain's own
-            ``default_split`` (e.g. the paper's point of the ResNet).
+        at: A split point (a step index of a ``chainer.Sequential``, as an
+            int or its digits, a layer name otherwise), a list of them, or
+            ``None`` for the chain's own ``default_split`` (e.g. the paper's
+            point of the ResNet).
 
     Raises:
         ValueError: One line: no ``at`` and no default, an unknown layer, a
@@ -128,6 +129,10 @@ def cut_points(chain, at=None):
                                             _show(keys[:-1])))
         at = chain.default_split
     points = list(at) if isinstance(at, (list, tuple)) else [at]
+    if isinstance(chain, chainer.Sequential):
+        # A step index may come as text, from a command line.
+        points = [int(p) if isinstance(p, str) and p.isdigit() else p
+                  for p in points]
     if not points:
         raise ValueError('split needs at least one split point')
     for point in points:
