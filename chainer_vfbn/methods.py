@@ -12,12 +12,14 @@ Methods (the rows of Table 1, plus the closed-form VFBNs of Appendix A.2):
                 with back prop")
 ``layerwise``   the bottom trained on a local supervised loss through a GAP +
                 linear head, the top by BP on the detached activation
-``dni-linear``  synthetic gradients from Jaderberg's linear model (Eq. 7)
-``dni-resnet``  synthetic gradients from Jaderberg's small-ResNet model
-``vfbn``        VFBN with the paper's small-ResNet virtual forward network
-``vfbn-linear`` VFBN with a linear v_f, closed form (Eq. 8)
-``vfbn-mlp``    VFBN with a one-hidden-layer v_f, closed form (Eq. 9)
 ============  ===============================================================
+
+and one synthetic-gradient method per kind of the synthesizer registry
+(:data:`chainer_vfbn.synthesizers.registry.KINDS`: ``dni-linear``,
+``dni-resnet``, ``vfbn``, ``vfbn-linear``, ``vfbn-mlp``), with the kind's
+default α_gs.
+
+The network is any sequential chain (:mod:`chainer_vfbn.sequential`).
 """
 import chainer
 import chainer.functions as F

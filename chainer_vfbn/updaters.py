@@ -97,7 +97,7 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         iterator: Dataset iterator (or ``{'main': iterator}``) yielding
             ``(x, t)`` examples.
         modules (list of ~chainer.Link): ``K >= 2`` consecutive modules,
-            e.g. from :meth:`~chainer_vfbn.models.ResNetCIFAR.split`.
+            e.g. from :func:`chainer_vfbn.split`.
         synthesizers (list of ~chainer.Link): ``K - 1`` gradient
             synthesizers, each called as ``synth(h, t) -> grad_synth``
             (a Variable shaped like ``h`` on the scale of dℓ/dh).

@@ -64,7 +64,7 @@ def _check_options(mode, max_staleness, synth_placement, size):
 class DecoupledWorker(object):
     """One rank of a decoupled (or model-parallel BP) run.
 
-    Rank ``k`` owns ``module`` (the ``k``-th of ``net.split``), its
+    Rank ``k`` owns ``module`` (part ``k`` of ``chainer_vfbn.split(net)``), its
     ``optimizer`` and, below the top, the ``synthesizer`` at its output
     with ``synth_optimizer``.
 
