@@ -16,15 +16,11 @@ import functools
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
-
 import chainer  # NOQA
 import chainer.functions as F  # NOQA
 import chainer.links as L  # NOQA
 
-from chainer_vfbn import methods  # NOQA
-from chainer_vfbn import runtime  # NOQA
-from chainer_vfbn import split_step  # NOQA
-from chainer_vfbn import trainer  # NOQA
+from chainer_vfbn import methods, runtime, split_step, trainer  # NOQA
 
 IN_SHAPE = (3, 32, 32)   # pad-crop-flip views of the CIFAR images
 
@@ -54,15 +50,11 @@ def build_parser():
         prog='train_own_model.py', description=__doc__.split('\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--method', default='vfbn', choices=methods.METHODS)
-    p.add_argument('--alpha-gs', type=float, default=None,
-                   help="Adam step size of the synthesizer (default: its "
-                        "kind's, chainer_vfbn.synthesizers.registry)")
-    p.add_argument('--synth-target-scale', default='batch-mean',
-                   choices=split_step.TARGET_SCALES)
+    p.add_argument('--alpha-gs', type=float, default=None)  # None: registry's
+    p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
+                   default='batch-mean')
     p.add_argument('--n-hidden', type=int, default=256)
-    p.add_argument('--split-at', default='1',
-                   help='step(s) of the Sequential after which to cut: 1 is '
-                        'after the second block')
+    p.add_argument('--split-at', default='1')  # cut after step 1: block(32)
     p.add_argument('--device', '-d', default=None)
     p.add_argument('--batchsize', '-b', type=int, default=64)
     p.add_argument('--epoch', '-e', type=int, default=5)
@@ -70,8 +62,7 @@ def build_parser():
     p.add_argument('--learnrate', '-l', type=float, default=0.05)
     p.add_argument('--momentum', type=float, default=0.9)
     p.add_argument('--weight-decay', type=float, default=5e-4)
-    p.add_argument('--lr-step', type=float, default=1000,
-                   help='standard epochs between learning-rate decays')
+    p.add_argument('--lr-step', type=float, default=1000)  # epochs per decay
     p.add_argument('--lr-decay', type=float, default=0.1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', '-o', default='result/own-model')
@@ -96,7 +87,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.device = runtime.device_spec(args.device)
+    args.device = runtime.device_spec(args.device)  # -1 or 0 as in Chainer
     defaults = {a.dest: a.default for a in parser._actions}
     try:
         args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
