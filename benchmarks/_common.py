@@ -121,12 +121,13 @@ def split_steps(net, split, method, batchsize, seed=0):
     ``bench_decoupled.py``, counted by ``count_macs.py``.
     """
     import chainer.functions as F
+    from chainer_vfbn import split as split_model
     from chainer_vfbn.synthesizers import build_synthesizer
     rng = numpy.random.RandomState(seed)
     x = rng.standard_normal((batchsize, 3, net.insize, net.insize))
     x = x.astype(numpy.float32)
     t = rng.randint(0, net.n_class, batchsize).astype(numpy.int32)
-    bottom, top = net.split(split)
+    bottom, top = split_model(net, split)
     h = bottom(x).array
     synth = build_synthesizer(method, h.shape[1:], net.n_class)
     target = numpy.zeros_like(h)

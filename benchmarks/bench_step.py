@@ -31,13 +31,13 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer
 import numpy
 
+from chainer_vfbn import methods as _methods
 from chainer_vfbn.models import resnet_cifar
 
 import _common  # NOQA
 from _common import print_header, as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
 
-ALL_METHODS = ('bp', 'bottom-bp', 'layerwise', 'dni-linear', 'dni-resnet',
-               'vfbn', 'vfbn-linear', 'vfbn-mlp')
+ALL_METHODS = _methods.METHODS  # every method, from the registry
 GOALS = {'vfbn': 1.10, 'dni-linear': 1.05}   # step time / BP step time
 
 

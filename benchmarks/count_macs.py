@@ -41,6 +41,8 @@ import chainer
 import numpy
 from chainer.utils import conv
 
+from chainer_vfbn import forward_shapes
+from chainer_vfbn import split_points
 from chainer_vfbn.models import resnet_cifar
 
 
@@ -190,7 +192,7 @@ def main(argv=None):
         numpy.random.seed(0)
         net = resnet_cifar(arch)
         splits = [net.default_split] if args.no_scan else [
-            s for s in net.split_points if s.startswith('stage')]
+            s for s in split_points(net) if s.startswith('stage')]
         rows = []
         for split in splits:
             c = split_costs(net, split, args.method)
@@ -200,8 +202,9 @@ def main(argv=None):
         print('%-15s %8s %8s %8s %10s %7s %9s %7s %7s %7s'
               % ('split after', 'bottom', 'top', 'δ̂', 'δ̂+Eq.3',
                  'bottom%', 'h', 'free', 'above', 'below'))
+        shapes = forward_shapes(net, net.in_shape)
         for split, c, bd in rows:
-            shape = 'x'.join(str(n) for n in net.shapes[split])
+            shape = 'x'.join(str(n) for n in shapes[split])
             mark = '  <- paper' if split == net.default_split else ''
             print('%-15s %8.1f %8.1f %8.1f %10.1f %6.0f%% %9s %6.2fx %6.2fx '
                   '%6.2fx%s' % (split, c['bottom'] / 1e6, c['top'] / 1e6,

@@ -12,42 +12,44 @@ Methods (the rows of Table 1, plus the closed-form VFBNs of Appendix A.2):
                 with back prop")
 ``layerwise``   the bottom trained on a local supervised loss through a GAP +
                 linear head, the top by BP on the detached activation
-``dni-linear``  synthetic gradients from Jaderberg's linear model (Eq. 7)
-``dni-resnet``  synthetic gradients from Jaderberg's small-ResNet model
-``vfbn``        VFBN with the paper's small-ResNet virtual forward network
-``vfbn-linear`` VFBN with a linear v_f, closed form (Eq. 8)
-``vfbn-mlp``    VFBN with a one-hidden-layer v_f, closed form (Eq. 9)
 ============  ===============================================================
+
+and one synthetic-gradient method per kind of the synthesizer registry
+(:data:`chainer_vfbn.synthesizers.registry.KINDS`: ``dni-linear``,
+``dni-resnet``, ``vfbn``, ``vfbn-linear``, ``vfbn-mlp``), with the kind's
+default α_gs.
+
+The network is any sequential chain (:mod:`chainer_vfbn.sequential`).
 """
 import chainer
+import chainer.functions as F
 import chainer.links as L
 from chainer import optimizers
 
+from chainer_vfbn import sequential
 from chainer_vfbn import split_step
 from chainer_vfbn.models.resnet import Head
-from chainer_vfbn.models.resnet import Sequence
+from chainer_vfbn.sequential import Sequence
+from chainer_vfbn.synthesizers import registry
 
 BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise')
-SYNTHETIC_METHODS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear',
-                     'vfbn-mlp')
-METHODS = BACKPROP_METHODS + SYNTHETIC_METHODS
 
-# Adam step size (alpha) of each synthesizer when none is given.
-# VFBN: the paper's alpha_gs = 1e-3 (Table 1). DNI: the paper gives none.
-# Adam moves every weight by about alpha per step whatever the gradient's
-# scale, while grad_true of a mean loss is ~1e-4 per element here; a DNI
-# synthesizer (a convolution over a fan-in of ~1850 non-negative inputs)
-# then overshoots by orders of magnitude and the bottom diverges: on the
-# bundled sample (resnet8-paper, batch 50) alpha 1e-5 and 1e-6 diverged,
-# 1e-7 trained. VFBN is immune by construction: its output is a real
-# softmax gradient, bounded whatever v_f's weights.
-DEFAULT_ALPHA_GS = {
-    'dni-linear': 1e-7,
-    'dni-resnet': 1e-7,
-    'vfbn': 1e-3,
-    'vfbn-linear': 1e-3,
-    'vfbn-mlp': 1e-3,
-}
+
+def __getattr__(name):
+    # The lists of synthetic methods and their defaults are derived from the
+    # synthesizer registry on each access, never kept as a second copy.
+    if name == 'SYNTHETIC_METHODS':
+        return registry.names()
+    if name == 'METHODS':
+        return BACKPROP_METHODS + registry.names()
+    if name == 'PIPELINE_METHODS':
+        # What a decoupled (one rank per module) run can train:
+        # model-parallel back-propagation over the same modules, or any
+        # synthetic method.
+        return ('bp',) + registry.names()
+    if name == 'DEFAULT_ALPHA_GS':
+        return registry.default_alphas()
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 class Method(object):
@@ -93,8 +95,14 @@ class Method(object):
 
 
 def resolve_alpha_gs(method, alpha_gs):
-    """``alpha_gs``, or the method's :data:`DEFAULT_ALPHA_GS` for ``None``."""
-    return DEFAULT_ALPHA_GS.get(method, 0.) if alpha_gs is None else alpha_gs
+    """``alpha_gs``, or for ``None`` the default of ``method``'s synthesizer
+    (registry): 0 for a back-prop method, which has none; ValueError for an
+    unknown method."""
+    if method not in BACKPROP_METHODS:
+        registry.kind(method)  # raises for an unknown name
+    if alpha_gs is not None:
+        return alpha_gs
+    return 0. if method in BACKPROP_METHODS else registry.kind(method).alpha_gs
 
 
 def alpha_gs_ok(alpha_gs):
@@ -114,14 +122,14 @@ def check_alpha_gs(alpha_gs):
 
 
 def split_names(net, split_at=None):
-    """The layer names where ``net`` is cut, as a list.
+    """The split points where ``net`` is cut, as a validated list.
 
-    ``None`` is the paper's point (``net.default_split``); a string is one
-    name.
+    ``None`` is the chain's ``default_split`` (the paper's point for the
+    ResNet); a single point (a name, or a step index of a
+    ``chainer.Sequential``) is one cut
+    (:func:`chainer_vfbn.sequential.cut_points`).
     """
-    if split_at is None:
-        return [net.default_split]
-    return [split_at] if isinstance(split_at, str) else list(split_at)
+    return sequential.cut_points(net, split_at)
 
 
 def momentum_sgd(link, lr, momentum, weight_decay):
@@ -142,50 +150,94 @@ def adam(link, alpha):
 
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                  weight_decay=1e-4, alpha_gs=None, n_hidden=256,
-                 target_scale='batch-mean'):
+                 target_scale='batch-mean', n_class=None, in_shape=None,
+                 loss_func=None):
     """Build the links, optimizers and updater of a training method.
+
+    Works for any sequential chain (:mod:`chainer_vfbn.sequential`): a
+    ``chainer.Sequential``, or a chain with ``layer_names`` such as the
+    project's ResNet. The shapes of ``h`` at the cuts and the number of
+    classes come from one forward pass of a sample batch
+    (:func:`~chainer_vfbn.sequential.forward_shapes`).
 
     Args:
         method (str): One of :data:`METHODS`.
-        net (~chainer_vfbn.models.ResNetCIFAR): The network, already on its
-            device or not (call ``to_device`` on the returned links' owner,
-            ``net``, and on :attr:`Method.synthesizers` afterwards).
-        split_at (str or list of str): Layer name(s) where the network is
-            cut; ``None`` for the paper's point (``net.default_split``).
-            Ignored by ``bp``; ``bottom-bp`` and ``layerwise`` take one name.
+        net: The network, already on its device or not (call
+            :meth:`Method.to_device` afterwards).
+        split_at: Split point(s) where the network is cut: a layer name (or
+            a ``chainer.Sequential``'s step index) or a list of them;
+            ``None`` for ``net.default_split``. Checked, but unused, by
+            ``bp``; ``bottom-bp`` and ``layerwise`` take one point.
         lr, momentum, weight_decay (float): MomentumSGD of the network.
         alpha_gs (float): Adam step size of the gradient synthesizers;
-            ``None`` for :data:`DEFAULT_ALPHA_GS` of the method.
+            ``None`` for the registry's default of the kind.
         n_hidden (int): Hidden units of the ``vfbn-mlp`` virtual network.
         target_scale (str): What the synthesizers predict, δ or ``B·δ``
             (:mod:`chainer_vfbn.split_step`); synthetic methods only.
+        n_class (int): Number of classes; ``None`` for the width of the
+            network's output. Checked against that width.
+        in_shape (tuple of int): One input example's shape; ``None`` for
+            ``net.in_shape``.
+        loss_func: The network's loss ``loss_func(y, t)``; ``None`` for the
+            mean softmax cross-entropy. A VFBN synthesizer differentiates the
+            same loss; the closed forms refuse any other.
 
     Returns:
         Method
+
+    Example:
+        >>> net = chainer.Sequential(block1, block2, L.Linear(None, 10))
+        >>> method = build_method('vfbn', net, split_at=1,
+        ...                       in_shape=(3, 32, 32))
+        >>> updater = method.make_updater(train_iter, concat_examples, -1)
     """
-    if method not in METHODS:
+    if method not in BACKPROP_METHODS + registry.names():
         raise ValueError('unknown method %r; choose from %s'
-                         % (method, ', '.join(METHODS)))
+                         % (method, ', '.join(BACKPROP_METHODS +
+                                              registry.names())))
     alpha_gs = resolve_alpha_gs(method, alpha_gs)
     check_alpha_gs(alpha_gs)
     split_step.check_target_scale(target_scale, method)
-    if target_scale != 'batch-mean' and method not in SYNTHETIC_METHODS:
+    if target_scale != 'batch-mean' and method not in registry.KINDS:
         raise ValueError('target scale %s needs a synthetic-gradient method, '
                          'not %s' % (target_scale, method))
+    loss_func = loss_func or F.softmax_cross_entropy
+    # Back-prop ignores the split, but a wrong point is still a mistake.
+    names = [] if method == 'bp' and split_at is None else \
+        split_names(net, split_at)
+    shapes, n_class = _shapes(net, in_shape, n_class)
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
     if method == 'bp':
-        return _backprop(net, split_at, sgd)
-    names = split_names(net, split_at)
-    modules = net.split(names)
-    if method in SYNTHETIC_METHODS:
+        return _backprop(net, sgd, loss_func)
+    modules = sequential.split(net, names)
+    if method in registry.KINDS:
         return _synthetic(method, net, names, modules, sgd, alpha_gs,
-                          n_hidden, target_scale)
+                          n_hidden, target_scale, shapes, n_class, loss_func)
     if len(modules) != 2:
         raise ValueError('%s takes one split point, got %d'
                          % (method, len(names)))
-    head = Head(net.shapes[names[0]][0], net.n_class)
+    head = Head(shapes[names[0]][0], n_class)
     build = _bottom_bp if method == 'bottom-bp' else _layerwise
-    return build(net, names, modules, head, sgd)
+    return build(net, names, modules, head, sgd, loss_func)
+
+
+def _shapes(net, in_shape, n_class):
+    """``(h shapes, n_class)`` from one forward pass; one line if wrong."""
+    in_shape = in_shape or getattr(net, 'in_shape', None)
+    if in_shape is None:
+        raise ValueError(
+            'give in_shape, the shape of one input example (e.g. (3, 32, '
+            "32)): h's shapes come from one forward pass")
+    shapes = sequential.forward_shapes(net, in_shape)
+    out = list(shapes.values())[-1]
+    if len(out) != 1:
+        raise ValueError('the network gives an output of shape %s per '
+                         'example; the methods need class scores (B, '
+                         'n_class)' % (out,))
+    if n_class is not None and n_class != out[0]:
+        raise ValueError('n_class is %d but the network gives %d class '
+                         'scores' % (n_class, out[0]))
+    return shapes, out[0]
 
 
 def _standard_updater(opts):
@@ -197,26 +249,23 @@ def _standard_updater(opts):
     return make
 
 
-def _backprop(net, split_at, sgd):
-    # Back-prop ignores the split, but a wrong name is still a mistake.
-    unknown = [n for n in split_at or () if n not in net.split_points]
-    if unknown:
-        raise ValueError('unknown split point(s) %s; choose from %s'
-                         % (', '.join(unknown), ', '.join(net.split_points)))
-    opts = {'main': momentum_sgd(L.Classifier(net), **sgd)}
+def _backprop(net, sgd, loss_func):
+    opts = {'main': momentum_sgd(L.Classifier(net, lossfun=loss_func),
+                                 **sgd)}
     return Method('bp', net, opts, net, _standard_updater(opts),
                   modules=[net], decayed=['main'])
 
 
-def _bottom_bp(net, names, modules, head, sgd):
+def _bottom_bp(net, names, modules, head, sgd, loss_func):
     predictor = Sequence([('bottom', modules[0]), ('aux_head', head)])
-    opts = {'main': momentum_sgd(L.Classifier(predictor), **sgd)}
+    opts = {'main': momentum_sgd(
+        L.Classifier(predictor, lossfun=loss_func), **sgd)}
     return Method('bottom-bp', net, opts, predictor, _standard_updater(opts),
                   modules=[modules[0]], decayed=['main'], split_names=names,
                   aux_links=[head])
 
 
-def _layerwise(net, names, modules, head, sgd):
+def _layerwise(net, names, modules, head, sgd, loss_func):
     from chainer_vfbn import updaters
     bottom, top = modules
     opts = {'bottom': momentum_sgd(bottom, **sgd),
@@ -226,18 +275,18 @@ def _layerwise(net, names, modules, head, sgd):
     def make(iterator, converter, device):
         return updaters.LayerwiseUpdater(
             iterator, bottom, head, top, opts, converter=converter,
-            device=device)
+            device=device, loss_func=loss_func)
     return Method('layerwise', net, opts, net, make, modules=modules,
                   decayed=list(opts), split_names=names, aux_links=[head])
 
 
 def _synthetic(method, net, names, modules, sgd, alpha_gs, n_hidden,
-               target_scale):
+               target_scale, shapes, n_class, loss_func):
     from chainer_vfbn import updaters
-    from chainer_vfbn.synthesizers import build_synthesizer
 
-    synths = [build_synthesizer(method, net.shapes[name], n_class=net.n_class,
-                                n_hidden=n_hidden) for name in names]
+    synths = [registry.build_synthesizer(method, shapes[name], n_class,
+                                         n_hidden, loss_func)
+              for name in names]
     opts = {'module%d' % k: momentum_sgd(m, **sgd)
             for k, m in enumerate(modules)}
     for name, synth in zip(split_step.synth_names(len(synths)), synths):
@@ -246,16 +295,11 @@ def _synthetic(method, net, names, modules, sgd, alpha_gs, n_hidden,
     def make(iterator, converter, device):
         return updaters.SyntheticGradientUpdater(
             iterator, modules, synths, opts, converter=converter,
-            device=device, target_scale=target_scale)
+            device=device, loss_func=loss_func, target_scale=target_scale)
     return Method(method, net, opts, net, make, modules=modules,
                   synthesizers=synths,
                   decayed=['module%d' % k for k in range(len(modules))],
                   split_names=names)
-
-
-# What a decoupled (one rank per module) run can train: model-parallel
-# back-propagation over the same modules, or any synthetic method.
-PIPELINE_METHODS = ('bp',) + SYNTHETIC_METHODS
 
 
 def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
@@ -272,16 +316,16 @@ def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
         :attr:`Method.synthesizers`; its ``make_updater`` is the synchronous
         one (none for ``'bp'``).
     """
-    if method not in PIPELINE_METHODS:
+    if method not in ('bp',) + registry.names():
         raise ValueError('a decoupled run trains %s, not %s'
-                         % (', '.join(PIPELINE_METHODS), method))
+                         % (', '.join(('bp',) + registry.names()), method))
     if method != 'bp':
         return build_method(method, net, split_at=split_at, lr=lr,
                             momentum=momentum, weight_decay=weight_decay,
                             alpha_gs=alpha_gs, n_hidden=n_hidden,
                             target_scale=target_scale)
     names = split_names(net, split_at)
-    modules = net.split(names)
+    modules = sequential.split(net, names)
     opts = {'module%d' % k: momentum_sgd(m, lr, momentum, weight_decay)
             for k, m in enumerate(modules)}
     return Method(method, net, opts, net, None, modules=modules,

@@ -40,6 +40,7 @@ from chainer_vfbn.runtime import EXIT_DIVERGED
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import Interrupted
 from chainer_vfbn import split_step
+from chainer_vfbn.synthesizers import registry
 
 PROTOCOL_VERSION = 1
 
@@ -97,7 +98,8 @@ MINI_ROWS = collections.OrderedDict(list(ROWS.items())
                                     + list(MINI_EXTRA_ROWS.items()))
 # The mini table's label where the row's own says what the tuning changes.
 MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
-TUNED_ROWS = ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear', 'vfbn-mlp')
+# The synthesizer kinds of the registry that have a row.
+TUNED_ROWS = tuple(k for k in registry.names() if k in ROWS)
 # The order in which the tuning runs start: the cheapest rows first, so that a
 # chunk stopped early has complete grids for as many rows as it could.
 TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
@@ -107,7 +109,7 @@ TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
 FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
                'bottom-bp', 'layerwise', 'vfbn-paper-alpha', 'vfbn-linear',
                'vfbn-mlp')
-CLOSED_FORM_ROWS = ('vfbn-linear', 'vfbn-mlp')
+CLOSED_FORM_ROWS = tuple(k for k in registry.closed_forms() if k in ROWS)
 PHASES = ('length', 'pilot', 'tune', 'final')
 # Rows whose network has no split: their runs never name the cut, so that
 # one BP run serves every cut.

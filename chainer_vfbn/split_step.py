@@ -21,7 +21,7 @@ Target scale (``target_scale``):
     weights are ``B`` times a ``batch-mean`` one applies the same δ̂.
     VFBN's δ̂ is the gradient of a batch-mean loss through ``v_f`` and has
     δ's scale by construction, so ``per-example`` is refused for VFBN
-    (:data:`SCALE_FREE`).
+    (:data:`SCALE_FREE`, the registry's kinds that allow ``batch-mean`` only).
 """
 import chainer
 import chainer.functions as F
@@ -29,9 +29,16 @@ import chainer.functions as F
 from chainer_vfbn.divergence import check_finite
 
 TARGET_SCALES = ('batch-mean', 'per-example')
-# Synthesizers whose output is a real gradient of the batch-mean loss: their
-# scale is fixed by that loss, not a free output layer.
-SCALE_FREE = ('vfbn', 'vfbn-linear', 'vfbn-mlp')
+
+
+def __getattr__(name):
+    # SCALE_FREE: the synthesizers whose output is a real gradient of the
+    # batch-mean loss (their scale is fixed by that loss, not a free output
+    # layer), derived from the registry on each access.
+    if name == 'SCALE_FREE':
+        from chainer_vfbn.synthesizers import registry
+        return registry.scale_free()
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def synth_name(k, n_splits):
@@ -49,11 +56,30 @@ def check_target_scale(target_scale, method=None):
     if target_scale not in TARGET_SCALES:
         raise ValueError('unknown target scale %r; choose from %s'
                          % (target_scale, ', '.join(TARGET_SCALES)))
-    if target_scale != 'batch-mean' and method in SCALE_FREE:
+    from chainer_vfbn.synthesizers import registry
+    if method in registry.KINDS and \
+            target_scale not in registry.KINDS[method].target_scales:
         raise ValueError(
             'target scale %s is for free-form (DNI) synthesizers; %s gives '
             'the gradient of a batch-mean loss, whose scale is fixed'
             % (target_scale, method))
+
+
+def check_loss(synth, loss_func, name='synth'):
+    """Refuse a synthesizer whose δ̂ is the gradient of another loss.
+
+    A VFBN synthesizer's ``loss_func`` attribute is the loss its δ̂
+    differentiates (Eq. 6); it must be the loss the network is trained on,
+    or δ̂ would estimate the wrong gradient. A free-form synthesizer (DNI)
+    has none and learns whichever gradient it is regressed onto.
+    """
+    own = getattr(synth, 'loss_func', None)
+    if own is not None and own is not loss_func:
+        raise ValueError(
+            '%s synthesizes the gradient of %s but the network is trained on '
+            '%s: build the synthesizer with the same loss_func'
+            % (name, getattr(own, '__name__', own),
+               getattr(loss_func, '__name__', loss_func)))
 
 
 def target_factor(target_scale, batch_size):

@@ -97,7 +97,7 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         iterator: Dataset iterator (or ``{'main': iterator}``) yielding
             ``(x, t)`` examples.
         modules (list of ~chainer.Link): ``K >= 2`` consecutive modules,
-            e.g. from :meth:`~chainer_vfbn.models.ResNetCIFAR.split`.
+            e.g. from :func:`chainer_vfbn.split`.
         synthesizers (list of ~chainer.Link): ``K - 1`` gradient
             synthesizers, each called as ``synth(h, t) -> grad_synth``
             (a Variable shaped like ``h`` on the scale of dℓ/dh).
@@ -109,7 +109,8 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         device: Device of the links and the data (``None`` leaves the links
             where they are).
         loss_func: ``loss_func(y, t)`` of the last module, the mean softmax
-            cross-entropy by default.
+            cross-entropy by default. A VFBN synthesizer built for another
+            loss is refused (:func:`chainer_vfbn.split_step.check_loss`).
         target_scale (str): What the synthesizers predict, δ
             (``'batch-mean'``) or ``B·δ`` (``'per-example'``, applied as
             ``δ̂/B``); see :mod:`chainer_vfbn.split_step`.
@@ -134,6 +135,8 @@ class SyntheticGradientUpdater(updaters.StandardUpdater):
         links = dict(zip(self.module_names, modules))
         links.update(zip(self.synth_names, synthesizers))
         _check_optimizers(optimizers, links)
+        for name, synth in zip(self.synth_names, synthesizers):
+            split_step.check_loss(synth, loss_func, name)
         optimizers = dict(optimizers)
         optimizers['main'] = optimizers[self.module_names[-1]]
         super().__init__(iterator, optimizers, converter=converter,

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
 import _common  # NOQA
 import count_macs  # NOQA
 
+import chainer_vfbn  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.synthesizers import build_synthesizer  # NOQA
 
@@ -89,7 +90,7 @@ def test_split_costs_add_up_to_back_propagation():
     net = resnet_cifar('resnet8-paper')
     x, t = _x(2, 3, 24, 24), numpy.array([1, 2], numpy.int32)
     forward = count_macs.count(lambda: net(x)) / 2
-    stem = count_macs.count(lambda: net.split('stem')[0](x)) / 2
+    stem = count_macs.count(lambda: chainer_vfbn.split(net, 'stem')[0](x)) / 2
     full = count_macs.count(
         lambda: F.softmax_cross_entropy(net(x), t).backward()) / 2
     assert full == 3 * forward - stem

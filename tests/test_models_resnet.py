@@ -2,6 +2,7 @@ import chainer
 import numpy
 import pytest
 
+from chainer_vfbn import forward_shapes, split
 from chainer_vfbn.models import parse_arch, resnet_cifar, ResNetCIFAR
 
 
@@ -13,12 +14,14 @@ from chainer_vfbn.models import parse_arch, resnet_cifar, ResNetCIFAR
 def test_shapes(arch, stage_shapes):
     net = resnet_cifar(arch)
     n, _ = parse_arch(arch)
+    shapes = forward_shapes(net, net.in_shape)
     for s, shape in enumerate(stage_shapes, 1):
-        assert net.shapes['stage%d_unit1' % s] == shape
-        assert net.shapes['stage%d_unit%d' % (s, n)] == shape
+        assert shapes['stage%d_unit1' % s] == shape
+        assert shapes['stage%d_unit%d' % (s, n)] == shape
+    assert shapes['head'] == (10,)
     x = numpy.zeros((2, 3, net.insize, net.insize), numpy.float32)
     with chainer.using_config('train', False):
-        modules = net.split(['stage1_unit%d' % n, 'stage2_unit%d' % n])
+        modules = split(net, ['stage1_unit%d' % n, 'stage2_unit%d' % n])
         h = x
         for module, s in zip(modules, range(1, 3)):
             h = module(h)
@@ -34,7 +37,7 @@ def test_resnet110_paper_depth_and_default_split():
     linears = [l for l in net.links() if isinstance(l, chainer.links.Linear)]
     assert len(convs) + len(linears) == 110
     assert net.default_split == 'stage2_unit9'
-    assert net.shapes['stage2_unit9'] == (64, 11, 11)
+    assert forward_shapes(net, net.in_shape)['stage2_unit9'] == (64, 11, 11)
 
 
 @pytest.mark.parametrize('train', [True, False])
@@ -42,7 +45,7 @@ def test_resnet110_paper_depth_and_default_split():
 def test_split_is_exact_and_shares_parameters(train, names):
     net = resnet_cifar('resnet20-paper')
     x = numpy.random.RandomState(0).randn(3, 3, 24, 24).astype(numpy.float32)
-    modules = net.split(names)
+    modules = split(net, names)
     with chainer.using_config('train', train):
         y = net(x).array
         h = x
@@ -62,7 +65,7 @@ def test_split_backward_matches_whole_network():
     chainer.functions.softmax_cross_entropy(net(x), t).backward()
     whole = {name: p.grad.copy() for name, p in net.namedparams()}
     net.cleargrads()
-    bottom, top = net.split('stage2_unit1')
+    bottom, top = split(net, 'stage2_unit1')
     chainer.functions.softmax_cross_entropy(top(bottom(x)), t).backward()
     for name, p in net.namedparams():
         numpy.testing.assert_allclose(p.grad, whole[name], rtol=1e-5, atol=1e-6)
@@ -76,12 +79,13 @@ def test_bad_arch(arch):
 
 def test_bad_split_names():
     net = resnet_cifar('resnet8-paper')
-    with pytest.raises(ValueError, match="after 'stage2_unit9'.*stage\\{1,2,3\\}_unit\\{1..1\\}"):
-        net.split('stage2_unit9')
-    with pytest.raises(ValueError, match="after 'head'"):
-        net.split('head')
+    with pytest.raises(ValueError, match="after 'stage2_unit9': no such "
+                       "layer.*stem, stage1_unit1, stage2_unit1, stage3_unit1"):
+        split(net, 'stage2_unit9')
+    with pytest.raises(ValueError, match="after 'head', its last layer"):
+        split(net, 'head')
     with pytest.raises(ValueError, match='forward order'):
-        net.split(['stage2_unit1', 'stage1_unit1'])
+        split(net, ['stage2_unit1', 'stage1_unit1'])
     with pytest.raises(ValueError, match='unknown preset'):
         ResNetCIFAR(1, 'imagenet')
 

@@ -57,7 +57,7 @@ def test_every_bad_number_is_one_line_and_leaves_no_folder(tmp_path):
     (['--batchsize', '100000'], '--batchsize 100000 is larger than the '
                                 'training set (500 images)'),
     (['--method', 'bp', '--split-at', 'nosuchlayer'],
-     'unknown split point(s) nosuchlayer'),
+     "cannot split resnet8-paper after 'nosuchlayer': no such layer"),
 ])
 def test_rejected_before_anything_is_written(tmp_path, extra, message):
     out = tmp_path / 'o'

@@ -15,6 +15,7 @@ import pytest
 from chainer import optimizers
 from chainer.training import extensions
 
+import chainer_vfbn
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.updaters import LayerwiseUpdater
@@ -100,9 +101,10 @@ def make_synthetic(splits, synth='vfbn', alpha_gs=1e-3, lr=0.1, seed=0,
     """
     numpy.random.seed(seed)
     net = resnet_cifar(ARCH)
-    modules = net.split(splits)
+    modules = chainer_vfbn.split(net, splits)
+    shapes = chainer_vfbn.forward_shapes(net, net.in_shape)
     if synth_factory is None:
-        synth_factory = lambda name: SYNTHS[synth](net.shapes[name][0])  # NOQA
+        synth_factory = lambda name: SYNTHS[synth](shapes[name][0])  # NOQA
     synths = [synth_factory(name) for name in splits]
     names = (['synth'] if len(synths) == 1 else
              ['synth%d' % k for k in range(len(synths))])
@@ -395,8 +397,8 @@ def test_layerwise_gradients_and_reports():
     lr = 0.1
     numpy.random.seed(0)
     net = resnet_cifar(ARCH)
-    bottom, top = net.split('stage2_unit1')
-    head = Head(net.shapes['stage2_unit1'][0], N_CLASS)
+    bottom, top = chainer_vfbn.split(net, 'stage2_unit1')
+    head = Head(64, N_CLASS)
     opts = {'bottom': momentum_sgd(bottom, lr), 'head': momentum_sgd(head, lr),
             'top': momentum_sgd(top, lr)}
     x, t = make_batch(0)
@@ -469,7 +471,7 @@ def test_snapshot_round_trip_resumes_exactly(tmp_path, kind):
             return s['updater'], s['modules'] + s['synths']
         numpy.random.seed(seed)
         net = resnet_cifar(ARCH)
-        bottom, top = net.split('stage2_unit1')
+        bottom, top = chainer_vfbn.split(net, 'stage2_unit1')
         head = Head(64, N_CLASS)
         opts = {'bottom': momentum_sgd(bottom), 'head': adam(head, 1e-3),
                 'top': momentum_sgd(top)}

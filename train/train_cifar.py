@@ -29,26 +29,18 @@ if REPO not in sys.path:  # run from a checkout without installing
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
-import chainer  # NOQA
-from chainer import training  # NOQA
-from chainer.training import extensions  # NOQA
-
 from chainer_vfbn import methods  # NOQA
-from chainer_vfbn import reports  # NOQA
-from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
-from chainer_vfbn.divergence import Diverged  # NOQA
+from chainer_vfbn import trainer  # NOQA
+from chainer_vfbn.synthesizers import registry  # NOQA
 from chainer_vfbn.runtime import UserError  # NOQA
-from chainer_vfbn.interrupt import Interrupt  # NOQA
-from chainer_vfbn.interrupt import StopOnInterrupt  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
 # i.e. 36 standard epochs.
 PAPER_EPOCH = 36
-_LOCKS = []  # the lock on --out, held until the run ends
 RECIPES = {
     'mitmul2016': dict(
         arch='resnet110-paper',
@@ -135,8 +127,9 @@ def build_parser():
     g.add_argument('--alpha-gs', type=float, default=None,
                    help='Adam step size of the gradient synthesizer, for '
                         'the synthetic methods only (0: untrained; default: '
-                        '1e-3 for vfbn*, the paper\'s alpha_gs, and 1e-7 for '
-                        'dni-*, see chainer_vfbn.methods.DEFAULT_ALPHA_GS)')
+                        'the kind\'s own, from '
+                        'chainer_vfbn.synthesizers.registry). Kinds: %s'
+                        % registry.help_line().replace('%', '%%'))
     g.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
                    help='what a DNI synthesizer predicts: delta of the '
@@ -302,234 +295,20 @@ def option_errors(args):
     return lines
 
 
-def stop_iteration(args, n_train):
-    """The run's last iteration."""
-    if args.iterations is not None:
-        return args.iterations
-    return -(-args.epoch * n_train // args.batchsize)
-
-
-def build_trainer(args, method, train_iter, test, device, n_train):
-    from chainer_vfbn.divergence import FiniteCheck
-    from chainer_vfbn.evaluation import EpochsOrEnd
-    from chainer_vfbn.evaluation import PREDICTIONS_FILE
-    from chainer_vfbn.evaluation import ViewEvaluator
-    from chainer_vfbn.evaluation import eval_prefix
-    from chainer_vfbn.evaluation import predictions_record
-
-    updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
-                                  device)
-    if args.iterations is not None:
-        stop = (args.iterations, 'iteration')
-    else:
-        stop = (args.epoch, 'epoch')
-    trainer = training.Trainer(updater, stop, out=args.out)
-
-    # Step schedule of the 2016 recipe on the network's optimizers only (the
-    # synthesizers' Adam keeps its alpha_gs).
-    for name in method.decayed:
-        trainer.extend(
-            extensions.ExponentialShift(
-                'lr', args.lr_decay, optimizer=updater.get_optimizer(name)),
-            trigger=(args.lr_step, 'epoch'), name='lr_decay_' + name)
-
-    last = stop_iteration(args, n_train)
-    eval_trigger = EpochsOrEnd(args.eval_interval, last)
-    prefix = eval_prefix(args.validation_split)
-    trainer.extend(
-        ViewEvaluator(method.predictor, test['images'], test['labels'],
-                      augment=test['augment'], batch_size=args.test_batchsize,
-                      device=device, tta_interval=args.tta_interval,
-                      mean=test['mean'], std=test['std'],
-                      final_iteration=last, prefix=prefix,
-                      # per-image predictions, for paired comparisons
-                      on_final=lambda result: runtime.write_json(
-                          os.path.join(args.out, PREDICTIONS_FILE),
-                          predictions_record(result, test['labels']))),
-        # The extension keeps its old name, the key of its state in the
-        # snapshots, so that runs from before resume; its figures are
-        # named for the set: test/main/... or val/main/...
-        trigger=eval_trigger, name='validation')
-
-    log_trigger = eval_trigger
-    first = method.decayed[0]
-    trainer.extend(extensions.observe_lr(optimizer_name=first),
-                   trigger=log_trigger)
-    # Autoload is resume_trainer's (it falls back past a corrupt snapshot);
-    # an interrupt is snapshotted between two iterations by run(), and an
-    # error (divergence included) leaves the last good snapshot newest.
-    trainer.extend(extensions.snapshot(
-        filename='snapshot_iter_{.updater.iteration}', n_retains=2),
-        trigger=EpochsOrEnd(args.frequency, last), name='snapshot')
-    trainer.extend(FiniteCheck())
-
-    # PrintReport erases the progress line with an escape code: not in logs.
-    reports.extend_reports(
-        trainer, split_step.synth_names(len(method.synthesizers))
-        if method.synthesizers else [], log_trigger,
-        erase_line=args.progress and sys.stdout.isatty(),
-        eval_prefix=prefix, run=run_name(args))
-    if args.progress:
-        trainer.extend(reports.Progress(
-            last, n_train / float(args.batchsize)))
-    return trainer
-
-
-def run_name(args):
-    """What the plots' titles call the run: method, arch and folder."""
-    return '%s on %s (%s)' % (args.method, args.arch,
-                              os.path.basename(os.path.normpath(args.out)))
-
-
-def summarize(args, trainer, method, description, device, data_sha256,
-              diverged=None):
-    iters = trainer.updater.iteration
-    # The trainer's clock survives snapshots: the whole run, resumes included.
-    wall = trainer.elapsed_time
-    summary = runtime.summary_dict(
-        args, trainer.get_extension('LogReport').log, method.split_names,
-        description, device, trainer.updater.epoch_detail, iters, wall,
-        iters * args.batchsize, diverged, data_sha256=data_sha256)
-    runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
-    return summary
-
-
-def read_resume(path):
-    """``--resume``'s arrays, read whole; one line if it is not a snapshot."""
-    if not os.path.isfile(path):
-        raise UserError('--resume %s: no such snapshot file' % path)
-    try:
-        return run_dir.read_npz(path)
-    except run_dir.CorruptSnapshot as e:
-        raise UserError('--resume: %s' % e)
-
-
-def resume_trainer(trainer, path, data):
-    """Load a snapshot read by :func:`chainer_vfbn.run_dir.read_npz`."""
-    try:
-        chainer.serializers.NpzDeserializer(data).load(trainer)
-    except (KeyError, ValueError, TypeError) as e:
-        raise UserError('snapshot %s does not fit this run (%s: %s)'
-                        % (path, type(e).__name__, e))
-    print('resumed from %s at iteration %d'
-          % (path, trainer.updater.iteration), flush=True)
-
-
-def prepare(args):
-    """Build the method and the trainer; everything that can reject the
-    command comes before ``--out`` is touched.
-
-    Returns:
-        tuple: ``(trainer, method, device, description, data_sha256)``;
-        ``trainer`` is ``None`` when ``--out`` holds this run, finished
-        (there is nothing to do, and nothing is rewritten).
-    """
-    device = runtime.get_device(args.device)
-    runtime.set_seed(args.seed, device)
-    try:
-        net = resnet_cifar(args.arch)
-        method = methods.build_method(
-            args.method, net, split_at=split_at(args), lr=args.learnrate,
-            momentum=args.momentum, weight_decay=args.weight_decay,
-            alpha_gs=args.alpha_gs, n_hidden=args.n_hidden,
-            target_scale=args.synth_target_scale)
-    except ValueError as e:
-        raise UserError(str(e))
-    resume = None
-    if args.resume is not None:
-        resume = (args.resume, read_resume(args.resume))
-    train_iter, test, description, augment, n_train = runtime.setup_data(
-        args, net.insize)
-    runtime.check_identity(args, option_defaults())
-    _LOCKS.append(runtime.claim_out(args))
-    if resume is None and args.autoload:
-        resume = run_dir.newest_readable(
-            run_dir.snapshots(args.out),
-            say=lambda line: print(line, flush=True))
-    method.to_device(device)
-    trainer = build_trainer(args, method, train_iter, test, device, n_train)
-    if resume is not None and resume[0] is not None:
-        resume_trainer(trainer, *resume)
-    summary = os.path.join(args.out, 'summary.json')
-    if trainer.updater.iteration >= stop_iteration(args, n_train) and \
-            os.path.isfile(summary):
-        print('%s holds this run, finished at iteration %d: nothing to do '
-              '(a longer --epoch or --iterations continues it)'
-              % (args.out, trainer.updater.iteration))
-        return None, method, device, description, test['data_sha256']
-    print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
-          % (args.method, args.arch, description, device, augment))
-    runtime.write_json(os.path.join(args.out, 'args.json'), runtime.run_record(
-        args, device, description, augment, method.split_names,
-        data_sha256=test['data_sha256']))
-    return trainer, method, device, description, test['data_sha256']
-
-
-def split_at(args):
-    """``--split-at`` as a list of layer names, or ``None``."""
-    return args.split_at.split(',') if args.split_at else None
-
-
-def run(args):
-    trainer, method, device, description, data_sha256 = prepare(args)
-    if trainer is None:
-        return 0
-    with Interrupt() as interrupt:
-        trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
-                                               interrupt)
-        try:
-            trainer.run(show_loop_exception_msg=False)
-        except Diverged as e:
-            if e.iteration is None:  # raised inside the update
-                e.iteration = trainer.updater.iteration + 1
-            snaps = run_dir.snapshots(args.out)
-            record, line = runtime.diverged_record(
-                e, snaps[0] if snaps else None)
-            summarize(args, trainer, method, description, device,
-                      data_sha256, record)
-            sys.stderr.write('train_cifar.py: %s\n' % line)
-            return runtime.EXIT_DIVERGED
-    if interrupt.signum is not None:
-        return stop_interrupted(trainer, args.out, interrupt)
-    summary = summarize(args, trainer, method, description, device,
-                        data_sha256)
-    print('done: %d iterations in %.1f s; %s error %s, 36-view TTA error %s'
-          % (summary['iterations'], summary['wall_time_s'],
-             summary['evaluated_on'], runtime.pct(summary['test_error']),
-             runtime.pct(summary['tta_error'])))
-    return 0
-
-
-def stop_interrupted(trainer, out, interrupt):
-    """Snapshot the iteration the interrupt stopped at; its exit status."""
-    iteration = trainer.updater.iteration
-    path = os.path.join(out, 'snapshot_iter_%d' % iteration)
-    if iteration and not os.path.isfile(path):
-        trainer.get_extension('snapshot')(trainer)
-    sys.stderr.write(
-        'train_cifar.py: interrupted by %s at iteration %d; %s; the same '
-        'command resumes it\n' % (interrupt.name, iteration,
-                                   'snapshot %s' % path if iteration else
-                                   'no snapshot (no iteration done)'))
-    return interrupt.exit_code
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.decoupled:
         from chainer_vfbn.decoupled import runner
         return runner.main(args)
     try:
-        return run(args)
+        return trainer.run(args, lambda: resnet_cifar(args.arch),
+                           option_defaults())
     except UserError as e:
         sys.stderr.write('train_cifar.py: error: %s\n' % e)
         return 2
     except KeyboardInterrupt:  # before the training loop, or a second ^C
         sys.stderr.write('train_cifar.py: interrupted\n')
         return 130
-    finally:
-        while _LOCKS:  # the run is over: no 0-byte .lock left behind
-            runtime.release_out(_LOCKS.pop(), args.out)
 
 
 if __name__ == '__main__':

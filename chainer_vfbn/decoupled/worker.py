@@ -64,7 +64,7 @@ def _check_options(mode, max_staleness, synth_placement, size):
 class DecoupledWorker(object):
     """One rank of a decoupled (or model-parallel BP) run.
 
-    Rank ``k`` owns ``module`` (the ``k``-th of ``net.split``), its
+    Rank ``k`` owns ``module`` (part ``k`` of ``chainer_vfbn.split(net)``), its
     ``optimizer`` and, below the top, the ``synthesizer`` at its output
     with ``synth_optimizer``.
 
@@ -133,6 +133,9 @@ class DecoupledWorker(object):
             opt.use_auto_new_epoch = True
         self.max_staleness = int(max_staleness)
         self.loss_func = loss_func
+        for synth in (synthesizer, lower_synthesizer):
+            if synth is not None:
+                split_step.check_loss(synth, loss_func)
         self.device = chainer.get_device(device if device is not None
                                          else '@numpy')
         n_splits = self.size - 1

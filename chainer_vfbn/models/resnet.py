@@ -1,8 +1,11 @@
-"""The ResNet for CIFAR of He et al. (2016) and of the VFBN paper, with a split API.
+"""The ResNet for CIFAR of He et al. (2016) and of the VFBN paper.
 
 One definition serves every use: the whole network for back-propagation,
-and consecutive slices of it (``split``) that share its parameters, for the
-synthetic-gradient methods that cut it into modules.
+and consecutive slices of it that share its parameters, for the
+synthetic-gradient methods that cut it into modules. It is a
+:class:`~chainer_vfbn.sequential.Sequence` (its ``layer_names`` run in
+order), so :func:`chainer_vfbn.split` cuts it by the rule that cuts any
+sequential chain.
 
 Two presets:
 
@@ -26,6 +29,8 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
+from chainer_vfbn.sequential import Sequence
+
 PRESETS = {
     # name: (input size, stem padding, stem has bias, stage widths)
     'paper': dict(insize=24, stem_pad=0, stem_bias=True, widths=(32, 64, 64)),
@@ -40,10 +45,6 @@ def _conv3x3(in_channels, out_channels, stride=1, pad=1, nobias=True):
     # He et al.'s initialization, as the 2016 code's ``wscale=sqrt(2)``.
     return L.Convolution2D(in_channels, out_channels, 3, stride, pad,
                            nobias=nobias, initialW=initializers.HeNormal())
-
-
-def _out_size(size, stride, pad=1, ksize=3):
-    return (size + 2 * pad - ksize) // stride + 1
 
 
 class Stem(chainer.Chain):
@@ -103,6 +104,8 @@ class Head(chainer.Chain):
 
     The network's own classifier; also the auxiliary head of the paper's
     "bottom half with back prop" and "layer-wise supervised loss" baselines.
+    A flat ``(B, D)`` input (``in_channels = D``) has nothing to pool and
+    goes to the linear map as it is.
     """
 
     def __init__(self, in_channels, n_class=10):
@@ -111,32 +114,7 @@ class Head(chainer.Chain):
             self.fc = L.Linear(in_channels, n_class)
 
     def forward(self, x):
-        return self.fc(F.average(x, axis=(2, 3)))
-
-
-class Sequence(chainer.Chain):
-    """Consecutive named layers applied in order.
-
-    A :meth:`ResNetCIFAR.split` returns these; the layers are the *same*
-    link objects as in the network, so a slice shares its parameters.
-    """
-
-    def __init__(self, layers):
-        super().__init__()
-        self.layer_names = [name for name, _ in layers]
-        with self.init_scope():
-            for name, link in layers:
-                setattr(self, name, link)
-
-    def forward(self, x):
-        for name in self.layer_names:
-            x = self[name](x)
-        return x
-
-    def __repr__(self):
-        first, last = self.layer_names[0], self.layer_names[-1]
-        return '<Sequence %s..%s (%d layers)>' % (first, last,
-                                                  len(self.layer_names))
+        return self.fc(F.average(x, axis=(2, 3)) if x.ndim == 4 else x)
 
 
 class ResNetCIFAR(Sequence):
@@ -152,9 +130,12 @@ class ResNetCIFAR(Sequence):
 
     Attributes:
         insize (int): Side of the square input images.
-        shapes (dict): ``name -> (channels, height, width)`` of each layer's
-            output, e.g. ``shapes['stage2_unit9'] == (64, 11, 11)`` for the
-            ``paper`` ResNet-110.
+        in_shape (tuple): One input example's shape, ``(3, insize,
+            insize)``.
+        default_split (str): The paper's cut (see the property).
+
+    Example:
+        >>> bottom, top = chainer_vfbn.split(ResNetCIFAR(1), 'stage2_unit1')
     """
 
     def __init__(self, n=18, preset='paper', n_class=10):
@@ -168,32 +149,22 @@ class ResNetCIFAR(Sequence):
         self.preset = preset
         self.n_class = n_class
         self.insize = cfg['insize']
-        self.shapes = {}
-        size = _out_size(self.insize, 1, cfg['stem_pad'])
+        self.in_shape = (3, self.insize, self.insize)
         layers = [('stem', Stem(STEM_WIDTH, cfg['stem_pad'],
                                 not cfg['stem_bias']))]
-        self.shapes['stem'] = (STEM_WIDTH, size, size)
         channels = STEM_WIDTH
         for s, width in enumerate(cfg['widths'], 1):
             for u in range(1, n + 1):
                 stride = 2 if (s > 1 and u == 1) else 1
-                size = _out_size(size, stride)
                 name = 'stage%d_unit%d' % (s, u)
                 layers.append((name, ResidualUnit(channels, width, stride)))
-                self.shapes[name] = (width, size, size)
                 channels = width
         layers.append(('head', Head(channels, n_class)))
-        self.shapes['head'] = (n_class,)
         super().__init__(layers)
 
     @property
     def depth(self):
         return 6 * self.n + 2
-
-    @property
-    def split_points(self):
-        """Names after which the network may be cut (every layer but ``head``)."""
-        return self.layer_names[:-1]
 
     @property
     def default_split(self):
@@ -202,38 +173,6 @@ class ResNetCIFAR(Sequence):
         After unit ``ceil(n / 2)`` of stage 2: ``stage2_unit9`` for ResNet-110.
         """
         return 'stage2_unit%d' % ((self.n + 1) // 2)
-
-    def split(self, names=None):
-        """Cut the network into consecutive modules sharing its parameters.
-
-        Args:
-            names (str or list of str): Layer(s) after which to cut, in
-                forward order. ``None`` means :attr:`default_split`.
-
-        Returns:
-            list of Sequence: ``len(names) + 1`` modules; applying them in
-            order computes exactly :meth:`forward`.
-        """
-        if names is None:
-            names = [self.default_split]
-        elif isinstance(names, str):
-            names = [names]
-        names = list(names)
-        if not names:
-            raise ValueError('split needs at least one layer name')
-        index = {name: i for i, name in enumerate(self.split_points)}
-        for name in names:
-            if name not in index:
-                raise ValueError(
-                    'cannot split %s after %r: valid split points are stem, '
-                    'stage{1,2,3}_unit{1..%d}' % (self.arch, name, self.n))
-        cuts = [index[name] + 1 for name in names]
-        if any(b <= a for a, b in zip(cuts, cuts[1:])):
-            raise ValueError('split points must be distinct and in forward '
-                             'order, got %s' % ', '.join(names))
-        links = [(name, self[name]) for name in self.layer_names]
-        bounds = [0] + cuts + [len(links)]
-        return [Sequence(links[a:b]) for a, b in zip(bounds, bounds[1:])]
 
     @property
     def arch(self):

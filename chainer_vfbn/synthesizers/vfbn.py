@@ -23,12 +23,13 @@ sign and scale of ``δ = ∂ℓ/∂h`` (each example's gradient carries ``1/B``)
 import chainer
 import chainer.functions as F
 import chainer.links as L
+import numpy
 
 from chainer_vfbn.functions import vfbn_linear_grad
 from chainer_vfbn.functions import vfbn_mlp_grad
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.models.resnet import ResidualUnit
-from chainer_vfbn.models.resnet import Sequence
+from chainer_vfbn.sequential import Sequence
 
 
 def _labels(t):
@@ -53,6 +54,15 @@ class VFBN(chainer.Chain):
     Args:
         vf (~chainer.Link): The virtual forward network, ``vf(h) -> scores``
             of shape ``(B, n_class)``.
+        loss_func: The loss ``ℓ(y, t)`` whose gradient δ̂ is, which must be
+            the network's own (the updater refuses another,
+            :func:`chainer_vfbn.split_step.check_loss`); ``None`` for the mean
+            softmax cross-entropy. Another loss must support double
+            back-propagation.
+
+    Attributes:
+        loss_func: The loss δ̂ is the gradient of
+            (``F.softmax_cross_entropy`` by default).
 
     Call ``synth(h, t)``: ``h`` a Variable (or array) of any shape ``vf``
     accepts; if it does not require a gradient it is wrapped in a fresh
@@ -60,10 +70,26 @@ class VFBN(chainer.Chain):
     Returns ``δ̂``, a Variable shaped like ``h``.
     """
 
-    def __init__(self, vf):
+    def __init__(self, vf, loss_func=None):
         super().__init__()
+        self.loss_func = loss_func or F.softmax_cross_entropy
         with self.init_scope():
             self.vf = vf
+
+    def _loss(self, y, t):
+        if y.ndim != 2 or y.shape[0] != t.shape[0]:
+            raise ValueError(
+                'v_f must give class scores of shape (B, n_class) = (%d, ..), '
+                'got %s' % (t.shape[0], y.shape))
+        if self.loss_func is F.softmax_cross_entropy:
+            xp = chainer.backend.get_array_module(t)
+            # Checked on the CPU only: on a GPU it would wait for the device.
+            if xp is numpy and t.size and int(t.max()) >= y.shape[1]:
+                raise ValueError(
+                    'v_f gives %d class scores but a label is %d: its output '
+                    'does not fit the labels' % (y.shape[1], int(t.max())))
+            return F.softmax_cross_entropy(y, t, enable_double_backprop=True)
+        return self.loss_func(y, t)
 
     def forward(self, h, t):
         if not isinstance(h, chainer.Variable) or not h.requires_grad:
@@ -73,8 +99,7 @@ class VFBN(chainer.Chain):
             raise RuntimeError('VFBN needs back-propagation enabled: it '
                                'differentiates v_f; do not call it under '
                                'chainer.no_backprop_mode()')
-        loss = F.softmax_cross_entropy(self.vf(h), _labels(t),
-                                       enable_double_backprop=True)
+        loss = self._loss(self.vf(h), _labels(t))
         # Eq. (6): δ̂ = v_f'(h) ∂ℓ/∂v_f(h), kept differentiable (Eq. 3).
         grad_synth, = chainer.grad([loss], [h], enable_double_backprop=True)
         if grad_synth is None:
@@ -98,13 +123,14 @@ class VFBNResNet(VFBN):
     Args:
         in_channels (int): Maps of ``h``, which is ``(B, C, H, W)``.
         n_class (int): Number of classes.
+        loss_func: As :class:`VFBN`.
     """
 
-    def __init__(self, in_channels, n_class=10):
+    def __init__(self, in_channels, n_class=10, loss_func=None):
         vf = Sequence([('unit1', ResidualUnit(in_channels, in_channels)),
                        ('unit2', ResidualUnit(in_channels, in_channels)),
                        ('head', Head(in_channels, n_class))])
-        super().__init__(vf)
+        super().__init__(vf, loss_func)
         self.in_channels = in_channels
         self.n_class = n_class
 
@@ -131,6 +157,9 @@ class VFBNLinear(chainer.Chain):
         fc (~chainer.links.Linear): ``v_f`` itself; ``fc(h)`` gives its
             scores.
     """
+
+    # The closed form is the gradient of the softmax cross-entropy only.
+    loss_func = staticmethod(F.softmax_cross_entropy)
 
     def __init__(self, in_size, n_class=10):
         super().__init__()
@@ -167,6 +196,9 @@ class VFBNMLP(chainer.Chain):
     Attributes:
         l1, l2 (~chainer.links.Linear): The two layers of ``v_f``.
     """
+
+    # The closed form is the gradient of the softmax cross-entropy only.
+    loss_func = staticmethod(F.softmax_cross_entropy)
 
     def __init__(self, in_size, n_hidden, n_class=10):
         super().__init__()
