@@ -236,7 +236,7 @@ class _Run(object):
             self._announce()
         worker = self.worker
         start_iteration = worker.iteration
-        start = self.state.session_start = time.time()
+        self.state.session_start = time.time()
         if worker.iteration < self.stop:
             # A divergence is this runner's to report (summary.json, one
             # line); anything else aborts the job in worker.run's way.
@@ -247,10 +247,9 @@ class _Run(object):
                     batch, device),
                 events=events_fn(self.args, self.stop) if self.k == 0
                 else None, on_events=self.on_events, abort_on_error=False)
-        wall = time.time() - start
         self.comm.mpi_comm.Barrier()  # every rank is done, messages flushed
         if self.k == 0:
-            self._summarize(wall, worker.iteration - start_iteration)
+            self._summarize(worker.iteration - start_iteration)
         return 0
 
     def on_events(self, w, bits):
@@ -306,18 +305,23 @@ class _Run(object):
                 'split_at': self.method.split_names,
                 'synth_placement': placement(self.args)})
 
-    def _summarize(self, wall, done):
+    def _summarize(self, done):
+        """Rank 0: summary.json; ``done``: this session's iterations."""
         args, worker = self.args, self.worker
+        # As the synchronous run's trainer clock: every session, resumes
+        # included, and the images of every session.
+        wall = self.state.elapsed_time()
         summary = runtime.summary_dict(
             args, self.trainer.get_extension('LogReport').log,
             self.method.split_names, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
-            wall, done * args.batchsize)
+            wall, worker.iteration * args.batchsize)
         summary.update(decoupled=True, ranks=self.K,
                        max_staleness=args.max_staleness,
                        synth_placement=placement(args))
         runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
-        print('done: %d iterations in %.1f s over %d ranks; test error %s'
-              % (done, wall, self.K, runtime.pct(summary['test_error'])),
-              flush=True)
+        print('done: %d iterations in %.1f s over %d ranks (%d iterations '
+              'in this session); test error %s'
+              % (worker.iteration, wall, self.K, done,
+                 runtime.pct(summary['test_error'])), flush=True)
 
