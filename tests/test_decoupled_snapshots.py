@@ -83,3 +83,38 @@ def test_summary_wall_time_counts_every_session(tmp_path):
     assert summary['wall_time_s'] == pytest.approx(105., abs=1.)
     assert summary['images_per_sec'] == pytest.approx(
         30 * 10 / summary['wall_time_s'])
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _MPI(object):
+    """An MPI communicator's Abort, recorded."""
+
+    def Abort(self, code):
+        raise _Aborted(code)
+
+
+def test_a_full_disk_stops_the_job_in_one_line(tmp_path, capsys):
+    import errno
+    out = str(tmp_path)
+    for name in ('snapshot_iter_4.json', 'snapshot_iter_8.json'):
+        with open(os.path.join(out, name), 'w') as f:
+            json.dump({'files': []}, f)
+    args = argparse.Namespace(out=out)
+    error = OSError(errno.ENOSPC, 'No space left on device',
+                    os.path.join(out, 'snapshot_iter_12.rank1.npz.tmp.npz'))
+    with pytest.raises(_Aborted) as e:
+        runner._stop_failed(args, 1, error, _MPI())
+    assert e.value.args == (1,)
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'Traceback' not in err
+    assert err.startswith('train_cifar.py: rank 1: error: the disk is full')
+    assert 'the newest intact snapshot is %s' % os.path.join(
+        out, 'snapshot_iter_8.json') in err
+    # Any other error is abort()'s, as before.
+    with pytest.raises(_Aborted):
+        runner._stop_failed(args, 1, ValueError('bug'), _MPI())
+    assert 'decoupled: rank 1 stops the run: ValueError: bug' in \
+        capsys.readouterr().err

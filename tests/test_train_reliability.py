@@ -248,3 +248,65 @@ def test_a_run_from_before_an_option_resumes(tmp_path):
     args.synth_target_scale = 'per-example'
     with pytest.raises(runtime.UserError, match='synth-target-scale'):
         runtime.check_identity(args, train_cifar.option_defaults())
+
+
+def _train_cifar():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import train_cifar
+    return train_cifar
+
+
+def test_a_full_disk_is_one_line_that_names_the_intact_snapshot(
+        tmp_path, monkeypatch, capsys):
+    """The second snapshot's write finds the disk full (issue #20)."""
+    import errno
+    from chainer.serializers import npz
+    train_cifar = _train_cifar()
+    real, written = npz.save_npz, []
+
+    def save_npz(path, obj, *args, **kwargs):
+        if isinstance(path, str):   # (it calls itself with the open file)
+            written.append(path)
+        if len(written) == 2:
+            with open(path, 'wb') as f:   # what fitted before the disk filled
+                f.write(b'PK\x03\x04')
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, obj, *args, **kwargs)
+    monkeypatch.setattr(npz, 'save_npz', save_npz)
+    out = str(tmp_path / 'o')
+    rc = train_cifar.main(TINY + ['--method', 'bp', '--iterations', '20',
+                                  '--eval-interval', '100', '--out', out])
+    err = capsys.readouterr().err
+    assert rc == 1
+    intact = os.path.join(out, 'snapshot_iter_10')
+    line = _one_error_line(argparse_result(err), 'the disk is full',
+                           'the newest intact snapshot is %s' % intact)
+    assert line.startswith('train_cifar.py: error: ')
+    assert len(written) == 2 and run_dir.snapshots(out) == [intact]
+    assert not [p for p in os.listdir(out) if p.startswith('tmp')]
+
+
+def argparse_result(stderr):
+    """``stderr`` as :func:`_one_error_line` reads it."""
+    return subprocess.CompletedProcess([], 1, '', stderr)
+
+
+def test_disk_full_line_finds_the_cause():
+    import errno
+    full = OSError(errno.ENOSPC, 'No space left on device')
+    try:
+        try:
+            raise full
+        except OSError:
+            raise RuntimeError('clean-up failed')
+    except RuntimeError as e:
+        chained = e
+    assert run_dir.disk_full_line(chained, 'o/snapshot_iter_3') == (
+        'the disk is full (No space left on device); the newest intact '
+        'snapshot is o/snapshot_iter_3: free some space and run the same '
+        'command to resume from it')
+    assert 'no snapshot was written before' in run_dir.disk_full_line(
+        OSError(errno.EDQUOT, 'Disk quota exceeded'), None)
+    assert run_dir.disk_full_line(OSError(errno.EACCES, 'denied'), 'x') \
+        is None
+    assert run_dir.disk_full_line(ValueError('x'), 'x') is None

@@ -432,6 +432,12 @@ def main(argv=None):
     except KeyboardInterrupt:  # before the training loop, or a second ^C
         sys.stderr.write('train_cifar.py: interrupted\n')
         return 130
+    except Exception as e:  # a full disk is one line, not a traceback
+        line = run_dir.disk_full_line(e, run_dir.newest_intact(args.out))
+        if line is None:
+            raise
+        sys.stderr.write('train_cifar.py: error: %s\n' % line)
+        return 1
 
 
 if __name__ == '__main__':

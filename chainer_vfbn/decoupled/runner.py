@@ -34,6 +34,7 @@ import time
 import chainer
 
 from chainer_vfbn import reports
+from chainer_vfbn import run_dir
 from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled import ranks
@@ -134,7 +135,20 @@ def main(args):
     except Diverged as e:
         _stop_diverged(args, comm.rank, e, mpi)
     except BaseException as e:
-        abort(mpi, comm.rank, e)
+        _stop_failed(args, comm.rank, e, mpi)
+
+
+def _stop_failed(args, rank, error, mpi):
+    """Any rank: end the job on an error; a full disk is one line that
+    names the newest complete snapshot set (its manifest is written last,
+    so a set cut short by the disk has none)."""
+    line = run_dir.disk_full_line(error, snapshots.newest(args.out))
+    if line is None:
+        abort(mpi, rank, error)
+        return
+    sys.stderr.write('train_cifar.py: rank %d: error: %s\n' % (rank, line))
+    sys.stderr.flush()
+    mpi.Abort(1)
 
 
 def _stop_diverged(args, rank, error, mpi):
