@@ -193,12 +193,15 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
             proc.wait()
     assert proc.returncode == code, stderr[-3000:]
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in stderr, stderr
+    # The signal acknowledged at once, then where the run stopped.
+    assert len(lines) == 2 and 'Traceback' not in stderr, stderr
+    assert lines[0].startswith('train_cifar.py: %s received: stopping '
+                               % signal.Signals(signum).name), lines[0]
     snaps = run_dir.snapshots(out)
-    assert snaps and snaps[0] in lines[0]
+    assert snaps and snaps[0] in lines[1]
     iteration = int(snaps[0].rsplit('_', 1)[1])
     assert 'interrupted by %s at iteration %d' % (
-        signal.Signals(signum).name, iteration) in lines[0]
+        signal.Signals(signum).name, iteration) in lines[1]
     assert not os.path.exists(os.path.join(out, 'summary.json'))
     # The same command (shorter) resumes from there.
     r = run_cli(TINY + ['--method', 'vfbn', '--out', out,
@@ -310,3 +313,30 @@ def test_disk_full_line_finds_the_cause():
     assert run_dir.disk_full_line(OSError(errno.EACCES, 'denied'), 'x') \
         is None
     assert run_dir.disk_full_line(ValueError('x'), 'x') is None
+
+
+def test_ctrl_c_in_the_final_test_is_acknowledged_and_the_run_ends(
+        tmp_path, monkeypatch, capsys):
+    """SIGINT during the last iteration's 36-view test (issue #20): one
+    line at once, and the finished run writes its summary."""
+    from chainer_vfbn import evaluation
+    train_cifar = _train_cifar()
+    real, said = evaluation.evaluate_views, []
+
+    def evaluate_views(*args, **kwargs):
+        if kwargs.get('tta'):    # the final test: Ctrl-C in the middle
+            os.kill(os.getpid(), signal.SIGINT)
+            said.append(capsys.readouterr().err)   # before the test ends
+        return real(*args, **kwargs)
+    monkeypatch.setattr(evaluation, 'evaluate_views', evaluate_views)
+    out = str(tmp_path / 'o')
+    rc = train_cifar.main(TINY + ['--method', 'bp', '--iterations', '5',
+                                  '--tta-interval', '100', '--out', out])
+    assert len(said) == 1
+    assert said[0].startswith('train_cifar.py: SIGINT received: stopping '
+                              'after this iteration'), said
+    assert said[0].count('\n') == 1
+    assert rc == 0
+    summary = _strict_json(os.path.join(out, 'summary.json'))
+    assert summary['iterations'] == 5 and summary['tta_error'] is not None
+    assert 'done: 5 iterations' in capsys.readouterr().out

@@ -39,6 +39,7 @@ from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.divergence import Diverged  # NOQA
 from chainer_vfbn.runtime import UserError  # NOQA
+from chainer_vfbn.interrupt import acknowledge  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
 from chainer_vfbn.interrupt import StopOnInterrupt  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
@@ -381,7 +382,7 @@ def split_at(args):
 
 def run(args):
     trainer, method, device, description = prepare(args)
-    with Interrupt() as interrupt:
+    with Interrupt(acknowledge('train_cifar.py')) as interrupt:
         trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
                                                interrupt)
         try:
@@ -395,7 +396,7 @@ def run(args):
             summarize(args, trainer, method, description, device, record)
             sys.stderr.write('train_cifar.py: %s\n' % line)
             return runtime.EXIT_DIVERGED
-    if interrupt.signum is not None:
+    if interrupt.signum is not None and not trainer.stop_trigger.finished:
         return stop_interrupted(trainer, args.out, interrupt)
     summary = summarize(args, trainer, method, description, device)
     print('done: %d iterations in %.1f s; test error %s, 36-view TTA error %s'
