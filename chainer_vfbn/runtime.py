@@ -110,6 +110,21 @@ def check_identity(args, defaults=None):
                                       recorded.get(k)) for k in changed)))
 
 
+def release_out(held, out):
+    """Remove ``--out``'s lock file and release the lock (the run's end).
+
+    The file is removed while still held, so that no other process can
+    take the lock on it in between.
+    """
+    if held is None or held.closed:
+        return
+    try:
+        os.remove(os.path.join(out, run_dir.LOCK_NAME))
+    except OSError:
+        pass
+    held.close()
+
+
 def claim_out(args):
     """Create ``--out`` and lock it for this process; after validation.
 
