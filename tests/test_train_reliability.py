@@ -209,6 +209,13 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'resumed from %s at iteration %d' % (snaps[0], iteration) \
         in r.stdout
+    # The summary's wall time counts both sessions (issue #20): at least
+    # the first session's clock at its first log entry.
+    with open(os.path.join(out, 'log')) as f:
+        first = json.load(f)[0]
+    assert first['iteration'] <= iteration
+    assert _strict_json(os.path.join(out, 'summary.json'))['wall_time_s'] \
+        >= first['elapsed_time'] > 0
 
 
 def test_no_terminal_escapes_in_logs(tmp_path):

@@ -62,7 +62,6 @@ import argparse
 import collections
 import datetime
 import json
-import math
 import os
 import subprocess
 import sys
@@ -74,6 +73,7 @@ if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
 from chainer_vfbn import protocol  # NOQA
+from chainer_vfbn.datasets import augment  # NOQA
 from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
@@ -117,8 +117,6 @@ SCHEDULES = collections.OrderedDict([
         about='CPU minutes: the bundled 500/150-image sample, ResNet-8 paper '
               'preset, batch 50, 20 iterations')),
 ])
-
-PAPER_EPOCH = 36  # standard epochs per paper epoch (1.8M / 50k images)
 
 
 # ------------------------------------------------------------- running rows
@@ -313,19 +311,6 @@ def _read_json(path):
         return None
 
 
-def _stats(values):
-    """Mean, sample standard deviation (None for one value) and count."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    mean = sum(values) / len(values)
-    std = None
-    if len(values) > 1:
-        std = math.sqrt(sum((v - mean) ** 2 for v in values)
-                        / (len(values) - 1))
-    return dict(mean=mean, std=std, n=len(values), values=values)
-
-
 def collect(out, rows, seeds):
     """Read each row's ``summary.json`` and ``log``.
 
@@ -355,17 +340,18 @@ def collect(out, rows, seeds):
                              log=log if isinstance(log, list) else None))
         done = [r['summary'] for r in runs if r['summary'] is not None]
 
-        def pct(key):
-            return _stats([None if s.get(key) is None else 100. * s[key]
-                           for s in done])
+        def pct_stats(key):
+            return protocol.stats([None if s.get(key) is None
+                                   else 100. * s[key] for s in done])
 
         def plain(key):
-            return _stats([s.get(key) for s in done])
+            return protocol.stats([s.get(key) for s in done])
 
         table.append(dict(
             row=row, label=label, flags=' '.join(flags),
             paper_error_pct=paper, runs=runs,
-            test_error_pct=pct('test_error'), tta_error_pct=pct('tta_error'),
+            test_error_pct=pct_stats('test_error'),
+            tta_error_pct=pct_stats('tta_error'),
             wall_time_s=plain('wall_time_s'),
             images_per_sec=plain('images_per_sec'),
             synth_cos=plain('synth_cos'), epochs=plain('epochs')))
@@ -443,7 +429,8 @@ def plot_figure3(table, out, title):
             x, y = _curves(run['log'], 'validation/main/tta_error', 'epoch')
             if x:
                 ax.plot(x, [100 * v for v in y], 'x', color=color)
-    ax.set_xlabel('epoch (standard; %d = one paper epoch)' % PAPER_EPOCH)
+    ax.set_xlabel('epoch (standard; %d = one paper epoch)'
+                  % augment.PAPER_EPOCH)
     ax.set_ylabel('test error (%): lines centre view, x 36-view TTA')
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -47,7 +47,7 @@ from chainer_vfbn.models import resnet_cifar  # NOQA
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
 # i.e. 36 standard epochs.
-PAPER_EPOCH = 36
+from chainer_vfbn.datasets.augment import PAPER_EPOCH  # NOQA
 _LOCKS = []  # the lock on --out, held until the process exits
 RECIPES = {
     'mitmul2016': dict(
