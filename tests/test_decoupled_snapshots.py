@@ -77,6 +77,7 @@ def test_summary_wall_time_counts_every_session(tmp_path):
     run.worker, run.state, run.trainer, run.K = worker, state, _Trainer(), 2
     run.method = argparse.Namespace(split_names=['stage2_unit2'])
     run.description, run.device = 'sample', '@numpy'
+    run.test = {'data_sha256': 'f' * 64}
     run._summarize(10)   # 10 of the 30 iterations in this session
     with open(os.path.join(str(tmp_path), 'summary.json')) as f:
         summary = json.load(f)
