@@ -76,20 +76,6 @@ class FiniteCheck(extension.Extension):
                     raise
 
 
-def json_safe(obj):
-    """``obj`` with every NaN or infinite float replaced by ``None``.
-
-    ``json.dump`` writes NaN as a bare ``NaN``, which is not JSON.
-    """
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
 class GrowthWatch(extension.Extension):
     """Warns once per key when a logged loss grows by orders of magnitude.
 

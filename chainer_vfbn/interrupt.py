@@ -8,6 +8,7 @@ handler only records the request; the loop that can stop cleanly asks
 (``KeyboardInterrupt``), for a loop that does not come back.
 """
 import signal
+import sys
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -55,6 +56,31 @@ class Interrupt(object):
         return False
 
 
+def acknowledge(prog):
+    """An ``on_signal`` for :class:`Interrupt` that says at once, on
+    stderr, that the signal arrived and what the run does now.
+
+    The run may take a while to reach its clean point (the last
+    iteration's 36-view test, for one), so the line comes from the handler
+    itself.
+
+    Example:
+        >>> with Interrupt(acknowledge('train_cifar.py')) as interrupt:
+        ...     pass  # the training loop, asking interrupt.signum
+    """
+    def on_signal(signum):
+        try:
+            sys.stderr.write(
+                '%s: %s received: stopping after this iteration (its '
+                'evaluation included) with a snapshot; a second signal '
+                'stops at once, without one\n'
+                % (prog, signal.Signals(signum).name))
+            sys.stderr.flush()
+        except (OSError, RuntimeError, ValueError):  # a closed or busy stream
+            pass
+    return on_signal
+
+
 class Interrupted(Exception):
     """Raised by a loop that stopped cleanly on a signal.
 
@@ -73,14 +99,23 @@ class StopOnInterrupt(object):
 
     Wraps the run's own stop trigger, which it delegates everything else to
     (its length for the progress bar, its serialization).
+
+    Attributes:
+        finished (bool): Whether the run's own trigger fired: the run is
+            complete even if an interrupt arrived during its last
+            iteration.
     """
 
     def __init__(self, trigger, interrupt):
         self.trigger = trigger
         self.interrupt = interrupt
+        self.finished = False
 
     def __call__(self, trainer):
-        return self.interrupt.signum is not None or self.trigger(trainer)
+        # The run's own trigger is asked every time, so that a run whose
+        # last iteration was interrupted still counts as finished.
+        self.finished = bool(self.trigger(trainer))
+        return self.finished or self.interrupt.signum is not None
 
     def __getattr__(self, name):
         return getattr(self.trigger, name)

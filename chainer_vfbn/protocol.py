@@ -34,6 +34,8 @@ import sys
 import time
 
 from chainer_vfbn import methods
+from chainer_vfbn import runtime
+from chainer_vfbn import strict_json
 from chainer_vfbn.evaluation import PREDICTIONS_FILE
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.runtime import EXIT_DIVERGED
@@ -395,15 +397,6 @@ def make_record(run, s, run_dir):
     ])
 
 
-def write_json(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1, sort_keys=False, allow_nan=False)
-        f.write('\n')
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------- tuning
 
 
@@ -506,15 +499,17 @@ class _Pool(object):
             # A diverged run is a result too (of its alpha_gs, say): its
             # record says so, and the tuning ranks it last.
             rec = make_record(run, self.s, run_dir)
-            write_json(record_path(self.records, run), rec)
+            strict_json.write_json(record_path(self.records, run), rec,
+                                   **strict_json.RECORD)
             summ = rec['summary']
             self.result[run.key] = 'done' if rc == 0 else 'diverged'
             self.log('mini: %s %s %s in %.0f s: %s error %s, train '
                      'accuracy %s' % (count, run.key, self.result[run.key],
                                       seconds,
                                       summ.get('evaluated_on', 'test'),
-                                      _pct(summ.get('test_error')),
-                                      _pct(summ.get('train_accuracy'))))
+                                      runtime.pct(summ.get('test_error')),
+                                      runtime.pct(
+                                          summ.get('train_accuracy'))))
         else:
             self.result[run.key] = 'failed (exit %d)' % rc
             self.log('mini: %s %s FAILED with exit status %d; see %s' % (
@@ -584,10 +579,6 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     if interrupt.signum is not None:
         raise Interrupted(interrupt)
     return pool.result
-
-
-def _pct(x):
-    return 'n/a' if x is None else '%.2f%%' % (100 * x)
 
 
 def default_alphas():
@@ -746,7 +737,7 @@ def summarize(s, records, rows=None):
         done = _records_of(runs, s, records)
         summ = [rec['summary'] for _, rec in done]
 
-        def pct(key):
+        def pct_stats(key):
             return stats([None if x.get(key) is None else 100. * x[key]
                           for x in summ])
 
@@ -766,10 +757,11 @@ def summarize(s, records, rows=None):
             paper=MINI_ROWS[row][2],
             seeds=[r.seed for r, _ in done],
             planned_seeds=[r.seed for r in runs],
-            choice=chosen.get(row), tta=pct('tta_error'),
-            centre=pct('test_error'), cos=plain('synth_cos'),
+            choice=chosen.get(row), tta=pct_stats('tta_error'),
+            centre=pct_stats('test_error'), cos=plain('synth_cos'),
             norm_ratio=plain('synth_norm_ratio'),
-            train_accuracy=pct('train_accuracy'), epochs=plain('epochs'),
+            train_accuracy=pct_stats('train_accuracy'),
+            epochs=plain('epochs'),
             images_per_sec=plain('images_per_sec'), tuning=tuning,
             curves=[rec['curve'] for _, rec in done],
             predictions={r.seed: rec.get('predictions') for r, rec in done}))
@@ -873,7 +865,7 @@ def _md_tuning_and_length(s, table, length):
                   '(the protocol asks for < 1); final training accuracy '
                   '%s.' % ('—' if length['gain_last_fifth_points'] is None
                            else '%.2f' % length['gain_last_fifth_points'],
-                           _pct(length['train_accuracy']))]
+                           runtime.pct(length['train_accuracy']))]
     return lines
 
 

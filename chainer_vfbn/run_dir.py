@@ -28,6 +28,10 @@ TEMPORARY = ('tmpsnapshot_iter_*', 'snapshot_iter_*.tmp.npz', '*.json.tmp*',
              'log.tmp*')
 
 
+# A write that failed for want of room: the disk or the user's quota.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class Busy(Exception):
     """Another live process holds the folder."""
 
@@ -165,3 +169,46 @@ def newest_readable(paths, read=read_npz, say=print):
             say('%s; %s' % (e, 'falling back to %s' % later if later else
                             'no older snapshot: starting afresh'))
     return None, None
+
+
+def newest_intact(out):
+    """The newest ``snapshot_iter_N`` in ``out`` that reads back whole, or
+    ``None``; silent about the damaged ones it passes."""
+    return newest_readable(snapshots(out), say=lambda line: None)[0]
+
+
+def disk_full_line(error, intact):
+    """One line for a run stopped by a full disk, or ``None`` for any other
+    error.
+
+    A snapshot is written to a temporary name and renamed once whole, so
+    the one before the failed write is intact; the line names it.
+
+    Args:
+        error (BaseException): What stopped the run (or an error raised
+            while handling it).
+        intact (str): The newest snapshot that is whole (``None``: none).
+
+    Example:
+        >>> import errno
+        >>> disk_full_line(OSError(errno.ENOSPC, 'No space left on device',
+        ...                        'o/log'), 'o/snapshot_iter_10')[:64]
+        'the disk is full (No space left on device, writing o/log); the n'
+    """
+    # The full disk may be the cause of what was raised (a clean-up that
+    # failed in turn), not the error itself.
+    while error is not None and not (isinstance(error, OSError) and
+                                     error.errno in DISK_FULL):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return None
+    what = error.strerror or str(error)
+    if error.filename:
+        what += ', writing %s' % error.filename
+    if intact:
+        then = ('the newest intact snapshot is %s: free some space and run '
+                'the same command to resume from it' % intact)
+    else:
+        then = ('no snapshot was written before: free some space and run the '
+                'same command to start again')
+    return 'the disk is full (%s); %s' % (what, then)

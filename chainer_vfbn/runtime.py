@@ -23,7 +23,8 @@ from chainer_vfbn import evaluation
 from chainer_vfbn import methods
 from chainer_vfbn import run_dir
 from chainer_vfbn import split_step
-from chainer_vfbn.divergence import json_safe
+# The runners' JSON writer (args.json, summary.json, predictions).
+from chainer_vfbn.strict_json import write_json  # NOQA
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -227,15 +228,6 @@ def environment():
         env['cupy'] = chainer.backends.cuda.cupy.__version__
         env['cudnn'] = bool(chainer.backends.cuda.cudnn_enabled)
     return env
-
-
-def write_json(path, obj):
-    """Write ``obj`` atomically as strict JSON (NaN and inf as null)."""
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(json_safe(obj), f, indent=2, sort_keys=True,
-                  allow_nan=False)
-    os.replace(tmp, path)
 
 
 def setup_data(args, insize):

@@ -22,6 +22,7 @@ from chainer_vfbn import run_dir
 from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.divergence import Diverged
+from chainer_vfbn.interrupt import acknowledge
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import StopOnInterrupt
 from chainer_vfbn.runtime import UserError
@@ -228,7 +229,7 @@ def _run(args, make_net, defaults, prog, in_shape):
         args, make_net, defaults, in_shape)
     if trainer is None:
         return 0
-    with Interrupt() as interrupt:
+    with Interrupt(acknowledge(prog)) as interrupt:
         trainer.stop_trigger = StopOnInterrupt(trainer.stop_trigger,
                                                interrupt)
         try:
@@ -243,7 +244,9 @@ def _run(args, make_net, defaults, prog, in_shape):
                       data_sha256, record)
             sys.stderr.write('%s: %s\n' % (prog, line))
             return runtime.EXIT_DIVERGED
-    if interrupt.signum is not None:
+    # A signal in the last iteration (its final test included) lets the
+    # run finish: its summary is written.
+    if interrupt.signum is not None and not trainer.stop_trigger.finished:
         return stop_interrupted(trainer, args.out, interrupt, prog)
     summary = summarize(args, trainer, method, description, device,
                         data_sha256)

@@ -9,6 +9,7 @@ import numpy
 import pytest
 
 from chainer_vfbn import protocol
+from chainer_vfbn import strict_json
 from chainer_vfbn.datasets import validation_split
 from chainer_vfbn.evaluation import predictions_record
 
@@ -461,7 +462,7 @@ def test_records_without_predictions_rerun_only_when_asked(tmp_path):
     rec = protocol.read_record(path)
     assert rec['predictions']['n_images'] == 100
     rec['predictions'] = None               # as the records of 2026-11-30
-    protocol.write_json(path, rec)
+    strict_json.write_json(path, rec, **strict_json.RECORD)
     assert protocol.status(runs[0], s, records) == 'done'
     assert protocol.status(runs[0], s, records,
                            need_predictions=True) == 'todo'

@@ -348,3 +348,63 @@ def test_bad_input_is_one_line(argv, message, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count('\n') == 1
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--schedule', 'smoke', '--jobs', '2'],
+     '--jobs is for --schedule mini'),
+    (['--schedule', 'smoke', '--jobs', '1'],      # even the default value
+     '--jobs is for --schedule mini'),
+    (['--schedule', 'short', '--phase', 'tune', '--untuned'],
+     '--phase, --untuned are for --schedule mini'),
+    (['--schedule', 'paper', '--arch', 'resnet8-paper'],
+     '--arch is for --schedule mini'),
+    (['--schedule', 'mini', '--report-only'],
+     '--report-only is for the Table 1 schedules (smoke, short, paper), '
+     'not mini'),
+    (['--schedule', 'mini', '--seeds', '1', '--dataset', 'sample'],
+     '--seeds, --dataset are for the Table 1 schedules'),
+])
+def test_options_a_schedule_ignores_are_refused(argv, message, capsys):
+    """Issue #20: refused in one line, not silently ignored."""
+    with pytest.raises(SystemExit) as e:
+        reproduce.parse_args(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count('\n') == 1, err
+
+
+def test_the_defaults_stand_where_a_schedule_reads_them():
+    args = reproduce.parse_args(['--schedule', 'smoke'])
+    assert args.seeds == [0] and args.jobs == 1 and args.phase == 'all'
+    args = reproduce.parse_args(['--schedule', 'mini', '--jobs', '3'])
+    assert args.jobs == 3 and args.phase == 'all' and not args.untuned
+
+
+def test_a_second_live_reproduction_on_one_out_is_refused(tmp_path, capsys):
+    """Issue #20: a lock on --out; released and removed at the end."""
+    from chainer_vfbn import run_dir
+    out = str(tmp_path / 'r')
+    os.makedirs(out)
+    held = run_dir.lock(out)          # a first reproduce.py, still running
+    calls = []
+    try:
+        rc = reproduce.main(['--rows', 'bp', '--out', out],
+                            runner=fake_runner(calls))
+    finally:
+        held.close()
+    assert rc == 2 and calls == []
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(
+        'reproduce.py: error: another run is writing to %s' % out), err
+    assert os.listdir(out) == [run_dir.LOCK_NAME]   # nothing written
+    # The run holds the lock while its rows train, and removes it at the end.
+    finish = fake_runner(calls)
+
+    def runner(argv):
+        with pytest.raises(run_dir.Busy):
+            run_dir.lock(out).close()
+        return finish(argv)
+    assert reproduce.main(['--rows', 'bp', '--out', out], runner=runner) == 0
+    assert len(calls) == 1
+    assert not os.path.exists(os.path.join(out, run_dir.LOCK_NAME))

@@ -193,12 +193,15 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
             proc.wait()
     assert proc.returncode == code, stderr[-3000:]
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in stderr, stderr
+    # The signal acknowledged at once, then where the run stopped.
+    assert len(lines) == 2 and 'Traceback' not in stderr, stderr
+    assert lines[0].startswith('train_cifar.py: %s received: stopping '
+                               % signal.Signals(signum).name), lines[0]
     snaps = run_dir.snapshots(out)
-    assert snaps and snaps[0] in lines[0]
+    assert snaps and snaps[0] in lines[1]
     iteration = int(snaps[0].rsplit('_', 1)[1])
     assert 'interrupted by %s at iteration %d' % (
-        signal.Signals(signum).name, iteration) in lines[0]
+        signal.Signals(signum).name, iteration) in lines[1]
     assert not os.path.exists(os.path.join(out, 'summary.json'))
     # The same command (shorter) resumes from there.
     r = run_cli(TINY + ['--method', 'vfbn', '--out', out,
@@ -206,6 +209,13 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'resumed from %s at iteration %d' % (snaps[0], iteration) \
         in r.stdout
+    # The summary's wall time counts both sessions (issue #20): at least
+    # the first session's clock at its first log entry.
+    with open(os.path.join(out, 'log')) as f:
+        first = json.load(f)[0]
+    assert first['iteration'] <= iteration
+    assert _strict_json(os.path.join(out, 'summary.json'))['wall_time_s'] \
+        >= first['elapsed_time'] > 0
 
 
 def test_no_terminal_escapes_in_logs(tmp_path):
@@ -248,3 +258,92 @@ def test_a_run_from_before_an_option_resumes(tmp_path):
     args.synth_target_scale = 'per-example'
     with pytest.raises(runtime.UserError, match='synth-target-scale'):
         runtime.check_identity(args, train_cifar.option_defaults())
+
+
+def _train_cifar():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import train_cifar
+    return train_cifar
+
+
+def test_a_full_disk_is_one_line_that_names_the_intact_snapshot(
+        tmp_path, monkeypatch, capsys):
+    """The second snapshot's write finds the disk full (issue #20)."""
+    import errno
+    from chainer.serializers import npz
+    train_cifar = _train_cifar()
+    real, written = npz.save_npz, []
+
+    def save_npz(path, obj, *args, **kwargs):
+        if isinstance(path, str):   # (it calls itself with the open file)
+            written.append(path)
+        if len(written) == 2:
+            with open(path, 'wb') as f:   # what fitted before the disk filled
+                f.write(b'PK\x03\x04')
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, obj, *args, **kwargs)
+    monkeypatch.setattr(npz, 'save_npz', save_npz)
+    out = str(tmp_path / 'o')
+    rc = train_cifar.main(TINY + ['--method', 'bp', '--iterations', '20',
+                                  '--eval-interval', '100', '--out', out])
+    err = capsys.readouterr().err
+    assert rc == 1
+    intact = os.path.join(out, 'snapshot_iter_10')
+    line = _one_error_line(argparse_result(err), 'the disk is full',
+                           'the newest intact snapshot is %s' % intact)
+    assert line.startswith('train_cifar.py: error: ')
+    assert len(written) == 2 and run_dir.snapshots(out) == [intact]
+    assert not [p for p in os.listdir(out) if p.startswith('tmp')]
+
+
+def argparse_result(stderr):
+    """``stderr`` as :func:`_one_error_line` reads it."""
+    return subprocess.CompletedProcess([], 1, '', stderr)
+
+
+def test_disk_full_line_finds_the_cause():
+    import errno
+    full = OSError(errno.ENOSPC, 'No space left on device')
+    try:
+        try:
+            raise full
+        except OSError:
+            raise RuntimeError('clean-up failed')
+    except RuntimeError as e:
+        chained = e
+    assert run_dir.disk_full_line(chained, 'o/snapshot_iter_3') == (
+        'the disk is full (No space left on device); the newest intact '
+        'snapshot is o/snapshot_iter_3: free some space and run the same '
+        'command to resume from it')
+    assert 'no snapshot was written before' in run_dir.disk_full_line(
+        OSError(errno.EDQUOT, 'Disk quota exceeded'), None)
+    assert run_dir.disk_full_line(OSError(errno.EACCES, 'denied'), 'x') \
+        is None
+    assert run_dir.disk_full_line(ValueError('x'), 'x') is None
+
+
+def test_ctrl_c_in_the_final_test_is_acknowledged_and_the_run_ends(
+        tmp_path, monkeypatch, capsys):
+    """SIGINT during the last iteration's 36-view test (issue #20): one
+    line at once, and the finished run writes its summary."""
+    from chainer_vfbn import evaluation
+    train_cifar = _train_cifar()
+    real, said = evaluation.evaluate_views, []
+
+    def evaluate_views(*args, **kwargs):
+        if kwargs.get('tta'):    # the final test: Ctrl-C in the middle
+            os.kill(os.getpid(), signal.SIGINT)
+            said.append(capsys.readouterr().err)   # before the test ends
+        return real(*args, **kwargs)
+    monkeypatch.setattr(evaluation, 'evaluate_views', evaluate_views)
+    out = str(tmp_path / 'o')
+    rc = train_cifar.main(TINY + ['--method', 'bp', '--iterations', '5',
+                                  '--tta-interval', '100', '--out', out])
+    assert len(said) == 1
+    assert said[0].startswith('train_cifar.py: SIGINT received: stopping '
+                              'after this iteration'), said
+    assert said[0].count('\n') == 1
+    assert rc == 0
+    summary = _strict_json(os.path.join(out, 'summary.json'))
+    assert summary['iterations'] == 5 and summary['tta_error'] is not None
+    assert 'done: 5 iterations' in capsys.readouterr().out

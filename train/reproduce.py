@@ -43,7 +43,11 @@ in one line, before anything runs. A row that was interrupted resumes from
 its newest snapshot (train_cifar.py autoloads from its ``--out``). Ctrl-C
 or SIGTERM stops the running row at a snapshot, writes the table of the
 finished rows and exits 130/143. ``--report-only`` only rewrites the table
-and plots.
+and plots. While a reproduction runs it holds a lock on ``--out`` (removed
+at its end): a second one on the same folder is refused in one line.
+Options that the schedule does not read (``--jobs``, ``--phase``,
+``--untuned`` and the other mini ones for smoke, short and paper;
+``--seeds``, ``--dataset`` and ``--report-only`` for mini) are refused.
 
 Examples::
 
@@ -58,7 +62,6 @@ import argparse
 import collections
 import datetime
 import json
-import math
 import os
 import subprocess
 import sys
@@ -71,6 +74,9 @@ if REPO not in sys.path:  # run from a checkout without installing
 
 from chainer_vfbn import evaluation  # NOQA
 from chainer_vfbn import protocol  # NOQA
+from chainer_vfbn.datasets import augment  # NOQA
+from chainer_vfbn import run_dir  # NOQA
+from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn.interrupt import Interrupt  # NOQA
 from chainer_vfbn.interrupt import Interrupted  # NOQA
 
@@ -116,8 +122,6 @@ SCHEDULES = collections.OrderedDict([
         about='CPU minutes: the bundled 500/150-image sample, ResNet-8 paper '
               'preset, batch 50, 20 iterations')),
 ])
-
-PAPER_EPOCH = 36  # standard epochs per paper epoch (1.8M / 50k images)
 
 
 # ------------------------------------------------------------- running rows
@@ -312,19 +316,6 @@ def _read_json(path):
         return None
 
 
-def _stats(values):
-    """Mean, sample standard deviation (None for one value) and count."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    mean = sum(values) / len(values)
-    std = None
-    if len(values) > 1:
-        std = math.sqrt(sum((v - mean) ** 2 for v in values)
-                        / (len(values) - 1))
-    return dict(mean=mean, std=std, n=len(values), values=values)
-
-
 def collect(out, rows, seeds):
     """Read each row's ``summary.json`` and ``log``.
 
@@ -356,17 +347,18 @@ def collect(out, rows, seeds):
                              if isinstance(log, list) else None))
         done = [r['summary'] for r in runs if r['summary'] is not None]
 
-        def pct(key):
-            return _stats([None if s.get(key) is None else 100. * s[key]
-                           for s in done])
+        def pct_stats(key):
+            return protocol.stats([None if s.get(key) is None
+                                   else 100. * s[key] for s in done])
 
         def plain(key):
-            return _stats([s.get(key) for s in done])
+            return protocol.stats([s.get(key) for s in done])
 
         table.append(dict(
             row=row, label=label, flags=' '.join(flags),
             paper_error_pct=paper, runs=runs,
-            test_error_pct=pct('test_error'), tta_error_pct=pct('tta_error'),
+            test_error_pct=pct_stats('test_error'),
+            tta_error_pct=pct_stats('tta_error'),
             wall_time_s=plain('wall_time_s'),
             images_per_sec=plain('images_per_sec'),
             synth_cos=plain('synth_cos'), epochs=plain('epochs')))
@@ -444,7 +436,8 @@ def plot_figure3(table, out, title):
             x, y = _curves(run['log'], 'validation/main/tta_error', 'epoch')
             if x:
                 ax.plot(x, [100 * v for v in y], 'x', color=color)
-    ax.set_xlabel('epoch (standard; %d = one paper epoch)' % PAPER_EPOCH)
+    ax.set_xlabel('epoch (standard; %d = one paper epoch)'
+                  % augment.PAPER_EPOCH)
     ax.set_ylabel('test error (%): lines centre view, x 36-view TTA')
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -537,6 +530,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
 
 
+# Options that only one kind of schedule reads; given to the other, each
+# is refused in one line rather than silently ignored. The mini protocol
+# has its own seeds and data, and --phase report instead of --report-only.
+MINI_ONLY = ('phase', 'jobs', 'records', 'pilot_records', 'arch',
+             'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
+             'results_doc')
+ROWS_ONLY = ('seeds', 'dataset', 'report_only')
+
+
+def ignored_options(args):
+    """The options given that ``args.schedule`` would not read.
+
+    Example:
+        >>> ignored_options(argparse.Namespace(
+        ...     schedule='smoke', phase=None, jobs=2, records=None,
+        ...     arch=None, split_at=None, untuned=True, deadline=None,
+        ...     results_doc=None))
+        ['--jobs', '--untuned']
+    """
+    unread = ROWS_ONLY if args.schedule == 'mini' else MINI_ONLY
+    return ['--' + k.replace('_', '-') for k in unread
+            if getattr(args, k, None) not in (None, False)]
+
+
 def parse_args(argv=None):
     p = _Parser(prog='reproduce.py', description=__doc__.split('\n')[0],
                 epilog=__doc__.split('\n', 2)[2],
@@ -553,8 +570,9 @@ def parse_args(argv=None):
     p.add_argument('--rows', default=','.join(ROWS),
                    help='comma-separated rows (default: all): %s'
                         % ', '.join(ROWS))
-    p.add_argument('--seeds', default='0',
-                   help='comma-separated seeds; several give mean and spread')
+    p.add_argument('--seeds', default=None,
+                   help='comma-separated seeds; several give mean and spread '
+                        '(default: 0)')
     p.add_argument('--device', '-d', default=None,
                    help="train_cifar.py's --device for every row (e.g. 0, "
                         "@cupy:0, @numpy; default: its own, the CPU)")
@@ -567,11 +585,12 @@ def parse_args(argv=None):
     p.add_argument('--report-only', action='store_true',
                    help='train nothing; rewrite the table and plots')
     mini = p.add_argument_group('--schedule mini (chainer_vfbn/protocol.py)')
-    mini.add_argument('--phase', default='all',
+    mini.add_argument('--phase', default=None,
                       choices=('all',) + protocol.PHASES + ('report',),
-                      help='all: length and tune, then final, then report')
-    mini.add_argument('--jobs', '-j', type=int, default=1,
-                      help='runs at once, one BLAS thread each')
+                      help='all (the default): length and tune, then final, '
+                           'then report')
+    mini.add_argument('--jobs', '-j', type=int, default=None,
+                      help='runs at once, one BLAS thread each (default: 1)')
     mini.add_argument('--records', default=None,
                       help='folder of the run records (default: '
                            '<out>/records, with -<arch> and -<cut> appended '
@@ -611,6 +630,15 @@ def parse_args(argv=None):
     if unknown or not rows:
         p.error('unknown row(s) %s; choose from %s'
                 % (', '.join(unknown) or '(none)', ', '.join(known)))
+    ignored = ignored_options(args)
+    if ignored:
+        p.error('%s %s for %s' % (
+            ', '.join(ignored), 'is' if len(ignored) == 1 else 'are',
+            'the Table 1 schedules (smoke, short, paper), not mini'
+            if args.schedule == 'mini' else '--schedule mini'))
+    args.seeds = '0' if args.seeds is None else args.seeds
+    args.phase = 'all' if args.phase is None else args.phase
+    args.jobs = 1 if args.jobs is None else args.jobs
     try:
         seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
     except ValueError:
@@ -626,17 +654,7 @@ def parse_args(argv=None):
             protocol.results_doc_block(args.results_doc)
         except (OSError, protocol.ProtocolError) as e:
             p.error(str(e))
-    if args.schedule != 'mini':
-        for flag, value in (('--arch', args.arch), ('--records', args.records),
-                            ('--split-at', args.split_at),
-                            ('--pilot-records', args.pilot_records),
-                            ('--rerun-without-predictions',
-                             args.rerun_without_predictions or None),
-                            ('--deadline', args.deadline),
-                            ('--results-doc', args.results_doc)):
-            if value is not None:
-                p.error('%s is for --schedule mini' % flag)
-    elif args.extra:
+    if args.schedule == 'mini' and args.extra:
         p.error('--schedule mini takes no extra train_cifar.py options: '
                 'every setting is the protocol\'s')
     if args.schedule == 'mini' and args.split_at not in (None, 'pilot'):
@@ -733,21 +751,37 @@ def main_mini(args, popen=subprocess.Popen):
 
 def main(argv=None, runner=subprocess_runner):
     args = parse_args(argv)
-    if args.schedule == 'mini':
-        return main_mini(args)
-    if not args.report_only:
+    if args.schedule != 'mini' and not args.report_only:
         try:  # before anything is written
             plan_rows(args.rows, args.seeds, args.schedule, args.out,
                       args.device, args.dataset, args.data_dir, args.extra)
         except ValueError as e:
             sys.stderr.write('reproduce.py: error: %s\n' % e)
             return 2
+    # One live reproduction per --out (a --report-only one only reads the
+    # rows): a second would train the first one's rows over it.
+    held = None
     try:
         os.makedirs(args.out, exist_ok=True)
+        if not args.report_only:
+            held = run_dir.lock(args.out)
+    except run_dir.Busy as e:
+        sys.stderr.write('reproduce.py: error: %s\n' % e)
+        return 2
     except OSError as e:
         sys.stderr.write('reproduce.py: error: cannot create --out %s: %s\n'
                          % (args.out, e.strerror or e))
         return 2
+    try:
+        if args.schedule == 'mini':
+            return main_mini(args)
+        return main_rows(args, argv, runner)
+    finally:
+        runtime.release_out(held, args.out)
+
+
+def main_rows(args, argv, runner):
+    """The Table 1 schedules (smoke, short, paper): rows, then report."""
     status, interrupt = {}, None
     if not args.report_only:
         started = datetime.datetime.now().astimezone().isoformat(

@@ -30,6 +30,7 @@ if REPO not in sys.path:  # run from a checkout without installing
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
 from chainer_vfbn import methods  # NOQA
+from chainer_vfbn import run_dir  # NOQA
 from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn import trainer  # NOQA
@@ -40,7 +41,7 @@ from chainer_vfbn.models import resnet_cifar  # NOQA
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
 # i.e. 36 standard epochs.
-PAPER_EPOCH = 36
+from chainer_vfbn.datasets.augment import PAPER_EPOCH  # NOQA
 RECIPES = {
     'mitmul2016': dict(
         arch='resnet110-paper',
@@ -309,6 +310,12 @@ def main(argv=None):
     except KeyboardInterrupt:  # before the training loop, or a second ^C
         sys.stderr.write('train_cifar.py: interrupted\n')
         return 130
+    except Exception as e:  # a full disk is one line, not a traceback
+        line = run_dir.disk_full_line(e, run_dir.newest_intact(args.out))
+        if line is None:
+            raise
+        sys.stderr.write('train_cifar.py: error: %s\n' % line)
+        return 1
 
 
 if __name__ == '__main__':

@@ -53,6 +53,9 @@ SIDE = 32  # CIFAR images are 32x32
 CROP = 24  # input side of the paper's network
 SCALE_CROP = 28  # crops resized down to CROP
 N_PAPER_VIEWS = 36
+# A "paper epoch" is one pass over the 36-view augmented set (1.8M images
+# of CIFAR-10's 50k): 36 standard epochs, one random view of each image.
+PAPER_EPOCH = N_PAPER_VIEWS
 CENTER_VIEW = 8  # 24x24 crop at offset (4, 4), not flipped
 EPS = 1e-5  # added to each crop's std, as in the 2016 code
 

@@ -34,6 +34,7 @@ import time
 import chainer
 
 from chainer_vfbn import reports
+from chainer_vfbn import run_dir
 from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled import ranks
@@ -138,7 +139,20 @@ def main(args):
     except Diverged as e:
         _stop_diverged(args, comm.rank, e, mpi)
     except BaseException as e:
-        abort(mpi, comm.rank, e)
+        _stop_failed(args, comm.rank, e, mpi)
+
+
+def _stop_failed(args, rank, error, mpi):
+    """Any rank: end the job on an error; a full disk is one line that
+    names the newest complete snapshot set (its manifest is written last,
+    so a set cut short by the disk has none)."""
+    line = run_dir.disk_full_line(error, snapshots.newest(args.out))
+    if line is None:
+        abort(mpi, rank, error)
+        return
+    sys.stderr.write('train_cifar.py: rank %d: error: %s\n' % (rank, line))
+    sys.stderr.flush()
+    mpi.Abort(1)
 
 
 def _stop_diverged(args, rank, error, mpi):
@@ -244,7 +258,7 @@ class _Run(object):
             self._announce()
         worker = self.worker
         start_iteration = worker.iteration
-        start = self.state.session_start = time.time()
+        self.state.session_start = time.time()
         if worker.iteration < self.stop:
             # A divergence is this runner's to report (summary.json, one
             # line); anything else aborts the job in worker.run's way.
@@ -255,10 +269,9 @@ class _Run(object):
                     batch, device),
                 events=events_fn(self.args, self.stop) if self.k == 0
                 else None, on_events=self.on_events, abort_on_error=False)
-        wall = time.time() - start
         self.comm.mpi_comm.Barrier()  # every rank is done, messages flushed
         if self.k == 0:
-            self._summarize(wall, worker.iteration - start_iteration)
+            self._summarize(worker.iteration - start_iteration)
         return 0
 
     def on_events(self, w, bits):
@@ -315,19 +328,25 @@ class _Run(object):
                 'split_at': self.method.split_names,
                 'synth_placement': placement(self.args)})
 
-    def _summarize(self, wall, done):
+    def _summarize(self, done):
+        """Rank 0: summary.json; ``done``: this session's iterations."""
         args, worker = self.args, self.worker
+        # As the synchronous run's trainer clock: every session, resumes
+        # included, and the images of every session.
+        wall = self.state.elapsed_time()
         summary = runtime.summary_dict(
             args, self.trainer.get_extension('LogReport').log,
             self.method.split_names, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
-            wall, done * args.batchsize,
+            wall, worker.iteration * args.batchsize,
             data_sha256=self.test['data_sha256'])
         summary.update(decoupled=True, ranks=self.K,
                        max_staleness=args.max_staleness,
                        synth_placement=placement(args))
         runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
-        print('done: %d iterations in %.1f s over %d ranks; %s error %s'
-              % (done, wall, self.K, summary['evaluated_on'],
+        print('done: %d iterations in %.1f s over %d ranks (%d iterations '
+              'in this session); %s error %s'
+              % (worker.iteration, wall, self.K, done,
+                 summary['evaluated_on'],
                  runtime.pct(summary['test_error'])), flush=True)
 

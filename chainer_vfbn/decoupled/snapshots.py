@@ -17,7 +17,7 @@ import chainer
 
 from chainer_vfbn import run_dir
 from chainer_vfbn.runtime import UserError
-from chainer_vfbn.runtime import write_json
+from chainer_vfbn.strict_json import write_json
 
 SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.json$')
 N_RETAINS = 2          # complete snapshot sets kept in --out
@@ -51,8 +51,13 @@ class RankState(object):
         if self.iterator is None:
             return
         self.iterator.serialize(serializer['iterator'])
-        self.elapsed = float(serializer(
-            'elapsed', self.elapsed_time() if saving else self.elapsed))
+        if saving:
+            # The clock keeps running: saving reads it and leaves
+            # ``elapsed`` and ``session_start`` as they are (assigning the
+            # total to ``elapsed`` would count this session twice).
+            serializer('elapsed', self.elapsed_time())
+        else:
+            self.elapsed = float(serializer('elapsed', self.elapsed))
         self.n_evals = int(serializer('n_evals', self.n_evals))
         if self.reports is not None:
             self.reports.serialize(serializer['reports'])
