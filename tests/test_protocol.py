@@ -393,6 +393,21 @@ def test_mini_writes_only_under_its_out_and_checks_the_data_first(
     assert len(err) == 1 and reproduce.MINI_DATA_COMMAND in err[0]
 
 
+def test_mini_split_at_names_a_cut_of_the_network(tmp_path, capsys,
+                                                  mini_data):
+    out = str(tmp_path / 'out')
+    args = reproduce.parse_args(['--schedule', 'mini', '--split-at',
+                                 'stage1_unit1', '--out', out,
+                                 '--data-dir', mini_data])
+    assert args.records == os.path.join(out, 'records-stage1_unit1')
+    with pytest.raises(SystemExit) as e:
+        reproduce.parse_args(['--schedule', 'mini', '--split-at', 'stage9',
+                              '--data-dir', mini_data])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert 'is not a cut of resnet8-paper' in err and 'stage1_unit1' in err
+
+
 def test_mini_flags_are_checked(capsys):
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'smoke', '--arch', 'x'])

@@ -658,8 +658,9 @@ def parse_args(argv=None):
         p.error('--schedule mini takes no extra train_cifar.py options: '
                 'every setting is the protocol\'s')
     if args.schedule == 'mini' and args.split_at not in (None, 'pilot'):
+        from chainer_vfbn import split_points
         from chainer_vfbn.models import resnet_cifar
-        points = resnet_cifar(args.arch or protocol.MINI['arch']).split_points
+        points = split_points(resnet_cifar(args.arch or protocol.MINI['arch']))
         if args.split_at not in points:
             p.error('--split-at %s is not a cut of %s; choose from %s, or '
                     'pilot' % (args.split_at, args.arch or
