@@ -30,6 +30,9 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     packages=find_packages(include=['chainer_vfbn', 'chainer_vfbn.*']),
+    # The bundled CIFAR-10 sample (get_cifar10('sample'), --dataset sample),
+    # so that a non-editable install has it too.
+    package_data={'chainer_vfbn.datasets': ['sample/cifar-10-python.tar.gz']},
     python_requires='>=3.9',
     install_requires=[
         CHAINER,

@@ -1,9 +1,14 @@
 """The CIFAR-10 loader: real data, the sample, the folder form, every error."""
+import ast
+import glob
 import hashlib
 import importlib.util
 import io
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 import tarfile
 import urllib.error
 
@@ -15,9 +20,9 @@ from chainer_vfbn.datasets import DatasetError
 from chainer_vfbn.datasets import get_cifar10
 from chainer_vfbn.datasets import load_cifar10
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample',
-                      'cifar-10-python.tar.gz')
+from support import REPO
+from support import SAMPLE
+
 SAMPLE_SHA256 = \
     '77d8c7a29eb9b2e2497a0fd9f745101e499903293623f554447a874a6cf6bbf3'
 
@@ -93,7 +98,7 @@ def test_sample_archive(mini_archive):
         assert hashlib.sha256(f.read()).hexdigest() == SAMPLE_SHA256
     ((train_x, train_t), (test_x, test_t)), text = get_cifar10('sample')
     assert text == ('sample: 500 train / 150 test images from '
-                    'data/cifar-10-sample')
+                    'chainer_vfbn/datasets/sample')
     assert train_x.shape == (500, 3, 32, 32) and test_x.shape == (150, 3,
                                                                   32, 32)
     assert train_x.dtype == numpy.uint8 and train_t.dtype == numpy.int32
@@ -283,6 +288,58 @@ def test_wrong_contents(tmp_path, change, why):
     with pytest.raises(DatasetError) as e:
         load_cifar10(path)
     _assert_one_line(e, "test_batch has no 'labels' entry")
+
+
+def _package_data():
+    """setup.py's ``package_data``: ``{package: [glob, ...]}``."""
+    with open(os.path.join(REPO, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == 'package_data':
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def _install_like_a_wheel(site):
+    """Copy chainer_vfbn into ``site`` as a wheel lays it out: the modules
+    of every package and the files setup.py's ``package_data`` names."""
+    source = os.path.join(REPO, 'chainer_vfbn')
+    for folder, _, files in os.walk(source):
+        if '__init__.py' not in files:
+            continue
+        target = os.path.join(site, os.path.relpath(folder, REPO))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            if name.endswith('.py'):
+                shutil.copy(os.path.join(folder, name), target)
+    for package, patterns in _package_data().items():
+        folder = os.path.join(REPO, *package.split('.'))
+        for pattern in patterns:
+            for path in glob.glob(os.path.join(folder, pattern)):
+                target = os.path.join(site, os.path.relpath(path, REPO))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy(path, target)
+
+
+def test_sample_ships_as_package_data(tmp_path):
+    """The sample lies inside the package, and a copy of the package alone
+    (as a non-editable install has it: no data/, no checkout) loads it."""
+    package = os.path.dirname(os.path.abspath(cifar10.__file__))
+    assert os.path.commonpath([package, cifar10.SAMPLE_DIR]) == package
+    assert os.path.samefile(
+        os.path.join(cifar10.SAMPLE_DIR, cifar10.ARCHIVE_NAME), SAMPLE)
+    site = str(tmp_path / 'site')
+    _install_like_a_wheel(site)
+    code = ('import chainer_vfbn, chainer_vfbn.datasets as d; '
+            'print(chainer_vfbn.__file__); print(d.get_cifar10("sample")[1])')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, cwd=str(tmp_path), timeout=120,
+                          env=dict(os.environ, PYTHONPATH=site))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where, text = proc.stdout.splitlines()
+    assert where.startswith(site)
+    assert text == ('sample: 500 train / 150 test images from '
+                    'chainer_vfbn/datasets/sample')
 
 
 def test_get_cifar10_errors(monkeypatch, tmp_path):

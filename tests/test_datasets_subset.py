@@ -14,10 +14,10 @@ from chainer_vfbn.datasets import cifar10
 from chainer_vfbn.datasets import read_cifar10
 from chainer_vfbn.datasets import subset
 
-from conftest import MINI_ARCHIVE
-from conftest import REPO
+from support import MINI_ARCHIVE
+from support import REPO
+from support import SAMPLE
 
-SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample', 'cifar-10-python.tar.gz')
 MAKE_MINI = os.path.join(REPO, 'data', 'make_mini.py')
 needs_mini = pytest.mark.skipif(
     not os.path.isfile(MINI_ARCHIVE),
