@@ -16,6 +16,13 @@ import pytest
 from support import MINI_ARCHIVE
 from support import REPO
 
+# The scripts and MPI ranks that the tests start import this checkout's
+# package too (pytest.ini's pythonpath reaches only this process), not one
+# installed elsewhere.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+              if p])
+
 # Set to 1 on a machine that must have a usable GPU: the GPU tests then fail,
 # with the reason, where they would skip.
 REQUIRE_GPU = 'CHAINER_VFBN_REQUIRE_GPU'

@@ -16,7 +16,7 @@ import pytest
 
 from chainer_vfbn.functions import vfbn_grad
 
-from conftest import REPO
+from support import REPO
 
 TOOL = os.path.join(REPO, 'tools', 'compile_kernels.py')
 _spec = importlib.util.spec_from_file_location('compile_kernels', TOOL)

@@ -23,11 +23,6 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
 import chainer_vfbn  # NOQA  (before chainer)
 
 import chainer  # NOQA
@@ -35,6 +30,7 @@ import numpy  # NOQA
 import pytest  # NOQA
 
 import _mpi  # NOQA  (tests/_mpi.py)
+from support import REPO  # NOQA
 from chainer_vfbn import methods  # NOQA
 from chainer_vfbn.decoupled import ranks  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA

@@ -16,7 +16,7 @@ import shlex
 
 import pytest
 
-from conftest import REPO
+from support import REPO
 
 DOCKERFILE = os.path.join(REPO, 'Dockerfile')
 SETUP = os.path.join(REPO, 'setup.py')
