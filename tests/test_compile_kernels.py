@@ -59,6 +59,17 @@ def _package(root, name, module_text):
     return str(root)
 
 
+def test_a_module_needing_an_absent_optional_import_is_passed_over(
+        tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(_package(
+        tmp_path, 'optional_pkg', 'import absent_optional_dependency\n'))
+    with pytest.raises(ImportError, match='absent_optional_dependency'):
+        compile_kernels.kernel_tables('optional_pkg')
+    monkeypatch.setattr(compile_kernels, 'OPTIONAL_IMPORTS',
+                        ('absent_optional_dependency',))
+    assert compile_kernels.kernel_tables('optional_pkg') == {}
+
+
 def test_a_kernel_outside_a_table_is_an_error(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(_package(
         tmp_path, 'stray_pkg',
