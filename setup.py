@@ -46,7 +46,8 @@ setup(
     extras_require={
         'cuda12': [CUPY_CUDA12],
         'cuda13': [CUPY_CUDA13],
-        'test': ['pytest>=7'],
+        # packaging: tests/test_docker.py reads the version specifiers.
+        'test': ['pytest>=7', 'packaging'],
         'plot': ['matplotlib'],
         'mpi': ['mpi4py'],
     },

@@ -99,7 +99,8 @@ def kernel_stats(trace, n_steps, top=TOP_KERNELS):
 
 
 def gpu_profiler(device):
-    """``(torch, None)`` where a GPU profiler works here, else ``(None, why)``."""
+    """``(torch, None)`` where a GPU profiler works here, else
+    ``(None, why)``."""
     if device.xp is numpy:
         return None, 'no GPU profiler: the device is the CPU (%s)' % device
     try:
