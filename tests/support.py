@@ -19,3 +19,11 @@ SAMPLE = os.path.join(REPO, 'chainer_vfbn', 'datasets', 'sample',
 MINI_ARCHIVE = os.environ.get('CHAINER_VFBN_MINI') or os.path.join(
     os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini',
     'cifar-10-python.tar.gz')
+
+# The toy run that the decoupled tests share, so that the MPI ranks
+# (test_decoupled.py) and the threads over the loopback transport
+# (test_decoupled_loopback.py) train the same thing: 20 random images in
+# batches of 8 (2.5 batches per epoch: the runs cross epoch boundaries).
+ARCH = 'resnet8-paper'
+N_DATA, BATCH = 20, 8
+LR, ALPHA_GS = 0.05, 1e-3
