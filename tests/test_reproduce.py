@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-from support import REPO
-
 import reproduce  # NOQA
 
 ROWS = ['bp', 'vfbn', 'dni-linear']
