@@ -30,6 +30,9 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     packages=find_packages(include=['chainer_vfbn', 'chainer_vfbn.*']),
+    # The bundled CIFAR-10 sample (get_cifar10('sample'), --dataset sample),
+    # so that a non-editable install has it too.
+    package_data={'chainer_vfbn.datasets': ['sample/cifar-10-python.tar.gz']},
     python_requires='>=3.9',
     install_requires=[
         CHAINER,
@@ -43,7 +46,8 @@ setup(
     extras_require={
         'cuda12': [CUPY_CUDA12],
         'cuda13': [CUPY_CUDA13],
-        'test': ['pytest>=7'],
+        # packaging: tests/test_docker.py reads the version specifiers.
+        'test': ['pytest>=7', 'packaging'],
         'plot': ['matplotlib'],
         'mpi': ['mpi4py'],
     },

@@ -48,10 +48,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+# The checkout this script lies in: train/train_cifar.py for (d), and the
+# mini set beside it (../shared/data).
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
 MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
@@ -146,13 +145,16 @@ def single(opts):
 def costs(opts):
     """Per-rank costs at one thread: what bounds any 2-rank pipeline.
 
-    Seconds per step (best of 3 after one warm-up) of: the bottom module's
-    forward + backward, the top's forward + loss + backward, the paper's
-    synthesizer's δ̂ (its forward and v_f's backward) and δ̂ plus the
-    training step of Eq. 3 (double backward), for each split.
+    Seconds per step (best of 3 after one warm-up) of each rank's piece
+    of the training step (:func:`chainer_vfbn.bench.pipeline.rank_steps`,
+    built from :mod:`chainer_vfbn.split_step`): the bottom module's
+    forward + backward + update, the top's forward + loss + backward +
+    update, the paper's synthesizer's δ̂ (its forward and v_f's backward)
+    and δ̂ plus the training step of Eq. 3 (double backward, Adam's
+    update), for each split.
     """
     import numpy
-    from _common import split_steps
+    from chainer_vfbn.bench.pipeline import rank_steps
     from chainer_vfbn.models import resnet_cifar
 
     def best(f, n=3):
@@ -169,7 +171,7 @@ def costs(opts):
     out = {}
     extra = [s for s in (opts.split or '').split(',') if s]
     for split in [net.default_split] + extra:
-        h_shape, steps = split_steps(net, split, opts.method, opts.batchsize)
+        h_shape, steps = rank_steps(net, split, opts.method, opts.batchsize)
         out[split] = {name: best(f) for name, f in steps.items()}
         out[split]['h'] = list(h_shape)
     with open(opts.result, 'w') as f:
@@ -181,14 +183,15 @@ def _print_costs(cost, method):
     print('%-14s %-16s %7s %7s %7s %9s %11s %11s'
           % ('split after', 'h', 'bottom', 'top', 'δ̂', 'δ̂+train',
              'bound above', 'bound below'))
-    from _common import pipeline_bounds
+    from chainer_vfbn.bench.pipeline import pipeline_bounds
     for split, c in cost.items():
         bound = pipeline_bounds(c)
         print('%-14s %-16s %7.3f %7.3f %7.3f %9.3f %10.2fx %10.2fx'
               % (split, 'x'.join(str(n) for n in c['h'][1:]), c['bottom'],
                  c['top'], c['dhat'], c['dhat_train'], bound['above'],
                  bound['below']))
-    print('(seconds per step at 1 thread, best of 3; %s synthesizer; bound ='
+    print('(seconds per step at 1 thread, best of 3, updates included; %s'
+          ' synthesizer; bound ='
           ' (bottom + top) / slowest rank, i.e. the most a decoupled run can'
           ' gain on model-parallel BP with these costs, before messages)'
           % method)
@@ -199,7 +202,6 @@ def _env(threads):
     env['OMP_NUM_THREADS'] = str(threads)
     env['OPENBLAS_NUM_THREADS'] = str(threads)
     env['MKL_NUM_THREADS'] = str(threads)
-    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     return env
 
 

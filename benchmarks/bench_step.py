@@ -32,10 +32,14 @@ import chainer
 import numpy
 
 from chainer_vfbn import methods as _methods
+from chainer_vfbn.bench.machine import device_name
+from chainer_vfbn.bench.machine import print_header
+from chainer_vfbn.bench.machine import synchronize
+from chainer_vfbn.bench.machine import versions
+from chainer_vfbn.bench.steps import as_is
+from chainer_vfbn.bench.steps import FixedBatchIterator
+from chainer_vfbn.bench.steps import random_batch
 from chainer_vfbn.models import resnet_cifar
-
-import _common  # NOQA
-from _common import print_header, as_is, device_name, FixedBatchIterator, synchronize, versions  # NOQA
 
 ALL_METHODS = _methods.METHODS  # every method, from the registry
 GOALS = {'vfbn': 1.10, 'dni-linear': 1.05}   # step time / BP step time
@@ -130,7 +134,7 @@ def main(argv=None):
     device = chainer.get_device(args.device)
     device.use()
 
-    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
+    x, t = random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
 
     info = {'date': datetime.datetime.now().astimezone().isoformat(

@@ -11,8 +11,9 @@ One run, one device, one batch, one input size: the ``paper`` ResNet-110
 * ``chainer-vfbn``: the VFBN step (``SyntheticGradientUpdater`` with the
   paper's ResNet ``v_f`` from ``build_synthesizer('vfbn', ...)``, Adam
   ``alpha_gs`` on it), when ``chainer_vfbn.synthesizers`` is importable;
-* ``torch``: the same network in PyTorch eager (``benchmarks/
-  torch_resnet.py``: same layers, option-A shortcuts, He init, BN),
+* ``torch``: the same network in PyTorch eager
+  (:mod:`chainer_vfbn.bench.torch_resnet`: same layers, option-A
+  shortcuts, He init, BN),
   ``F.cross_entropy`` and ``torch.optim.SGD(lr, momentum 0.9, weight_decay
   1e-4)``, when PyTorch is importable.
 
@@ -44,19 +45,18 @@ import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, REPO)
-
 import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 
 import chainer  # NOQA
 import numpy  # NOQA
 
 
-import _common  # NOQA
-from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
+from chainer_vfbn.bench.machine import device_name  # NOQA
+from chainer_vfbn.bench.machine import versions  # NOQA
+from chainer_vfbn.bench.steps import ChainerStep  # NOQA
+from chainer_vfbn.bench.steps import random_batch  # NOQA
+from chainer_vfbn.bench.steps import torch_device_spec  # NOQA
+from chainer_vfbn.bench.steps import TorchStep  # NOQA
 
 EPOCH_IMAGES = 50000
 GOALS = {
@@ -169,14 +169,13 @@ def main(argv=None):
     device.use()
     if args.cudnn_benchmark:
         chainer.config.autotune = True
-    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
+    x, t = random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
 
     steps, skipped = {}, {}
     for name in wanted:
         try:
             if name == 'torch':
-                sys.path.insert(0, HERE)
                 import torch
                 if args.cudnn_benchmark:
                     torch.backends.cudnn.benchmark = True
@@ -194,7 +193,7 @@ def main(argv=None):
     info = {'date': datetime.datetime.now().astimezone().isoformat(
                 timespec='seconds'),
             'device': label, 'device_spec': str(device),
-            'versions': _common.versions(with_torch=True), 'config': vars(args),
+            'versions': versions(with_torch=True), 'config': vars(args),
             'timing': ('interleaved blocks; median over rounds of seconds per '
                        'step; batch resident on the device')}
     print('# %s, batch %d, %dx%d input: %d rounds x %d steps, %d warm-up'

@@ -10,11 +10,11 @@ levers"). One run, one device, one fixed batch already on the device:
 
 1. **Step time** (median of ``--iters`` steps, each between two device
    synchronisations, after ``--warmup``): ``chainer-bp`` and ``chainer-vfbn``
-   built as training builds them (``_common.ChainerStep``), each with
+   built as training builds them (``chainer_vfbn.bench.steps.ChainerStep``), each with
    Chainer's type checks on and off (``chainer.config.type_check``, which
    ``CHAINER_TYPE_CHECK=0`` turns off for a whole process; the two settings
    alternate step by step), and ``torch``, the PyTorch eager twin
-   (``_common.TorchStep``).
+   (``chainer_vfbn.bench.steps.TorchStep``).
 2. **Kernel profile**: ``--profile-steps`` steps of each participant (type
    checks at Chainer's default) under ``torch.profiler`` with CUDA activity.
    Its CUPTI tracing sees every kernel of the process, CuPy's and cuBLAS'
@@ -37,14 +37,10 @@ Examples::
         --warmup 0 --profile-steps 1
 """
 import argparse
-import collections
 import datetime
 import json
-import os
 import shutil
-import statistics
 import sys
-import tempfile
 import time
 
 import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
@@ -52,177 +48,22 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer  # NOQA
 import numpy  # NOQA
 
-
-import _common  # NOQA
-from _common import ChainerStep, device_name, TorchStep, torch_device_spec  # NOQA
+from chainer_vfbn.bench import machine  # NOQA
+from chainer_vfbn.bench.kernel_profile import gpu_profiler  # NOQA
+from chainer_vfbn.bench.kernel_profile import profile_kernels  # NOQA
+from chainer_vfbn.bench.steps import chainer_step_times  # NOQA
+from chainer_vfbn.bench.steps import ChainerStep  # NOQA
+from chainer_vfbn.bench.steps import plain_step_times  # NOQA
+from chainer_vfbn.bench.steps import random_batch  # NOQA
+from chainer_vfbn.bench.steps import torch_device_spec  # NOQA
+from chainer_vfbn.bench.steps import TorchStep  # NOQA
 
 PARTICIPANTS = ('chainer-bp', 'chainer-vfbn', 'torch')
-# Chrome-trace categories of the GPU activities torch.profiler records.
-GPU_CATEGORIES = {'kernel': 'kernel', 'gpu_memcpy': 'memcpy',
-                  'gpu_memset': 'memset'}
-TOP_KERNELS = 15
-
-
-def timed_step(step):
-    """Seconds of one step, between two device synchronisations."""
-    step.synchronize()
-    start = time.perf_counter()
-    step()
-    step.synchronize()
-    return time.perf_counter() - start
-
-
-def chainer_step_times(step, iters, warmup):
-    """Step times with Chainer's type checks on and off, alternating.
-
-    Returns:
-        dict: ``'type_check_on'`` and ``'type_check_off'``, each
-        ``{'median_s', 'times_s'}``.
-    """
-    for _ in range(warmup):
-        step()
-    times = {True: [], False: []}
-    for _ in range(iters):
-        for check in (True, False):
-            with chainer.using_config('type_check', check):
-                times[check].append(timed_step(step))
-    return {'type_check_%s' % ('on' if check else 'off'):
-            {'median_s': statistics.median(t), 'times_s': t}
-            for check, t in times.items()}
-
-
-def plain_step_times(step, iters, warmup):
-    """``{'median_s', 'times_s'}`` of ``iters`` steps after ``warmup``."""
-    for _ in range(warmup):
-        step()
-    times = [timed_step(step) for _ in range(iters)]
-    return {'median_s': statistics.median(times), 'times_s': times}
-
-
-def busy_time(intervals):
-    """Length of the union of ``(start, end)`` intervals."""
-    total, end = 0., None
-    for s, e in sorted(intervals):
-        if end is None or s > end:
-            total += e - s
-            end = e
-        elif e > end:
-            total += e - end
-            end = e
-    return total
-
-
-def kernel_stats(trace, n_steps, top=TOP_KERNELS):
-    """Per-step GPU figures from a Chrome trace of ``n_steps`` steps.
-
-    Args:
-        trace (dict or list): ``torch.profiler``'s exported trace (its
-            ``traceEvents``, or the list itself). GPU activities are complete
-            events (``"ph": "X"``) of the categories in ``GPU_CATEGORIES``,
-            with ``ts`` and ``dur`` in microseconds; launch calls are
-            ``cuda_runtime``/``cuda_driver`` events named ``*LaunchKernel*``.
-        n_steps (int): Steps the trace covers.
-        top (int): How many kernel names to list.
-
-    Returns:
-        dict: ``kernels_per_step``, ``kernel_s_per_step`` (summed durations),
-        ``gpu_busy_s_per_step`` (union of kernels, copies and sets),
-        ``memcpy_per_step``, ``memset_per_step``, ``launch_calls_per_step``
-        and ``top_kernels`` (``name``, ``calls_per_step``, ``s_per_step``).
-
-    >>> t = [{'ph': 'X', 'cat': 'kernel', 'name': 'k', 'ts': 0, 'dur': 2}]
-    >>> kernel_stats(t, 1)['kernel_s_per_step']
-    2e-06
-    """
-    events = trace['traceEvents'] if isinstance(trace, dict) else trace
-    count = collections.Counter()
-    seconds = collections.Counter()
-    by_name = collections.defaultdict(lambda: [0, 0.])
-    intervals = []
-    launches = 0
-    for e in events:
-        if e.get('ph') != 'X':
-            continue
-        cat = str(e.get('cat', '')).lower()
-        if cat in ('cuda_runtime', 'cuda_driver') and \
-                'launchkernel' in str(e.get('name', '')).lower():
-            launches += 1
-        kind = GPU_CATEGORIES.get(cat)
-        if kind is None:
-            continue
-        start, dur = float(e['ts']), float(e.get('dur', 0.))
-        count[kind] += 1
-        seconds[kind] += dur * 1e-6
-        intervals.append((start, start + dur))
-        if kind == 'kernel':
-            entry = by_name[e.get('name', '?')]
-            entry[0] += 1
-            entry[1] += dur * 1e-6
-    ranked = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]
-    return {
-        'kernels_per_step': count['kernel'] / n_steps,
-        'kernel_s_per_step': seconds['kernel'] / n_steps,
-        'gpu_busy_s_per_step': busy_time(intervals) * 1e-6 / n_steps,
-        'memcpy_per_step': count['memcpy'] / n_steps,
-        'memset_per_step': count['memset'] / n_steps,
-        'launch_calls_per_step': launches / n_steps,
-        'top_kernels': [{'name': name[:160], 'calls_per_step': c / n_steps,
-                         's_per_step': s / n_steps}
-                        for name, (c, s) in ranked],
-    }
-
-
-def gpu_profiler(device):
-    """``(torch, None)`` where a GPU profiler works here, else ``(None, why)``."""
-    if device.xp is numpy:
-        return None, 'no GPU profiler: the device is the CPU (%s)' % device
-    try:
-        import torch
-        import torch.profiler
-    except ImportError as e:
-        return None, 'no GPU profiler: PyTorch does not import (%s)' % e
-    if not torch.cuda.is_available():
-        return None, 'no GPU profiler: PyTorch sees no CUDA device'
-    if torch.profiler.ProfilerActivity.CUDA not in \
-            torch.profiler.supported_activities():
-        return None, ('no GPU profiler: this PyTorch has no CUDA activity '
-                      '(CUPTI) in its profiler')
-    # PyTorch's CUDA state on the device CuPy uses (the same primary
-    # context), before the profiler starts.
-    torch.cuda.init()
-    torch.cuda.set_device(device.device.id)
-    return torch, None
-
-
-def profile_kernels(step, n_steps, torch):
-    """:func:`kernel_stats` of ``n_steps`` steps, plus their wall time."""
-    from torch.profiler import profile, ProfilerActivity
-    step.synchronize()
-    with profile(activities=[ProfilerActivity.CPU,
-                             ProfilerActivity.CUDA]) as prof:
-        start = time.perf_counter()
-        for _ in range(n_steps):
-            step()
-        step.synchronize()
-        wall = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, 'trace.json')
-        prof.export_chrome_trace(path)
-        with open(path) as f:
-            trace = json.load(f)
-    stats = kernel_stats(trace, n_steps)
-    stats['wall_profiled_s_per_step'] = wall / n_steps
-    stats['gpu_busy_fraction_of_profiled_wall'] = (
-        stats['gpu_busy_s_per_step'] / stats['wall_profiled_s_per_step'])
-    if not stats['kernels_per_step']:
-        stats['note'] = ('the profiler recorded no kernel: its CUPTI '
-                         'tracing did not see this participant')
-    return stats
 
 
 def stack(device):
     """Device, CUDA runtime and driver, and the GPU profilers on PATH."""
-    out = {'device': device_name(device), 'device_spec': str(device),
+    out = {'device': machine.device_name(device), 'device_spec': str(device),
            'nsys': shutil.which('nsys'), 'ncu': shutil.which('ncu')}
     if device.xp is not numpy:
         from chainer.backends import cuda
@@ -266,13 +107,13 @@ def main(argv=None):
 
     device = chainer.get_device(args.device)
     device.use()
-    x, t = _common.random_batch(args.arch, args.batchsize, args.seed)
+    x, t = random_batch(args.arch, args.batchsize, args.seed)
     batch = (device.send(x), device.send(t))
 
     info = {'date': datetime.datetime.now().astimezone().isoformat(
                 timespec='seconds'),
             'stack': stack(device),
-            'versions': _common.versions(with_torch='torch' in wanted),
+            'versions': machine.versions(with_torch='torch' in wanted),
             'config': vars(args),
             'type_check_default': bool(chainer.global_config.type_check),
             'step_time': {}, 'skipped': {}}

@@ -19,6 +19,7 @@ from chainer import reporter as reporter_module
 from chainer.training import extension
 
 from chainer_vfbn.datasets import augment as A
+from chainer_vfbn.triggers import tta_due
 
 #: A run folder's file with the final evaluation's per-image predictions.
 PREDICTIONS_FILE = 'predictions.json'
@@ -79,45 +80,6 @@ def _resolve_device(device, predictor):
     if isinstance(device, chainer.backend.Device):
         return device
     return chainer.get_device(device)
-
-
-def epochs_or_end(iteration, last_iteration, is_new_epoch, epoch, k):
-    """The evaluation (and snapshot) schedule of both trainers.
-
-    True at the end of every ``k``-th epoch and at the last iteration, so
-    that a run always ends with its figures; ``k <= 0`` (Chainer examples'
-    ``--frequency -1``): at the last iteration only.
-    """
-    return iteration == last_iteration or (
-        k > 0 and is_new_epoch and epoch % k == 0)
-
-
-def tta_due(n_evals, tta_interval, at_end):
-    """Whether the ``n_evals``-th evaluation also runs the views' TTA.
-
-    Every ``tta_interval``-th evaluation (``0``: never), and always the one
-    at the last iteration (``at_end``), so that a run ends with its
-    36-view figure and its summary never quotes a stale one.
-    """
-    return tta_interval > 0 and (n_evals % tta_interval == 0 or at_end)
-
-
-class EpochsOrEnd(object):
-    """Trigger of :func:`epochs_or_end` for a :class:`~chainer.training.
-    Trainer`.
-
-    Stateless (read off the updater), so it needs no serialization to
-    behave the same after a resume.
-    """
-
-    def __init__(self, k, last_iteration):
-        self.k = k
-        self.last_iteration = last_iteration
-
-    def __call__(self, trainer):
-        updater = trainer.updater
-        return epochs_or_end(updater.iteration, self.last_iteration,
-                             updater.is_new_epoch, updater.epoch, self.k)
 
 
 def evaluate_views(predictor, images, labels, augment='paper', batch_size=128,

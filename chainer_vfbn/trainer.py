@@ -39,11 +39,11 @@ def stop_iteration(args, n_train):
 
 def build_trainer(args, method, train_iter, test, device, n_train):
     from chainer_vfbn.divergence import FiniteCheck
-    from chainer_vfbn.evaluation import EpochsOrEnd
     from chainer_vfbn.evaluation import PREDICTIONS_FILE
     from chainer_vfbn.evaluation import ViewEvaluator
     from chainer_vfbn.evaluation import eval_prefix
     from chainer_vfbn.evaluation import predictions_record
+    from chainer_vfbn.triggers import EpochsOrEnd
 
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
                                   device)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cut data/cifar-10-sample/cifar-10-python.tar.gz from cifar-10-mini.
+"""Cut chainer_vfbn/datasets/sample/cifar-10-python.tar.gz from cifar-10-mini.
 
 The sample is a small, class-balanced subset of real CIFAR-10 images in the
 official format: the same tar layout (``cifar-10-batches-py/data_batch_1``
@@ -78,7 +78,8 @@ def main(argv=None):
         HERE, '..', '..', 'shared', 'data', 'cifar-10-mini',
         'cifar-10-python.tar.gz'))
     parser.add_argument('--out', default=os.path.join(
-        HERE, 'cifar-10-sample', 'cifar-10-python.tar.gz'))
+        HERE, '..', 'chainer_vfbn', 'datasets', 'sample',
+        'cifar-10-python.tar.gz'))
     parser.add_argument('--per-class-train', type=int, default=10,
                         help='images per class per training batch')
     parser.add_argument('--per-class-test', type=int, default=15,

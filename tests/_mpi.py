@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import REPO
+
 OPEN_MPI_FLAGS = ['--allow-run-as-root', '--oversubscribe']
 
 

@@ -13,12 +13,16 @@ import chainer_vfbn  # NOQA  (must precede any `import chainer`)
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The real CIFAR-10 subset: $CHAINER_VFBN_MINI (the archive's path) where set,
-# e.g. on a lent GPU machine, else ../shared/data/cifar-10-mini.
-MINI_ARCHIVE = os.environ.get('CHAINER_VFBN_MINI') or os.path.join(
-    os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini',
-    'cifar-10-python.tar.gz')
+from support import MINI_ARCHIVE
+from support import REPO
+
+# The scripts and MPI ranks that the tests start import this checkout's
+# package too (pytest.ini's pythonpath reaches only this process), not one
+# installed elsewhere.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+              if p])
+
 # Set to 1 on a machine that must have a usable GPU: the GPU tests then fail,
 # with the reason, where they would skip.
 REQUIRE_GPU = 'CHAINER_VFBN_REQUIRE_GPU'

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from support import REPO
 
 SCRIPT = os.path.join(REPO, 'train', 'compare_runs.py')
 

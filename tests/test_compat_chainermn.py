@@ -13,17 +13,13 @@ import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
 import chainer_vfbn  # NOQA  (before chainer: installs the patch)
 
 import numpy  # NOQA
 import pytest  # NOQA
 
 import _mpi  # NOQA  (tests/_mpi.py)
+from support import REPO  # NOQA
 
 N_DATA, BATCH, STEPS = 10, 4, 4   # 2.5 batches per epoch: crosses an epoch
 

@@ -16,7 +16,7 @@ import pytest
 
 from chainer_vfbn.functions import vfbn_grad
 
-from conftest import REPO
+from support import REPO
 
 TOOL = os.path.join(REPO, 'tools', 'compile_kernels.py')
 _spec = importlib.util.spec_from_file_location('compile_kernels', TOOL)
@@ -57,6 +57,17 @@ def _package(root, name, module_text):
     (package / '__init__.py').write_text('')
     (package / 'ops.py').write_text(module_text)
     return str(root)
+
+
+def test_a_module_needing_an_absent_optional_import_is_passed_over(
+        tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(_package(
+        tmp_path, 'optional_pkg', 'import absent_optional_dependency\n'))
+    with pytest.raises(ImportError, match='absent_optional_dependency'):
+        compile_kernels.kernel_tables('optional_pkg')
+    monkeypatch.setattr(compile_kernels, 'OPTIONAL_IMPORTS',
+                        ('absent_optional_dependency',))
+    assert compile_kernels.kernel_tables('optional_pkg') == {}
 
 
 def test_a_kernel_outside_a_table_is_an_error(tmp_path, monkeypatch):

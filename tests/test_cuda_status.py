@@ -7,7 +7,7 @@ from chainer.backends import cuda
 
 from chainer_vfbn.cuda_status import unavailable_reason
 
-from conftest import REPO
+from support import REPO
 
 GPU_TEST = 'tests/test_evaluation.py::test_gpu_matches_cpu'
 

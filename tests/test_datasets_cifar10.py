@@ -1,9 +1,13 @@
 """The CIFAR-10 loader: real data, the sample, the folder form, every error."""
+import ast
+import glob
 import hashlib
-import importlib.util
 import io
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 import tarfile
 import urllib.error
 
@@ -15,9 +19,9 @@ from chainer_vfbn.datasets import DatasetError
 from chainer_vfbn.datasets import get_cifar10
 from chainer_vfbn.datasets import load_cifar10
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample',
-                      'cifar-10-python.tar.gz')
+from support import REPO
+from support import SAMPLE
+
 SAMPLE_SHA256 = \
     '77d8c7a29eb9b2e2497a0fd9f745101e499903293623f554447a874a6cf6bbf3'
 
@@ -93,7 +97,7 @@ def test_sample_archive(mini_archive):
         assert hashlib.sha256(f.read()).hexdigest() == SAMPLE_SHA256
     ((train_x, train_t), (test_x, test_t)), text = get_cifar10('sample')
     assert text == ('sample: 500 train / 150 test images from '
-                    'data/cifar-10-sample')
+                    'chainer_vfbn/datasets/sample')
     assert train_x.shape == (500, 3, 32, 32) and test_x.shape == (150, 3,
                                                                   32, 32)
     assert train_x.dtype == numpy.uint8 and train_t.dtype == numpy.int32
@@ -285,6 +289,58 @@ def test_wrong_contents(tmp_path, change, why):
     _assert_one_line(e, "test_batch has no 'labels' entry")
 
 
+def _package_data():
+    """setup.py's ``package_data``: ``{package: [glob, ...]}``."""
+    with open(os.path.join(REPO, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == 'package_data':
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def _install_like_a_wheel(site):
+    """Copy chainer_vfbn into ``site`` as a wheel lays it out: the modules
+    of every package and the files setup.py's ``package_data`` names."""
+    source = os.path.join(REPO, 'chainer_vfbn')
+    for folder, _, files in os.walk(source):
+        if '__init__.py' not in files:
+            continue
+        target = os.path.join(site, os.path.relpath(folder, REPO))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            if name.endswith('.py'):
+                shutil.copy(os.path.join(folder, name), target)
+    for package, patterns in _package_data().items():
+        folder = os.path.join(REPO, *package.split('.'))
+        for pattern in patterns:
+            for path in glob.glob(os.path.join(folder, pattern)):
+                target = os.path.join(site, os.path.relpath(path, REPO))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy(path, target)
+
+
+def test_sample_ships_as_package_data(tmp_path):
+    """The sample lies inside the package, and a copy of the package alone
+    (as a non-editable install has it: no data/, no checkout) loads it."""
+    package = os.path.dirname(os.path.abspath(cifar10.__file__))
+    assert os.path.commonpath([package, cifar10.SAMPLE_DIR]) == package
+    assert os.path.samefile(
+        os.path.join(cifar10.SAMPLE_DIR, cifar10.ARCHIVE_NAME), SAMPLE)
+    site = str(tmp_path / 'site')
+    _install_like_a_wheel(site)
+    code = ('import chainer_vfbn, chainer_vfbn.datasets as d; '
+            'print(chainer_vfbn.__file__); print(d.get_cifar10("sample")[1])')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, cwd=str(tmp_path), timeout=120,
+                          env=dict(os.environ, PYTHONPATH=site))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where, text = proc.stdout.splitlines()
+    assert where.startswith(site)
+    assert text == ('sample: 500 train / 150 test images from '
+                    'chainer_vfbn/datasets/sample')
+
+
 def test_get_cifar10_errors(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match='unknown dataset'):
         get_cifar10('cifar100')
@@ -302,57 +358,6 @@ def test_get_cifar10_official(tmp_path):
     with pytest.raises(DatasetError) as e:
         get_cifar10('cifar10', str(tmp_path), download=False)
     _assert_one_line(e, 'downloads disabled', str(tmp_path))
-
-
-# -- data/cifar10.py ---------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def script():
-    spec = importlib.util.spec_from_file_location(
-        'cifar10_script', os.path.join(REPO, 'data', 'cifar10.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_script_on_sample(script, capsys):
-    assert script.main(['--data-dir', os.path.dirname(SAMPLE),
-                        '--no-download']) == 0
-    out = capsys.readouterr().out
-    with open(SAMPLE, 'rb') as f:
-        md5 = hashlib.md5(f.read()).hexdigest()
-    assert 'md5: %s unknown' % md5 in out
-    assert 'train: 500 images, uint8 (500, 3, 32, 32), labels 0..9' in out
-    assert 'test: 150 images' in out
-    assert out.count('airplane 50, automobile 50') == 1
-    assert out.count('ship 15, truck 15') == 1
-    assert script.main(['--data-dir', SAMPLE, '--require-official']) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'not the official archive' in err
-
-
-def test_script_on_mini(script, capsys, mini_archive):
-    assert script.main(['--data-dir', mini_archive]) == 0
-    out = capsys.readouterr().out
-    assert 'train: 4660 images' in out and 'test: 846 images' in out
-    assert 'airplane 479, automobile 479, bird 444' in out
-
-
-def test_script_errors(script, capsys, tmp_path, monkeypatch):
-    assert script.main(['--data-dir', str(tmp_path), '--no-download']) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and err.startswith('cifar10.py: error: ')
-    assert 'not found' in err
-
-    def fail(url, timeout=None):
-        raise urllib.error.URLError('offline')
-    monkeypatch.setattr(cifar10, 'urlopen', fail)
-    assert script.main(['--data-dir', str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'cannot download' in err
-    (tmp_path / 'cifar-10-python.tar.gz').write_bytes(b'garbage')
-    assert script.main(['--data-dir', str(tmp_path)]) == 1
-    assert 'corrupt or truncated' in capsys.readouterr().err
 
 
 # -- damage anywhere in the stream is "corrupt" (issue #12) -----------------

@@ -14,14 +14,10 @@ from chainer_vfbn.datasets import cifar10
 from chainer_vfbn.datasets import read_cifar10
 from chainer_vfbn.datasets import subset
 
-from conftest import MINI_ARCHIVE
-from conftest import REPO
+from support import REPO
+from support import SAMPLE
 
-SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample', 'cifar-10-python.tar.gz')
 MAKE_MINI = os.path.join(REPO, 'data', 'make_mini.py')
-needs_mini = pytest.mark.skipif(
-    not os.path.isfile(MINI_ARCHIVE),
-    reason='no cifar-10-mini at %s (../shared absent)' % MINI_ARCHIVE)
 
 
 def _first(x, t, per_batch, n_batches=5):
@@ -115,23 +111,22 @@ def test_a_missing_mini_set_names_the_command(tmp_path):
     assert not os.path.exists(where)
 
 
-@needs_mini
-def test_the_shared_mini_set_has_the_recorded_hash(tmp_path):
-    assert subset.content_hash(*read_cifar10(MINI_ARCHIVE)) == \
+def test_the_shared_mini_set_has_the_recorded_hash(tmp_path, mini_archive):
+    assert subset.content_hash(*read_cifar10(mini_archive)) == \
         subset.MINI_SHA256
     # Cutting the mini set's sizes from it changes nothing.
-    assert subset.cut_subset(MINI_ARCHIVE, str(tmp_path / 'm.tar.gz')) == \
+    assert subset.cut_subset(mini_archive, str(tmp_path / 'm.tar.gz')) == \
         subset.MINI_SHA256
 
 
-@needs_mini
-def test_make_sample_rebuilds_the_bundled_sample_byte_for_byte(tmp_path):
+def test_make_sample_rebuilds_the_bundled_sample_byte_for_byte(
+        tmp_path, mini_archive):
     """data/make_sample.py writes through the package's writer, under
     NumPy 1 or 2: the committed sample's sha256 (data/README.md)."""
     out = str(tmp_path / 'sample.tar.gz')
     r = subprocess.run([sys.executable, os.path.join(REPO, 'data',
                                                      'make_sample.py'),
-                        '--source', MINI_ARCHIVE, '--out', out],
+                        '--source', mini_archive, '--out', out],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     with open(out, 'rb') as a, open(SAMPLE, 'rb') as b:

@@ -23,11 +23,6 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
 import chainer_vfbn  # NOQA  (before chainer)
 
 import chainer  # NOQA
@@ -35,13 +30,16 @@ import numpy  # NOQA
 import pytest  # NOQA
 
 import _mpi  # NOQA  (tests/_mpi.py)
+from support import ALPHA_GS  # NOQA
+from support import ARCH  # NOQA
+from support import BATCH  # NOQA
+from support import LR  # NOQA
+from support import N_DATA  # NOQA
+from support import REPO  # NOQA
 from chainer_vfbn import methods  # NOQA
 from chainer_vfbn.decoupled import ranks  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
-ARCH = 'resnet8-paper'
-N_DATA, BATCH = 20, 8          # 2.5 batches per epoch: crosses epochs
-LR, ALPHA_GS = 0.05, 1e-3
 MPIEXEC = _mpi.MPIEXEC
 
 

@@ -22,9 +22,13 @@ from chainer_vfbn.decoupled import worker as wk  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.updaters import SyntheticGradientUpdater  # NOQA
 
-ARCH = 'resnet8-paper'
-N_DATA, BATCH, ITERATIONS = 20, 8, 5   # crosses two epoch boundaries
-LR, ALPHA_GS = 0.05, 1e-3
+from support import ALPHA_GS  # NOQA
+from support import ARCH  # NOQA
+from support import BATCH  # NOQA
+from support import LR  # NOQA
+from support import N_DATA  # NOQA
+
+ITERATIONS = 5   # crosses two epoch boundaries
 
 
 def _iterator():

@@ -246,10 +246,3 @@ def test_gpu_matches_cpu():
     for key in ('accuracy', 'tta_accuracy'):
         assert on_gpu[key] == on_cpu[key]
     assert on_gpu['loss'] == pytest.approx(on_cpu['loss'], rel=1e-4)
-
-
-def test_epochs_or_end_minus_one_is_the_end_only():
-    from chainer_vfbn.evaluation import epochs_or_end
-    assert not epochs_or_end(10, 30, True, 1, -1)
-    assert epochs_or_end(30, 30, True, 3, -1)
-    assert epochs_or_end(10, 30, True, 1, 1)

@@ -3,7 +3,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 
 import numpy
 import pytest
@@ -13,8 +12,7 @@ from chainer_vfbn import strict_json
 from chainer_vfbn.datasets import validation_split
 from chainer_vfbn.evaluation import predictions_record
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'train'))
+from support import REPO
 
 import reproduce  # NOQA
 import train_cifar  # NOQA

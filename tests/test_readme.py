@@ -4,7 +4,7 @@ import re
 
 import numpy
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import REPO
 
 
 def section_code(title):

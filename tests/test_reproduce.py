@@ -10,9 +10,6 @@ import sys
 
 import pytest
 
-from conftest import REPO
-
-sys.path.insert(0, os.path.join(REPO, 'train'))
 import reproduce  # NOQA
 
 ROWS = ['bp', 'vfbn', 'dni-linear']

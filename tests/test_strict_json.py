@@ -6,7 +6,7 @@ import os
 import pytest
 
 from chainer_vfbn import strict_json
-from conftest import REPO
+from support import REPO
 
 RECORDS = sorted(glob.glob(os.path.join(REPO, 'docs', 'results', '**',
                                         '*.json'), recursive=True))

@@ -10,10 +10,10 @@ import time
 import numpy
 import pytest
 
-from conftest import REPO
+from support import REPO
+from support import SAMPLE
 
 SCRIPT = os.path.join(REPO, 'train', 'train_cifar.py')
-SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample', 'cifar-10-python.tar.gz')
 # A tiny, fast configuration: 500 sample images, batch 50 = 10 iterations
 # per epoch; no 36-view TTA except where a test asks for it.
 TINY = ['--dataset', 'sample', '--arch', 'resnet8-paper', '--batchsize', '50',

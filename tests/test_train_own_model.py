@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import REPO
+
 SCRIPT = os.path.join(REPO, 'train', 'train_own_model.py')
 
 

@@ -244,7 +244,6 @@ def test_options_added_since_a_run_count_as_their_default():
 def test_a_run_from_before_an_option_resumes(tmp_path):
     """The real chain: args.json without an option the CLI has since
     gained; train_cifar.py's defaults let it resume, unless set."""
-    sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT)))
     import train_cifar
     from chainer_vfbn import runtime
     out = str(tmp_path / 'run')
@@ -261,7 +260,6 @@ def test_a_run_from_before_an_option_resumes(tmp_path):
 
 
 def _train_cifar():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
     import train_cifar
     return train_cifar
 

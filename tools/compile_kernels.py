@@ -42,6 +42,11 @@ REQUIREMENTS = {
            'nvidia-cuda-runtime==13.*'],
 }
 ARCHS = ('sm_80', 'sm_90')
+# Optional dependencies a module of the package may import at import time:
+# chainer_vfbn.bench.torch_resnet (the benchmarks' PyTorch twin) needs
+# PyTorch. Such a module builds no kernel; where the dependency is absent it
+# is passed over.
+OPTIONAL_IMPORTS = ('torch',)
 FLOAT_DTYPES = ('float32', 'float64')       # T: h's dtype
 LABEL_DTYPES = ('int8', 'int16', 'int32', 'int64')   # S: the labels'
 # CuPy's kinds of kernel argument (its _ArgKind enum, the same in 13 and 14;
@@ -85,7 +90,12 @@ def kernel_tables(package='chainer_vfbn'):
     root = importlib.import_module(package)
     tables, stray = {}, []
     for info in pkgutil.walk_packages(root.__path__, package + '.'):
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError as e:
+            if (e.name or '').split('.')[0] in OPTIONAL_IMPORTS:
+                continue
+            raise
         with open(module.__file__, encoding='utf-8') as f:
             calls = len(KERNEL_CONSTRUCTORS.findall(f.read()))
         table = getattr(module, 'ELEMENTWISE_KERNELS', None)

@@ -9,7 +9,7 @@ blue values of a row-major 32x32 image) and ``'labels'`` (``N`` ints in
 ``0..9``). The tar members are read with :mod:`tarfile` and unpickled in
 memory; nothing is extracted to disk. The same code path reads the official
 170 MB file, the project's real subset ``cifar-10-mini`` and the bundled
-sample ``data/cifar-10-sample`` (both in the official format).
+sample ``chainer_vfbn/datasets/sample`` (both in the official format).
 
 The pickles are loaded by an unpickler that only accepts the few globals a
 NumPy array needs (an archive found on disk cannot run code), and keys are
@@ -42,11 +42,12 @@ IMAGE_SHAPE = (3, 32, 32)
 ENV_VAR = 'CHAINER_VFBN_DATA'
 DEFAULT_DIR = os.path.join('~', '.chainer-vfbn', 'cifar10')
 
-# <repo>/data/cifar-10-sample, found relative to this file (so only in a
-# source checkout or an editable install).
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-SAMPLE_DIR = os.path.join(_REPO, 'data', 'cifar-10-sample')
+# The bundled sample ships as package data (setup.py's package_data), beside
+# this module, so every install has it, editable or not.
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'sample')
+# What a run's description names: the sample's path inside the package.
+SAMPLE_NAME = 'chainer_vfbn/datasets/sample'
 
 # Globals a pickled NumPy array may name (NumPy 1 and 2 spellings).
 _SAFE_GLOBALS = {
@@ -390,8 +391,9 @@ def get_cifar10(name, data_dir=None, download=True):
 
     Args:
         name (str): ``'cifar10'`` (:func:`load_cifar10` on ``data_dir``) or
-            ``'sample'`` (``data/cifar-10-sample`` of the source tree; the
-            sample compares methods only, never quote CIFAR-10 error on it).
+            ``'sample'`` (the sample shipped in the package,
+            ``chainer_vfbn/datasets/sample``; it compares methods only, never
+            quote CIFAR-10 error on it).
         data_dir (str or None): For ``'cifar10'``; ignored for ``'sample'``.
         download (bool): For ``'cifar10'``: as in :func:`load_cifar10`.
 
@@ -411,11 +413,11 @@ def get_cifar10(name, data_dir=None, download=True):
         where = os.path.join(SAMPLE_DIR, ARCHIVE_NAME)
         if not os.path.isfile(where):
             raise DatasetError(
-                'the bundled CIFAR-10 sample %s is absent (it ships with the '
-                'source tree, not with a non-editable install); use '
-                "dataset 'cifar10' or install with pip install -e ." % where)
+                'the bundled CIFAR-10 sample %s is absent: the package is '
+                "installed without its data; reinstall it, or use dataset "
+                "'cifar10'" % where)
         train, test = read_cifar10(where)
-        where = os.path.relpath(SAMPLE_DIR, _REPO)
+        where = SAMPLE_NAME
     else:
         raise ValueError("unknown dataset %r (expected 'cifar10' or 'sample')"
                          % (name,))

@@ -25,7 +25,7 @@ same iterations (settle the outstanding δ's, relay an evaluation, gather
 its figures, save its snapshot file), so rank 0 decides them *before* an
 iteration and sends them up with its batch (the event bits), by the
 schedule rule the Trainer's triggers use
-(:func:`chainer_vfbn.evaluation.epochs_or_end`).
+(:func:`chainer_vfbn.triggers.epochs_or_end`).
 """
 import os
 import sys
@@ -43,12 +43,12 @@ from chainer_vfbn.decoupled import snapshots
 from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
-from chainer_vfbn.evaluation import epochs_or_end
 from chainer_vfbn.evaluation import eval_prefix
 from chainer_vfbn.evaluation import evaluate_views
-from chainer_vfbn.evaluation import tta_due
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.runtime import UserError
+from chainer_vfbn.triggers import epochs_or_end
+from chainer_vfbn.triggers import tta_due
 
 _LOCKS = []            # rank 0's lock on --out, held until the process ends
 

@@ -1,8 +1,9 @@
 """The CIFAR ResNet of ``chainer_vfbn.models.resnet``, written in PyTorch eager.
 
 A speed anchor for ``benchmarks/bench_vs_pytorch.py``: the same network as
-``resnet_cifar(arch)`` (not part of the package, and never imported by it),
-layer for layer and parameter for parameter:
+``resnet_cifar(arch)``, layer for layer and parameter for parameter. It
+imports PyTorch, which is no dependency of the package: only the benchmarks
+import this module, and nothing else in the package does.
 
 * ``paper`` preset (the VFBN paper, Appendix B.1): 24x24 input, 3x3
   convolution without padding *with* a bias to 16 maps, stages of 32, 64 and
@@ -19,7 +20,7 @@ layer for layer and parameter for parameter:
 Module names follow the Chainer model (``stem``, ``stage{s}_unit{u}``,
 ``head``; ``conv1``/``bn1``/... inside), so ``load_chainer_params`` can copy
 a Chainer model's weights in and the two can be compared output for output
-(tests/test_torch_twin.py).
+(tests/test_bench_torch_resnet.py).
 """
 import collections
 import math

@@ -1,17 +1,12 @@
-"""The PyTorch twin (benchmarks/torch_resnet.py) is the Chainer ResNet.
+"""The PyTorch twin (chainer_vfbn.bench.torch_resnet) is the Chainer ResNet.
 
 Skipped where PyTorch is not installed (it is no dependency of the package;
 the benchmark runs where it is). Where it is: same parameter count, same
 parameter shapes, and, with the Chainer weights copied in, the same outputs
 in training mode (batch statistics) and in test mode, and the same gradients.
 """
-import os
-import sys
-
 import numpy
 import pytest
-
-from conftest import REPO
 
 torch = pytest.importorskip('torch', reason='PyTorch is not installed (the '
                             'twin is a benchmark anchor, not a dependency)')
@@ -19,10 +14,8 @@ torch = pytest.importorskip('torch', reason='PyTorch is not installed (the '
 import chainer  # NOQA
 import chainer.functions as F  # NOQA
 
+from chainer_vfbn.bench import torch_resnet  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
-
-sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
-import torch_resnet  # NOQA
 
 
 def chainer_count(net):

@@ -1,5 +1,6 @@
-"""benchmarks/count_macs.py: MACs of what Chainer runs, checked by hand."""
-import os
+"""chainer_vfbn.bench.macs (and its CLI, benchmarks/count_macs.py): MACs of
+what Chainer runs, checked by hand."""
+import subprocess
 import sys
 
 import chainer
@@ -8,15 +9,13 @@ import chainer.links as L
 import numpy
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+import chainer_vfbn
+from chainer_vfbn.bench import macs
+from chainer_vfbn.bench.pipeline import pipeline_bounds
+from chainer_vfbn.models import resnet_cifar
+from chainer_vfbn.synthesizers import build_synthesizer
 
-import _common  # NOQA
-import count_macs  # NOQA
-
-import chainer_vfbn  # NOQA
-from chainer_vfbn.models import resnet_cifar  # NOQA
-from chainer_vfbn.synthesizers import build_synthesizer  # NOQA
+from support import REPO
 
 
 def _x(*shape):
@@ -29,21 +28,21 @@ def test_convolution_forward_and_both_gradients(stride, pad, out):
     conv = L.Convolution2D(3, 4, 3, stride=stride, pad=pad)
     x = chainer.Variable(_x(2, 3, 8, 8))
     forward = 2 * out * out * 4 * 3 * 3 * 3      # N Ho Wo O C kh kw
-    assert count_macs.count(lambda: conv(x)) == forward
+    assert macs.count(lambda: conv(x)) == forward
 
     def step():
         F.sum(conv(x)).backward()
     # gradient w.r.t. W (Convolution2DGradW) and x (Deconvolution2DFunction)
-    assert count_macs.count(step) == 3 * forward
+    assert macs.count(step) == 3 * forward
 
 
 def test_dilated_convolution():
     # 8x8 input, 3x3 kernel dilated by 2 (a 5x5 footprint), no pad: 4x4 out
-    got = count_macs.count(lambda: F.dilated_convolution_2d(
+    got = macs.count(lambda: F.dilated_convolution_2d(
         _x(1, 3, 8, 8), _x(4, 3, 3, 3), dilate=2))
     assert got == 1 * 4 * 4 * 4 * 27
     # depthwise: a grouped Convolution2DFunction, 2 maps per input map
-    got = count_macs.count(lambda: F.depthwise_convolution_2d(
+    got = macs.count(lambda: F.depthwise_convolution_2d(
         _x(1, 3, 8, 8), _x(2, 3, 3, 3)))
     assert got == 1 * 6 * 6 * (3 * 2) * 9
 
@@ -54,26 +53,26 @@ def test_input_without_gradient_costs_no_data_gradient():
 
     def step():
         F.sum(conv(x)).backward()
-    assert count_macs.count(step) == 2 * (2 * 8 * 8 * 4 * 27)
+    assert macs.count(step) == 2 * (2 * 8 * 8 * 4 * 27)
 
 
 def test_linear_and_matmul():
     fc = L.Linear(7, 3)
     x = chainer.Variable(_x(5, 7))
-    assert count_macs.count(lambda: fc(x)) == 5 * 7 * 3
-    assert count_macs.count(lambda: F.sum(fc(x)).backward()) == 3 * 5 * 7 * 3
+    assert macs.count(lambda: fc(x)) == 5 * 7 * 3
+    assert macs.count(lambda: F.sum(fc(x)).backward()) == 3 * 5 * 7 * 3
     a, b = _x(4, 6), _x(5, 6)
-    assert count_macs.count(
+    assert macs.count(
         lambda: F.matmul(a, b, transb=True)) == 4 * 6 * 5
-    assert count_macs.count(
+    assert macs.count(
         lambda: F.matmul(_x(2, 4, 6), _x(2, 6, 5))) == 2 * 4 * 6 * 5
 
 
 def test_unknown_matrix_product_is_an_error_not_a_short_count():
     with pytest.raises(RuntimeError, match='TensorDot'):
-        count_macs.count(lambda: F.tensordot(_x(4, 6), _x(6, 5), axes=1))
+        macs.count(lambda: F.tensordot(_x(4, 6), _x(6, 5), axes=1))
     with pytest.raises(RuntimeError, match='EinSum'):
-        count_macs.count(lambda: F.einsum('ij,jk->ik', _x(4, 6), _x(6, 5)))
+        macs.count(lambda: F.einsum('ij,jk->ik', _x(4, 6), _x(6, 5)))
 
 
 def test_closed_form_vfbn_is_counted():
@@ -81,7 +80,7 @@ def test_closed_form_vfbn_is_counted():
     synth = build_synthesizer('vfbn-linear', h.shape[1:], 10)
     t = numpy.arange(4, dtype=numpy.int32)
     # scores h W^T and δ̂ = g W: 2 B D K
-    assert count_macs.count(lambda: synth(h, t)) == 2 * 4 * 256 * 10
+    assert macs.count(lambda: synth(h, t)) == 2 * 4 * 256 * 10
 
 
 def test_split_costs_add_up_to_back_propagation():
@@ -89,22 +88,26 @@ def test_split_costs_add_up_to_back_propagation():
     numpy.random.seed(0)
     net = resnet_cifar('resnet8-paper')
     x, t = _x(2, 3, 24, 24), numpy.array([1, 2], numpy.int32)
-    forward = count_macs.count(lambda: net(x)) / 2
-    stem = count_macs.count(lambda: chainer_vfbn.split(net, 'stem')[0](x)) / 2
-    full = count_macs.count(
+    forward = macs.count(lambda: net(x)) / 2
+    stem = macs.count(lambda: chainer_vfbn.split(net, 'stem')[0](x)) / 2
+    full = macs.count(
         lambda: F.softmax_cross_entropy(net(x), t).backward()) / 2
     assert full == 3 * forward - stem
     for split in ('stage1_unit1', 'stage2_unit1', 'stage3_unit1'):
-        c = count_macs.split_costs(net, split, 'vfbn', batchsize=2)
+        c = macs.split_costs(net, split, 'vfbn', batchsize=2)
         assert c['bottom'] + c['top'] == full
         assert c['dhat'] > 0 and c['dhat_train'] > 2 * c['dhat']
-        b = _common.pipeline_bounds(c)
+        b = pipeline_bounds(c)
         assert b['free'] == pytest.approx(full / max(c['bottom'], c['top']))
         assert 1 <= b['free'] <= 2 and b['above'] <= b['free']
 
 
-def test_cli_prints_the_paper_split(capsys):
-    assert count_macs.main(['--arch', 'resnet8-paper', '--no-scan']) == 0
-    out = capsys.readouterr().out
+def test_cli_prints_the_paper_split():
+    proc = subprocess.run(
+        [sys.executable, 'benchmarks/count_macs.py', '--arch',
+         'resnet8-paper', '--no-scan'], capture_output=True, text=True,
+        cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
     assert 'resnet8-paper (paper split stage2_unit1)' in out
     assert '<- paper' in out

@@ -3,10 +3,10 @@
 
 Examples::
 
-    python data/cifar10.py                       # ~/.chainer-vfbn/cifar10
-    python data/cifar10.py --data-dir /data/cifar10
-    python data/cifar10.py --data-dir data/cifar-10-sample
-    python data/cifar10.py --data-dir ../shared/data/cifar-10-mini
+    python data/download_cifar10.py              # ~/.chainer-vfbn/cifar10
+    python data/download_cifar10.py --data-dir /data/cifar10
+    python data/download_cifar10.py --data-dir chainer_vfbn/datasets/sample
+    python data/download_cifar10.py --data-dir ../shared/data/cifar-10-mini
 
 ``--data-dir`` is the archive, a directory holding ``cifar-10-python.tar.gz``
 or the extracted ``cifar-10-batches-py/``, or that folder itself; without it,
@@ -21,14 +21,8 @@ import sys
 
 import numpy
 
-try:
-    from chainer_vfbn.datasets import cifar10
-    from chainer_vfbn.datasets import subset
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    from chainer_vfbn.datasets import cifar10
-    from chainer_vfbn.datasets import subset
+from chainer_vfbn.datasets import cifar10
+from chainer_vfbn.datasets import subset
 
 
 def describe(found):
@@ -76,7 +70,8 @@ def main(argv=None):
                         help='fail unless the archive is the official file '
                              '(md5 %s)' % cifar10.MD5)
     args = parser.parse_args(argv)
-    prog = os.path.basename(sys.argv[0]) if argv is None else 'cifar10.py'
+    prog = (os.path.basename(sys.argv[0]) if argv is None
+            else 'download_cifar10.py')
     try:
         found, target = cifar10.locate_cifar10(args.data_dir)
         if found is None:

@@ -1,0 +1,19 @@
+"""What the ``benchmarks/`` scripts share, so that they import the package
+only (never each other):
+
+:mod:`~chainer_vfbn.bench.steps`
+    one training step, built as training builds it, on a fixed batch, and
+    its timing;
+:mod:`~chainer_vfbn.bench.machine`
+    the device, library versions and code version a figure was measured on;
+:mod:`~chainer_vfbn.bench.pipeline`
+    each rank's work in a K = 2 split step and the most a pipeline gains;
+:mod:`~chainer_vfbn.bench.macs`
+    the multiply-accumulates Chainer executes;
+:mod:`~chainer_vfbn.bench.kernel_profile`
+    GPU kernel time of a step from a ``torch.profiler`` trace;
+:mod:`~chainer_vfbn.bench.torch_resnet`
+    the PyTorch eager twin of the CIFAR ResNet (imports PyTorch).
+
+Importing any of them but ``torch_resnet`` needs neither PyTorch nor CuPy.
+"""
