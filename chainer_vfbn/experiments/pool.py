@@ -73,15 +73,17 @@ class _Pool(object):
         logf = None
         if launch['capture']:
             logf = open(os.path.join(run_dir, 'train.log'), 'ab')
-        else:
-            sys.stdout.flush()      # ours first, then the run's
+            self.log('%s: started %s' % (run.schedule, run.key))
+        else:   # its output follows ours
+            self.log('%s: started %s: %s' % (run.schedule, run.key,
+                                             ' '.join(argv[1:])))
+            sys.stdout.flush()
         env = None if launch['threads'] is None else thread_env(
             launch['threads'])
         proc = launch['popen'](argv, stdout=logf, stderr=logf and
                                subprocess.STDOUT, env=env,
                                start_new_session=True)
         self.active[proc] = (run, run_dir, logf, time.time())
-        self.log('%s: started %s' % (run.schedule, run.key))
 
     def pass_on(self, signum):
         """Pass a signal once to each running run; the handler itself

@@ -90,7 +90,7 @@ def status(run, records, need_predictions=False):
     if why:
         raise ExperimentError(
             '%s: the record %s is of another run: %s; move it away or use '
-            'another output folder' % (run.key, path, why))
+            'another --out (mini: --records)' % (run.key, path, why))
     if need_predictions and not rec.get('predictions'):
         return 'todo'
     return 'done'
