@@ -7,39 +7,8 @@ subprocess, with the same seed, data and schedule, into
 the Figure 3 plots are written from the runs' records (one harness,
 :mod:`chainer_vfbn.experiments`, runs every schedule).
 
-Rows (the paper's test error, Table 1, beside each)::
-
-    bp            back-propagation                          5.15%
-    bottom-bp     bottom half alone, GAP + linear head      5.76%
-    layerwise     layer-wise supervised loss                5.71%
-    dni-resnet    Jaderberg's small-ResNet synthesizer     20.45%
-    dni-linear    Jaderberg's linear synthesizer           15.56%
-    vfbn-alpha0   VFBN, --alpha-gs 0 (untrained v_f)        5.73%
-    vfbn          VFBN, --alpha-gs 1e-3                     5.51%
-    vfbn-linear   VFBN, linear v_f (Eq. 8)                  (not in the paper)
-    vfbn-mlp      VFBN, one-hidden-layer v_f (Eq. 9)        (not in the paper)
-
-Schedules (``--schedule``):
-
-``paper``  the full recipe: ResNet-110 ``paper`` preset on CIFAR-10, 432
-           standard epochs (12 paper epochs), lr x0.1 every 180; centre-view
-           test error every 6 epochs, 36-view TTA every 36 (once per paper
-           epoch, as the 2016 code evaluated). Days of GPU time per row.
-``short``  a reduced schedule meant to finish all nine rows on one GPU in
-           under 20 minutes: ResNet-20 ``paper`` preset (n = 3, the same
-           24x24 pipeline and 32/64/64 maps; the split after stage2_unit2),
-           10 standard epochs, lr x0.1 after epochs 4 and 8, centre view
-           every 2 epochs, 36-view TTA at the end. NOT TIMED: no GPU was lent
-           when it was written, so the 20-minute budget is an estimate, and
-           its errors are far from the paper's (it compares methods only).
-``mini``   Table 1 on the real cifar-10-mini subset, on CPU, tuned fairly
-           and with seeds, in phases (``--phase``; the settings are
-           :data:`chainer_vfbn.experiments.schedules.MINI`); its report
-           is written from its run records (``--records``).
-``smoke``  a CPU check of minutes: the bundled real sample (500 training,
-           150 test images), ResNet-8 ``paper`` preset, batch 50, 20
-           iterations, 36-view TTA at the end. Compares nothing; it shows
-           that every row runs and the report is written.
+``--help`` ends with the rows (with the paper's test error) and the
+schedules, as :mod:`chainer_vfbn.experiments` defines them.
 
 Resuming: a finished row leaves its record (its configuration, summary
 and curve) in ``<out>/records``; a row whose record has the same
@@ -70,6 +39,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 from chainer_vfbn import run_dir
 from chainer_vfbn import runtime
@@ -123,9 +93,23 @@ def ignored_options(args):
             if getattr(args, k, None) not in (None, False)]
 
 
+def _epilog():
+    """``--help``'s end: this docstring, the rows and the schedules."""
+    rows = ['    %-17s %-46s %s' % (row, label, '(not in the paper)'
+                                     if paper is None else '%6.2f%%' % paper)
+            for row, (label, _, paper) in MINI_ROWS.items()]
+    scheds = [textwrap.fill('%-11s%s.' % ('``%s``' % name, s['about']), 75,
+                            subsequent_indent=' ' * 11,
+                            break_on_hyphens=False)
+              for name, s in schedules.SCHEDULES.items()]
+    return '\n'.join([__doc__.split('\n', 2)[2], "Rows (the paper's test "
+                      'error, Table 1; vfbn-paper-alpha: mini only)::', '']
+                     + rows + ['', 'Schedules (--schedule):', ''] + scheds)
+
+
 def build_parser():
     p = _Parser(prog='reproduce.py', description=__doc__.split('\n')[0],
-                epilog=__doc__.split('\n', 2)[2],
+                epilog=_epilog(),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--schedule', default='smoke',
                    choices=list(schedules.SCHEDULES),

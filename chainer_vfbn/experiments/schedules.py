@@ -22,29 +22,41 @@ SCHEDULES = collections.OrderedDict([
         args=['--arch', 'resnet110-paper', '--batchsize', '128',
               '--epoch', '432', '--lr-step', '180',      # 12 / 5 paper epochs
               '--eval-interval', '6', '--tta-interval', '6'],
-        about='the full recipe: ResNet-110 paper preset, 432 standard epochs '
-              '(12 paper epochs), lr x0.1 every 180')),
+        about='the full recipe: ResNet-110 paper preset on CIFAR-10, 432 '
+              'standard epochs (12 paper epochs), lr x0.1 every 180; '
+              'centre-view test error every 6 epochs, 36-view TTA every 36 '
+              '(once per paper epoch, as the 2016 code evaluated). Days of '
+              'GPU time per row')),
     ('short', dict(
         dataset='cifar10',
         args=['--arch', 'resnet20-paper', '--batchsize', '128',
               '--epoch', '10', '--lr-step', '4',
               '--eval-interval', '2', '--tta-interval', '5'],
-        about='ResNet-20 paper preset, 10 standard epochs, lr x0.1 after '
-              'epochs 4 and 8; meant for under 20 min for all rows on one '
-              'GPU, NOT timed (no GPU was lent when it was written)')),
+        about='a reduced schedule meant to finish all nine rows on one GPU '
+              'in under 20 minutes: ResNet-20 paper preset (n = 3, the same '
+              '24x24 pipeline and 32/64/64 maps; the split after '
+              'stage2_unit2), 10 standard epochs, lr x0.1 after epochs 4 and '
+              '8, centre view every 2 epochs, 36-view TTA at the end. NOT '
+              'TIMED: no GPU was lent when it was written, so the 20-minute '
+              'budget is an estimate, and its errors are far from the '
+              "paper's (it compares methods only)")),
     ('mini', dict(
         dataset='cifar10', args=[],
-        about='the evidence schedule on the real cifar-10-mini subset: '
+        about='Table 1 on the real cifar-10-mini subset, on CPU: a '
               'validation split, equal alpha_gs tuning for every synthetic '
-              'row, seeds (chainer_vfbn/experiments/schedules.py)')),
+              'row, seeds, in phases (--phase), with every setting in '
+              'chainer_vfbn/experiments/schedules.py (MINI); its report is '
+              'written from its run records (--records)')),
     ('smoke', dict(
         dataset='sample',
         args=['--arch', 'resnet8-paper', '--batchsize', '50',
               '--iterations', '20', '--lr-step', '100',
               '--eval-interval', '1', '--tta-interval', '2',
               '--test-batchsize', '150', '--no-progress'],
-        about='CPU minutes: the bundled 500/150-image sample, ResNet-8 paper '
-              'preset, batch 50, 20 iterations')),
+        about='a CPU check of minutes: the bundled real sample (500 '
+              'training, 150 test images), ResNet-8 paper preset, batch 50, '
+              '20 iterations, 36-view TTA at the end. Compares nothing; it '
+              'shows that every row runs and the report is written')),
 ])
 #: The schedules that run every row once per seed with the same arguments.
 TABLE_SCHEDULES = tuple(k for k in SCHEDULES if k != 'mini')
