@@ -69,6 +69,10 @@ def test_main_end_to_end_with_fake_runs(tmp_path, capsys):
     assert reproduce.main(['--rows', 'bp', '--out', out, '--report-only'],
                           popen=fake_popen(calls)) == 0
     assert len(calls) == 5 and os.path.isfile(os.path.join(out, 'table.md'))
+    # and refuses records of another schedule rather than show them
+    assert reproduce.main(['--schedule', 'short', '--rows', 'bp', '--out',
+                           out, '--report-only']) == 2
+    assert 'made by --schedule smoke' in capsys.readouterr().err
 
 
 def test_a_row_counts_only_with_its_own_schedule_and_args(tmp_path,

@@ -8,6 +8,7 @@ from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.records import records_of
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.rows import MINI_EXTRA_ROWS
 from chainer_vfbn.experiments.rows import MINI_LABELS
 from chainer_vfbn.experiments.rows import MINI_ROWS
@@ -87,10 +88,10 @@ def summarize(s, records, rows=None):
 
 def _run_state(run, records, out):
     """A Table 1 run's record (or None) and ``complete``, ``incomplete``
-    (a training folder without a record) or ``missing``."""
-    rec = read_record(record_path(records, run))
-    if rec is not None:
-        return rec, 'complete'
+    (a training folder without a record) or ``missing``; a record of
+    another run is refused (:func:`.records.status`)."""
+    if status(run, records) == 'done':
+        return read_record(record_path(records, run)), 'complete'
     if os.path.isdir(os.path.join(out, run.folder)):
         return None, 'incomplete'
     return None, 'missing'
