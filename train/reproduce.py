@@ -51,6 +51,7 @@ from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.results_doc import results_doc_block
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.interrupt import Interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -302,7 +303,6 @@ def _write_invocation(args, argv, runs):
 def main_table(args, argv, runs, popen=subprocess.Popen):
     """The Table 1 schedules (smoke, short, paper): rows, then report."""
     if args.report_only:
-        from chainer_vfbn.experiments.table_report import write_table_report
         write_table_report(runs, execute.table_records(args.out), args.out)
         return 0
     _write_invocation(args, argv, runs)
