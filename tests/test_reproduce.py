@@ -110,6 +110,36 @@ def test_a_row_counts_only_with_its_own_schedule_and_args(tmp_path,
     assert len(calls) == 1
 
 
+def test_rows_of_an_older_reproduce_count_as_done(tmp_path, capsys):
+    """A finished row that reproduce.py ran before rows had records (its
+    reproduce-row.json names the same schedule and arguments) gets its
+    record and is not run again; one that names others is refused."""
+    out = tmp_path / 'r'
+    for row, args in (('bp', ['--method', 'bp']),
+                      ('layerwise', ['--method', 'bp'])):   # not its own
+        folder = out / row / 'seed0'
+        folder.mkdir(parents=True)
+        write_finished_run(str(folder), 0.3, 0.25)
+        legacy = args + ['--arch', 'resnet8-paper', '--batchsize', '50',
+                         '--iterations', '20', '--lr-step', '100',
+                         '--eval-interval', '1', '--tta-interval', '2',
+                         '--no-progress', '--dataset', 'sample', '--seed',
+                         '0']
+        (folder / 'reproduce-row.json').write_text(json.dumps(
+            {'schedule': 'smoke', 'args': legacy}))
+    calls = []
+    assert reproduce.main(['--rows', 'bp', '--out', str(out)],
+                          popen=fake_popen(calls)) == 0
+    assert calls == []
+    with open(str(out / 'table.json')) as f:
+        bp = json.load(f)['rows'][0]
+    assert bp['test_error_pct']['mean'] == pytest.approx(30.0)
+    assert reproduce.main(['--rows', 'layerwise', '--out', str(out)],
+                          popen=fake_popen(calls)) == 2
+    assert 'a result without a record' in capsys.readouterr().err
+    assert calls == []
+
+
 def test_interrupt_stops_the_rows_and_writes_the_table(tmp_path, capsys):
     out = str(tmp_path / 'r')
     calls = []

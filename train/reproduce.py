@@ -14,7 +14,8 @@ Resuming: a finished row leaves its record (its configuration, summary
 and curve) in ``<out>/records``; a row whose record has the same
 configuration is not run again, and a folder that holds another
 schedule's or other arguments' row is refused in one line, before
-anything runs. A row that was interrupted resumes from
+anything runs (a finished row of an older reproduce.py, whose
+``reproduce-row.json`` names the same arguments, gets its record). A row that was interrupted resumes from
 its newest snapshot (train_cifar.py autoloads from its ``--out``). Ctrl-C
 or SIGTERM stops the running row at a snapshot, writes the table of the
 finished rows and exits 130/143. ``--report-only`` only rewrites the table

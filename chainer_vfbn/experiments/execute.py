@@ -5,13 +5,16 @@ the report from the records.
 :func:`run_table` for the Table 1 schedules (``smoke``, ``short``,
 ``paper``) and :func:`run_mini` for the mini schedule.
 """
+import json
 import os
 
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.pool import run_pool
+from chainer_vfbn.experiments.records import make_record
 from chainer_vfbn.experiments.records import status
+from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.experiments.report import write_report
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import PHASES
@@ -25,20 +28,54 @@ def table_records(out):
     return os.path.join(out, 'records')
 
 
+#: What reproduce.py wrote into a Table 1 row's folder before the rows had
+#: records (until 2026-12-04): ``{'schedule', 'args'}``, the same identity
+#: as a record's ``protocol`` and ``train_args``.
+LEGACY_ROW_RECORD = 'reproduce-row.json'
+
+
+def _unrecorded_result(run, records, out):
+    """``(folder, whether reproduce.py's legacy file names this run)`` of
+    a finished run without a record, or None."""
+    folder = os.path.join(out, run.folder)
+    if status(run, records) == 'done' or not os.path.isfile(
+            os.path.join(folder, 'summary.json')):
+        return None
+    try:
+        with open(os.path.join(folder, LEGACY_ROW_RECORD)) as f:
+            legacy = json.load(f)
+    except (OSError, ValueError):
+        legacy = None
+    return folder, legacy == {'schedule': run.schedule, 'args': run.args}
+
+
 def check_table_runs(runs, records, out):
     """Refuse, before anything runs, a training folder that holds another
-    run: a record of another configuration, or a result without a record.
+    run: a record of another configuration, or a result without a record
+    (unless :data:`LEGACY_ROW_RECORD` says it is this run's).
 
     Raises:
         ExperimentError: One line naming the folder and why.
     """
     for run in runs:
-        folder = os.path.join(out, run.folder)
-        if status(run, records) == 'todo' and os.path.isfile(
-                os.path.join(folder, 'summary.json')):
+        found = _unrecorded_result(run, records, out)
+        if found is not None and not found[1]:
             raise ExperimentError(
                 '%s holds another run: a result without a record of its '
-                'configuration; use another --out' % folder)
+                'configuration; use another --out' % found[0])
+
+
+def adopt_legacy_rows(runs, s, records, out):
+    """Write the record of each finished row that an older reproduce.py
+    ran (its folder's :data:`LEGACY_ROW_RECORD` names the same schedule
+    and arguments), so that it counts as done; returns their keys."""
+    adopted = []
+    for run in runs:
+        found = _unrecorded_result(run, records, out)
+        if found is not None and found[1]:
+            write_record(records, run, make_record(run, s, found[0]))
+            adopted.append(run.key)
+    return adopted
 
 
 def run_table(runs, s, out, log=print, **pool):
@@ -60,6 +97,9 @@ def run_table(runs, s, out, log=print, **pool):
     """
     records = table_records(out)
     check_table_runs(runs, records, out)
+    for key in adopt_legacy_rows(runs, s, records, out):
+        log('%s: recorded the finished %s of an older reproduce.py' % (
+            runs[0].schedule, key))
     result, interrupted = None, None
     try:
         result = run_pool(runs, s, records, out, jobs=1, log=log,
