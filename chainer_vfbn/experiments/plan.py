@@ -118,7 +118,12 @@ def split_place(argv):
 
 def table_runs(schedule, rows, seeds, dataset=None, extra=()):
     """The runs of a Table 1 schedule: each row once per seed, seed-major,
-    in ``<row>/seed<seed>``; ``extra`` options come last (they win)."""
+    in ``<row>/seed<seed>``; ``extra`` options come last (they win).
+
+    Example:
+        >>> [(r.key, r.folder) for r in table_runs('smoke', ['bp'], [0, 1])]
+        [('smoke/bp_seed0', 'bp/seed0'), ('smoke/bp_seed1', 'bp/seed1')]
+    """
     sched = SCHEDULES[schedule]
     runs = []
     for seed in seeds:
