@@ -31,7 +31,7 @@ _BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
 TEST_PREFIX = 'test'
 VAL_PREFIX = 'val'
 #: The prefix that logs before 2026-12-03, and the run records of
-#: :mod:`chainer_vfbn.protocol` (whose format stays stable), use for both.
+#: :mod:`chainer_vfbn.experiments.records` (whose format stays stable), use for both.
 RECORD_PREFIX = 'validation'
 
 
@@ -60,7 +60,7 @@ def eval_value(entry, key):
 
 def record_keys(entry):
     """A log entry with its ``test/`` or ``val/`` figures renamed
-    ``validation/``, as the run records of :mod:`chainer_vfbn.protocol`
+    ``validation/``, as the run records of :mod:`chainer_vfbn.experiments.records`
     store them (so that their format does not change)."""
     out = {}
     for k, v in entry.items():

@@ -210,11 +210,11 @@ def test_the_derived_lists_are_the_registry():
     assert methods.SYNTHETIC_METHODS == registry.names()
     assert methods.METHODS == methods.BACKPROP_METHODS + registry.names()
     assert split_step.SCALE_FREE == ('vfbn', 'vfbn-linear', 'vfbn-mlp')
-    from chainer_vfbn import protocol
+    from chainer_vfbn.experiments import rows
     # The experiment's rows, which its run records are matched on.
-    assert protocol.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',
-                                   'vfbn-linear', 'vfbn-mlp')
-    assert protocol.CLOSED_FORM_ROWS == ('vfbn-linear', 'vfbn-mlp')
+    assert rows.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',
+                               'vfbn-linear', 'vfbn-mlp')
+    assert rows.CLOSED_FORM_ROWS == ('vfbn-linear', 'vfbn-mlp')
 
 
 class HalfGradient(chainer.Chain):

@@ -1,6 +1,6 @@
 """The comparisons of a results table, paired by image and seed.
 
-A table row (see :func:`chainer_vfbn.protocol.summarize`) carries, per
+A table row (see :func:`chainer_vfbn.experiments.summary.summarize`) carries, per
 seed, the per-image predictions of its final evaluation
 (:func:`chainer_vfbn.evaluation.predictions_record`). Two rows are compared
 on the seeds that both have, image by image

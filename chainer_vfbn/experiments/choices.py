@@ -1,0 +1,110 @@
+"""What the mini schedule's records choose: each tuned row's ``alpha_gs``,
+the pilot's cut; and the length check of its epochs."""
+import math
+
+from chainer_vfbn.experiments import comparisons
+from chainer_vfbn.experiments.plan import plan
+from chainer_vfbn.experiments.records import read_record
+from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import records_of
+from chainer_vfbn.experiments.records import status
+from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.schedules import tuning_grid
+
+
+def tuning_choice(row, s, records):
+    """``(alpha_gs, target_scale)`` with the lowest validation error, or
+    None while a grid point of the row has no record."""
+    best = None
+    for alpha, scale in tuning_grid(row, s):
+        run = [r for r in plan('tune', s, rows=[row])
+               if r.choice == (alpha, scale)][0]
+        if status(run, records) != 'done':
+            return None
+        err = read_record(record_path(records, run))['summary']['test_error']
+        if err is None or not math.isfinite(err):
+            err = float('inf')
+        if best is None or err < best[0]:
+            best = (err, alpha, scale)
+    return best[1], best[2]
+
+
+def chosen_settings(s, records):
+    """``row -> (alpha_gs, target_scale)`` of every tuned row whose grid
+    is complete."""
+    out = {}
+    for row in TUNED_ROWS:
+        c = tuning_choice(row, s, records)
+        if c is not None:
+            out[row] = c
+    return out
+
+
+#: The pilot's rule for the cut: the deepest candidate where the bottom half
+#: alone errs at least PILOT_GAP points more than BP on the validation split
+#: (centre view), with an exact McNemar p below PILOT_P (Evidence II).
+PILOT_GAP = 5.
+PILOT_P = 0.01
+
+
+def pct_of(x):
+    """A fraction in percent; None stays None."""
+    return None if x is None else 100. * x
+
+
+def pilot(s, records):
+    """The pilot's runs and the cut its rule chooses.
+
+    Returns:
+        dict or None: ``bp`` (BP's validation error, %, centre and TTA),
+        ``cuts`` (per candidate, deepest first: its ``error`` and its
+        paired ``gap`` to BP, :func:`comparisons.compare_rows`, per view;
+        None while it has no record) and ``chosen`` (the cut, or None while
+        a candidate has no record or if none meets the rule). None at a cut
+        other than the default, or before BP's pilot run has a record.
+    """
+    done = {run.name: rec for run, rec in
+            records_of(plan('pilot', s), records)}
+    if 'bp' not in done:
+        return None
+
+    def as_row(name):
+        rec = done[name]
+        return dict(row=name, predictions={0: rec.get('predictions')},
+                    error={'centre': pct_of(rec['summary']['test_error']),
+                           'tta': pct_of(rec['summary']['tta_error'])})
+    bp = as_row('bp')
+    cuts, chosen, complete = [], None, True
+    for cut in s['pilot_cuts']:
+        if 'bottom-bp_' + cut not in done:
+            cuts.append(dict(cut=cut, error=None, gap=None))
+            complete = False
+            continue
+        bottom = as_row('bottom-bp_' + cut)
+        gap = {view: comparisons.compare_rows(bottom, bp, view)
+               for view in comparisons.VIEWS}
+        cuts.append(dict(cut=cut, error=bottom['error'], gap=gap))
+        centre = gap['centre']
+        if chosen is None and centre is not None and \
+                centre['diff'] >= PILOT_GAP and centre['p'] < PILOT_P:
+            chosen = cut
+    return dict(bp=bp['error'], cuts=cuts, chosen=chosen if complete
+                else None, complete=complete)
+
+
+def length_check(s, records):
+    """The BP validation curve and the gain over its last fifth (points)."""
+    done = records_of(plan('length', s), records)
+    if not done:
+        return None
+    curve = done[0][1]['curve']
+    pts = [(e['epoch'], e['validation/main/error']) for e in curve
+           if e.get('validation/main/error') is not None]
+    epochs = s['epochs']
+    cut = epochs - epochs / 5.
+    before = [err for ep, err in pts if ep <= cut]
+    gain = None
+    if before:
+        gain = 100. * (before[-1] - pts[-1][1])
+    return dict(curve=pts, gain_last_fifth_points=gain,
+                train_accuracy=done[0][1]['summary'].get('train_accuracy'))

@@ -1,0 +1,206 @@
+"""The plots of a report: Figure 3 (error curves and synthetic-gradient
+quality), the tuning curves and the length check. Each is skipped, with
+the reason, where matplotlib is not installed."""
+import os
+
+from chainer_vfbn.datasets import augment
+
+#: Why the plots were skipped, where matplotlib is not installed.
+NO_MATPLOTLIB = ("plots skipped: matplotlib is not installed "
+                 "(pip install -e '.[plot]')")
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or None."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------ the mini schedule's plots
+
+
+def _seed_band(r):
+    """Epochs and the per-seed centre-view errors (%) of a row's runs."""
+    import numpy
+    series = [[(e['epoch'], e['validation/main/error']) for e in curve
+               if e.get('validation/main/error') is not None]
+              for curve in r['curves']]
+    if not series:
+        return None, None
+    n = min(len(p) for p in series)
+    x = numpy.array([p[0] for p in series[0][:n]])
+    return x, 100 * numpy.array([[p[1] for p in pts[:n]] for pts in series])
+
+
+def _figure3(ax, table):
+    for i, r in enumerate(table):
+        x, y = _seed_band(r)
+        if x is None:
+            continue
+        m = y.mean(axis=0)
+        ax.plot(x, m, color='C%d' % (i % 10),
+                label='%s (n=%d)' % (r['row'], len(y)))
+        if len(y) > 1:
+            sd = y.std(axis=0, ddof=1)
+            ax.fill_between(x, m - sd, m + sd, color='C%d' % (i % 10),
+                            alpha=0.2)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('test error, centre view (%)')
+    ax.set_title('Figure 3 on cifar-10-mini: mean ± std over seeds')
+
+
+def _synth_quality(axes, table):
+    for i, r in enumerate(table):
+        for ax, value in zip(axes, ('cos', 'relerr', 'norm_ratio')):
+            key = 'synth/' + value
+            pts = [(e['iteration'], e[key]) for e in
+                   (r['curves'][0] if r['curves'] else []) if key in e]
+            if pts:
+                ax.plot(*zip(*pts), color='C%d' % (i % 10), label=r['row'])
+    for ax, value in zip(axes, ('cos(δ̂, δ)', '‖δ − δ̂‖/‖δ‖', '‖δ̂‖/‖δ‖')):
+        ax.set_xlabel('iteration')
+        ax.set_title(value + ' (first seed)')
+    axes[2].set_yscale('log')
+
+
+def _tuning(ax, table):
+    for i, r in enumerate(table):
+        for scale, style in (('batch-mean', '-o'), ('per-example', '--x')):
+            pts = sorted((t['alpha'], 100 * t['val_error']) for t in
+                         r['tuning'] if t['scale'] == scale and
+                         t['val_error'] is not None)
+            if pts:
+                ax.plot(*zip(*pts), style, color='C%d' % (i % 10),
+                        label='%s, %s' % (r['row'], scale))
+    ax.set_xscale('log')
+    ax.set_xlabel('alpha_gs')
+    ax.set_ylabel('validation error (%)')
+    ax.set_title('Tuning on the validation split (short runs)')
+
+
+def _length(ax, length):
+    ax.plot([p[0] for p in length['curve']],
+            [100 * p[1] for p in length['curve']], '-o')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation error (%)')
+    ax.set_title('Length check: BP on the validation split')
+
+
+def plot(table, length, folder):
+    """Figure 3 with seed bands, δ̂ quality curves, the tuning curves and
+    the length check of a mini table (:func:`.summary.summarize`); returns
+    the paths written (none without matplotlib)."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    os.makedirs(folder, exist_ok=True)
+    figures = [('figure3_test_error.png', (1, (8, 5)),
+                lambda axes: _figure3(axes[0], table)),
+               ('synth_quality.png', (3, (14, 4.2)),
+                lambda axes: _synth_quality(axes, table)),
+               ('tuning.png', (1, (7, 4.5)),
+                lambda axes: _tuning(axes[0], table))]
+    if length is not None:
+        figures.append(('length_check.png', (1, (6, 4)),
+                        lambda axes: _length(axes[0], length)))
+    paths = []
+    for name, (n, size), draw in figures:
+        fig, axes = plt.subplots(1, n, figsize=size, squeeze=False)
+        draw(list(axes[0]))
+        for ax in fig.axes:
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        paths.append(_save(plt, fig, os.path.join(folder, name)))
+    return paths
+
+
+# ------------------------------------------- the Table 1 schedules' plots
+
+
+def curves(log, key, x_key):
+    """``(xs, ys)`` of the entries of ``log`` that have both keys.
+
+    Example:
+        >>> curves([{'epoch': 1, 'e': .5}, {'epoch': 2}], 'e', 'epoch')
+        ([1], [0.5])
+    """
+    points = [(e[x_key], e[key]) for e in (log or [])
+              if e.get(key) is not None and e.get(x_key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def synth_key(log):
+    """The key of the synthetic gradient's cosine in ``log``, or None."""
+    for key in ('synth/cos', 'synth0/cos'):
+        if any(key in e for e in (log or [])):
+            return key
+    return None
+
+
+def _table_errors(ax, table, title):
+    drawn = 0
+    for i, r in enumerate(table):
+        color = 'C%d' % (i % 10)
+        for k, run in enumerate(r['runs']):
+            x, y = curves(run['log'], 'validation/main/error', 'epoch')
+            if x:
+                ax.plot(x, [100 * v for v in y], color=color, alpha=0.9,
+                        label=r['row'] if k == 0 else None)
+                drawn += 1
+            x, y = curves(run['log'], 'validation/main/tta_error', 'epoch')
+            if x:
+                ax.plot(x, [100 * v for v in y], 'x', color=color)
+    ax.set_xlabel('epoch (standard; %d = one paper epoch)'
+                  % augment.PAPER_EPOCH)
+    ax.set_ylabel('test error (%): lines centre view, x 36-view TTA')
+    ax.set_title(title)
+    return drawn
+
+
+def _table_synth_cos(ax, table, title):
+    drawn = 0
+    for i, r in enumerate(table):
+        for k, run in enumerate(r['runs']):
+            key = synth_key(run['log'])
+            if key is None:
+                continue
+            x, y = curves(run['log'], key, 'iteration')
+            ax.plot(x, y, color='C%d' % (i % 10),
+                    label=r['row'] if k == 0 else None)
+            drawn += 1
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('cos(grad_synth, grad_true)')
+    ax.set_title(title + ': synthetic gradient quality')
+    return drawn
+
+
+def plot_figure3(table, out, title):
+    """Write Figure 3's two PNGs of a Table 1 schedule
+    (:func:`.summary.collect`); returns their paths, or
+    :data:`NO_MATPLOTLIB`."""
+    plt = _pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
+    paths = []
+    for name, draw in (('figure3_test_error.png', _table_errors),
+                       ('figure3_synth_cos.png', _table_synth_cos)):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        drawn = draw(ax, table, title)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        paths.append(_save(plt, fig, os.path.join(out, name)))
+    return paths

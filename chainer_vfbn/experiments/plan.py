@@ -1,0 +1,268 @@
+"""The runs of a schedule, each a list of ``train_cifar.py`` arguments.
+
+The mini schedule's four phases (:data:`~.schedules.PHASES`):
+
+``length``  back-prop on the validation split, evaluated every epoch: the
+            curve that shows whether ``epochs`` is long enough (the last fifth
+            of the epochs should gain less than one point).
+``pilot``   (at the default cut only) back-prop and the bottom half alone at
+            each earlier candidate cut, on the validation split: where the
+            layers above the cut matter (:func:`.choices.pilot`).
+``tune``    every synthetic row, every ``alpha_gs`` of one grid (and, for the
+            free-form DNI rows, both target scales), in short runs on the
+            validation split; the lowest final validation error picks the
+            row's setting. ``vfbn-alpha0`` is the paper's untrained row and is
+            not tuned.
+``final``   every row on all the training images, evaluated on the test
+            images (centre view every epoch, 36 views at the end), several
+            seeds, with the settings chosen in ``tune``.
+
+A Table 1 schedule (``smoke``, ``short``, ``paper``) is one phase named
+after it: every row, once per seed, with the schedule's arguments
+(:func:`table_runs`).
+"""
+import collections
+import os
+
+from chainer_vfbn.experiments import ExperimentError
+from chainer_vfbn.experiments.rows import CLOSED_FORM_ROWS
+from chainer_vfbn.experiments.rows import FINAL_ORDER
+from chainer_vfbn.experiments.rows import MINI_ROWS
+from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.rows import TUNE_ORDER
+from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.rows import UNSPLIT_ROWS
+from chainer_vfbn.experiments.schedules import CONFIG_VERSION
+from chainer_vfbn.experiments.schedules import PHASES
+from chainer_vfbn.experiments.schedules import SCHEDULES
+from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import tuning_grid
+
+# Options that do not change a run's numbers: where it runs and reads, and
+# the evaluation batch (the test-mode forward is per image).
+PLACE_OPTIONS = ('--out', '--device', '--data-dir', '--test-batchsize')
+
+
+class Run(object):
+    """One run: its schedule, phase, name and train_cifar.py arguments.
+
+    Args:
+        phase (str): A mini phase, or the Table 1 schedule's name.
+        name (str): Unique within the phase.
+        row (str): A key of :data:`.rows.MINI_ROWS`.
+        seed (int): ``--seed``.
+        args (list of str): The arguments its numbers depend on.
+        choice (tuple): What a tuning or pilot run tries.
+        schedule (str): The schedule that planned it.
+        folder (str): Its training folder, relative to the output folder
+            (default ``<phase>/<name>``).
+        place (list of str): More arguments that do not change its
+            numbers (:data:`PLACE_OPTIONS`), passed after the others.
+    """
+
+    def __init__(self, phase, name, row, seed, args, choice=None,
+                 schedule='mini', folder=None, place=()):
+        self.phase = phase
+        self.name = name
+        self.row = row
+        self.seed = seed
+        self.args = list(args)
+        self.choice = choice
+        self.schedule = schedule
+        self.folder = folder or os.path.join(phase, name)
+        self.place = list(place)
+
+    @property
+    def key(self):
+        return '%s/%s' % (self.phase, self.name)
+
+    def config(self):
+        """What must match for a record to count for this run: the run's
+        own arguments (every setting that shapes it is among them)."""
+        return collections.OrderedDict([
+            ('protocol', self.schedule), ('protocol_version', CONFIG_VERSION),
+            ('phase', self.phase), ('row', self.row), ('seed', self.seed),
+            ('train_args', self.args)])
+
+
+def command(run, out, device=None, data_dir=None):
+    """The ``train_cifar.py`` argument list of a run (no interpreter).
+
+    Example:
+        >>> command(Run('tune', 'x', 'bp', 0, ['--seed', '0']), 'o', '@numpy')
+        ['--seed', '0', '--out', 'o/tune/x', '--device', '@numpy']
+    """
+    tail = (['--device', str(device)] if device is not None else []) + \
+        (['--data-dir', data_dir] if data_dir is not None else [])
+    return run.args + ['--out', os.path.join(out, run.folder)] + tail + \
+        run.place
+
+
+def split_place(argv):
+    """``(the arguments a run's numbers depend on, the others)``.
+
+    Example:
+        >>> split_place(['--seed', '1', '--device', '0'])
+        (['--seed', '1'], ['--device', '0'])
+    """
+    args, place, i = [], [], 0
+    while i < len(argv):
+        if argv[i] in PLACE_OPTIONS:
+            place += argv[i:i + 2]
+            i += 2
+            continue
+        args.append(argv[i])
+        i += 1
+    return args, place
+
+
+def table_runs(schedule, rows, seeds, dataset=None, extra=()):
+    """The runs of a Table 1 schedule: each row once per seed, seed-major,
+    in ``<row>/seed<seed>``; ``extra`` options come last (they win).
+
+    Example:
+        >>> [(r.key, r.folder) for r in table_runs('smoke', ['bp'], [0, 1])]
+        [('smoke/bp_seed0', 'bp/seed0'), ('smoke/bp_seed1', 'bp/seed1')]
+    """
+    sched = SCHEDULES[schedule]
+    runs = []
+    for seed in seeds:
+        for row in rows:
+            args, place = split_place(
+                list(ROWS[row][1]) + list(sched['args'])
+                + ['--dataset', dataset or sched['dataset'],
+                   '--seed', str(seed)] + list(extra))
+            runs.append(Run(schedule, '%s_seed%d' % (row, seed), row, seed,
+                            args, schedule=schedule,
+                            folder=os.path.join(row, 'seed%d' % seed),
+                            place=place))
+    return runs
+
+
+def _schedule_args(s, epochs):
+    step = s['lr_steps_at'][0] * epochs
+    if any(abs(f * epochs - (k + 1) * step) > 1e-9
+           for k, f in enumerate(s['lr_steps_at'])):
+        raise ValueError('lr_steps_at must be evenly spaced multiples')
+    return ['--epoch', str(epochs), '--lr-step', repr(step)]
+
+
+def _common_args(s):
+    return ['--arch', s['arch'], '--batchsize', str(s['batchsize']),
+            '--learnrate', repr(s['learnrate']), '--dataset', 'cifar10',
+            '--no-download', '--no-progress']
+
+
+def _row_args(row, s):
+    """A row's train_cifar.py arguments; a tuned row's own --alpha-gs (the
+    paper's, for the other schedules) is left out: the tuning sets it."""
+    args = list(MINI_ROWS[row][1])
+    if row in TUNED_ROWS and '--alpha-gs' in args:
+        i = args.index('--alpha-gs')
+        del args[i:i + 2]
+    if s['split_at'] and row not in UNSPLIT_ROWS:
+        args += ['--split-at', s['split_at']]
+    return args
+
+
+def _plan_length(s, rows, common, val):
+    # BP's curve does not depend on the cut: the default cut's check holds.
+    if 'bp' not in rows or s['split_at']:
+        return []
+    return [Run('length', 'bp', 'bp', s['tune_seed'],
+                ROWS['bp'][1] + common + val + _schedule_args(s, s['epochs'])
+                + ['--seed', str(s['tune_seed']), '--eval-interval', '1',
+                   '--tta-interval', '0'])]
+
+
+def _plan_pilot(s, common, val):
+    """BP and the bottom half alone at each candidate cut, on the
+    validation split, with the final runs' length and 36-view end."""
+    if s['split_at']:
+        return []
+    tail = common + val + _schedule_args(s, s['epochs']) + [
+        '--seed', str(s['tune_seed']), '--eval-interval', '1',
+        '--tta-interval', str(s['epochs'] + 1)]
+    runs = [Run('pilot', 'bp', 'bp', s['tune_seed'], ROWS['bp'][1] + tail)]
+    for cut in s['pilot_cuts']:
+        runs.append(Run('pilot', 'bottom-bp_' + cut, 'bottom-bp',
+                        s['tune_seed'], ROWS['bottom-bp'][1]
+                        + ['--split-at', cut] + tail, choice=(cut,)))
+    return runs
+
+
+def _plan_tune(s, rows, common, val):
+    runs = []
+    for row in (r for r in TUNE_ORDER if r in rows):
+        for alpha, scale in tuning_grid(row, s):
+            runs.append(Run(
+                'tune', '%s_a%s_%s' % (row, alpha_name(alpha), scale), row,
+                s['tune_seed'],
+                _row_args(row, s) + common + val
+                + _schedule_args(s, s['tune_epochs'])
+                + ['--alpha-gs', repr(alpha), '--synth-target-scale', scale,
+                   '--seed', str(s['tune_seed']),
+                   '--eval-interval', str(s['tune_epochs']),
+                   '--tta-interval', '0'],
+                choice=(alpha, scale)))
+    return runs
+
+
+def _final_run(s, row, seed, common, chosen):
+    extra, choice = [], None
+    if row in TUNED_ROWS:
+        if not chosen or row not in chosen:
+            raise ExperimentError('final %s: its tuning is not complete (run '
+                                  'the tune phase first)' % row)
+        choice = chosen[row]
+        extra = ['--alpha-gs', repr(choice[0]), '--synth-target-scale',
+                 choice[1]]
+    return Run('final', '%s_seed%d' % (row, seed), row, seed,
+               _row_args(row, s) + common + _schedule_args(s, s['epochs'])
+               + extra + ['--seed', str(seed), '--eval-interval', '1',
+                          # the 36 views once, at the end
+                          '--tta-interval', str(s['epochs'] + 1)],
+               choice=choice)
+
+
+def _plan_final(s, rows, common, chosen):
+    runs = []
+    for seed_index in range(len(s['seeds'])):   # seed-major
+        for row in sorted(rows, key=FINAL_ORDER.index):
+            seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
+                else s['seeds']
+            if seed_index < len(seeds):
+                runs.append(_final_run(s, row, seeds[seed_index], common,
+                                       chosen))
+    return runs
+
+
+def plan(phase, s, chosen=None, rows=None):
+    """The runs of one mini phase, in the order they should start.
+
+    Args:
+        phase (str): One of :data:`~.schedules.PHASES`.
+        s (dict): :func:`~.schedules.settings`.
+        chosen (dict): ``row -> (alpha_gs, target_scale)`` from the tuning
+            (``final`` only); a tuned row missing from it raises
+            :class:`~chainer_vfbn.experiments.ExperimentError`.
+        rows (list): Restrict to these rows.
+
+    Example:
+        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> [r.key for r in plan('length', settings())]
+        ['length/bp']
+    """
+    rows = list(rows or ROWS)
+    common = _common_args(s)
+    val = ['--validation-split', repr(s['validation_split'])]
+    if phase == 'length':
+        return _plan_length(s, rows, common, val)
+    if phase == 'pilot':
+        return _plan_pilot(s, common, val)
+    if phase == 'tune':
+        return _plan_tune(s, rows, common, val)
+    if phase == 'final':
+        return _plan_final(s, rows, common, chosen)
+    raise ValueError('unknown phase %r; choose from %s'
+                     % (phase, ', '.join(PHASES)))

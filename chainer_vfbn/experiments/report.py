@@ -1,0 +1,223 @@
+"""The mini schedule's report: ``table.md`` (settings, the table, the
+paired comparisons, the tuning, the length check, the pilot) and its
+figures, from the records only."""
+import os
+
+from chainer_vfbn import runtime
+from chainer_vfbn.experiments import comparisons
+from chainer_vfbn.experiments.choices import PILOT_GAP
+from chainer_vfbn.experiments.choices import PILOT_P
+from chainer_vfbn.experiments.choices import length_check
+from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.figures import plot
+from chainer_vfbn.experiments.results_doc import update_results_doc
+from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.summary import summarize
+
+#: The report's comparisons: (question, row, the row it is compared with).
+COMPARISONS = (
+    ('(a) VFBN against BP', 'vfbn', 'bp'),
+    ('(a) bottom half alone against BP', 'bottom-bp', 'bp'),
+    ('(a) VFBN against the bottom half alone', 'vfbn', 'bottom-bp'),
+    ('(a) VFBN against the layer-wise loss', 'vfbn', 'layerwise'),
+    ('(b) DNI small-ResNet against BP', 'dni-resnet', 'bp'),
+    ('(b) DNI linear against BP', 'dni-linear', 'bp'),
+    ('(b) DNI small-ResNet against VFBN', 'dni-resnet', 'vfbn'),
+    ('(b) DNI linear against VFBN', 'dni-linear', 'vfbn'),
+    ('(c) VFBN tuned α_gs against α_gs = 0', 'vfbn', 'vfbn-alpha0'),
+    ("(c) VFBN α_gs = 1e-3 (the paper's) against α_gs = 0",
+     'vfbn-paper-alpha', 'vfbn-alpha0'),
+    ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
+    ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
+    ('(d) VFBN linear v_f against BP', 'vfbn-linear', 'bp'),
+)
+
+#: The rows whose recovered fraction of the bottom-vs-BP gap is reported.
+RECOVERING_ROWS = ('layerwise', 'vfbn-alpha0', 'vfbn', 'vfbn-paper-alpha',
+                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp')
+
+
+def _fmt(st, digits=2, per_seed=True):
+    if st is None:
+        return '—'
+    text = '%.*f' % (digits, st['mean'])
+    if st['n'] > 1:
+        text += ' ± %.*f' % (digits, st['std'])
+        if per_seed:
+            text += ' (%s)' % ', '.join('%.*f' % (digits, v)
+                                        for v in st['values'])
+    return text
+
+
+def _fmt1(x):
+    return '—' if x is None else '%.2f' % x
+
+
+def _fmt_gap(res):
+    if res is None:
+        return '—'
+    return '%+.2f [%+.2f, %+.2f], p = %.2g' % (res['diff'], res['low'],
+                                               res['high'], res['p'])
+
+
+def _fmt_choice(choice):
+    if choice is None:
+        return '—'
+    return '%s%s' % (alpha_name(choice[0]),
+                     ', B·δ' if choice[1] == 'per-example' else '')
+
+
+def _md_settings(s, records):
+    lines = ['# Table 1 on cifar-10-mini (protocol `mini`)', '',
+             'Written by `python train/reproduce.py --schedule mini --phase '
+             'report` from the run records in `%s`; every number below comes '
+             'from those files.' % records, '', '| setting | value |',
+             '|---|---|']
+    for k, v in s.items():
+        lines.append('| %s | %s |' % (k, '—' if v is None else
+                                      ', '.join(str(x) for x in v)
+                                      if isinstance(v, (list, tuple)) else v))
+    return lines
+
+
+def _md_alpha(r):
+    if r['row'] == 'vfbn-alpha0':
+        return '0 (untrained)'
+    return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
+
+
+def _md_table(s, table, level):
+    lines = ['', level + ' Test error', '',
+             '| row | paper (%) | mini, 36-view TTA (%) | mini, centre view '
+             '(%) | α_gs chosen | final cos | final ‖δ̂‖/‖δ‖ | train acc. '
+             '(%) | epochs | images/s | seeds |',
+             '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|']
+    for r in table:
+        lines.append('| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s | %s | '
+                     '%s | %d of %d |' % (
+                         r['label'], r['row'],
+                         '—' if r['paper'] is None else '%.2f' % r['paper'],
+                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r),
+                         _fmt(r['cos'], 3, False),
+                         _fmt(r['norm_ratio'], 3, False),
+                         _fmt(r['train_accuracy'], 1, False),
+                         _fmt(r['epochs'], 0, False),
+                         _fmt(r['images_per_sec'], 1, False),
+                         len(r['seeds']), len(r['planned_seeds']) or
+                         len(s['seeds'])))
+    return lines + [
+        '', 'Mean ± sample standard deviation over seeds, per-seed values in '
+        'brackets. "B·δ": the per-example target scale. images/s: training '
+        'images per second of wall time, one BLAS thread, with other runs on '
+        'the same machine.']
+
+
+def _md_tuning_row(r, scale, grid):
+    cells = {t['alpha']: t for t in r['tuning'] if t['scale'] == scale}
+    if not cells and scale != 'batch-mean':
+        return []
+    row_cells = []
+    for a in grid:
+        t = cells.get(a)
+        txt = ('—' if t is None else 'diverged' if t['diverged']
+               else '%.1f' % (100 * t['val_error']))
+        if r['choice'] == (a, scale):
+            txt = '**%s**' % txt
+        row_cells.append(txt)
+    return ['| %s | %s | %s |' % (r['row'], scale, ' | '.join(row_cells))]
+
+
+def _md_tuning(s, table):
+    lines = ['', '## Tuning (validation error %, final, short runs; '
+             '"diverged": stopped on a non-finite value, ranked last; '
+             '"—": not run yet)', '']
+    grid = list(s['alpha_grid'])
+    lines += ['| row | scale | ' + ' | '.join(alpha_name(a) for a in grid)
+              + ' |', '|---|---|' + '---:|' * len(grid)]
+    for r in table:
+        for scale in (s['dni_target_scales'] if r['row'] in TUNED_ROWS
+                      else ()):
+            lines += _md_tuning_row(r, scale, grid)
+    return lines
+
+
+def _md_length(length):
+    if length is None:
+        return []
+    return ['', '## Length check (BP on the validation split)', '',
+            'Validation error (%%) by epoch: %s.' % ', '.join(
+                '%g: %.1f' % (ep, 100 * e) for ep, e in length['curve']),
+            'Gain over the last fifth of the epochs: %s points '
+            '(the protocol asks for < 1); final training accuracy '
+            '%s.' % ('—' if length['gain_last_fifth_points'] is None
+                     else '%.2f' % length['gain_last_fifth_points'],
+                     runtime.pct(length['train_accuracy']))]
+
+
+def _md_pilot(result):
+    if result is None:
+        return []
+    lines = ['', '## Pilot: where do the layers above the cut matter? '
+             '(validation split, one seed)', '',
+             '| run | centre view (%) | TTA (%) | gap to BP, centre '
+             '[95% CI], McNemar p | gap to BP, TTA [95% CI], McNemar p |',
+             '|---|---:|---:|---:|---:|',
+             '| `bp` | %s | %s | | |' % tuple(
+                 _fmt1(result['bp'][v]) for v in comparisons.VIEWS)]
+    for c in result['cuts']:
+        err, gap = c['error'] or {}, c['gap'] or {}
+        lines.append('| `bottom-bp` cut after `%s` | %s | %s | %s | %s |' % (
+            c['cut'], _fmt1(err.get('centre')), _fmt1(err.get('tta')),
+            *[_fmt_gap(gap.get(v)) for v in comparisons.VIEWS]))
+    rule = ('The rule, fixed before the pilot ran: the deepest candidate cut '
+            'where the bottom half alone errs at least %g points more than '
+            'BP in the centre view, with an exact McNemar p below %g.'
+            % (PILOT_GAP, PILOT_P))
+    verdict = ('Chosen: `%s`.' % result['chosen'] if result['chosen'] else
+               'Not every candidate has run yet.' if not result['complete']
+               else 'No candidate meets the rule.')
+    return lines + ['', rule + ' ' + verdict]
+
+
+def results_lines(s, table, level):
+    """The table, the paired comparisons and the recovered fractions,
+    under headings of ``level``."""
+    return (_md_table(s, table, level)
+            + comparisons.md_comparisons(table, COMPARISONS, level)
+            + comparisons.md_recovered(table, RECOVERING_ROWS, level))
+
+
+def markdown(s, records, table, length):
+    """The report's text: settings, the table, the comparisons, the
+    tuning, the length and the pilot."""
+    lines = (_md_settings(s, records) + results_lines(s, table, '##')
+             + _md_tuning(s, table) + _md_length(length)
+             + _md_pilot(pilot(s, records)))
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(s, records, log=print, results_doc=None):
+    """Write ``table.md`` and its figures in ``records`` from the records;
+    with ``results_doc``, also the table and comparisons block of that
+    page, two heading levels down (:func:`.results_doc.update_results_doc`).
+
+    Returns:
+        list: The table, :func:`.summary.summarize`.
+    """
+    table = summarize(s, records)
+    length = length_check(s, records)
+    paths = plot(table, length, os.path.join(records, 'figures'))
+    md = markdown(s, records, table, length)
+    if paths:
+        md += '\n' + '\n'.join('![%s](figures/%s)' % (
+            os.path.basename(p)[:-4], os.path.basename(p)) for p in paths) \
+            + '\n'
+    with open(os.path.join(records, 'table.md'), 'w') as f:
+        f.write(md)
+    if results_doc:
+        update_results_doc(results_doc, results_lines(s, table, '####'))
+        paths.append(results_doc)
+    log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
+                              ''.join(', ' + p for p in paths)))
+    return table

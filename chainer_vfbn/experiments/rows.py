@@ -1,0 +1,49 @@
+"""The rows of Table 1: each a method, its train_cifar.py arguments and the
+paper's test error; and the orders in which the mini schedule runs them."""
+import collections
+
+from chainer_vfbn.synthesizers import registry
+
+# Table rows: label, train_cifar.py arguments, the paper's test error (%).
+ROWS = collections.OrderedDict([
+    ('bp', ('Back prop', ['--method', 'bp'], 5.15)),
+    ('bottom-bp', ('Bottom half with back prop', ['--method', 'bottom-bp'],
+                   5.76)),
+    ('layerwise', ('Layer-wise supervised loss', ['--method', 'layerwise'],
+                   5.71)),
+    ('dni-resnet', ("Jaderberg's small-ResNet", ['--method', 'dni-resnet'],
+                    20.45)),
+    ('dni-linear', ("Jaderberg's Linear", ['--method', 'dni-linear'], 15.56)),
+    ('vfbn-alpha0', ('VFBN, alpha_gs = 0',
+                     ['--method', 'vfbn', '--alpha-gs', '0'], 5.73)),
+    ('vfbn', ('VFBN, alpha_gs = 1e-3',
+              ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+    ('vfbn-linear', ('VFBN, linear v_f (Eq. 8)', ['--method', 'vfbn-linear'],
+                     None)),
+    ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
+])
+# Rows of the mini schedule only: VFBN at the paper's alpha_gs, untuned,
+# where the tuning chose another value.
+MINI_EXTRA_ROWS = collections.OrderedDict([
+    ('vfbn-paper-alpha', ("VFBN, alpha_gs = 1e-3 (the paper's, untuned)",
+                          ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+])
+MINI_ROWS = collections.OrderedDict(list(ROWS.items())
+                                    + list(MINI_EXTRA_ROWS.items()))
+# The mini table's label where the row's own says what the tuning changes.
+MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
+# The synthesizer kinds of the registry that have a row.
+TUNED_ROWS = tuple(k for k in registry.names() if k in ROWS)
+# The order in which the tuning runs start: the cheapest rows first, so that a
+# chunk stopped early has complete grids for as many rows as it could.
+TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
+# The final runs start seed by seed, and within a seed first the rows that
+# the questions of docs/RESULTS.md compare: a stopped schedule has the
+# most-needed seeds.
+FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
+               'bottom-bp', 'layerwise', 'vfbn-paper-alpha', 'vfbn-linear',
+               'vfbn-mlp')
+CLOSED_FORM_ROWS = tuple(k for k in registry.closed_forms() if k in ROWS)
+# Rows whose network has no split: their runs never name the cut, so that
+# one BP run serves every cut.
+UNSPLIT_ROWS = ('bp',)

@@ -1,0 +1,91 @@
+"""Fakes of a ``train_cifar.py`` subprocess for the experiment harness's
+tests (not a test module): each writes what a finished run leaves in its
+``--out`` (``summary.json``, ``args.json``, ``log``, the predictions), with
+errors known in advance, and is used as the pool's ``popen``."""
+import json
+import math
+import os
+
+import numpy
+
+from chainer_vfbn.evaluation import predictions_record
+
+
+def wrong_first(labels, err):
+    """Predictions wrong on the first ``100 * err`` images only."""
+    pred = labels.copy()
+    k = int(round(100 * err))
+    pred[:k] = (labels[:k] + 1) % 10
+    return pred
+
+
+def write_finished_run(out, err, tta, extra_summary=None):
+    """The files of a finished run in ``out``, 100 test images."""
+    summary = {'test_error': err, 'tta_error': tta,
+               'train_accuracy': 0.9, 'synth_cos': 0.5,
+               'synth_norm_ratio': 1.0, 'epochs': 1,
+               'images_per_sec': 10.}
+    summary.update(extra_summary or {})
+    with open(os.path.join(out, 'summary.json'), 'w') as f:
+        json.dump(summary, f)
+    with open(os.path.join(out, 'args.json'), 'w') as f:
+        json.dump({'code_version': 'test'}, f)
+    with open(os.path.join(out, 'log'), 'w') as f:
+        json.dump([{'epoch': 1, 'iteration': 2,
+                    'validation/main/error': err, 'other': 1}], f)
+    # the first 100 * err images wrong (nested, so that a lower error errs
+    # on a subset of the images a higher one does)
+    labels = numpy.arange(100) % 10
+    with open(os.path.join(out, 'predictions.json'), 'w') as f:
+        json.dump(predictions_record(dict(
+            predictions=wrong_first(labels, err),
+            tta_predictions=wrong_first(labels, tta)), labels), f)
+
+
+class FakeProcess(object):
+    """Writes what train_cifar.py leaves behind, then exits 0.
+
+    The validation/test error is 0.5 - 0.01 * seed, plus a penalty that
+    grows with ``|log10(alpha_gs) + 4|`` and one per pilot cut.
+    """
+
+    calls = []
+    cut_penalty = {'stem': 0.2, 'stage1_unit1': 0.08}
+
+    def __init__(self, argv, stdout=None, stderr=None, env=None,
+                 start_new_session=False):
+        FakeProcess.calls.append(argv)
+        self.env = env
+        out = argv[argv.index('--out') + 1]
+        seed = int(argv[argv.index('--seed') + 1])
+        err = 0.5 - 0.01 * seed
+        if '--alpha-gs' in argv:
+            err += abs(math.log10(float(argv[argv.index('--alpha-gs') + 1])
+                           + 1e-30) + 4) / 100.
+        if '--split-at' in argv:   # the pilot's bottom halves
+            err += FakeProcess.cut_penalty.get(
+                argv[argv.index('--split-at') + 1], 0.)
+        write_finished_run(out, err, err - 0.02)
+        self.returncode = 0
+
+    def poll(self):
+        return self.returncode
+
+
+class DivergingProcess(FakeProcess):
+    """Diverges (exit 3, as train_cifar.py) at alpha_gs >= 1e-3, before
+    its first log entry; otherwise as FakeProcess."""
+
+    def __init__(self, argv, **kw):
+        alpha = float(argv[argv.index('--alpha-gs') + 1])
+        if alpha < 1e-3:
+            super().__init__(argv, **kw)
+            return
+        FakeProcess.calls.append(argv)
+        out = argv[argv.index('--out') + 1]
+        with open(os.path.join(out, 'summary.json'), 'w') as f:
+            json.dump({'status': 'diverged', 'test_error': None,
+                       'diverged': {'iteration': 7}}, f)
+        with open(os.path.join(out, 'args.json'), 'w') as f:
+            json.dump({'code_version': 'test'}, f)
+        self.returncode = 3

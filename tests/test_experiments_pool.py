@@ -1,0 +1,210 @@
+"""Running runs and their records (chainer_vfbn/experiments/pool.py,
+records.py, choices.py): skip what is recorded, refuse what differs."""
+import os
+import signal
+
+import pytest
+
+from chainer_vfbn import strict_json
+from chainer_vfbn.experiments import ExperimentError
+from chainer_vfbn.experiments import choices
+from chainer_vfbn.experiments import plan as planning
+from chainer_vfbn.experiments import records as rec_mod
+from chainer_vfbn.experiments import report
+from chainer_vfbn.experiments import rows
+from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments import summary
+from chainer_vfbn.experiments.pool import run_pool
+from chainer_vfbn.interrupt import Interrupted
+from fake_train import DivergingProcess
+from fake_train import FakeProcess
+
+
+def quiet(message):
+    pass
+
+
+def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
+    s = schedules.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    runs = planning.plan('tune', s, rows=['vfbn'])
+    FakeProcess.calls = []
+    result = run_pool(runs, s, records, out, 'train.py', jobs=3,
+                      popen=FakeProcess, log=quiet)
+    assert set(result.values()) == {'done'}
+    assert len(FakeProcess.calls) == len(runs)
+    rec = rec_mod.read_record(rec_mod.record_path(records, runs[0]))
+    assert rec['settings']['arch'] == s['arch']
+    assert rec['config']['train_args'] == runs[0].args
+    assert rec['curve'] == [{'epoch': 1, 'iteration': 2,
+                             'validation/main/error':
+                                 rec['summary']['test_error']}]
+    # Again: nothing runs.
+    result = run_pool(runs, s, records, out, 'train.py', jobs=3,
+                      popen=FakeProcess, log=quiet)
+    assert set(result.values()) == {'skipped'}
+    assert len(FakeProcess.calls) == len(runs)
+    # Another configuration: refused, naming what differs.
+    other = schedules.settings(arch='resnet14-paper')
+    with pytest.raises(ExperimentError, match='train_args'):
+        run_pool(planning.plan('tune', other, rows=['vfbn']), other,
+                 records, out, 'train.py', popen=FakeProcess)
+    # The tuning choice is the lowest validation error of the grid.
+    assert choices.tuning_choice('vfbn', s, records) == (1e-4, 'batch-mean')
+
+
+def test_a_record_of_another_schedule_is_refused(tmp_path):
+    """One identity scheme for every schedule: a smoke row's record
+    refuses the short row that would train into the same folder."""
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    smoke = planning.table_runs('smoke', ['bp'], [0])
+    run_pool(smoke, {}, records, out, 'train.py', popen=FakeProcess,
+             log=quiet)
+    assert rec_mod.status(smoke[0], records) == 'done'
+    short = planning.table_runs('short', ['bp'], [0])
+    assert rec_mod.record_path(records, short[0]) == \
+        rec_mod.record_path(records, smoke[0])
+    with pytest.raises(ExperimentError, match='made by --schedule smoke'):
+        rec_mod.status(short[0], records)
+
+
+def test_one_blas_thread_per_run(tmp_path):
+    s = schedules.settings()
+    FakeProcess.calls = []
+    seen = []
+
+    class Spy(FakeProcess):
+        def __init__(self, argv, **kw):
+            super().__init__(argv, **kw)
+            seen.append(kw['env'])
+    run_pool(planning.plan('length', s), s, str(tmp_path / 'r'),
+             str(tmp_path / 'o'), 'train.py', popen=Spy, log=quiet)
+    assert seen and all(e['OMP_NUM_THREADS'] == '1' and
+                        e['OPENBLAS_NUM_THREADS'] == '1' and
+                        e['CHAINER_TYPE_CHECK'] == '0' for e in seen)
+    # threads=None: the environment as it is; capture=False: our output
+    seen.clear()
+    logs = []
+
+    class Out(Spy):
+        def __init__(self, argv, **kw):
+            super().__init__(argv, **kw)
+            logs.append(kw['stdout'])
+    run_pool(planning.table_runs('smoke', ['bp'], [0]), {},
+             str(tmp_path / 'r2'), str(tmp_path / 'o2'), 'train.py',
+             popen=Out, log=quiet, threads=None, capture=False)
+    assert seen == [None] and logs == [None]
+
+
+def test_a_signal_is_passed_on_and_waited_for(tmp_path):
+    """SIGTERM: the running run gets it, is waited for, nothing else starts,
+    and the pool raises Interrupted with the shell's exit status."""
+    s = schedules.settings()
+    started, got = [], []
+
+    class Running(object):
+        def __init__(self, argv, **kw):
+            started.append(argv)
+            assert kw['start_new_session']
+            self.returncode = None
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while running
+
+        def poll(self):
+            return self.returncode
+
+        def send_signal(self, signum):
+            got.append(signum)
+            self.returncode = 128 + signum   # snapshots, then exits
+
+    runs = planning.plan('tune', s, rows=['vfbn'])
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as e:
+        run_pool(runs, s, str(tmp_path / 'r'), str(tmp_path / 'o'),
+                 'train.py', jobs=1, popen=Running, log=quiet)
+    assert e.value.exit_code == 143 and e.value.name == 'SIGTERM'
+    assert len(started) == 1 and got == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert not os.path.exists(str(tmp_path / 'r'))  # no record written
+
+
+def test_deadline_starts_nothing(tmp_path):
+    s = schedules.settings()
+    FakeProcess.calls = []
+    result = run_pool(planning.plan('tune', s, rows=['vfbn']), s,
+                      str(tmp_path / 'r'), str(tmp_path / 'o'), 'train.py',
+                      deadline=0, popen=FakeProcess, log=quiet)
+    assert FakeProcess.calls == []
+    assert set(result.values()) == {'not started (deadline)'}
+
+
+def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
+    """A diverged grid point is a result: recorded (not re-run) and never
+    chosen, so the row's tuning completes."""
+    s = schedules.settings()
+    records = str(tmp_path / 'rec')
+    runs = planning.plan('tune', s, rows=['dni-linear'])
+    FakeProcess.calls = []
+    result = run_pool(runs, s, records, str(tmp_path / 'out'), 'train.py',
+                      jobs=4, popen=DivergingProcess, log=quiet)
+    diverged = [k for k, v in result.items() if v == 'diverged']
+    big = [a for a in s['alpha_grid'] if a >= 1e-3]
+    assert len(big) >= 2 and len(diverged) == 2 * len(big)  # both scales
+    assert all(v in ('done', 'diverged') for v in result.values())
+    rec = rec_mod.read_record(rec_mod.record_path(records, runs[-1]))
+    assert rec['summary']['status'] == 'diverged' and rec['curve'] == []
+    choice = choices.tuning_choice('dni-linear', s, records)
+    assert choice is not None and choice[0] < 1e-3
+    table = summary.summarize(s, records, rows=['dni-linear'])
+    cells = report.markdown(s, records, table, None).split(
+        '## Tuning')[1].split('\n', 1)[1]
+    assert cells.count('| diverged ') == len(diverged)  # not '—' (not run)
+    again = run_pool(runs, s, records, str(tmp_path / 'out'), 'train.py',
+                     popen=DivergingProcess, log=quiet)
+    assert set(again.values()) == {'skipped'}
+
+
+def test_records_without_predictions_rerun_only_when_asked(tmp_path):
+    """A record made before the predictions were kept counts as done,
+    unless need_predictions asks for it again; the new record (with
+    predictions) replaces it and then counts as done."""
+    s = schedules.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    runs = planning.plan('final', s, rows=['bp'])[:1]
+    run_pool(runs, s, records, out, 'train.py', popen=FakeProcess, log=quiet)
+    path = rec_mod.record_path(records, runs[0])
+    rec = rec_mod.read_record(path)
+    assert rec['predictions']['n_images'] == 100
+    rec['predictions'] = None               # as the records of 2026-11-30
+    strict_json.write_json(path, rec, **strict_json.RECORD)
+    assert rec_mod.status(runs[0], records) == 'done'
+    assert rec_mod.status(runs[0], records, need_predictions=True) == 'todo'
+    FakeProcess.calls = []
+    result = run_pool(runs, s, records, out, 'train.py', popen=FakeProcess,
+                      log=quiet, need_predictions=True)
+    assert result == {runs[0].key: 'done'} and len(FakeProcess.calls) == 1
+    assert rec_mod.read_record(path)['predictions'] is not None
+    assert rec_mod.status(runs[0], records, need_predictions=True) == 'done'
+
+
+def test_the_committed_records_load_and_match_their_runs():
+    """Every committed record of docs/results/mini* is found as the record
+    of a planned run with the same identity (none is orphaned)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder, split_at in (('mini', None), ('mini-stage1_unit1',
+                                              'stage1_unit1')):
+        records = os.path.join(repo, 'docs', 'results', folder)
+        if not os.path.isdir(records):
+            pytest.skip('no committed records in this checkout')
+        s = schedules.settings(split_at=split_at)
+        chosen = choices.chosen_settings(s, records)
+        runs = [r for ph in ('length', 'pilot', 'tune')
+                for r in planning.plan(ph, s)]
+        runs += planning.plan('final', s, chosen=chosen, rows=[
+            r for r in rows.MINI_ROWS if r not in
+            set(rows.TUNED_ROWS) - set(chosen)])
+        done = {rec_mod.record_path(records, run) for run, _ in
+                rec_mod.records_of(runs, records)}
+        on_disk = {os.path.join(d, f) for d, _, fs in os.walk(records)
+                   for f in fs if f.endswith('.json')
+                   and 'superseded' not in d}
+        assert done and on_disk <= done, sorted(on_disk - done)[:3]

@@ -1,0 +1,266 @@
+"""The reports, from the records only (chainer_vfbn/experiments/report.py,
+table_report.py, figures.py, results_doc.py, execute.py).
+
+The Table 1 runs' records are written here from folders written by hand
+(a LogReport ``log`` and a ``summary.json`` each, as train_cifar.py writes
+them), so every number the table shows is known in advance.
+"""
+import json
+import os
+import sys
+
+import pytest
+
+from chainer_vfbn.experiments import ExperimentError
+from chainer_vfbn.experiments import execute
+from chainer_vfbn.experiments import figures
+from chainer_vfbn.experiments import plan as planning
+from chainer_vfbn.experiments import records as rec_mod
+from chainer_vfbn.experiments import report
+from chainer_vfbn.experiments import results_doc
+from chainer_vfbn.experiments import rows
+from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.table_report import write_table_report
+from fake_train import FakeProcess
+
+
+def quiet(message):
+    pass
+
+
+# -- the mini schedule ------------------------------------------------------
+
+def _run_mini(tmp_path, results_page=None):
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    failed = execute.run_mini(
+        schedules.settings(), list(rows.ROWS), execute.mini_phases('all'),
+        records, out, results_doc=results_page, train_script='train.py',
+        jobs=4, popen=FakeProcess, log=quiet)
+    assert failed == []
+    with open(os.path.join(records, 'table.md')) as f:
+        return records, f.read()
+
+
+def test_report_end_to_end_with_fake_runs(tmp_path):
+    records, md = _run_mini(tmp_path)
+    assert '| Back prop (`bp`) | 5.15 |' in md
+    assert '3 of 3' in md and '1 of 1' in md
+    assert '**' in md          # the chosen grid points are marked
+    assert 'Gain over the last fifth' in md
+    # every comparison of two Table 1 rows has its line in both views: a
+    # misspelled row would be skipped
+    for question, a, b in report.COMPARISONS:
+        if a in rows.ROWS and b in rows.ROWS:
+            for view in ('centre', 'tta'):
+                assert '| %s | `%s` − `%s` | %s | ' % (question, a, b,
+                                                       view) in md
+    # The fake untrained VFBN (alpha 0) errs on the same 26 more images
+    # than the tuned one in every seed: -26 points, p = 2 / 2**26.
+    line = [l for l in md.splitlines() if l.startswith(
+        '| (c) VFBN tuned α_gs against α_gs = 0 |') and '| centre |' in l]
+    assert line and '| centre | -26.00 [' in line[0]
+    assert '| <1e-4 | <1e-4 | 0: <1e-4, 1: <1e-4, 2: <1e-4 |' in line[0]
+    n_tests = 2 * sum(a in rows.ROWS and b in rows.ROWS
+                      for _, a, b in report.COMPARISONS)
+    assert 'adjusted for the %d tests of this table' % n_tests in md
+    # The pilot: stage1_unit1's bottom errs on 8 more images than BP, all
+    # one way: McNemar p = 2 / 2**8 < 0.01 and 8 >= 5 points: chosen.
+    assert '## Pilot' in md
+    assert '| `bottom-bp` cut after `stage1_unit1` | 58.00 | 56.00 | ' \
+        '+8.00 [' in md and '], p = 0.0078 |' in md
+    assert 'Chosen: `stage1_unit1`.' in md
+
+
+def test_report_writes_its_block_into_the_results_page(tmp_path):
+    page = tmp_path / 'RESULTS.md'
+    page.write_text('# Results\nkept above\n%s\nold table\n%s\nkept below\n'
+                    % (results_doc.DOC_BEGIN, results_doc.DOC_END))
+    records, table_md = _run_mini(tmp_path, str(page))
+    text = page.read_text()
+    assert text.startswith('# Results\nkept above\n' + results_doc.DOC_BEGIN)
+    assert text.endswith(results_doc.DOC_END + '\nkept below\n')
+    assert 'old table' not in text
+    assert '\n#### Test error\n' in text and '## Test error' not in \
+        text.replace('#### Test error', '')
+    assert '| (a) VFBN against BP | `vfbn` − `bp` |' in text
+    # the block is the report's own table, and a second write changes nothing
+    row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
+    assert row and row[0] in text
+    report.write_report(schedules.settings(), records, log=quiet,
+                        results_doc=str(page))
+    assert page.read_text() == text
+
+
+def test_a_page_without_the_markers_is_refused(tmp_path):
+    page = tmp_path / 'RESULTS.md'
+    page.write_text('# Results\nno markers\n')
+    with pytest.raises(ExperimentError, match='has no .* block'):
+        results_doc.results_doc_block(str(page))
+
+
+# -- the Table 1 schedules ----------------------------------------------------
+
+TABLE_ROWS = ['bp', 'vfbn', 'dni-linear']
+SEEDS = [0, 1]
+
+
+def summary(test_error, tta_error, wall, ips, cos=None, method='bp'):
+    return {'method': method, 'arch': 'resnet8-paper', 'dataset': 'sample',
+            'epochs': 2.0, 'iterations': 20, 'test_error': test_error,
+            'tta_error': tta_error, 'wall_time_s': wall,
+            'images_per_sec': ips, 'synth_cos': cos, 'device': '@numpy'}
+
+
+def log(errors, tta=None, cos=None):
+    entries = []
+    for k, err in enumerate(errors, 1):
+        e = {'epoch': k, 'iteration': 10 * k, 'main/loss': 2.0 / k,
+             'validation/main/error': err, 'elapsed_time': 1.5 * k}
+        if tta is not None and k == len(errors):
+            e['validation/main/tta_error'] = tta
+        if cos is not None:
+            e['synth/cos'] = cos[k - 1]
+        entries.append(e)
+    return entries
+
+
+def write_run(out, run, summary=None, log=None):
+    """A run's folder as train_cifar.py leaves it; a finished one (with a
+    summary) gets its record, as the pool writes it."""
+    folder = os.path.join(str(out), run.folder)
+    os.makedirs(folder, exist_ok=True)
+    files = {'log': log, 'summary.json': summary,
+             'args.json': {'code_version': 'test'}}
+    for name, content in files.items():
+        if content is not None:
+            with open(os.path.join(folder, name), 'w') as f:
+                json.dump(content, f)
+    if summary is not None:
+        rec_mod.write_record(execute.table_records(str(out)), run,
+                             rec_mod.make_record(run, {}, folder))
+
+
+@pytest.fixture
+def fake_out(tmp_path):
+    runs = {(r.row, r.seed): r for r in
+            planning.table_runs('smoke', TABLE_ROWS, SEEDS)}
+    write_run(tmp_path, runs['bp', 0], summary(0.06, 0.05, 100.0, 500.0),
+              log([0.5, 0.06], tta=0.05))
+    write_run(tmp_path, runs['bp', 1], summary(0.07, 0.055, 110.0, 450.0),
+              log([0.6, 0.07], tta=0.055))
+    write_run(tmp_path, runs['vfbn', 0],
+              summary(0.08, None, 120.0, 400.0, cos=0.25, method='vfbn'),
+              log([0.7, 0.08], cos=[0.1, 0.25]))
+    write_run(tmp_path, runs['vfbn', 1], None, log([0.9]))  # interrupted
+    return tmp_path, list(runs.values())
+
+
+def test_table_numbers_come_from_the_records(fake_out):
+    out, runs = fake_out
+    got = write_table_report(runs, execute.table_records(str(out)), str(out),
+                             log=quiet)
+    with open(os.path.join(out, 'table.json')) as f:
+        on_disk = json.load(f)
+    assert on_disk == json.loads(json.dumps(got, sort_keys=True))
+    by_row = {r['row']: r for r in on_disk['rows']}
+    assert [r['row'] for r in on_disk['rows']] == TABLE_ROWS
+
+    bp = by_row['bp']
+    assert bp['paper_error_pct'] == 5.15
+    assert bp['test_error_pct']['values'] == pytest.approx([6.0, 7.0])
+    assert bp['test_error_pct']['mean'] == pytest.approx(6.5)
+    assert bp['test_error_pct']['std'] == pytest.approx(0.5 ** 0.5)
+    assert bp['tta_error_pct']['mean'] == pytest.approx(5.25)
+    assert bp['wall_time_s']['mean'] == pytest.approx(105.0)
+    assert bp['images_per_sec']['mean'] == pytest.approx(475.0)
+    assert bp['synth_cos'] is None
+
+    vfbn = by_row['vfbn']
+    assert vfbn['paper_error_pct'] == 5.51
+    assert vfbn['flags'] == '--method vfbn --alpha-gs 1e-3'
+    assert vfbn['test_error_pct'] == {'mean': pytest.approx(8.0), 'std': None,
+                                      'n': 1, 'values': [pytest.approx(8.0)]}
+    assert vfbn['tta_error_pct'] is None
+    assert vfbn['synth_cos']['mean'] == 0.25
+    assert [r['status'] for r in on_disk['runs']['vfbn']] == [
+        'complete', 'incomplete']
+
+    dni = by_row['dni-linear']
+    assert dni['paper_error_pct'] == 15.56
+    assert dni['test_error_pct'] is None and dni['wall_time_s'] is None
+    assert [r['status'] for r in on_disk['runs']['dni-linear']] == [
+        'missing', 'missing']
+
+    with open(os.path.join(out, 'table.md')) as f:
+        md = f.read().splitlines()
+    assert md[0] == '# Table 1 reproduction, schedule smoke'
+    assert ('| bp | Back prop (`--method bp`) | 5.15 | 6.50 ± 0.71 (n=2) | '
+            '5.25 ± 0.35 (n=2) | 105 ± 7 (n=2) | 475.0 ± 35.4 (n=2) | — | '
+            '2.0 ± 0.0 (n=2) | seed 0 complete, seed 1 complete |') in md
+    assert ('| vfbn | VFBN, alpha_gs = 1e-3 (`--method vfbn --alpha-gs 1e-3`)'
+            ' | 5.51 | 8.00 | — | 120 | 400.0 | 0.250 | 2.0 | seed 0 '
+            'complete, seed 1 incomplete |') in md
+    assert ("| dni-linear | Jaderberg's Linear (`--method dni-linear`) | "
+            '15.56 | — | — | — | — | — | — | seed 0 missing, seed 1 missing |'
+            ) in md
+    body = [line for line in md if line.startswith('| ') and
+            not line.startswith('| row')]
+    assert len(body) == 3
+
+
+def test_a_summary_without_a_record_is_not_a_result(fake_out):
+    """The records are the only source of the table."""
+    out, runs = fake_out
+    os.remove(os.path.join(execute.table_records(str(out)), 'bp',
+                           'seed1.json'))
+    got = write_table_report(runs, execute.table_records(str(out)), str(out),
+                             log=quiet)
+    assert [x['status'] for x in got['runs']['bp']] == ['complete',
+                                                        'incomplete']
+    assert got['rows'][0]['test_error_pct']['n'] == 1
+    # and a run would not train over it: refused before anything runs
+    with pytest.raises(ExperimentError, match='without a record'):
+        execute.check_table_runs(runs, execute.table_records(str(out)),
+                                 str(out))
+
+
+def test_figure3_written_or_skipped(fake_out):
+    out, runs = fake_out
+    got = write_table_report(runs, execute.table_records(str(out)), str(out),
+                             log=quiet)
+    try:
+        import matplotlib  # NOQA
+    except ImportError:
+        assert got['figures'] == []
+        assert 'matplotlib is not installed' in got['figures_skipped']
+        return
+    assert got['figures'] == ['figure3_test_error.png',
+                              'figure3_synth_cos.png']
+    assert got['figures_skipped'] is None
+    for name in got['figures']:
+        with open(os.path.join(out, name), 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_plots_skipped_without_matplotlib(fake_out, monkeypatch):
+    out, runs = fake_out
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)  # import fails
+    messages = []
+    got = write_table_report(runs[:1], execute.table_records(str(out)),
+                             str(out), log=messages.append)
+    assert got['figures'] == []
+    assert got['figures_skipped'].startswith('plots skipped: matplotlib')
+    assert messages[0] == got['figures_skipped']
+    assert not os.path.exists(os.path.join(out, 'figure3_synth_cos.png'))
+    assert figures.plot([], None, str(out / 'figures')) == []
+
+
+def test_curves_and_synth_key():
+    entries = log([0.5, 0.2], tta=0.1, cos=[0.3, 0.4])
+    assert figures.curves(entries, 'validation/main/error', 'epoch') == (
+        [1, 2], [0.5, 0.2])
+    assert figures.curves(entries, 'validation/main/tta_error',
+                          'epoch') == ([2], [0.1])
+    assert figures.synth_key(entries) == 'synth/cos'
+    assert figures.synth_key([{'synth0/cos': 1.0}]) == 'synth0/cos'
+    assert figures.synth_key(log([0.5])) is None
