@@ -46,9 +46,12 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
             i = run.args.index('--alpha-gs')
             assert float(run.args[i + 1]) == 1e-4
     for row in rows.ROWS:
-        want = (s['closed_form_seeds'] if row in rows.CLOSED_FORM_ROWS
+        want = (s['closed_form_seeds'] if row in rows.ONE_SEED_ROWS
                 else s['seeds'])
         assert by_row[row] == list(want)
+    # Evidence II asks three seeds of the linear closed form.
+    assert by_row['vfbn-linear'] == list(s['seeds'])
+    assert by_row['vfbn-mlp'] == list(s['closed_form_seeds'])
     assert len(s['seeds']) >= 3
     assert sorted(rows.FINAL_ORDER) == sorted(rows.MINI_ROWS)
     # Seed by seed; within a seed, bp and vfbn first.

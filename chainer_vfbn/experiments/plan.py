@@ -25,7 +25,7 @@ import collections
 import os
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.rows import CLOSED_FORM_ROWS
+from chainer_vfbn.experiments.rows import ONE_SEED_ROWS
 from chainer_vfbn.experiments.rows import FINAL_ORDER
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
@@ -229,7 +229,7 @@ def _plan_final(s, rows, common, chosen):
     runs = []
     for seed_index in range(len(s['seeds'])):   # seed-major
         for row in sorted(rows, key=FINAL_ORDER.index):
-            seeds = s['closed_form_seeds'] if row in CLOSED_FORM_ROWS \
+            seeds = s['closed_form_seeds'] if row in ONE_SEED_ROWS \
                 else s['seeds']
             if seed_index < len(seeds):
                 runs.append(_final_run(s, row, seeds[seed_index], common,
