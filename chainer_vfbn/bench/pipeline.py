@@ -65,20 +65,13 @@ def rank_steps(net, split_at, method, batchsize, seed=0):
         tuple: ``(h_shape, steps)``, the activation's shape at the split and
         ``{name: function of no argument}`` for the four pieces above.
     """
-    rng = numpy.random.RandomState(seed)
-    x = rng.standard_normal((batchsize, 3, net.insize, net.insize))
-    x = x.astype(numpy.float32)
-    t = rng.randint(0, net.n_class, batchsize).astype(numpy.int32)
+    x, t = _random_batch(net, batchsize, seed)
     bottom, top = split(net, split_at)
     h = bottom(x).array
     synth = build_synthesizer(method, h.shape[1:], net.n_class)
     loss_func = F.softmax_cross_entropy
     split_step.check_loss(synth, loss_func)
-    opts = {'bottom': methods.momentum_sgd(bottom, LR, MOMENTUM,
-                                           WEIGHT_DECAY),
-            'top': methods.momentum_sgd(top, LR, MOMENTUM, WEIGHT_DECAY),
-            'synth': methods.adam(synth,
-                                  methods.resolve_alpha_gs(method, None))}
+    opts = _optimizers(bottom, top, synth, method)
     # The true gradient δ at h, the target of Eq. 3 and what rank 1 sends.
     inp = chainer.Variable(h.copy())
     split_step.top_backward(top, inp, t, loss_func)
@@ -101,6 +94,23 @@ def rank_steps(net, split_at, method, batchsize, seed=0):
 
     return h.shape, {'bottom': bottom_step, 'top': top_step, 'dhat': dhat,
                      'dhat_train': dhat_train}
+
+
+def _random_batch(net, batchsize, seed):
+    """Standard normal images and uniform labels for ``net``: ``(x, t)``."""
+    rng = numpy.random.RandomState(seed)
+    x = rng.standard_normal((batchsize, 3, net.insize, net.insize))
+    t = rng.randint(0, net.n_class, batchsize).astype(numpy.int32)
+    return x.astype(numpy.float32), t
+
+
+def _optimizers(bottom, top, synth, method):
+    """The optimizers training builds: ``{'bottom', 'top', 'synth'}``."""
+    return {'bottom': methods.momentum_sgd(bottom, LR, MOMENTUM,
+                                           WEIGHT_DECAY),
+            'top': methods.momentum_sgd(top, LR, MOMENTUM, WEIGHT_DECAY),
+            'synth': methods.adam(synth,
+                                  methods.resolve_alpha_gs(method, None))}
 
 
 def pipeline_bounds(c):
