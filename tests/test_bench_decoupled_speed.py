@@ -2,27 +2,28 @@
 
 (:func:`time_ranks` needs two MPI ranks; ``benchmarks/bench_decoupled.py``
 runs it under ``mpiexec``.)"""
+import chainer
 import numpy
 import pytest
 
 from chainer_vfbn.bench import decoupled_speed
+from chainer_vfbn.updaters import SyntheticGradientUpdater
 
 
 @pytest.mark.parametrize('mode, updater', [
-    ('bp', 'StandardUpdater'), ('vfbn', 'SyntheticGradientUpdater')])
+    ('bp', chainer.training.updaters.StandardUpdater),
+    ('vfbn', SyntheticGradientUpdater)])
 def test_time_one_process_counts_the_timed_steps(monkeypatch, mode, updater):
     updates = []
-    cls = getattr(decoupled_speed, updater, None) or \
-        decoupled_speed.chainer.training.updaters.StandardUpdater
-    real = cls.update
-    monkeypatch.setattr(cls, 'update',
-                        lambda self: updates.append(1) or real(self))
+    real = updater.update
+    monkeypatch.setattr(updater, 'update',
+                        lambda self: updates.append(type(self)) or real(self))
     ticks = iter([10., 14.])   # 4 s for the timed steps
     monkeypatch.setattr(decoupled_speed.time, 'perf_counter',
                         lambda: next(ticks))
     result = decoupled_speed.time_one_process(
         mode, 'resnet8-paper', None, batchsize=2, warmup=1, iterations=2)
-    assert len(updates) == 3
+    assert updates == [updater] * 3
     assert result == {'images_per_sec': 1., 'step_s': 2.}
 
 
