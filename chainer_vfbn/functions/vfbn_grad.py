@@ -105,6 +105,9 @@ def _softmax_vjp(g, grad_g, t):
     return SoftmaxMinusOnehotVJP().apply((g, grad_g, t))[0]
 
 
+# ---------------------------------------------------------------------------
+# Shared by both FunctionNodes.
+
 def _add(a, b):
     """``a + b`` where either may be ``None`` (a missing gradient)."""
     if a is None:
