@@ -56,145 +56,46 @@ MPIEXEC = ['mpiexec', '--allow-run-as-root', '--oversubscribe']
 MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
 
 
-def _method(arch, method, split, seed=0):
-    """The network and every rank's parts, as the CLI builds them."""
-    import numpy
-    from chainer_vfbn.decoupled import ranks
-    from chainer_vfbn.models import resnet_cifar
-    numpy.random.seed(seed)
-    net = resnet_cifar(arch)
-    return net, ranks.build_method(method, net, split_at=split)
-
-
-def _batches(net, batchsize, n=4):
-    """``n`` fixed random batches, cycled (speed does not depend on pixels)."""
-    import chainer
-    import numpy
-    rng = numpy.random.RandomState(0)
-    x = rng.standard_normal((n * batchsize, 3, net.insize, net.insize))
-    t = rng.randint(0, net.n_class, n * batchsize).astype(numpy.int32)
-    return chainer.iterators.SerialIterator(
-        chainer.datasets.TupleDataset(x.astype(numpy.float32), t), batchsize,
-        shuffle=False)
-
-
 def worker(opts):
     """MPI rank of (a) or (b): steady-state iterations timed on the top."""
     import chainermn
-    from chainer_vfbn import decoupled
-    from chainer_vfbn.decoupled import ranks
+    from chainer_vfbn.bench.decoupled_speed import time_ranks
     comm = chainermn.create_communicator('naive')
     method = 'bp' if opts.mode == 'bp' else opts.method
-    net, parts = _method(opts.arch, method, opts.split)
-    k = comm.rank
-    w = ranks.make_worker(parts, comm, max_staleness=opts.staleness,
-                          placement=opts.placement)
-    stamps = {}
-
-    def on_events(w, bits):
-        stamps[w.iteration] = time.perf_counter()
-    total = opts.warmup + opts.iterations
-    w.run(total, iterator=_batches(net, opts.batchsize) if k == 0 else None,
-          events=lambda i, it: decoupled.LOG if i in (opts.warmup, total)
-          else 0, on_events=on_events)
-    obs = w.pop_observation()
-    reports = w.gather({'rank': k, 'stamps': stamps, 'obs': obs})
-    if k == 0:
-        last = reports[-1]['stamps']
-        dt = last[total] - last[opts.warmup]
-        result = {'images_per_sec': opts.iterations * opts.batchsize / dt,
-                  'step_s': dt / opts.iterations,
-                  'wait_s': {r['rank']: r['obs'].get('rank%d/wait_time'
-                                                     % r['rank'])
-                             for r in reports}}
+    result = time_ranks(comm, opts.arch, method, opts.split, opts.batchsize,
+                        opts.warmup, opts.iterations, opts.staleness,
+                        opts.placement)
+    if result is not None:
         with open(opts.result, 'w') as f:
             json.dump(result, f)
 
 
 def single(opts):
     """(c) plain BP or (e) synchronous VFBN, in this process."""
-    import chainer
-    import chainer.links as L
-    from chainer_vfbn import methods
-    from chainer_vfbn.updaters import SyntheticGradientUpdater
-    if opts.mode == 'bp':
-        from chainer_vfbn.models import resnet_cifar
-        import numpy
-        numpy.random.seed(0)
-        net = resnet_cifar(opts.arch)
-        clf = L.Classifier(net)
-        updater = chainer.training.updaters.StandardUpdater(
-            _batches(net, opts.batchsize),
-            methods.momentum_sgd(clf, 0.1, 0.9, 1e-4))
-    else:
-        net, m = _method(opts.arch, 'vfbn', opts.split)
-        updater = SyntheticGradientUpdater(_batches(net, opts.batchsize),
-                                           m.modules, m.synthesizers,
-                                           m.optimizers)
-    for _ in range(opts.warmup):
-        updater.update()
-    start = time.perf_counter()
-    for _ in range(opts.iterations):
-        updater.update()
-    dt = time.perf_counter() - start
+    from chainer_vfbn.bench.decoupled_speed import time_one_process
+    result = time_one_process(opts.mode, opts.arch, opts.split,
+                              opts.batchsize, opts.warmup, opts.iterations)
     with open(opts.result, 'w') as f:
-        json.dump({'images_per_sec': opts.iterations * opts.batchsize / dt,
-                   'step_s': dt / opts.iterations}, f)
+        json.dump(result, f)
 
 
 def costs(opts):
     """Per-rank costs at one thread: what bounds any 2-rank pipeline.
 
-    Seconds per step (best of 3 after one warm-up) of each rank's piece
-    of the training step (:func:`chainer_vfbn.bench.pipeline.rank_steps`,
-    built from :mod:`chainer_vfbn.split_step`): the bottom module's
-    forward + backward + update, the top's forward + loss + backward +
-    update, the paper's synthesizer's δ̂ (its forward and v_f's backward)
-    and δ̂ plus the training step of Eq. 3 (double backward, Adam's
-    update), for each split.
+    Seconds per step of each rank's piece of the training step, for the
+    paper's split and each of ``--split`` (comma separated):
+    :func:`chainer_vfbn.bench.pipeline.rank_costs`.
     """
     import numpy
-    from chainer_vfbn.bench.pipeline import rank_steps
+    from chainer_vfbn.bench.pipeline import rank_costs
     from chainer_vfbn.models import resnet_cifar
-
-    def best(f, n=3):
-        f()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
     numpy.random.seed(0)
     net = resnet_cifar(opts.arch)
-    out = {}
     extra = [s for s in (opts.split or '').split(',') if s]
-    for split in [net.default_split] + extra:
-        h_shape, steps = rank_steps(net, split, opts.method, opts.batchsize)
-        out[split] = {name: best(f) for name, f in steps.items()}
-        out[split]['h'] = list(h_shape)
+    out = rank_costs(net, [net.default_split] + extra, opts.method,
+                     opts.batchsize)
     with open(opts.result, 'w') as f:
         json.dump(out, f)
-
-
-def _print_costs(cost, method):
-    """The costs and the best any 2-rank pipeline can do with them."""
-    print('%-14s %-16s %7s %7s %7s %9s %11s %11s'
-          % ('split after', 'h', 'bottom', 'top', 'δ̂', 'δ̂+train',
-             'bound above', 'bound below'))
-    from chainer_vfbn.bench.pipeline import pipeline_bounds
-    for split, c in cost.items():
-        bound = pipeline_bounds(c)
-        print('%-14s %-16s %7.3f %7.3f %7.3f %9.3f %10.2fx %10.2fx'
-              % (split, 'x'.join(str(n) for n in c['h'][1:]), c['bottom'],
-                 c['top'], c['dhat'], c['dhat_train'], bound['above'],
-                 bound['below']))
-    print('(seconds per step at 1 thread, best of 3, updates included; %s'
-          ' synthesizer; bound ='
-          ' (bottom + top) / slowest rank, i.e. the most a decoupled run can'
-          ' gain on model-parallel BP with these costs, before messages)'
-          % method)
 
 
 def _env(threads):
@@ -214,10 +115,8 @@ def _run(cmd, threads, timeout=600):
     return proc
 
 
-def _speed(args, tmp):
-    common = ['--arch', args.arch, '--batchsize', str(args.batchsize),
-              '--iterations', str(args.iterations), '--warmup',
-              str(args.warmup)]
+def _speed_runs(args):
+    """``[(key, label, threads, command)]`` of every timed configuration."""
     me = [sys.executable, os.path.abspath(__file__)]
     synthetic = ['--worker', 'synthetic', '--staleness', str(args.staleness)]
     runs = [
@@ -254,8 +153,17 @@ def _speed(args, tmp):
              alt),
             ('b4', 'model-parallel BP, split after %s' % args.vfbn_split, 1,
              MPIEXEC + ['-n', '2'] + me + ['--worker', 'bp'] + alt)]
+    return runs
+
+
+def _speed(args, tmp):
+    """Run each configuration of :func:`_speed_runs`; its results, in
+    order: ``[(key, label, result)]``."""
+    common = ['--arch', args.arch, '--batchsize', str(args.batchsize),
+              '--iterations', str(args.iterations), '--warmup',
+              str(args.warmup)]
     rows = []
-    for key, label, threads, cmd in runs:
+    for key, label, threads, cmd in _speed_runs(args):
         result = os.path.join(tmp, key + '.json')
         _run(cmd + common + ['--result', result], threads)
         with open(result) as f:
@@ -290,19 +198,7 @@ def _accuracy(args, tmp):
     return out
 
 
-def _cpu():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return '%s, %d cores' % (line.split(':', 1)[1].strip(),
-                                             os.cpu_count())
-    except OSError:
-        pass
-    return '%s, %d cores' % (platform.processor(), os.cpu_count())
-
-
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='resnet20-paper')
     p.add_argument('--batchsize', type=int, default=64)
@@ -331,8 +227,111 @@ def main(argv=None):
     p.add_argument('--worker', choices=('synthetic', 'bp'))
     p.add_argument('--single', choices=('bp', 'vfbn', 'costs'))
     p.add_argument('--result')
-    args = p.parse_args(argv)
+    return p
 
+
+def _measure_costs(args, tmp):
+    """The per-rank costs, measured in a one-thread subprocess."""
+    result = os.path.join(tmp, 'costs.json')
+    _run([sys.executable, os.path.abspath(__file__), '--single', 'costs',
+          '--arch', args.arch, '--batchsize', str(args.batchsize),
+          '--split', args.vfbn_split or '', '--result', result], 1)
+    with open(result) as f:
+        cost = json.load(f)
+    print('  measured the per-rank costs', flush=True)
+    return cost
+
+
+def _measure(args, loads):
+    """Costs, speed rows and accuracy, as asked; appends the load average
+    after the speed part to ``loads``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cost = None if args.skip_speed else _measure_costs(args, tmp)
+        rows = [] if args.skip_speed else _speed(args, tmp)
+        loads.append(os.getloadavg())
+        acc = {} if args.skip_accuracy else _accuracy(args, tmp)
+    return cost, rows, acc
+
+
+def _print_setting(argv, loads):
+    """Device, date, stack, command and load of the run."""
+    import chainer
+    import numpy
+    from chainer_vfbn.bench.machine import cpu_name
+    print()
+    print('device : %s (CPU only; each rank OMP_NUM_THREADS=1)' % cpu_name())
+    print('date   : %s' % datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
+    print('stack  : python %s, numpy %s, chainer %s'
+          % (platform.python_version(), numpy.__version__,
+             chainer.__version__))
+    print('command: python benchmarks/bench_decoupled.py %s'
+          % ' '.join(sys.argv[1:] if argv is None else argv))
+    print('load   : 1-min load average %.2f before, %.2f after the speed '
+          'part, %.2f at the end (2 cores)' % tuple(load[0] for load in loads))
+
+
+def _print_speed(args, rows):
+    """The speed table, each row against its model-parallel BP."""
+    print()
+    print('speed: %s, batch %d, %d timed iterations after %d warm-up'
+          % (args.arch, args.batchsize, args.iterations, args.warmup))
+    by = {key: res for key, _, res in rows}
+    print('%-5s %-62s %9s %8s %s' % ('', 'configuration', 'images/s',
+                                     'step s', 'vs BP'))
+    for key, label, res in rows:
+        extra = ''
+        if 'wait_s' in res:
+            extra = '  wait s/rank: %s' % ', '.join(
+                '%s=%.2f' % (r, v) for r, v in sorted(res['wait_s']
+                                                      .items()))
+        ref = by[{'a3': 'b3', 'b3': 'b3', 'a4': 'b4',
+                  'b4': 'b4'}.get(key, 'b')]
+        print('(%s)%s %-62s %9.1f %8.3f %5.2fx%s'
+              % (key, ' ' * (3 - len(key)), label,
+                 res['images_per_sec'], res['step_s'],
+                 res['images_per_sec'] / ref['images_per_sec'], extra))
+    _print_ratios(args, {key: res['images_per_sec']
+                         for key, res in by.items()})
+
+
+def _print_ratios(args, ips):
+    """The speed-ups that answer the goal, from images/s by row key."""
+    print('(a)/(b) = %.2fx (goal >= 1.7x), (a1)/(b) = %.2fx, (a)/(c) = '
+          '%.2fx, (a)/(e) = %.2fx'
+          % (ips['a'] / ips['b'], ips['a1'] / ips['b'],
+             ips['a'] / ips['c'], ips['a'] / ips['e']))
+    if 'a4' in ips:
+        print('VFBN after %s: (a4)/(b4) = %.2fx, (a4)/(c) = %.2fx'
+              % (args.vfbn_split, ips['a4'] / ips['b4'],
+                 ips['a4'] / ips['c']))
+    if 'a3' in ips:
+        print('VFBN-linear: (a2)/(b) = %.2fx at the paper split; after '
+              '%s: (a3)/(b3) = %.2fx, (a3)/(c) = %.2fx'
+              % (ips['a2'] / ips['b'], args.alt_split,
+                 ips['a3'] / ips['b3'], ips['a3'] / ips['c']))
+
+
+def _print_accuracy(args, acc):
+    """(d): test error and speed of the synchronous and decoupled runs."""
+    print()
+    print('accuracy (d): %s on %s, %d epochs, batch %d, lr %g, no TTA'
+          % (args.arch, acc['sync']['dataset'], args.epochs,
+             args.batchsize, args.learnrate))
+    print('%-30s %10s %10s %10s %8s' % ('run', 'test err', 'train loss',
+                                        'images/s', 'wall s'))
+    for name in ('sync', 'decoupled'):
+        s = acc[name]
+        print('%-30s %10.4f %10.4f %10.1f %8.1f'
+              % ({'sync': 'synchronous VFBN (1 process)',
+                  'decoupled': 'decoupled VFBN (2 ranks)'}[name],
+                 s['test_error'], s['train_loss'], s['images_per_sec'],
+                 s['wall_time_s']))
+    for name in ('sync', 'decoupled'):
+        print('  %s: %s' % (name, acc[name]['command']))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     import chainer_vfbn  # NOQA  (before chainer)
     if args.worker:
         args.mode = args.worker
@@ -344,91 +343,22 @@ def main(argv=None):
         return single(args)
 
     start = time.time()
-    load0 = os.getloadavg()
+    loads = [os.getloadavg()]
     print('bench_decoupled: %s, batch %d, split at the paper\'s point '
           '(middle of stage 2), K = 2' % (args.arch, args.batchsize),
           flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cost = None
-        if not args.skip_speed:
-            result = os.path.join(tmp, 'costs.json')
-            _run([sys.executable, os.path.abspath(__file__), '--single',
-                  'costs', '--arch', args.arch, '--batchsize',
-                  str(args.batchsize), '--split', args.vfbn_split or '',
-                  '--result', result], 1)
-            with open(result) as f:
-                cost = json.load(f)
-            print('  measured the per-rank costs', flush=True)
-        rows = [] if args.skip_speed else _speed(args, tmp)
-        load1 = os.getloadavg()
-        acc = {} if args.skip_accuracy else _accuracy(args, tmp)
-    load2 = os.getloadavg()
-
-    import chainer
-    import numpy
-    print()
-    print('device : %s (CPU only; each rank OMP_NUM_THREADS=1)' % _cpu())
-    print('date   : %s' % datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
-    print('stack  : python %s, numpy %s, chainer %s'
-          % (platform.python_version(), numpy.__version__,
-             chainer.__version__))
-    print('command: python benchmarks/bench_decoupled.py %s'
-          % ' '.join(sys.argv[1:] if argv is None else argv))
-    print('load   : 1-min load average %.2f before, %.2f after the speed '
-          'part, %.2f at the end (2 cores)' % (load0[0], load1[0], load2[0]))
+    cost, rows, acc = _measure(args, loads)
+    loads.append(os.getloadavg())
+    _print_setting(argv, loads)
     if cost:
         print()
         print('costs: %s, batch %d' % (args.arch, args.batchsize))
-        _print_costs(cost, args.method)
+        from chainer_vfbn.bench.pipeline import print_costs
+        print_costs(cost, args.method)
     if rows:
-        print()
-        print('speed: %s, batch %d, %d timed iterations after %d warm-up'
-              % (args.arch, args.batchsize, args.iterations, args.warmup))
-        by = {key: res for key, _, res in rows}
-        print('%-5s %-62s %9s %8s %s' % ('', 'configuration', 'images/s',
-                                         'step s', 'vs BP'))
-        for key, label, res in rows:
-            extra = ''
-            if 'wait_s' in res:
-                extra = '  wait s/rank: %s' % ', '.join(
-                    '%s=%.2f' % (r, v) for r, v in sorted(res['wait_s']
-                                                          .items()))
-            ref = by[{'a3': 'b3', 'b3': 'b3', 'a4': 'b4',
-                      'b4': 'b4'}.get(key, 'b')]
-            print('(%s)%s %-62s %9.1f %8.3f %5.2fx%s'
-                  % (key, ' ' * (3 - len(key)), label,
-                     res['images_per_sec'], res['step_s'],
-                     res['images_per_sec'] / ref['images_per_sec'], extra))
-        ips = {key: res['images_per_sec'] for key, res in by.items()}
-        print('(a)/(b) = %.2fx (goal >= 1.7x), (a1)/(b) = %.2fx, (a)/(c) = '
-              '%.2fx, (a)/(e) = %.2fx'
-              % (ips['a'] / ips['b'], ips['a1'] / ips['b'],
-                 ips['a'] / ips['c'], ips['a'] / ips['e']))
-        if 'a4' in by:
-            print('VFBN after %s: (a4)/(b4) = %.2fx, (a4)/(c) = %.2fx'
-                  % (args.vfbn_split, ips['a4'] / ips['b4'],
-                     ips['a4'] / ips['c']))
-        if 'a3' in by:
-            print('VFBN-linear: (a2)/(b) = %.2fx at the paper split; after '
-                  '%s: (a3)/(b3) = %.2fx, (a3)/(c) = %.2fx'
-                  % (ips['a2'] / ips['b'], args.alt_split,
-                     ips['a3'] / ips['b3'], ips['a3'] / ips['c']))
+        _print_speed(args, rows)
     if acc:
-        print()
-        print('accuracy (d): %s on %s, %d epochs, batch %d, lr %g, no TTA'
-              % (args.arch, acc['sync']['dataset'], args.epochs,
-                 args.batchsize, args.learnrate))
-        print('%-30s %10s %10s %10s %8s' % ('run', 'test err', 'train loss',
-                                            'images/s', 'wall s'))
-        for name in ('sync', 'decoupled'):
-            s = acc[name]
-            print('%-30s %10.4f %10.4f %10.1f %8.1f'
-                  % ({'sync': 'synchronous VFBN (1 process)',
-                      'decoupled': 'decoupled VFBN (2 ranks)'}[name],
-                     s['test_error'], s['train_loss'], s['images_per_sec'],
-                     s['wall_time_s']))
-        for name in ('sync', 'decoupled'):
-            print('  %s: %s' % (name, acc[name]['command']))
+        _print_accuracy(args, acc)
     print()
     print('total benchmark time %.0f s' % (time.time() - start))
     return 0

@@ -94,7 +94,7 @@ def median_times(fns, device, warmup, repeats):
             for name, ts in times.items()}
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', '-d', default='@numpy',
                         help='device specifier: @numpy, @cupy:0, ...')
@@ -114,6 +114,12 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, metavar='PATH',
                         help='also write the configuration and figures here')
+    return parser
+
+
+def parse_args(argv=None):
+    """The options, checked, and ``h``'s shape of one example."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
@@ -122,17 +128,21 @@ def main(argv=None):
     except ValueError:
         parser.error('--h-shape must be integers separated by commas, got %r'
                      % args.h_shape)
+    return args, h_shape
 
-    device = chainer.get_device(args.device)
-    device.use()
-    dtype = numpy.dtype(args.dtype)
+
+def make_inputs(args, h_shape, dtype, device):
+    """Random ``h``, labels ``t`` and true gradient δ, on ``device``."""
     rng = numpy.random.RandomState(args.seed)
     h = rng.randn(args.batchsize, *h_shape).astype(dtype)
     t = rng.randint(0, args.n_class, args.batchsize).astype(numpy.int32)
     grad_true = (rng.randn(*h.shape) / args.batchsize).astype(dtype)
-    h, t, grad_true = (device.send(a) for a in (h, t, grad_true))
-    in_size = int(numpy.prod(h_shape))
+    return tuple(device.send(a) for a in (h, t, grad_true))
 
+
+def make_synthesizers(args, in_size, dtype, device):
+    """``(closed, composed)``: each ``{'eq8', 'eq9'}``, the same ``v_f``
+    computed by the closed forms and by autograd."""
     numpy.random.seed(args.seed)   # the links' initializers
     with chainer.using_config('dtype', dtype):
         closed = {'eq8': VFBNLinear(in_size, args.n_class),
@@ -141,19 +151,13 @@ def main(argv=None):
                 for name, synth in closed.items()}
     for link in list(closed.values()):
         link.to_device(device)
+    return closed, composed
 
-    info = {'date': datetime.datetime.now().astimezone().isoformat(
-                timespec='seconds'),
-            'device': device_name(device), 'device_spec': str(device),
-            'versions': versions(), 'config': vars(args)}
-    print('# VFBN closed forms (Eq. 8, 9) vs autograd double backprop')
-    print_header(info, device)
-    print('h: (%d, %s) = %d features, %s, %d classes, n_hidden %d; median of '
-          '%d after %d warm-up'
-          % (args.batchsize, ', '.join(map(str, h_shape)), in_size,
-             dtype.name, args.n_class, args.n_hidden, args.repeats,
-             args.warmup))
 
+def measure(closed, composed, inputs, device, warmup, repeats):
+    """``{'eq8 forward': row, ...}``: both ways' median times, speed-up
+    and their largest difference, for each equation and mode."""
+    h, t, grad_true = inputs
     results = {}
     for eq in ('eq8', 'eq9'):
         # The two ways agree (same parameters): the figures compare equals.
@@ -166,12 +170,16 @@ def main(argv=None):
                                           backward)
                    for way, synth in (('closed', closed[eq]),
                                       ('autograd', composed[eq]))}
-            row = median_times(fns, device, args.warmup, args.repeats)
+            row = median_times(fns, device, warmup, repeats)
             row['max_abs_diff'] = max_diff
             row['speedup'] = row['autograd']['median_s'] / \
                 row['closed']['median_s']
             results['%s %s' % (eq, mode)] = row
+    return results
 
+
+def print_table(results, device):
+    """The results as a Markdown table."""
     label = 'CPU' if device.xp is numpy else 'GPU'
     print()
     print('| %s: case | closed form (ms) | autograd (ms) | speedup | '
@@ -183,6 +191,30 @@ def main(argv=None):
             1e3 * row['autograd']['median_s'], row['speedup'],
             row['max_abs_diff']))
 
+
+def main(argv=None):
+    args, h_shape = parse_args(argv)
+    device = chainer.get_device(args.device)
+    device.use()
+    dtype = numpy.dtype(args.dtype)
+    inputs = make_inputs(args, h_shape, dtype, device)
+    in_size = int(numpy.prod(h_shape))
+    closed, composed = make_synthesizers(args, in_size, dtype, device)
+
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'device': device_name(device), 'device_spec': str(device),
+            'versions': versions(), 'config': vars(args)}
+    print('# VFBN closed forms (Eq. 8, 9) vs autograd double backprop')
+    print_header(info, device)
+    print('h: (%d, %s) = %d features, %s, %d classes, n_hidden %d; median of '
+          '%d after %d warm-up'
+          % (args.batchsize, ', '.join(map(str, h_shape)), in_size,
+             dtype.name, args.n_class, args.n_hidden, args.repeats,
+             args.warmup))
+    results = measure(closed, composed, inputs, device, args.warmup,
+                      args.repeats)
+    print_table(results, device)
     if args.json:
         info['results'] = results
         with open(args.json, 'w') as f:

@@ -95,7 +95,7 @@ def markdown_table(results, bp_time):
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--arch', default='resnet110-paper',
                         help='network, e.g. resnet110-paper, resnet20-he')
@@ -119,8 +119,13 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, metavar='PATH',
                         help='also write the configuration and figures here')
-    args = parser.parse_args(argv)
+    return parser
 
+
+def parse_args(argv=None):
+    """The options, checked, and the methods to time, in order."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     methods = [m for arg in args.methods for m in arg.split(',') if m]
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
@@ -131,6 +136,43 @@ def main(argv=None):
     if args.gpu is not None:
         print('--gpu is deprecated; use --device @cupy:%d' % args.gpu)
         args.device = '@cupy:%d' % args.gpu if args.gpu >= 0 else '@numpy'
+    return args, methods
+
+
+def time_methods(methods, args, device, batch):
+    """``{method: {'median_s', 'times_s'} or {'skipped'}}``, each printed
+    as it is measured."""
+    results = {}
+    for method in methods:
+        try:
+            median, times = time_method(method, args, device, batch)
+        except ImportError as e:
+            print('skipping %s: cannot import what it needs (%s)'
+                  % (method, e))
+            results[method] = {'skipped': 'import failed: %s' % e}
+            continue
+        results[method] = {'median_s': median, 'times_s': times}
+        print('%-12s %8.1f ms' % (method, 1e3 * median))
+        sys.stdout.flush()
+    return results
+
+
+def write_json(info, results, bp, path):
+    """The run's ``info`` and ``results``, with ratios to ``bp`` and the
+    goals, to ``path``."""
+    info['results'] = results
+    for method, res in results.items():
+        if bp and 'median_s' in res:
+            res['ratio_to_bp'] = res['median_s'] / bp
+        if method in GOALS:
+            res['goal_ratio'] = GOALS[method]
+    with open(path, 'w') as f:
+        json.dump(info, f, indent=2)
+    print('wrote %s' % path)
+
+
+def main(argv=None):
+    args, methods = parse_args(argv)
     device = chainer.get_device(args.device)
     device.use()
 
@@ -144,36 +186,15 @@ def main(argv=None):
     print('# Training-step time, %s, batch %d, %d timed steps after %d '
           'warm-up' % (args.arch, args.batchsize, args.iters, args.warmup))
     print_header(info, device)
-
-    results = {}
-    for method in methods:
-        try:
-            median, times = time_method(method, args, device, batch)
-        except ImportError as e:
-            print('skipping %s: cannot import what it needs (%s)'
-                  % (method, e))
-            results[method] = {'skipped': 'import failed: %s' % e}
-            continue
-        results[method] = {'median_s': median, 'times_s': times}
-        print('%-12s %8.1f ms' % (method, 1e3 * median))
-        sys.stdout.flush()
+    results = time_methods(methods, args, device, batch)
 
     bp = results.get('bp', {}).get('median_s')
     print()
     print(markdown_table(results, bp))
     if bp is None:
         print('\n(no bp figure in this run, so no ratios)')
-
     if args.json:
-        info['results'] = results
-        for method, res in results.items():
-            if bp and 'median_s' in res:
-                res['ratio_to_bp'] = res['median_s'] / bp
-            if method in GOALS:
-                res['goal_ratio'] = GOALS[method]
-        with open(args.json, 'w') as f:
-            json.dump(info, f, indent=2)
-        print('wrote %s' % args.json)
+        write_json(info, results, bp, args.json)
 
 
 if __name__ == '__main__':

@@ -40,7 +40,6 @@ Examples::
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
 import time
@@ -52,6 +51,7 @@ import numpy  # NOQA
 
 
 from chainer_vfbn.bench.machine import device_name  # NOQA
+from chainer_vfbn.bench.machine import print_header  # NOQA
 from chainer_vfbn.bench.machine import versions  # NOQA
 from chainer_vfbn.bench.steps import ChainerStep  # NOQA
 from chainer_vfbn.bench.steps import random_batch  # NOQA
@@ -135,7 +135,7 @@ def _verdict(met):
     return 'n/a (not an H100)' if met is None else ('met' if met else 'NOT met')
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='resnet110-paper')
     p.add_argument('--batchsize', '-b', type=int, default=128)
@@ -157,6 +157,12 @@ def main(argv=None):
                         'use their defaults')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, metavar='PATH')
+    return p
+
+
+def parse_args(argv=None):
+    """The options, checked, and the participants to time, in order."""
+    p = build_parser()
     args = p.parse_args(argv)
     wanted = [w for w in args.participants.split(',') if w]
     bad = set(wanted) - {'chainer-bp', 'chainer-vfbn', 'torch'}
@@ -164,14 +170,13 @@ def main(argv=None):
         p.error('unknown participant(s) %s' % ', '.join(sorted(bad)))
     if min(args.rounds, args.iters, args.batchsize) < 1 or args.warmup < 0:
         p.error('--rounds, --iters, --batchsize must be >= 1, --warmup >= 0')
+    return args, wanted
 
-    device = chainer.get_device(args.device)
-    device.use()
-    if args.cudnn_benchmark:
-        chainer.config.autotune = True
-    x, t = random_batch(args.arch, args.batchsize, args.seed)
+
+def make_steps(wanted, args, device, x, t):
+    """``(steps, skipped)``: a step of each participant that imports, and
+    why each other one is not timed."""
     batch = (device.send(x), device.send(t))
-
     steps, skipped = {}, {}
     for name in wanted:
         try:
@@ -189,32 +194,11 @@ def main(argv=None):
                                           args.seed)
         except ImportError as e:
             skipped[name] = 'not timed: cannot import what it needs (%s)' % e
-    label = device_name(device)
-    info = {'date': datetime.datetime.now().astimezone().isoformat(
-                timespec='seconds'),
-            'device': label, 'device_spec': str(device),
-            'versions': versions(with_torch=True), 'config': vars(args),
-            'timing': ('interleaved blocks; median over rounds of seconds per '
-                       'step; batch resident on the device')}
-    print('# %s, batch %d, %dx%d input: %d rounds x %d steps, %d warm-up'
-          % (args.arch, args.batchsize, x.shape[2], x.shape[3], args.rounds,
-             args.iters, args.warmup))
-    print('date:     %s' % info['date'])
-    print('device:   %s (%s)' % (label, device))
-    print('versions: %s' % ', '.join('%s %s' % kv
-                                     for kv in info['versions'].items()))
-    if device.xp is numpy:
-        print('threads:  OMP_NUM_THREADS=%s'
-              % os.environ.get('OMP_NUM_THREADS', 'unset'))
-    for name, why in skipped.items():
-        print('%s: %s' % (name, why))
-    if not steps:
-        print('nothing to time')
-        return 1
-    sys.stdout.flush()
+    return steps, skipped
 
-    results = time_interleaved(steps, args.rounds, args.iters, args.warmup)
-    figures, goals = summarize(results, args.batchsize, label)
+
+def print_figures(figures, goals, skipped):
+    """The participants' table, then each goal's value and verdict."""
     print()
     print('| participant | ms/step | images/s | s per 50k-image epoch |')
     print('|---|---:|---:|---:|')
@@ -233,6 +217,37 @@ def main(argv=None):
     missing = [texts[k] for k in texts if k not in goals]
     for text in missing:
         print('%-34s %8s   (a participant was not timed)' % (text, 'n/a'))
+
+
+def main(argv=None):
+    args, wanted = parse_args(argv)
+    device = chainer.get_device(args.device)
+    device.use()
+    if args.cudnn_benchmark:
+        chainer.config.autotune = True
+    x, t = random_batch(args.arch, args.batchsize, args.seed)
+    steps, skipped = make_steps(wanted, args, device, x, t)
+    label = device_name(device)
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'device': label, 'device_spec': str(device),
+            'versions': versions(with_torch=True), 'config': vars(args),
+            'timing': ('interleaved blocks; median over rounds of seconds per '
+                       'step; batch resident on the device')}
+    print('# %s, batch %d, %dx%d input: %d rounds x %d steps, %d warm-up'
+          % (args.arch, args.batchsize, x.shape[2], x.shape[3], args.rounds,
+             args.iters, args.warmup))
+    print_header(info, device)
+    for name, why in skipped.items():
+        print('%s: %s' % (name, why))
+    if not steps:
+        print('nothing to time')
+        return 1
+    sys.stdout.flush()
+
+    results = time_interleaved(steps, args.rounds, args.iters, args.warmup)
+    figures, goals = summarize(results, args.batchsize, label)
+    print_figures(figures, goals, skipped)
     if args.json:
         info.update(results=figures, skipped=skipped, goals=goals)
         with open(args.json, 'w') as f:

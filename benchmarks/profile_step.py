@@ -72,7 +72,7 @@ def stack(device):
     return out
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='resnet110-paper',
                    help='network, as the other benchmarks name it')
@@ -93,6 +93,12 @@ def main(argv=None):
     p.add_argument('--alpha-gs', type=float, default=1e-3)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, metavar='PATH')
+    return p
+
+
+def parse_args(argv=None):
+    """The options, checked, and the participants to time, in order."""
+    p = build_parser()
     args = p.parse_args(argv)
     wanted = [w for w in args.participants.split(',') if w]
     bad = set(wanted) - set(PARTICIPANTS)
@@ -104,51 +110,37 @@ def main(argv=None):
             or args.warmup < 0:
         p.error('--iters, --batchsize, --profile-steps must be >= 1, '
                 '--warmup >= 0')
+    return args, wanted
 
-    device = chainer.get_device(args.device)
-    device.use()
-    x, t = random_batch(args.arch, args.batchsize, args.seed)
+
+def dump(info, path):
+    """Write ``info`` to ``path`` (nothing when ``path`` is ``None``)."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(info, f, indent=2)
+
+
+def time_participant(name, args, device, x, t, batch):
+    """``(step, times)`` of one participant: type checks on and off for
+    Chainer's, plain for torch."""
+    if name == 'torch':
+        step = TorchStep(args.arch, x, t, torch_device_spec(device),
+                         args.learnrate, args.seed)
+        return step, plain_step_times(step, args.iters, args.warmup)
+    step = ChainerStep(name.split('-', 1)[1], args.arch, batch, device,
+                       args.learnrate, args.alpha_gs, args.seed)
+    return step, chainer_step_times(step, args.iters, args.warmup)
+
+
+def time_steps(wanted, args, device, x, t, info):
+    """Part 1: each participant's step times into ``info``; the steps."""
     batch = (device.send(x), device.send(t))
-
-    info = {'date': datetime.datetime.now().astimezone().isoformat(
-                timespec='seconds'),
-            'stack': stack(device),
-            'versions': machine.versions(with_torch='torch' in wanted),
-            'config': vars(args),
-            'type_check_default': bool(chainer.global_config.type_check),
-            'step_time': {}, 'skipped': {}}
-
-    def dump():
-        if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(info, f, indent=2)
-
-    print('# %s, batch %d: %d timed steps after %d warm-up; %d profiled'
-          % (args.arch, args.batchsize, args.iters, args.warmup,
-             args.profile_steps))
-    print('date:     %s' % info['date'])
-    print('device:   %s (%s)' % (info['stack']['device'], device))
-    print('versions: %s' % ', '.join('%s %s' % kv
-                                     for kv in info['versions'].items()))
-    sys.stdout.flush()
-
-    # ---------------------------------------------- 1. step times
     steps = {}
     for name in wanted:
         t0 = time.perf_counter()
         try:
-            if name == 'torch':
-                steps[name] = TorchStep(args.arch, x, t,
-                                        torch_device_spec(device),
-                                        args.learnrate, args.seed)
-                info['step_time'][name] = plain_step_times(
-                    steps[name], args.iters, args.warmup)
-            else:
-                steps[name] = ChainerStep(name.split('-', 1)[1], args.arch,
-                                          batch, device, args.learnrate,
-                                          args.alpha_gs, args.seed)
-                info['step_time'][name] = chainer_step_times(
-                    steps[name], args.iters, args.warmup)
+            steps[name], info['step_time'][name] = time_participant(
+                name, args, device, x, t, batch)
         except ImportError as e:
             info['skipped'][name] = 'cannot import what it needs (%s)' % e
             print('%s: skipped, %s' % (name, info['skipped'][name]))
@@ -160,25 +152,45 @@ def main(argv=None):
             if 'median_s' not in res else '%.1f ms' % (1e3 * res['median_s']),
             time.perf_counter() - t0))
         sys.stdout.flush()
-        dump()
+        dump(info, args.json)
+    return steps
 
+
+def step_ratios(step_time):
+    """``(ratios, med)``: the ratios printed at the end, and each
+    participant's median step (type checks on)."""
     ratios = {}
     med = {n: r.get('type_check_on', r)['median_s']
-           for n, r in info['step_time'].items()}
+           for n, r in step_time.items()}
     if 'chainer-bp' in med and 'torch' in med:
         ratios['chainer_bp_vs_torch_images_per_s'] = \
             med['torch'] / med['chainer-bp']
     if 'chainer-bp' in med and 'chainer-vfbn' in med:
         ratios['vfbn_step_vs_bp_step'] = med['chainer-vfbn'] / med['chainer-bp']
-    for name, res in info['step_time'].items():
+    for name, res in step_time.items():
         if 'type_check_off' in res:
             ratios['%s_type_check_off_vs_on' % name] = (
                 res['type_check_off']['median_s']
                 / res['type_check_on']['median_s'])
-    info['ratios'] = ratios
-    dump()
+    return ratios, med
 
-    # ---------------------------------------------- 2. kernel profile
+
+def print_profile(name, stats, step_s):
+    """One participant's kernel profile and its top kernels."""
+    print('%-13s %6.0f kernels/step, kernels %.1f ms, GPU busy %.1f ms '
+          'of a %.1f ms step (%.0f%%); profiled wall %.1f ms/step'
+          % (name, stats['kernels_per_step'],
+             1e3 * stats['kernel_s_per_step'],
+             1e3 * stats['gpu_busy_s_per_step'], 1e3 * step_s,
+             100 * stats['gpu_busy_fraction_of_step'],
+             1e3 * stats['wall_profiled_s_per_step']))
+    for k in stats['top_kernels'][:5]:
+        print('    %7.2f ms/step %6.0f calls  %s' % (
+            1e3 * k['s_per_step'], k['calls_per_step'], k['name'][:90]))
+
+
+def profile(steps, med, args, device, info):
+    """Part 2: each step's GPU kernels under the profiler, into ``info``."""
     torch, why = gpu_profiler(device)
     prof = {'available': torch is not None, 'reason': why,
             'tool': 'torch.profiler (CUPTI)', 'steps': args.profile_steps,
@@ -197,24 +209,43 @@ def main(argv=None):
         step_s = med[name]
         stats['gpu_busy_fraction_of_step'] = stats['gpu_busy_s_per_step'] / step_s
         prof['participants'][name] = stats
-        print('%-13s %6.0f kernels/step, kernels %.1f ms, GPU busy %.1f ms '
-              'of a %.1f ms step (%.0f%%); profiled wall %.1f ms/step'
-              % (name, stats['kernels_per_step'],
-                 1e3 * stats['kernel_s_per_step'],
-                 1e3 * stats['gpu_busy_s_per_step'], 1e3 * step_s,
-                 100 * stats['gpu_busy_fraction_of_step'],
-                 1e3 * stats['wall_profiled_s_per_step']))
-        for k in stats['top_kernels'][:5]:
-            print('    %7.2f ms/step %6.0f calls  %s' % (
-                1e3 * k['s_per_step'], k['calls_per_step'], k['name'][:90]))
+        print_profile(name, stats, step_s)
         sys.stdout.flush()
-        dump()
+        dump(info, args.json)
+
+
+def main(argv=None):
+    args, wanted = parse_args(argv)
+    device = chainer.get_device(args.device)
+    device.use()
+    x, t = random_batch(args.arch, args.batchsize, args.seed)
+    info = {'date': datetime.datetime.now().astimezone().isoformat(
+                timespec='seconds'),
+            'stack': stack(device),
+            'versions': machine.versions(with_torch='torch' in wanted),
+            'config': vars(args),
+            'type_check_default': bool(chainer.global_config.type_check),
+            'step_time': {}, 'skipped': {}}
+    print('# %s, batch %d: %d timed steps after %d warm-up; %d profiled'
+          % (args.arch, args.batchsize, args.iters, args.warmup,
+             args.profile_steps))
+    print('date:     %s' % info['date'])
+    print('device:   %s (%s)' % (info['stack']['device'], device))
+    print('versions: %s' % ', '.join('%s %s' % kv
+                                     for kv in info['versions'].items()))
+    sys.stdout.flush()
+
+    steps = time_steps(wanted, args, device, x, t, info)       # 1.
+    ratios, med = step_ratios(info['step_time'])
+    info['ratios'] = ratios
+    dump(info, args.json)
+    profile(steps, med, args, device, info)                    # 2.
 
     print()
     for key, value in ratios.items():
         print('%-42s %.3f' % (key, value))
     if args.json:
-        dump()
+        dump(info, args.json)
         print('wrote %s' % args.json)
     return 0 if steps else 1
 

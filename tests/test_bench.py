@@ -11,7 +11,8 @@ def test_importing_the_benchmark_helpers_does_not_import_torch(tmp_path):
     (tmp_path / 'torch').mkdir()
     (tmp_path / 'torch' / '__init__.py').write_text('')
     code = ('import sys\n'
-            'import chainer_vfbn.bench.kernel_profile, '
+            'import chainer_vfbn.bench.decoupled_speed, '
+            'chainer_vfbn.bench.kernel_profile, '
             'chainer_vfbn.bench.machine, chainer_vfbn.bench.macs, '
             'chainer_vfbn.bench.pipeline, chainer_vfbn.bench.steps\n'
             'print("torch" in sys.modules)')

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from chainer_vfbn.functions import vfbn_grad
+from chainer_vfbn.functions import vfbn_kernels
 
 from support import REPO
 
@@ -44,9 +44,9 @@ def nvrtc():
 
 def test_finds_every_kernel_table():
     tables = compile_kernels.kernel_tables()
-    assert tables == {'chainer_vfbn.functions.vfbn_grad':
-                      vfbn_grad.ELEMENTWISE_KERNELS}
-    assert sorted(tables['chainer_vfbn.functions.vfbn_grad']) == [
+    assert tables == {'chainer_vfbn.functions.vfbn_kernels':
+                      vfbn_kernels.ELEMENTWISE_KERNELS}
+    assert sorted(tables['chainer_vfbn.functions.vfbn_kernels']) == [
         'vfbn_bias_relu', 'vfbn_relu_grad_product',
         'vfbn_softmax_minus_onehot', 'vfbn_softmax_vjp']
 
@@ -92,7 +92,8 @@ def test_every_kernel_compiles_for_every_arch_and_dtype(nvrtc):
 def test_a_broken_kernel_fails_the_check(nvrtc, tmp_path):
     # A package with two kernels, one missing a semicolon.
     path = _package(tmp_path, 'broken_pkg', (
-        'from chainer_vfbn.functions.vfbn_grad import ElementwiseKernelSpec\n'
+        'from chainer_vfbn.functions.vfbn_kernels import '
+        'ElementwiseKernelSpec\n'
         'ELEMENTWISE_KERNELS = {\n'
         "    'good': ElementwiseKernelSpec('T x', 'T y', 'y = 2 * x', ()),\n"
         "    'broken': ElementwiseKernelSpec(\n"

@@ -7,7 +7,10 @@ only (never each other):
 :mod:`~chainer_vfbn.bench.machine`
     the device, library versions and code version a figure was measured on;
 :mod:`~chainer_vfbn.bench.pipeline`
-    each rank's work in a K = 2 split step and the most a pipeline gains;
+    each rank's work in a K = 2 split step, its cost and the most a
+    pipeline gains;
+:mod:`~chainer_vfbn.bench.decoupled_speed`
+    the steady-state speed of a decoupled run and of one process;
 :mod:`~chainer_vfbn.bench.macs`
     the multiply-accumulates Chainer executes;
 :mod:`~chainer_vfbn.bench.kernel_profile`

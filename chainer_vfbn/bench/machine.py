@@ -38,6 +38,20 @@ def device_name(device):
     return name.decode() if isinstance(name, bytes) else name
 
 
+def cpu_name():
+    """The CPU's model name (from ``/proc/cpuinfo`` where there is one)
+    and its number of cores, e.g. ``'AMD EPYC 7B13, 2 cores'``."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return '%s, %d cores' % (line.split(':', 1)[1].strip(),
+                                             os.cpu_count())
+    except OSError:
+        pass
+    return '%s, %d cores' % (platform.processor(), os.cpu_count())
+
+
 def versions(with_torch=False):
     """Library versions and the checkout's ``git describe``.
 

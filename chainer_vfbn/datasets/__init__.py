@@ -9,8 +9,8 @@ from chainer_vfbn.datasets.augment import normalization  # NOQA
 from chainer_vfbn.datasets.augment import paper_all_views  # NOQA
 from chainer_vfbn.datasets.augment import paper_views  # NOQA
 from chainer_vfbn.datasets.augment import standard_crops  # NOQA
-from chainer_vfbn.datasets.cifar10 import CLASS_NAMES  # NOQA
-from chainer_vfbn.datasets.cifar10 import DatasetError  # NOQA
+from chainer_vfbn.datasets.cifar10_format import CLASS_NAMES  # NOQA
+from chainer_vfbn.datasets.cifar10_format import DatasetError  # NOQA
 from chainer_vfbn.datasets.cifar10 import get_cifar10  # NOQA
 from chainer_vfbn.datasets.cifar10 import load_cifar10  # NOQA
 from chainer_vfbn.datasets.cifar10 import read_cifar10  # NOQA

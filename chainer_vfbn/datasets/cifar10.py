@@ -1,23 +1,15 @@
 """CIFAR-10 from the official ``cifar-10-python.tar.gz``, read directly.
 
-The official archive (Krizhevsky, 2009) holds a folder
-``cifar-10-batches-py/`` with five training batches ``data_batch_1`` ...
-``data_batch_5``, one ``test_batch`` and ``batches.meta``. Each batch is a
-protocol-2 pickle written by Python 2: a dict with keys ``'data'`` (a
-``uint8`` array of shape ``(N, 3072)``: 1024 red, then 1024 green, then 1024
-blue values of a row-major 32x32 image) and ``'labels'`` (``N`` ints in
-``0..9``). The tar members are read with :mod:`tarfile` and unpickled in
-memory; nothing is extracted to disk. The same code path reads the official
-170 MB file, the project's real subset ``cifar-10-mini`` and the bundled
-sample ``chainer_vfbn/datasets/sample`` (both in the official format).
-
-The pickles are loaded by an unpickler that only accepts the few globals a
-NumPy array needs (an archive found on disk cannot run code), and keys are
-accepted both as ``str`` and as ``bytes`` (the two ways ``pickle.load`` can
-decode Python 2 strings).
+This module finds a local copy (:func:`locate_cifar10`), downloads the
+official archive and checks its MD5 (:func:`download_cifar10`), and loads
+the data set (:func:`load_cifar10`, :func:`get_cifar10`). The batches
+inside, in the official python format, are read in memory and checked by
+:mod:`chainer_vfbn.datasets.cifar10_format`; nothing is extracted to disk.
+The same code path reads the official 170 MB file, the project's real subset
+``cifar-10-mini`` and the bundled sample ``chainer_vfbn/datasets/sample``
+(both in the official format).
 """
 import hashlib
-import io
 import os
 import pickle
 import tarfile
@@ -26,18 +18,22 @@ from urllib.request import urlopen
 
 import numpy
 
+# The format's names, re-exported: callers know them as cifar10.<NAME>.
+from chainer_vfbn.datasets.cifar10_format import CLASS_NAMES  # NOQA
+from chainer_vfbn.datasets.cifar10_format import DatasetError
+from chainer_vfbn.datasets.cifar10_format import FOLDER_NAME
+from chainer_vfbn.datasets.cifar10_format import IMAGE_SHAPE  # NOQA
+from chainer_vfbn.datasets.cifar10_format import META
+from chainer_vfbn.datasets.cifar10_format import N_CLASS  # NOQA
+from chainer_vfbn.datasets.cifar10_format import parse_batch
+from chainer_vfbn.datasets.cifar10_format import read_batches
+from chainer_vfbn.datasets.cifar10_format import TEST_BATCH
+from chainer_vfbn.datasets.cifar10_format import TRAIN_BATCHES
+
 URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 MD5 = 'c58f30108f718f92721af3b95e74349a'  # of the official archive at URL
 SIZE = 170498071  # bytes of the official archive: a file this size must match
 ARCHIVE_NAME = 'cifar-10-python.tar.gz'
-FOLDER_NAME = 'cifar-10-batches-py'
-TRAIN_BATCHES = tuple('data_batch_%d' % i for i in range(1, 6))
-TEST_BATCH = 'test_batch'
-META = 'batches.meta'
-CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
-               'horse', 'ship', 'truck')
-N_CLASS = 10
-IMAGE_SHAPE = (3, 32, 32)
 
 ENV_VAR = 'CHAINER_VFBN_DATA'
 DEFAULT_DIR = os.path.join('~', '.chainer-vfbn', 'cifar10')
@@ -48,31 +44,6 @@ SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'sample')
 # What a run's description names: the sample's path inside the package.
 SAMPLE_NAME = 'chainer_vfbn/datasets/sample'
-
-# Globals a pickled NumPy array may name (NumPy 1 and 2 spellings).
-_SAFE_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'),
-    ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.multiarray', 'scalar'),
-    ('numpy._core.multiarray', 'scalar'),
-    ('numpy', 'ndarray'),
-    ('numpy', 'dtype'),
-    ('_codecs', 'encode'),
-}
-
-
-class DatasetError(Exception):
-    """A data set is missing, unreadable or not what it claims to be."""
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-
-    def find_class(self, module, name):
-        if (module, name) not in _SAFE_GLOBALS:
-            raise pickle.UnpicklingError(
-                'unexpected object %s.%s in the pickle' % (module, name))
-        return super(_ArrayUnpickler, self).find_class(module, name)
-
 
 def default_data_dir():
     """The directory used when ``data_dir`` is ``None``.
@@ -215,72 +186,6 @@ def _one_line(error):
     return ' '.join(str(error).split())
 
 
-def _str(value):
-    return value.decode('latin1') if isinstance(value, bytes) else value
-
-
-def _parse_batch(raw, name, source):
-    """Check one unpickled batch and return ``(x, t)``."""
-    def bad(why):
-        return DatasetError('wrong contents in %s: %s %s'
-                            % (source, name, why))
-
-    if not isinstance(raw, dict):
-        raise bad('is a %s, not a dict' % type(raw).__name__)
-    batch = {_str(k): v for k, v in raw.items()}
-    for key in ('data', 'labels'):
-        if key not in batch:
-            raise bad('has no %r entry' % key)
-    x = batch['data']
-    if not isinstance(x, numpy.ndarray) or x.dtype != numpy.uint8 \
-            or x.ndim != 2 or x.shape[1] != 3072:
-        raise bad("'data' should be a uint8 array of shape (N, 3072), got %s"
-                  % (('%s %s' % (x.dtype, x.shape))
-                     if isinstance(x, numpy.ndarray) else type(x).__name__))
-    try:
-        t = numpy.asarray(batch['labels'], dtype=numpy.int64)
-    except (TypeError, ValueError):
-        raise bad("'labels' is not a list of integers")
-    if t.shape != (len(x),):
-        raise bad("has %d images but 'labels' has shape %s"
-                  % (len(x), t.shape))
-    if len(t) and (t.min() < 0 or t.max() >= N_CLASS):
-        raise bad('has labels outside 0..%d (min %d, max %d)'
-                  % (N_CLASS - 1, t.min(), t.max()))
-    return x.reshape((-1,) + IMAGE_SHAPE), t.astype(numpy.int32)
-
-
-def _unpickle(f):
-    return _ArrayUnpickler(f, encoding='latin1').load()
-
-
-def _read_raw_batches(source, needed=TRAIN_BATCHES + (TEST_BATCH,)):
-    """Unpickle the members ``needed`` of an archive or extracted folder."""
-    raw = {}
-    if os.path.isdir(source):
-        for name in needed:
-            path = os.path.join(source, name)
-            if os.path.isfile(path):
-                with open(path, 'rb') as f:
-                    raw[name] = _unpickle(f)
-        return raw
-    # One pass over the (gzip) stream: members are visited in file order.
-    with tarfile.open(source, 'r:*') as tar:
-        for member in tar:
-            parts = os.path.normpath(member.name).split(os.sep)
-            if (member.isfile() and len(parts) == 2
-                    and parts[0] == FOLDER_NAME and parts[1] in needed):
-                raw[parts[1]] = _unpickle(
-                    io.BytesIO(tar.extractfile(member).read()))
-        # tarfile stops at the end-of-archive blocks (or at a header it
-        # cannot parse) without reaching the end of the compressed stream,
-        # where gzip checks its CRC: read the rest, so damage anywhere is
-        # an error instead of silently different pixels.
-        while tar.fileobj.read(1 << 20):
-            pass
-    return raw
-
-
 def read_cifar10(source):
     """Read CIFAR-10 from an archive or an extracted folder.
 
@@ -298,8 +203,8 @@ def read_cifar10(source):
             missing or malformed.
     """
     raw = read_raw(source)
-    train = [_parse_batch(raw[n], n, source) for n in TRAIN_BATCHES]
-    test = _parse_batch(raw[TEST_BATCH], TEST_BATCH, source)
+    train = [parse_batch(raw[n], n, source) for n in TRAIN_BATCHES]
+    test = parse_batch(raw[TEST_BATCH], TEST_BATCH, source)
     train_x = numpy.concatenate([x for x, _ in train])
     train_t = numpy.concatenate([t for _, t in train])
     return (train_x, train_t), test
@@ -334,7 +239,7 @@ def read_raw(source, with_meta=False):
                 'official archive; delete it and download %s again'
                 % (source, digest, MD5, URL))
     try:
-        raw = _read_raw_batches(
+        raw = read_batches(
             source, TRAIN_BATCHES + (TEST_BATCH,) + ((META,) if with_meta
                                                      else ()))
     except (tarfile.TarError, EOFError, zlib.error, OSError,

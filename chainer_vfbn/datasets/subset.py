@@ -21,6 +21,13 @@ import tarfile
 import numpy
 
 from chainer_vfbn.datasets import cifar10
+from chainer_vfbn.datasets.cifar10_format import as_str
+from chainer_vfbn.datasets.cifar10_format import DatasetError
+from chainer_vfbn.datasets.cifar10_format import FOLDER_NAME
+from chainer_vfbn.datasets.cifar10_format import META
+from chainer_vfbn.datasets.cifar10_format import parse_batch
+from chainer_vfbn.datasets.cifar10_format import TEST_BATCH
+from chainer_vfbn.datasets.cifar10_format import TRAIN_BATCHES
 
 #: The mini set: images kept from the start of each training batch, and
 #: from the start of the test batch.
@@ -121,11 +128,11 @@ def write_archive(members, path):
     repeatable ``.tar.gz`` (fixed time stamps, modes and gzip header)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as tar:
-        info = tarfile.TarInfo(cifar10.FOLDER_NAME)
+        info = tarfile.TarInfo(FOLDER_NAME)
         info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _MTIME
         tar.addfile(info)
         for name, data in members:
-            info = tarfile.TarInfo('%s/%s' % (cifar10.FOLDER_NAME, name))
+            info = tarfile.TarInfo('%s/%s' % (FOLDER_NAME, name))
             info.size, info.mode, info.mtime = len(data), 0o644, _MTIME
             tar.addfile(info, io.BytesIO(data))
     with open(path, 'wb') as f:
@@ -169,22 +176,22 @@ def cut_subset(source, out, train_per_batch=MINI_TRAIN_PER_BATCH,
         raise ValueError('train_per_batch and n_test must be >= 1')
     raw = cifar10.read_raw(source, with_meta=True)
     members = []
-    for name in cifar10.TRAIN_BATCHES + (cifar10.TEST_BATCH,):
-        keep = n_test if name == cifar10.TEST_BATCH else train_per_batch
-        x, t = cifar10._parse_batch(raw[name], name, source)
+    for name in TRAIN_BATCHES + (TEST_BATCH,):
+        keep = n_test if name == TEST_BATCH else train_per_batch
+        x, t = parse_batch(raw[name], name, source)
         if len(x) < keep:
-            raise cifar10.DatasetError(
+            raise DatasetError(
                 '%s: %s has %d images, fewer than the %d to keep'
                 % (source, name, len(x), keep))
-        batch = {cifar10._str(k): v for k, v in raw[name].items()}
+        batch = {as_str(k): v for k, v in raw[name].items()}
         members.append((name, py2_pickle({
             'batch_label': batch.get('batch_label', name),
             'labels': [int(v) for v in t[:keep]],
             'data': numpy.ascontiguousarray(
                 batch['data'][:keep], dtype=numpy.uint8),
         })))
-    meta = raw.get(cifar10.META)
+    meta = raw.get(META)
     if meta is not None:
-        members.append((cifar10.META, py2_pickle(meta)))
+        members.append((META, py2_pickle(meta)))
     write_archive(members, out)
     return content_hash(*cifar10.read_cifar10(out))

@@ -12,22 +12,18 @@ building the double-backprop graph that autograd would need:
     ``f = ReLU`` and ``g = (softmax(f(a1) W2^T + b2) - Y) / B``.
 
 ``forward_cpu`` is the NumPy reference; ``forward_gpu`` keeps the matrix
-products on cuBLAS (``xp.dot``) and fuses the rest into CuPy kernels
-(:data:`ELEMENTWISE_KERNELS`): ``vfbn_softmax_minus_onehot`` (per class: the
-row's max and sum of exponentials, then ``(softmax - onehot) / B``, with the
-score bias added on the fly, and the labels checked) and
-``vfbn_relu_grad_product`` (per hidden unit: ``f'(a1) ⊙ (g W2)``);
-``vfbn_bias_relu`` adds ``b1`` and applies ``f``. ``backward`` is written
-with differentiable chainer functions, so the synthesizer's training loss
-``||δ - δ̂||^2`` can be differentiated w.r.t. the weights (that is how
-``v_f`` is trained, Eq. 3) and twice more; its hot part, the softmax's VJP,
-is one more FunctionNode (:class:`SoftmaxMinusOnehotVJP`) whose forward is
-the fused kernel ``vfbn_softmax_vjp``, in place of the one-hot matrix and
-about eight separate operations.
+products on cuBLAS (``xp.dot``) and fuses the rest into the CuPy kernels of
+:mod:`chainer_vfbn.functions.vfbn_kernels` (softmax minus one-hot with the
+labels checked, bias plus ReLU, the ReLU's gradient product). ``backward``
+is written with differentiable chainer functions, so the synthesizer's
+training loss ``||δ - δ̂||^2`` can be differentiated w.r.t. the weights
+(that is how ``v_f`` is trained, Eq. 3) and twice more; its hot part, the
+softmax's VJP, is one more FunctionNode (:class:`SoftmaxMinusOnehotVJP`)
+whose forward is a fused kernel, in place of the one-hot matrix and about
+eight separate operations.
 
 Both paths give the same results, NaN included (a NaN in ``h`` or the
-weights propagates to ``δ̂``; the kernels never turn it into 0), and the
-same error for a label out of range.
+weights propagates to ``δ̂``), and the same error for a label out of range.
 
 Sign and scale (both functions): Eq. (8) and (9) are written for the
 log-likelihood, ``W^T (y - softmax(W h))`` for one example. The networks
@@ -43,194 +39,19 @@ Biases: the paper omits them "for simplicity"; we keep them (``b``, ``b1``,
 scores shifts the softmax; ``b1`` shifts the ReLU's kink.
 
 Labels ``t`` must lie in ``[0, n_class)`` (no ``ignore_label``); both paths
-raise the same ``ValueError`` otherwise. On the GPU the fused kernel flags a
-bad label as it reads it, and the flag is read back: one 4-byte copy, which
-waits for the kernel, per forward.
+raise the same ``ValueError`` otherwise.
 """
-import collections
-
-import numpy
-
 import chainer
-from chainer.backends import cuda
 import chainer.functions as F
 from chainer import function_node
 from chainer import utils
 from chainer.utils import type_check
 
+from chainer_vfbn.functions import vfbn_kernels
+
 
 # ---------------------------------------------------------------------------
-# The fused pieces, on arrays: NumPy reference and CuPy kernel of each.
-
-ElementwiseKernelSpec = collections.namedtuple(
-    'ElementwiseKernelSpec', 'in_params out_params operation scalars')
-ElementwiseKernelSpec.__doc__ = (
-    'A cupy.ElementwiseKernel, and which inputs are passed as scalars (the '
-    'others are arrays).')
-
-#: Every CuPy kernel of this module, by name. ``T`` is the float dtype of
-#: ``h`` (float32, float64), ``S`` the integer dtype of the labels.
-#: ``tools/compile_kernels.py`` compiles each with NVRTC, without a GPU.
-ELEMENTWISE_KERNELS = {
-    # (softmax(a + b) - onehot(t)) / B, one thread per score. The thread
-    # reads its row to get the max and the sum of exponentials (K is small,
-    # 10 for CIFAR-10, so re-reading costs less than a reduction launch). A
-    # NaN in the row makes the whole row NaN, as in NumPy. The first thread
-    # of a row flags a label out of [0, n_class) in bad[0].
-    'vfbn_softmax_minus_onehot': ElementwiseKernelSpec(
-        'raw T a, raw T b, raw S t, int32 n_class, T n_batch',
-        'T g, raw int32 bad', scalars=('n_class', 'n_batch'), operation='''
-        const ptrdiff_t row = i / n_class;
-        const int col = i % n_class;
-        const ptrdiff_t start = row * n_class;
-        const S label = t[row];
-        if (col == 0 && (label < 0 || label >= n_class)) bad[0] = 1;
-        T amax = a[start] + b[0];
-        for (int j = 1; j < n_class; ++j) {
-            const T v = a[start + j] + b[j];
-            amax = v > amax ? v : amax;
-        }
-        T total = 0;
-        for (int j = 0; j < n_class; ++j) {
-            total += exp(a[start + j] + b[j] - amax);
-        }
-        const T p = exp(a[i] + b[col] - amax) / total;
-        g = (p - (col == label ? (T)1 : (T)0)) / n_batch;
-        '''),
-    # f(a + b), f = ReLU, as numpy.maximum(a + b, 0): NaN stays NaN.
-    'vfbn_bias_relu': ElementwiseKernelSpec(
-        'T a, raw T b, int32 n_unit', 'T z',
-        'const T v = a + b[i % n_unit]; z = v < 0 ? (T)0 : v', ('n_unit',)),
-    # f'(a1) ⊙ gz read from z = f(a1), as gz * (z > 0) in NumPy: a NaN in
-    # gz stays NaN where z <= 0 too.
-    'vfbn_relu_grad_product': ElementwiseKernelSpec(
-        'T gz, T z', 'T ga', 'ga = gz * (T)(z > 0)', ()),
-    # VJP of g = (softmax(a) - Y) / B: s ⊙ (gg - <s, gg>) / B with
-    # s = B g + Y, the inner product over the thread's row.
-    'vfbn_softmax_vjp': ElementwiseKernelSpec(
-        'raw T g, raw T gg, raw S t, int32 n_class, T n_batch', 'T ga',
-        scalars=('n_class', 'n_batch'), operation='''
-        const ptrdiff_t row = i / n_class;
-        const int col = i % n_class;
-        const ptrdiff_t start = row * n_class;
-        const S label = t[row];
-        T inner = 0;
-        for (int j = 0; j < n_class; ++j) {
-            const T s_j = g[start + j] * n_batch + (j == label ? (T)1 : (T)0);
-            inner += s_j * gg[start + j];
-        }
-        const T s = g[i] * n_batch + (col == label ? (T)1 : (T)0);
-        ga = s * (gg[i] - inner) / n_batch;
-        '''),
-}
-
-
-def _kernel(name):
-    """The (memoized) CuPy kernel ``name`` of :data:`ELEMENTWISE_KERNELS`."""
-    spec = ELEMENTWISE_KERNELS[name]
-    return cuda.elementwise(spec.in_params, spec.out_params, spec.operation,
-                            name)
-
-
-def _check_labels(t, n_class):
-    """Raise ``ValueError`` unless every label lies in ``[0, n_class)``."""
-    if t.size:
-        low, high = int(t.min()), int(t.max())
-        if low < 0 or high >= n_class:
-            raise ValueError('labels must lie in [0, %d), got min %d, max %d'
-                             % (n_class, low, high))
-
-
-def _softmax_minus_onehot_cpu(a, b, t):
-    """``(softmax(a + b) - onehot(t)) / B`` with NumPy (the reference).
-
-    Args:
-        a (numpy.ndarray): Scores without bias, ``(B, K)``.
-        b (numpy.ndarray): Bias of the scores, ``(K,)``.
-        t (numpy.ndarray): Integer labels in ``[0, K)``, ``(B,)``.
-
-    Returns:
-        numpy.ndarray: ``∂ℓ/∂a`` of the mean softmax cross-entropy ``ℓ``,
-        ``(B, K)``, dtype of ``a``.
-    """
-    n_batch, n_class = a.shape
-    _check_labels(t, n_class)
-    s = a + b
-    s -= s.max(axis=1, keepdims=True)   # exp never overflows
-    numpy.exp(s, out=s)
-    s /= s.sum(axis=1, keepdims=True)
-    s[numpy.arange(n_batch), t] -= 1
-    s /= n_batch
-    return utils.force_array(s, a.dtype)
-
-
-def _softmax_minus_onehot_gpu(a, b, t):
-    """Same as :func:`_softmax_minus_onehot_cpu`, one fused CuPy kernel.
-
-    Raises the same ``ValueError`` for a label out of range: the kernel
-    flags it, and reading the flag back waits for the kernel.
-    """
-    cupy = cuda.cupy
-    n_batch, n_class = a.shape
-    a = cupy.ascontiguousarray(a)
-    b = cupy.ascontiguousarray(b)
-    t = cupy.ascontiguousarray(t)
-    g = cupy.empty_like(a)
-    bad = cupy.zeros(1, numpy.int32)
-    _kernel('vfbn_softmax_minus_onehot')(
-        a, b, t, n_class, a.dtype.type(n_batch), g, bad)
-    if int(bad[0]):
-        _check_labels(t, n_class)
-    return g
-
-
-def _bias_relu_cpu(a, b):
-    """``f(a + b)`` with ``f = ReLU``; ``a`` is ``(B, H)``, ``b`` ``(H,)``."""
-    return utils.force_array(numpy.maximum(a + b, 0), a.dtype)
-
-
-def _bias_relu_gpu(a, b):
-    a = cuda.cupy.ascontiguousarray(a)
-    b = cuda.cupy.ascontiguousarray(b)
-    return _kernel('vfbn_bias_relu')(a, b, b.shape[0])
-
-
-def _relu_grad_product_cpu(gz, z):
-    """``f'(a1) ⊙ gz`` for ``f = ReLU``, read from ``z = f(a1)``: ``z > 0``."""
-    return utils.force_array(gz * (z > 0), gz.dtype)
-
-
-def _relu_grad_product_gpu(gz, z):
-    return _kernel('vfbn_relu_grad_product')(gz, z)
-
-
-def _softmax_vjp_cpu(g, gg, t):
-    """``s ⊙ (gg - <s, gg>) / B`` with ``s = B g + Y``, with NumPy.
-
-    The VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a`` (see
-    :class:`SoftmaxMinusOnehotVJP`); ``g`` and ``gg`` are ``(B, K)``, ``t``
-    the labels, already checked by the forward that made ``g``.
-    """
-    n_batch = g.shape[0]
-    s = g * n_batch
-    s[numpy.arange(n_batch), t] += 1
-    inner = (s * gg).sum(axis=1, keepdims=True)
-    # Times 1/B, as chainer's Variable / scalar computes it: the same bits
-    # as the composition of chainer functions this replaces.
-    return utils.force_array(s * (gg - inner) * g.dtype.type(1. / n_batch),
-                             g.dtype)
-
-
-def _softmax_vjp_gpu(g, gg, t):
-    cupy = cuda.cupy
-    g = cupy.ascontiguousarray(g)
-    gg = cupy.ascontiguousarray(gg)
-    t = cupy.ascontiguousarray(t)
-    n_batch, n_class = g.shape
-    return _kernel('vfbn_softmax_vjp')(g, gg, t, n_class,
-                                       g.dtype.type(n_batch),
-                                       cupy.empty_like(g))
-
+# The softmax's VJP, shared by both backwards.
 
 def _onehot(t, n_class, dtype):
     xp = chainer.backend.get_array_module(t)
@@ -251,11 +72,11 @@ class SoftmaxMinusOnehotVJP(function_node.FunctionNode):
 
     def forward_cpu(self, inputs):
         self.retain_inputs((0, 1, 2))
-        return _softmax_vjp_cpu(*inputs),
+        return vfbn_kernels.softmax_vjp_cpu(*inputs),
 
     def forward_gpu(self, inputs):
         self.retain_inputs((0, 1, 2))
-        return _softmax_vjp_gpu(*inputs),
+        return vfbn_kernels.softmax_vjp_gpu(*inputs),
 
     def backward(self, indexes, grad_outputs):
         g, gg, t = self.get_retained_inputs()
@@ -283,6 +104,9 @@ def _softmax_vjp(g, grad_g, t):
     """VJP of ``g = (softmax(a) - Y) / B`` w.r.t. ``a`` (differentiable)."""
     return SoftmaxMinusOnehotVJP().apply((g, grad_g, t))[0]
 
+
+# ---------------------------------------------------------------------------
+# Shared by both FunctionNodes.
 
 def _add(a, b):
     """``a + b`` where either may be ``None`` (a missing gradient)."""
@@ -338,10 +162,10 @@ class VFBNLinearGrad(function_node.FunctionNode):
         _check_types(in_types, ('h', 'W', 'b', 't'), 1)
 
     def forward_cpu(self, inputs):
-        return self._forward(inputs, _softmax_minus_onehot_cpu)
+        return self._forward(inputs, vfbn_kernels.softmax_minus_onehot_cpu)
 
     def forward_gpu(self, inputs):
-        return self._forward(inputs, _softmax_minus_onehot_gpu)
+        return self._forward(inputs, vfbn_kernels.softmax_minus_onehot_gpu)
 
     def _forward(self, inputs, softmax_minus_onehot):
         self.retain_inputs((0, 1, 3))
@@ -431,14 +255,14 @@ class VFBNMLPGrad(function_node.FunctionNode):
         _check_types(in_types, ('h', 'W1', 'b1', 'W2', 'b2', 't'), 2)
 
     def forward_cpu(self, inputs):
-        return self._forward(inputs, _bias_relu_cpu,
-                             _softmax_minus_onehot_cpu,
-                             _relu_grad_product_cpu)
+        return self._forward(inputs, vfbn_kernels.bias_relu_cpu,
+                             vfbn_kernels.softmax_minus_onehot_cpu,
+                             vfbn_kernels.relu_grad_product_cpu)
 
     def forward_gpu(self, inputs):
-        return self._forward(inputs, _bias_relu_gpu,
-                             _softmax_minus_onehot_gpu,
-                             _relu_grad_product_gpu)
+        return self._forward(inputs, vfbn_kernels.bias_relu_gpu,
+                             vfbn_kernels.softmax_minus_onehot_gpu,
+                             vfbn_kernels.relu_grad_product_gpu)
 
     def _forward(self, inputs, bias_relu, softmax_minus_onehot,
                  relu_grad_product):
