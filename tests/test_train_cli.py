@@ -11,21 +11,12 @@ import numpy
 import pytest
 
 from conftest import REPO
+from support import load_script
+from support import run_cli
+from support import SCRIPT
+from support import TINY
 
-SCRIPT = os.path.join(REPO, 'train', 'train_cifar.py')
 SAMPLE = os.path.join(REPO, 'data', 'cifar-10-sample', 'cifar-10-python.tar.gz')
-# A tiny, fast configuration: 500 sample images, batch 50 = 10 iterations
-# per epoch; no 36-view TTA except where a test asks for it.
-TINY = ['--dataset', 'sample', '--arch', 'resnet8-paper', '--batchsize', '50',
-        '--learnrate', '0.05', '--lr-step', '100', '--device', '@numpy',
-        '--no-progress', '--tta-interval', '0', '--test-batchsize', '150']
-
-
-def run_cli(args, timeout=300, **kwargs):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, SCRIPT] + list(args), env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
 
 
 def read_log(out):
@@ -238,11 +229,7 @@ def test_he_preset_standard_augmentation(tmp_path):
 
 def _script():
     """train/train_cifar.py, loaded by its path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_cifar_cli', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script()
 
 
 def _parse(argv):

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from chainer_vfbn import run_dir
-from test_train_cli import run_cli
-from test_train_cli import SCRIPT
-from test_train_cli import TINY
+from support import load_script
+from support import run_cli
+from support import SCRIPT
+from support import TINY
 
 
 def _strict_json(path):
@@ -244,8 +245,7 @@ def test_options_added_since_a_run_count_as_their_default():
 def test_a_run_from_before_an_option_resumes(tmp_path):
     """The real chain: args.json without an option the CLI has since
     gained; train_cifar.py's defaults let it resume, unless set."""
-    sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT)))
-    import train_cifar
+    train_cifar = load_script()
     from chainer_vfbn import runtime
     out = str(tmp_path / 'run')
     os.makedirs(out)
@@ -261,9 +261,7 @@ def test_a_run_from_before_an_option_resumes(tmp_path):
 
 
 def _train_cifar():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    import train_cifar
-    return train_cifar
+    return load_script()
 
 
 def test_a_full_disk_is_one_line_that_names_the_intact_snapshot(
