@@ -56,7 +56,7 @@ def _check_options(mode, max_staleness, synth_placement, size):
     if max_staleness < 0:
         raise ValueError('max_staleness must be >= 0, got %d'
                          % max_staleness)
-    if synth_placement not in PLACEMENTS:
+    if mode == 'synthetic' and synth_placement not in PLACEMENTS:
         raise ValueError('synth_placement must be one of %s, got %r'
                          % (', '.join(PLACEMENTS), synth_placement))
 
@@ -122,7 +122,8 @@ class DecoupledWorker(object):
         self.is_last = self.rank == self.size - 1
         self.mode = mode
         self.target_scale = target_scale
-        self.synth_placement = synth_placement if mode == 'synthetic' else None
+        self.synth_placement = pl.synth_placement(mode == 'synthetic',
+                                                  synth_placement)
         self.module = module
         self.optimizer = optimizer
         (self.synthesizer, self.synth_optimizer, self.lower_synthesizer,
