@@ -51,7 +51,7 @@ def test_summary_wall_time_counts_every_session(tmp_path):
         ['--method', 'vfbn', '--arch', 'resnet8-paper', '--batchsize', '10',
          '--decoupled', '--out', str(tmp_path)])
     run.worker, run.state, run.trainer, run.K = worker, state, _Trainer(), 2
-    run.method = argparse.Namespace(split_names=['stage2_unit2'])
+    run.method = argparse.Namespace(split_at=['stage2_unit2'])
     run.description, run.device = 'sample', '@numpy'
     run.test = {'data_sha256': 'f' * 64}
     run._summarize(10)   # 10 of the 30 iterations in this session

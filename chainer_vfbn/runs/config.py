@@ -50,7 +50,7 @@ def parse_split_at(text):
     """``--split-at``'s comma-separated text as a tuple, ``None`` if empty.
 
     The points are checked against the model where it is cut
-    (:func:`chainer_vfbn.sequential.cut_points`).
+    (:func:`chainer_vfbn.sequential.resolve_split_at`).
 
     Example:
         >>> parse_split_at('stage1_unit3,stage2_unit2'), parse_split_at(None)

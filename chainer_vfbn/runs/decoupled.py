@@ -88,7 +88,7 @@ def _build(config, comm, device):
     if len(method.modules) != comm.size:
         raise UserError(
             'the split at %s makes %d modules: launch with mpiexec -n %d '
-            '(this run has %d ranks)' % (','.join(method.split_names),
+            '(this run has %d ranks)' % (','.join(method.split_at),
                                           len(method.modules),
                                           len(method.modules), comm.size))
     return net, method
@@ -257,12 +257,12 @@ class _Run(object):
               'max staleness %d, synthesizers trained %s, %s communicator), '
               '%s, device %s'
               % (config.method, config.arch, K,
-                 ','.join(map(str, self.method.split_names)),
+                 ','.join(map(str, self.method.split_at)),
                  config.max_staleness, config.placement or '-',
                  self.comm_name, self.description, self.device), flush=True)
         written = record.run_record(
             config, self.device, self.description, self.augment,
-            self.method.split_names, data_sha256=self.test['data_sha256'],
+            self.method.split_at, data_sha256=self.test['data_sha256'],
             decoupled={'ranks': K, 'communicator': self.comm_name,
                        'max_staleness': config.max_staleness,
                        'synth_placement': config.placement})
@@ -342,7 +342,7 @@ class _Run(object):
         if self.k == 0:
             snapshots.write_manifest(out, w.iteration, names, {
                 'method': self.config.method, 'arch': self.config.arch,
-                'split_at': self.method.split_names,
+                'split_at': self.method.split_at,
                 'synth_placement': self.config.placement})
 
     def _summarize(self, done):
@@ -353,7 +353,7 @@ class _Run(object):
         wall = self.state.elapsed_time()
         summary = record.summary_dict(
             config, self.trainer.get_extension('LogReport').log,
-            self.method.split_names, self.description,
+            self.method.split_at, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
             wall, worker.iteration * config.batchsize,
             data_sha256=self.test['data_sha256'])

@@ -123,7 +123,7 @@ def summarize(config, trainer, method, description, device, data_sha256,
     # The trainer's clock survives snapshots: the whole run, resumes included.
     wall = trainer.elapsed_time
     summary = record.summary_dict(
-        config, trainer.get_extension('LogReport').log, method.split_names,
+        config, trainer.get_extension('LogReport').log, method.split_at,
         description, device, trainer.updater.epoch_detail, iters, wall,
         iters * config.batchsize, diverged, data_sha256=data_sha256)
     record.write_json(os.path.join(config.out, 'summary.json'), summary)
@@ -206,7 +206,7 @@ def prepare(config, make_net, in_shape=None):
           % (config.method, config.arch, description, device, augment))
     record.write_json(
         os.path.join(config.out, 'args.json'), record.run_record(
-            config, device, description, augment, method.split_names,
+            config, device, description, augment, method.split_at,
             data_sha256=test['data_sha256']))
     return trainer, method, device, description, test['data_sha256']
 
