@@ -81,8 +81,8 @@ def _read_set(path):
     """
     with open(path) as f:
         manifest = json.load(f)
-    folder = os.path.dirname(path)
-    files = [os.path.join(folder, name) for name in manifest['files']]
+    where = os.path.dirname(path)
+    files = [os.path.join(where, name) for name in manifest['files']]
     if not all(os.path.isfile(p) for p in files):
         return None
     for p in files:
