@@ -131,8 +131,14 @@ class RunConfig(object):
                 ``gpu`` (where given) stands for ``device``.
             defaults (dict): ``{dest: default}`` of the same options.
 
-        Raises:
-            ValueError: An unknown method.
+        Returns:
+            RunConfig
+
+        Example:
+            >>> args = build_parser().parse_args(['--method', 'vfbn'])
+            >>> config = RunConfig.from_options(vars(args), defaults)
+            >>> config.alpha_gs, config.split_at, config.device
+            (0.001, None, '@numpy')
         """
         options = dict(options)
         method = options['method']
