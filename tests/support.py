@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+# The checkout the tests belong to.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = os.path.join(REPO, 'train', 'train_cifar.py')
 # A tiny, fast configuration: 500 sample images, batch 50 = 10 iterations

@@ -2,7 +2,6 @@
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +10,8 @@ import time
 import numpy
 import pytest
 
-from conftest import REPO
 from support import load_script
+from support import REPO
 from support import run_cli
 from support import SCRIPT
 from support import TINY
