@@ -65,13 +65,14 @@ class Method(object):
             methods only).
         decayed (list of str): Names of the optimizers whose learning rate
             follows the step schedule (the synthesizers' Adam does not).
-        split_names (list of str): Where the network was cut.
+        split_at (list): Where the network was cut (layer names, or a
+            ``chainer.Sequential``'s step indices); empty for ``bp``.
         links (list): Every link the method trains (the network, auxiliary
             heads, synthesizers); :meth:`to_device` moves them all.
     """
 
     def __init__(self, name, net, optimizers, predictor, make_updater,
-                 modules=(), synthesizers=(), decayed=(), split_names=(),
+                 modules=(), synthesizers=(), decayed=(), split_at=(),
                  aux_links=()):
         self.name = name
         self.optimizers = optimizers
@@ -80,7 +81,7 @@ class Method(object):
         self.modules = list(modules)
         self.synthesizers = list(synthesizers)
         self.decayed = list(decayed)
-        self.split_names = list(split_names)
+        self.split_at = list(split_at)
         self.links = [net] + list(aux_links) + list(synthesizers)
 
     def to_device(self, device):
@@ -119,17 +120,6 @@ def check_alpha_gs(alpha_gs):
     """Raise ValueError unless :func:`alpha_gs_ok`."""
     if not alpha_gs_ok(alpha_gs):
         raise ValueError('alpha_gs must be in [0, 1], got %g' % alpha_gs)
-
-
-def split_names(net, split_at=None):
-    """The split points where ``net`` is cut, as a validated list.
-
-    ``None`` is the chain's ``default_split`` (the paper's point for the
-    ResNet); a single point (a name, or a step index of a
-    ``chainer.Sequential``) is one cut
-    (:func:`chainer_vfbn.sequential.cut_points`).
-    """
-    return sequential.cut_points(net, split_at)
 
 
 def momentum_sgd(link, lr, momentum, weight_decay):
@@ -203,22 +193,22 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                          'not %s' % (target_scale, method))
     loss_func = loss_func or F.softmax_cross_entropy
     # Back-prop ignores the split, but a wrong point is still a mistake.
-    names = [] if method == 'bp' and split_at is None else \
-        split_names(net, split_at)
+    split_at = [] if method == 'bp' and split_at is None else \
+        sequential.resolve_split_at(net, split_at)
     shapes, n_class = _shapes(net, in_shape, n_class)
     sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
     if method == 'bp':
         return _backprop(net, sgd, loss_func)
-    modules = sequential.split(net, names)
+    modules = sequential.split(net, split_at)
     if method in registry.KINDS:
-        return _synthetic(method, net, names, modules, sgd, alpha_gs,
+        return _synthetic(method, net, split_at, modules, sgd, alpha_gs,
                           n_hidden, target_scale, shapes, n_class, loss_func)
     if len(modules) != 2:
         raise ValueError('%s takes one split point, got %d'
-                         % (method, len(names)))
-    head = Head(shapes[names[0]][0], n_class)
+                         % (method, len(split_at)))
+    head = Head(shapes[split_at[0]][0], n_class)
     build = _bottom_bp if method == 'bottom-bp' else _layerwise
-    return build(net, names, modules, head, sgd, loss_func)
+    return build(net, split_at, modules, head, sgd, loss_func)
 
 
 def _shapes(net, in_shape, n_class):
@@ -256,16 +246,16 @@ def _backprop(net, sgd, loss_func):
                   modules=[net], decayed=['main'])
 
 
-def _bottom_bp(net, names, modules, head, sgd, loss_func):
+def _bottom_bp(net, split_at, modules, head, sgd, loss_func):
     predictor = Sequence([('bottom', modules[0]), ('aux_head', head)])
     opts = {'main': momentum_sgd(
         L.Classifier(predictor, lossfun=loss_func), **sgd)}
     return Method('bottom-bp', net, opts, predictor, _standard_updater(opts),
-                  modules=[modules[0]], decayed=['main'], split_names=names,
+                  modules=[modules[0]], decayed=['main'], split_at=split_at,
                   aux_links=[head])
 
 
-def _layerwise(net, names, modules, head, sgd, loss_func):
+def _layerwise(net, split_at, modules, head, sgd, loss_func):
     from chainer_vfbn import updaters
     bottom, top = modules
     opts = {'bottom': momentum_sgd(bottom, **sgd),
@@ -277,16 +267,16 @@ def _layerwise(net, names, modules, head, sgd, loss_func):
             iterator, bottom, head, top, opts, converter=converter,
             device=device, loss_func=loss_func)
     return Method('layerwise', net, opts, net, make, modules=modules,
-                  decayed=list(opts), split_names=names, aux_links=[head])
+                  decayed=list(opts), split_at=split_at, aux_links=[head])
 
 
-def _synthetic(method, net, names, modules, sgd, alpha_gs, n_hidden,
+def _synthetic(method, net, split_at, modules, sgd, alpha_gs, n_hidden,
                target_scale, shapes, n_class, loss_func):
     from chainer_vfbn import updaters
 
     synths = [registry.build_synthesizer(method, shapes[name], n_class,
                                          n_hidden, loss_func)
-              for name in names]
+              for name in split_at]
     opts = {'module%d' % k: momentum_sgd(m, **sgd)
             for k, m in enumerate(modules)}
     for name, synth in zip(split_step.synth_names(len(synths)), synths):
@@ -299,7 +289,7 @@ def _synthetic(method, net, names, modules, sgd, alpha_gs, n_hidden,
     return Method(method, net, opts, net, make, modules=modules,
                   synthesizers=synths,
                   decayed=['module%d' % k for k in range(len(modules))],
-                  split_names=names)
+                  split_at=split_at)
 
 
 def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
@@ -324,9 +314,9 @@ def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
                             momentum=momentum, weight_decay=weight_decay,
                             alpha_gs=alpha_gs, n_hidden=n_hidden,
                             target_scale=target_scale)
-    names = split_names(net, split_at)
-    modules = sequential.split(net, names)
+    split_at = sequential.resolve_split_at(net, split_at)
+    modules = sequential.split(net, split_at)
     opts = {'module%d' % k: momentum_sgd(m, lr, momentum, weight_decay)
             for k, m in enumerate(modules)}
     return Method(method, net, opts, net, None, modules=modules,
-                  decayed=list(opts), split_names=names)
+                  decayed=list(opts), split_at=split_at)

@@ -1,7 +1,7 @@
 """A run's log, printout and plots: Chainer's own LogReport, PrintReport
 and PlotReport, wired once for the synchronous ``Trainer`` of
 ``train_cifar.py`` and for rank 0 of a decoupled run
-(:class:`chainer_vfbn.decoupled.relay.RelayTrainer`).
+(:class:`chainer_vfbn.runs.relay.RelayTrainer`).
 
 The files in ``--out``: ``log`` (JSON), ``loss.png``, ``error.png`` and,
 with synthesizers, ``synth_cos.png``, ``synth_relerr.png`` and

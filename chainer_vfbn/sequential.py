@@ -107,8 +107,10 @@ def _show(points):
     return ', '.join(points)
 
 
-def cut_points(chain, at=None):
-    """``at`` as a validated list of split points, in forward order.
+def resolve_split_at(chain, at=None):
+    """``at`` (a run's ``split_at``) as a validated list of split points,
+    in forward order: the one place where cut points are defaulted and
+    checked.
 
     Args:
         chain: A sequential model (see the module's docstring).
@@ -156,7 +158,7 @@ def split(chain, at=None):
 
     Args:
         chain: A ``chainer.Sequential``, or a chain with ``layer_names``.
-        at: Split point(s), see :func:`cut_points`.
+        at: Split point(s), see :func:`resolve_split_at`.
 
     Returns:
         list of Sequence: ``len(points) + 1`` parts; applying them in order
@@ -169,7 +171,7 @@ def split(chain, at=None):
         >>> bottom.layer_names, top.layer_names
         (['0', 'step1'], ['1'])
     """
-    points = cut_points(chain, at)
+    points = resolve_split_at(chain, at)
     steps = layers(chain)
     keys = [key for key, _, _ in steps]
     bounds = [0] + [keys.index(p) + 1 for p in points] + [len(steps)]

@@ -40,7 +40,7 @@ def write_json(path, obj, indent=2, sort_keys=True):
 
     The text goes to ``<path>.tmp<pid>`` and is renamed over ``path`` once
     whole, so a killed write never leaves half a file (what it leaves is
-    removed by :func:`chainer_vfbn.run_dir.clean_temporary`). The folder
+    removed by :func:`chainer_vfbn.runs.folder.clean_temporary`). The folder
     is made if needed; the file ends with a newline.
 
     Args:

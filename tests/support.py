@@ -1,11 +1,15 @@
-"""Paths and data that the tests share (not a test module, not a fixture).
+"""Paths, data and helpers that the tests share (not a test module, not a
+fixture): no test module imports another.
 
 Imported as ``import support`` (``pytest.ini`` puts ``tests/`` on the path,
 and a test run as ``__main__``, an MPI worker, finds its own folder first).
-Importing it loads nothing but :mod:`os`: ``conftest.py`` sets the BLAS
-thread count before NumPy loads.
+Importing it loads no NumPy: ``conftest.py`` sets the BLAS thread count
+before NumPy loads.
 """
+import importlib.util
 import os
+import subprocess
+import sys
 
 # The checkout the tests belong to.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,3 +31,26 @@ MINI_ARCHIVE = os.environ.get('CHAINER_VFBN_MINI') or os.path.join(
 ARCH = 'resnet8-paper'
 N_DATA, BATCH = 20, 8
 LR, ALPHA_GS = 0.05, 1e-3
+
+SCRIPT = os.path.join(REPO, 'train', 'train_cifar.py')
+# A tiny, fast configuration: 500 sample images, batch 50 = 10 iterations
+# per epoch; no 36-view TTA except where a test asks for it.
+TINY = ['--dataset', 'sample', '--arch', 'resnet8-paper', '--batchsize', '50',
+        '--learnrate', '0.05', '--lr-step', '100', '--device', '@numpy',
+        '--no-progress', '--tta-interval', '0', '--test-batchsize', '150']
+
+
+def run_cli(args, timeout=300, **kwargs):
+    """Run train_cifar.py with ``args`` (one BLAS thread); its result."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, SCRIPT] + list(args), env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          **kwargs)
+
+
+def load_script(path=SCRIPT, name='train_cifar_cli'):
+    """A script of ``train/`` loaded by its path, as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -388,6 +388,14 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
     assert proc.returncode == 2
     assert proc.stderr.count('--synth-placement below (was above)') == 1
     assert 'Traceback' not in proc.stderr
+    # A run recorded before an option existed resumes while the option is
+    # at its default: the identity check, and its defaults, of the
+    # synchronous runner (issue #20).
+    with open(os.path.join(a, 'args.json')) as f:
+        recorded = json.load(f)
+    del recorded['args']['synth_target_scale']
+    with open(os.path.join(a, 'args.json'), 'w') as f:
+        json.dump(recorded, f)
     # "killed" after the snapshot: the same command with more iterations.
     proc = _cli(2, a, data_dir, '--iterations', '6', '--max-staleness', '0')
     assert 'resumed from %s at iteration 3' % os.path.join(

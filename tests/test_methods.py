@@ -14,6 +14,7 @@ from chainer_vfbn import methods
 from chainer_vfbn import split_step
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.synthesizers import registry
+from support import load_script
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -238,9 +239,8 @@ def test_adding_a_kind_is_one_registry_entry(monkeypatch):
     assert methods.DEFAULT_ALPHA_GS['half'] == 0.25
     assert methods.resolve_alpha_gs('half', None) == 0.25
     assert 'half' in split_step.SCALE_FREE
-    import train_cifar
-    args = train_cifar.parse_args(['--method', 'half'])
-    assert args.alpha_gs == 0.25
+    train_cifar = load_script()
+    assert train_cifar.parse_config(['--method', 'half']).alpha_gs == 0.25
     assert 'w * h, for the test' in train_cifar.build_parser().format_help()
     with pytest.raises(ValueError, match='fixed'):
         methods.build_method('half', sequential(), split_at=2,

@@ -77,7 +77,7 @@ def test_bad_arch(arch):
         resnet_cifar(arch)
 
 
-def test_bad_split_names():
+def test_bad_split_at():
     net = resnet_cifar('resnet8-paper')
     with pytest.raises(ValueError, match="after 'stage2_unit9': no such "
                        "layer.*stem, stage1_unit1, stage2_unit1, stage3_unit1"):

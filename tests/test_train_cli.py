@@ -1,7 +1,7 @@
 """End-to-end tests of train/train_cifar.py on the bundled real sample (CPU)."""
+import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,22 +10,12 @@ import time
 import numpy
 import pytest
 
+from support import load_script
 from support import REPO
+from support import run_cli
 from support import SAMPLE
-
-SCRIPT = os.path.join(REPO, 'train', 'train_cifar.py')
-# A tiny, fast configuration: 500 sample images, batch 50 = 10 iterations
-# per epoch; no 36-view TTA except where a test asks for it.
-TINY = ['--dataset', 'sample', '--arch', 'resnet8-paper', '--batchsize', '50',
-        '--learnrate', '0.05', '--lr-step', '100', '--device', '@numpy',
-        '--no-progress', '--tta-interval', '0', '--test-batchsize', '150']
-
-
-def run_cli(args, timeout=300, **kwargs):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, SCRIPT] + list(args), env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+from support import SCRIPT
+from support import TINY
 
 
 def read_log(out):
@@ -238,11 +228,7 @@ def test_he_preset_standard_augmentation(tmp_path):
 
 def _script():
     """train/train_cifar.py, loaded by its path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_cifar_cli', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script()
 
 
 def _parse(argv):
@@ -280,9 +266,18 @@ def test_help_in_groups_each_option_with_help_and_one_true_default():
     assert '(default: 432)' in flat and '(default: resnet110-paper)' in flat
 
 
+def _config(argv):
+    """train_cifar.parse_config, the script loaded by its path."""
+    return _script().parse_config(argv)
+
+
 def test_alpha_gs_only_for_synthetic_methods(tmp_path):
-    assert _parse(['--method', 'bp']).alpha_gs is None
-    assert _parse(['--method', 'vfbn']).alpha_gs == 1e-3
+    assert _config(['--method', 'bp']).alpha_gs is None
+    assert 'alpha_gs' not in _config(['--method', 'bp']).options
+    assert _config(['--method', 'vfbn']).alpha_gs == 1e-3
+    assert _config(['--method', 'vfbn']).options['alpha_gs'] == 1e-3
+    # Resolved into the configuration, not written back into the options.
+    assert _parse(['--method', 'vfbn']).alpha_gs is None
     r = run_cli(['--method', 'bp', '--alpha-gs', '0.01', '--out',
                  str(tmp_path / 'o')], timeout=60)
     assert r.returncode == 2
@@ -293,28 +288,43 @@ def test_alpha_gs_only_for_synthetic_methods(tmp_path):
     assert not os.path.exists(str(tmp_path / 'o'))
 
 
+def test_options_resolved_once_into_the_config():
+    """--split-at parsed once, --gpu standing for --device, and the
+    placement of model-parallel BP decided by the configuration."""
+    config = _config(['--split-at', 'stage1_unit1,stage2_unit1', '--gpu',
+                      '-1', '--method', 'vfbn-linear'])
+    assert config.split_at == ('stage1_unit1', 'stage2_unit1')
+    assert config.options['split_at'] == 'stage1_unit1,stage2_unit1'
+    assert config.device == config.options['device'] == '@numpy'
+    assert config.options['gpu'] == -1
+    assert _config([]).split_at is None
+    assert _config(['--synth-placement', 'below']).placement == 'below'
+    assert _config(['--method', 'bp']).placement is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.alpha_gs = 0.5
+
+
 def test_refusal_names_the_method_not_its_default_alpha_gs(tmp_path):
     """A vfbn run's folder, then --method bp (or dni-linear) without
     --alpha-gs: the refusal names --method, never '(was 0.001)'."""
-    from chainer_vfbn import runtime
-    module = _script()
+    from chainer_vfbn.runs import folder
+    from chainer_vfbn.runs import UserError
     out = str(tmp_path / 'run')
     os.makedirs(out)
-    vfbn = module.parse_args(['--method', 'vfbn', '--out', out])
+    vfbn = _config(['--method', 'vfbn', '--out', out])
     with open(os.path.join(out, 'args.json'), 'w') as f:
-        json.dump({'args': runtime.recorded_args(vfbn)}, f)
+        json.dump({'args': dict(vfbn.options)}, f)
     for method in ('bp', 'dni-linear'):
-        args = module.parse_args(['--method', method, '--out', out])
-        with pytest.raises(runtime.UserError) as e:
-            runtime.check_identity(args, module.option_defaults())
+        config = _config(['--method', method, '--out', out])
+        with pytest.raises(UserError) as e:
+            folder.check_identity(config)
         assert '--method %s (was vfbn)' % method in str(e.value)
         assert 'alpha' not in str(e.value)
     # The same method with another --alpha-gs is named.
-    args = module.parse_args(['--method', 'vfbn', '--alpha-gs', '0.01',
-                              '--out', out])
-    with pytest.raises(runtime.UserError, match=r'--alpha-gs 0\.01 '
+    config = _config(['--method', 'vfbn', '--alpha-gs', '0.01', '--out', out])
+    with pytest.raises(UserError, match=r'--alpha-gs 0\.01 '
                        r'\(was 0\.001\)'):
-        runtime.check_identity(args, module.option_defaults())
+        folder.check_identity(config)
 
 
 def test_piped_progress_lock_and_a_finished_run_resumed(tmp_path):
@@ -350,11 +360,11 @@ def test_piped_progress_lock_and_a_finished_run_resumed(tmp_path):
 def test_chainer_example_conventions():
     """--device (with --gpu its deprecated alias; -1 the CPU), --autoload
     and its negation, --frequency -1."""
-    assert _parse([]).device == '@numpy'
-    assert _parse(['--gpu', '-1']).device == '@numpy'
-    assert _parse(['--device', '-1']).device == '@numpy'
-    assert _parse(['--gpu', '1']).device == '@cupy:1'
-    assert _parse(['--device', '@cupy:0']).device == '@cupy:0'
+    assert _config([]).device == '@numpy'
+    assert _config(['--gpu', '-1']).device == '@numpy'
+    assert _config(['--device', '-1']).device == '@numpy'
+    assert _config(['--gpu', '1']).device == '@cupy:1'
+    assert _config(['--device', '@cupy:0']).device == '@cupy:0'
     assert _parse([]).autoload is True
     assert _parse(['--autoload']).autoload is True
     assert _parse(['--no-autoload']).autoload is False

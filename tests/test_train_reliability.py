@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from chainer_vfbn import run_dir
-from test_train_cli import run_cli
-from test_train_cli import SCRIPT
-from test_train_cli import TINY
+from chainer_vfbn.runs import folder
+from support import load_script
+from support import run_cli
+from support import SCRIPT
+from support import TINY
 
 
 def _strict_json(path):
@@ -87,7 +88,7 @@ def test_divergence_stops_with_one_line_and_valid_summary(tmp_path, method):
     assert record['what'] in lines[0]
     assert 'done:' not in r.stdout
     # The last good snapshot is older than the divergence and named.
-    snaps = run_dir.snapshots(out)
+    snaps = folder.snapshots(out)
     if snaps:
         assert record['last_snapshot'] == snaps[0]
         assert int(snaps[0].rsplit('_', 1)[1]) < record['iteration']
@@ -129,7 +130,7 @@ def test_another_run_in_out_is_refused_then_force_new(tmp_path):
 def test_a_second_live_run_is_refused(tmp_path):
     out = tmp_path / 'o'
     out.mkdir()
-    held = run_dir.lock(str(out))
+    held = folder.lock(str(out))
     try:
         r = run_cli(TINY + ['--iterations', '1', '--out', str(out)],
                     timeout=120)
@@ -137,7 +138,7 @@ def test_a_second_live_run_is_refused(tmp_path):
         held.close()
     assert r.returncode == 2
     _one_error_line(r, 'another run is writing to %s' % out)
-    assert os.listdir(str(out)) == [run_dir.LOCK_NAME]
+    assert os.listdir(str(out)) == [folder.LOCK_NAME]
 
 
 def test_corrupt_snapshots_fall_back_or_stop_in_one_line(tmp_path):
@@ -197,7 +198,7 @@ def test_signal_snapshots_and_exits(tmp_path, signum, code):
     assert len(lines) == 2 and 'Traceback' not in stderr, stderr
     assert lines[0].startswith('train_cifar.py: %s received: stopping '
                                % signal.Signals(signum).name), lines[0]
-    snaps = run_dir.snapshots(out)
+    snaps = folder.snapshots(out)
     assert snaps and snaps[0] in lines[1]
     iteration = int(snaps[0].rsplit('_', 1)[1])
     assert 'interrupted by %s at iteration %d' % (
@@ -228,40 +229,42 @@ def test_no_terminal_escapes_in_logs(tmp_path):
 def test_options_added_since_a_run_count_as_their_default():
     """A run recorded before an option existed resumes while the new
     command leaves that option at its default, and is refused otherwise."""
-    from chainer_vfbn import run_dir
     recorded = {'method': 'bp', 'epoch': 3}
     current = {'method': 'bp', 'epoch': 5, 'new_flag': False}
     defaults = {'method': 'vfbn', 'epoch': 432, 'new_flag': False}
-    assert run_dir.differences(recorded, current, ['epoch'], defaults) == []
-    assert run_dir.differences(recorded, dict(current, new_flag=True),
+    assert folder.differences(recorded, current, ['epoch'], defaults) == []
+    assert folder.differences(recorded, dict(current, new_flag=True),
                                ['epoch'], defaults) == ['new_flag']
     # Without the defaults, or for a recorded option, nothing is assumed.
-    assert run_dir.differences(recorded, current, ['epoch']) == ['new_flag']
-    assert run_dir.differences(recorded, dict(current, method='vfbn'),
+    assert folder.differences(recorded, current, ['epoch']) == ['new_flag']
+    assert folder.differences(recorded, dict(current, method='vfbn'),
                                ['epoch'], defaults) == ['method']
 
 
 def test_a_run_from_before_an_option_resumes(tmp_path):
     """The real chain: args.json without an option the CLI has since
-    gained; train_cifar.py's defaults let it resume, unless set."""
-    import train_cifar
-    from chainer_vfbn import runtime
+    gained; train_cifar.py's defaults, carried by the configuration that
+    both runners check, let it resume, unless set."""
+    train_cifar = load_script()
+    from chainer_vfbn.runs import UserError
     out = str(tmp_path / 'run')
     os.makedirs(out)
-    args = train_cifar.parse_args(['--method', 'bp', '--out', out])
-    recorded = dict(vars(args))
+    config = train_cifar.parse_config(['--method', 'bp', '--out', out])
+    recorded = dict(config.options)
     del recorded['synth_target_scale']       # "added since"
     with open(os.path.join(out, 'args.json'), 'w') as f:
         json.dump({'args': recorded}, f)
-    runtime.check_identity(args, train_cifar.option_defaults())
-    args.synth_target_scale = 'per-example'
-    with pytest.raises(runtime.UserError, match='synth-target-scale'):
-        runtime.check_identity(args, train_cifar.option_defaults())
+    folder.check_identity(config)
+    assert config.defaults['synth_target_scale'] == 'batch-mean'
+    changed = train_cifar.parse_config(['--method', 'bp', '--out', out,
+                                        '--synth-target-scale',
+                                        'per-example'])
+    with pytest.raises(UserError, match='synth-target-scale'):
+        folder.check_identity(changed)
 
 
 def _train_cifar():
-    import train_cifar
-    return train_cifar
+    return load_script()
 
 
 def test_a_full_disk_is_one_line_that_names_the_intact_snapshot(
@@ -290,7 +293,7 @@ def test_a_full_disk_is_one_line_that_names_the_intact_snapshot(
     line = _one_error_line(argparse_result(err), 'the disk is full',
                            'the newest intact snapshot is %s' % intact)
     assert line.startswith('train_cifar.py: error: ')
-    assert len(written) == 2 and run_dir.snapshots(out) == [intact]
+    assert len(written) == 2 and folder.snapshots(out) == [intact]
     assert not [p for p in os.listdir(out) if p.startswith('tmp')]
 
 
@@ -309,15 +312,15 @@ def test_disk_full_line_finds_the_cause():
             raise RuntimeError('clean-up failed')
     except RuntimeError as e:
         chained = e
-    assert run_dir.disk_full_line(chained, 'o/snapshot_iter_3') == (
+    assert folder.disk_full_line(chained, 'o/snapshot_iter_3') == (
         'the disk is full (No space left on device); the newest intact '
         'snapshot is o/snapshot_iter_3: free some space and run the same '
         'command to resume from it')
-    assert 'no snapshot was written before' in run_dir.disk_full_line(
+    assert 'no snapshot was written before' in folder.disk_full_line(
         OSError(errno.EDQUOT, 'Disk quota exceeded'), None)
-    assert run_dir.disk_full_line(OSError(errno.EACCES, 'denied'), 'x') \
+    assert folder.disk_full_line(OSError(errno.EACCES, 'denied'), 'x') \
         is None
-    assert run_dir.disk_full_line(ValueError('x'), 'x') is None
+    assert folder.disk_full_line(ValueError('x'), 'x') is None
 
 
 def test_ctrl_c_in_the_final_test_is_acknowledged_and_the_run_ends(

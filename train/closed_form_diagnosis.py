@@ -26,13 +26,7 @@ Example (minutes on one core)::
 """
 import argparse
 import json
-import os
 import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 import chainer_vfbn  # NOQA  (compatibility shims before chainer)
 

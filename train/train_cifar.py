@@ -20,23 +20,18 @@ view of each).
 """
 import argparse
 import math
-import os
 import sys
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, REPO)
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
 from chainer_vfbn import methods  # NOQA
-from chainer_vfbn import run_dir  # NOQA
-from chainer_vfbn import runtime  # NOQA
 from chainer_vfbn import split_step  # NOQA
-from chainer_vfbn import trainer  # NOQA
-from chainer_vfbn.synthesizers import registry  # NOQA
-from chainer_vfbn.runtime import UserError  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
+from chainer_vfbn.runs import folder  # NOQA
+from chainer_vfbn.runs import trainer  # NOQA
+from chainer_vfbn.runs.config import RunConfig  # NOQA
+from chainer_vfbn.runs.config import UserError  # NOQA
+from chainer_vfbn.synthesizers import registry  # NOQA
 
 # The 2016 recipe (mitmul/chainer-cifar10 at ce27972), in the units of this
 # script. A "paper epoch" is one pass over the 1.8M-image augmented set,
@@ -233,13 +228,12 @@ def build_parser():
 
 
 def parse_args(argv=None):
+    """The command line's options, checked (exits 2, one line per bad
+    value); as given: :func:`parse_config` resolves them."""
     p = build_parser()
     args = p.parse_args(argv)
-    if args.gpu is not None:
-        if args.device is not None:
-            p.error('give --device or --gpu, not both')
-        args.device = args.gpu
-    args.device = runtime.device_spec(args.device)
+    if args.gpu is not None and args.device is not None:
+        p.error('give --device or --gpu, not both')
     bad = option_errors(args)
     if bad:
         # One line per bad value.
@@ -248,23 +242,30 @@ def parse_args(argv=None):
     return args
 
 
+def parse_config(argv=None):
+    """The run's :class:`~chainer_vfbn.runs.config.RunConfig`: the options
+    resolved once (device, ``alpha_gs``, ``split_at``), with their
+    defaults for the run's identity."""
+    return RunConfig.from_options(vars(parse_args(argv)), option_defaults())
+
+
 def option_errors(args):
     """What is wrong with the numeric options, one line per bad value.
 
-    Resolves ``args.alpha_gs``'s default first (for a synthetic method; for
-    the others it stays ``None``, and giving it is an error). Bounds are
-    those where the value means something: a momentum of 1 or more never
-    forgets, a decay above 1 grows the learning rate (``alpha_gs``:
-    :func:`chainer_vfbn.methods.alpha_gs_ok`).
+    Bounds are those where the value means something: a momentum of 1 or
+    more never forgets, a decay above 1 grows the learning rate
+    (``alpha_gs``: :func:`chainer_vfbn.methods.alpha_gs_ok`; given for a
+    method without a synthesizer, it is an error of its own).
     """
     lines = []
-    if args.method in methods.SYNTHETIC_METHODS:
-        args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
-    elif args.alpha_gs is not None:
-        lines.append('--alpha-gs is the step size of a gradient synthesizer: '
-                     'it applies to %s only, not to --method %s'
-                     % (', '.join(methods.SYNTHETIC_METHODS), args.method))
-        args.alpha_gs = None
+    values = dict(vars(args))
+    if args.method not in methods.SYNTHETIC_METHODS:
+        if args.alpha_gs is not None:
+            lines.append('--alpha-gs is the step size of a gradient '
+                         'synthesizer: it applies to %s only, not to '
+                         '--method %s' % (', '.join(methods.SYNTHETIC_METHODS),
+                                          args.method))
+        values['alpha_gs'] = None
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
@@ -287,7 +288,7 @@ def option_errors(args):
         ('max_staleness', lambda v: v >= 0, '>= 0'),
     ]
     for name, ok, allowed in checks:
-        value = getattr(args, name)
+        value = values[name]
         finite = not isinstance(value, float) or math.isfinite(value)
         if not (finite and ok(value)):
             lines.append('--%s must be %s%s, got %r'
@@ -297,13 +298,12 @@ def option_errors(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.decoupled:
-        from chainer_vfbn.decoupled import runner
-        return runner.main(args)
+    config = parse_config(argv)
+    if config.decoupled:
+        from chainer_vfbn.runs import decoupled
+        return decoupled.main(config)
     try:
-        return trainer.run(args, lambda: resnet_cifar(args.arch),
-                           option_defaults())
+        return trainer.run(config, lambda: resnet_cifar(config.arch))
     except UserError as e:
         sys.stderr.write('train_cifar.py: error: %s\n' % e)
         return 2
@@ -311,7 +311,7 @@ def main(argv=None):
         sys.stderr.write('train_cifar.py: interrupted\n')
         return 130
     except Exception as e:  # a full disk is one line, not a traceback
-        line = run_dir.disk_full_line(e, run_dir.newest_intact(args.out))
+        line = folder.disk_full_line(e, folder.newest_intact(config.out))
         if line is None:
             raise
         sys.stderr.write('train_cifar.py: error: %s\n' % line)

@@ -5,7 +5,7 @@ The model is a VGG-style CNN defined here as a plain ``chainer.Sequential``;
 chainer_vfbn's public API cuts it after a step (``--split-at``, a step
 index) and builds any method of the paper's Table 1 for it. The options,
 log, plots, snapshots and ``summary.json`` are train_cifar.py's (the run
-itself is :func:`chainer_vfbn.trainer.run`); only the network differs.
+itself is :func:`chainer_vfbn.runs.trainer.run`); only the network differs.
 
 Example::
 
@@ -20,7 +20,8 @@ import chainer  # NOQA
 import chainer.functions as F  # NOQA
 import chainer.links as L  # NOQA
 
-from chainer_vfbn import methods, runtime, split_step, trainer  # NOQA
+from chainer_vfbn import methods, split_step  # NOQA
+from chainer_vfbn.runs import RunConfig, trainer, UserError  # NOQA
 
 IN_SHAPE = (3, 32, 32)   # pad-crop-flip views of the CIFAR images
 
@@ -86,13 +87,12 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.device = runtime.device_spec(args.device)  # -1 or 0 as in Chainer
+    options = vars(parser.parse_args(argv))
     defaults = {a.dest: a.default for a in parser._actions}
     try:
-        args.alpha_gs = methods.resolve_alpha_gs(args.method, args.alpha_gs)
-        return trainer.run(args, vgg, defaults, parser.prog, IN_SHAPE)
-    except runtime.UserError as e:
+        config = RunConfig.from_options(options, defaults)
+        return trainer.run(config, vgg, parser.prog, IN_SHAPE)
+    except UserError as e:
         sys.stderr.write('%s: error: %s\n' % (parser.prog, e))
         return 2
 

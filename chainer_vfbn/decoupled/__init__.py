@@ -85,10 +85,12 @@ The package:
 * :mod:`~chainer_vfbn.decoupled.channel`: one rank's messages and
   observations;
 * :mod:`~chainer_vfbn.decoupled.ranks`: building one rank's parts (shared
-  by the CLI, ``benchmarks/bench_decoupled.py`` and the tests);
-* :mod:`~chainer_vfbn.decoupled.snapshots`: one file per rank, one
-  manifest per set;
-* :mod:`~chainer_vfbn.decoupled.runner`: ``train_cifar.py --decoupled``.
+  by the CLI, ``benchmarks/bench_decoupled.py`` and the tests).
+
+The run around it (``train_cifar.py --decoupled``: ``--out``, its snapshot
+sets, rank 0's log and plots) is the run layer's:
+:mod:`chainer_vfbn.runs.decoupled`, :mod:`chainer_vfbn.runs.snapshot_sets`
+and :mod:`chainer_vfbn.runs.relay`.
 """
 from chainer_vfbn.decoupled.transport import abort  # NOQA
 from chainer_vfbn.decoupled.transport import DecoupledError  # NOQA

@@ -26,6 +26,19 @@ from chainer_vfbn.decoupled.transport import DecoupledError
 from chainer_vfbn.divergence import Diverged
 
 
+def synth_placement(synthetic, placement):
+    """Where a run trains its synthesizers: ``placement`` (``'above'`` or
+    ``'below'``) for a synthetic method, ``None`` for model-parallel
+    back-propagation, which has no synthesizer. The one rule for both the
+    workers and the runner's record.
+
+    Example:
+        >>> synth_placement(True, 'above'), synth_placement(False, 'above')
+        ('above', None)
+    """
+    return placement if synthetic else None
+
+
 def choose_links(rank, size, mode, placement, synth, synth_opt, lower,
                  lower_opt):
     """The synthesizers rank ``rank`` of ``size`` uses, the others None.

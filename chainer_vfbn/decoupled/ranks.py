@@ -2,30 +2,10 @@
 tests, so that every rank of a run builds (and initialises) exactly the
 network and synthesizers of the others.
 """
-import sys
-
 from chainer_vfbn import methods
-from chainer_vfbn import runtime
 from chainer_vfbn import split_step
+from chainer_vfbn.decoupled.placement import synth_placement
 from chainer_vfbn.decoupled.worker import DecoupledWorker
-
-
-def create_communicator(device_spec):
-    """ChainerMN's ``'pure_nccl'`` on GPUs (if NCCL works), else ``'naive'``.
-
-    Only the MPI communicator under it carries the point-to-point messages.
-
-    Returns:
-        tuple: ``(communicator, its name)``.
-    """
-    import chainermn
-    if runtime.device_spec(device_spec).startswith('@cupy'):
-        try:
-            return chainermn.create_communicator('pure_nccl'), 'pure_nccl'
-        except Exception as e:  # no NCCL in this CuPy: MPI alone suffices
-            sys.stderr.write('decoupled: pure_nccl unavailable (%s); using '
-                             'the naive communicator\n' % e)
-    return chainermn.create_communicator('naive'), 'naive'
 
 
 def build_method(method, net, split_at=None, **kwargs):
@@ -56,8 +36,9 @@ def make_worker(method, transport, max_staleness=0, placement='above',
     """
     k, n_splits = transport.rank, len(method.modules) - 1
     synths = method.synthesizers
+    placement = synth_placement(bool(synths), placement)
     has_synth = bool(synths) and k < n_splits
-    has_lower = bool(synths) and placement == 'above' and k > 0
+    has_lower = placement == 'above' and k > 0
 
     def synth_opt(j):
         return method.optimizers[split_step.synth_name(j, n_splits)]
@@ -73,7 +54,7 @@ def make_worker(method, transport, max_staleness=0, placement='above',
         synth_optimizer=synth_opt(k) if has_synth else None,
         mode='synthetic' if synths else 'bp',
         max_staleness=max_staleness, device=device,
-        synth_placement=placement if synths else 'below',
+        synth_placement=placement,
         lower_synthesizer=synths[k - 1] if has_lower else None,
         lower_synth_optimizer=synth_opt(k - 1) if has_lower else None,
         target_scale=target_scale, **kwargs)

@@ -56,7 +56,7 @@ def _check_options(mode, max_staleness, synth_placement, size):
     if max_staleness < 0:
         raise ValueError('max_staleness must be >= 0, got %d'
                          % max_staleness)
-    if synth_placement not in PLACEMENTS:
+    if mode == 'synthetic' and synth_placement not in PLACEMENTS:
         raise ValueError('synth_placement must be one of %s, got %r'
                          % (', '.join(PLACEMENTS), synth_placement))
 
@@ -93,8 +93,8 @@ class DecoupledWorker(object):
         synth_name (str): Report prefix of this rank's synthesizer;
             ``None``: :func:`chainer_vfbn.split_step.synth_name`.
         synth_placement (str): Where synth_k trains, ``'below'`` or
-            ``'above'`` (see :mod:`~chainer_vfbn.decoupled.placement`; then
-            ``synthesizer`` is a replica and ``synth_optimizer`` unused).
+            ``'above'`` (then ``synthesizer`` is a replica and
+            ``synth_optimizer`` unused); ignored in ``'bp'`` mode.
         lower_synthesizer (~chainer.Link): ``'above'`` only, ranks
             ``k > 0``: the master copy of synth_{k-1} (the synthesizer at
             this module's *input*), built and initialised exactly as rank
@@ -120,9 +120,9 @@ class DecoupledWorker(object):
         self.rank, self.size = transport.rank, transport.size
         self.is_first = self.rank == 0
         self.is_last = self.rank == self.size - 1
-        self.mode = mode
-        self.target_scale = target_scale
-        self.synth_placement = synth_placement if mode == 'synthetic' else None
+        self.mode, self.target_scale = mode, target_scale
+        self.synth_placement = pl.synth_placement(mode == 'synthetic',
+                                                  synth_placement)
         self.module = module
         self.optimizer = optimizer
         (self.synthesizer, self.synth_optimizer, self.lower_synthesizer,

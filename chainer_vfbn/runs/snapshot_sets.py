@@ -15,8 +15,8 @@ import time
 
 import chainer
 
-from chainer_vfbn import run_dir
-from chainer_vfbn.runtime import UserError
+from chainer_vfbn.runs import folder
+from chainer_vfbn.runs.config import UserError
 from chainer_vfbn.strict_json import write_json
 
 SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.json$')
@@ -81,12 +81,12 @@ def _read_set(path):
     """
     with open(path) as f:
         manifest = json.load(f)
-    folder = os.path.dirname(path)
-    files = [os.path.join(folder, name) for name in manifest['files']]
+    where = os.path.dirname(path)
+    files = [os.path.join(where, name) for name in manifest['files']]
     if not all(os.path.isfile(p) for p in files):
         return None
     for p in files:
-        run_dir.read_npz(p)
+        folder.read_npz(p)
     manifest['files'] = files
     manifest['path'] = path
     return manifest
@@ -126,7 +126,7 @@ def find(out, resume, n_ranks, placement=None):
         try:
             manifest = _read_set(path)
         except (ValueError, KeyError, TypeError, OSError,
-                run_dir.CorruptSnapshot) as e:
+                folder.CorruptSnapshot) as e:
             if resume is not None:
                 raise UserError('--resume: snapshot set %s is corrupt (%s)'
                                 % (path, e))
@@ -171,4 +171,3 @@ def newest(out):
     """Path of the newest manifest in ``out``, or ``None``."""
     sets = manifests(out)
     return sets[0][1] if sets else None
-

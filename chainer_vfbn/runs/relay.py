@@ -13,7 +13,7 @@ plots are Chainer's own ``LogReport``, ``PrintReport`` and ``PlotReport``
 What stays the runner's own: the loop (:meth:`DecoupledWorker.run
 <chainer_vfbn.decoupled.worker.DecoupledWorker.run>`), the evaluation
 (it is relayed through every rank) and the snapshots (one file per rank
-at the same iteration, :mod:`chainer_vfbn.decoupled.snapshots`), since a
+at the same iteration, :mod:`chainer_vfbn.runs.snapshot_sets`), since a
 Trainer's ``snapshot`` saves one process's state.
 """
 from chainer import training

@@ -10,7 +10,7 @@ points + 1; K = 2 at the paper's single split)::
 On GPUs (``--device @cupy:0``) rank ``k`` uses GPU ``(0 + k) % n_gpus`` and
 the communicator is ChainerMN's ``pure_nccl``. The same command with the
 same ``--out`` resumes a killed run from its newest complete snapshot set
-(:mod:`chainer_vfbn.decoupled.snapshots`). ``--method bp`` runs
+(:mod:`chainer_vfbn.runs.snapshot_sets`). ``--method bp`` runs
 model-parallel back-propagation over the same ranks.
 
 Rank 0 writes into ``--out``: ``args.json``, ``log`` (every rank's figures
@@ -19,7 +19,7 @@ merged), ``loss.png``, ``error.png``, ``synth_cos.png`` and
 
 Rank 0's log, printout and plots are Chainer's LogReport, PrintReport and
 PlotReport, as in the synchronous run, on a
-:class:`~chainer_vfbn.decoupled.relay.RelayTrainer` fed with every rank's
+:class:`~chainer_vfbn.runs.relay.RelayTrainer` fed with every rank's
 figures. The loop itself is not a Trainer's: every rank must act on the
 same iterations (settle the outstanding δ's, relay an evaluation, gather
 its figures, save its snapshot file), so rank 0 decides them *before* an
@@ -34,75 +34,90 @@ import time
 import chainer
 
 from chainer_vfbn import reports
-from chainer_vfbn import run_dir
-from chainer_vfbn import runtime
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled import ranks
-from chainer_vfbn.decoupled import relay
-from chainer_vfbn.decoupled import snapshots
 from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
 from chainer_vfbn.evaluation import eval_prefix
 from chainer_vfbn.evaluation import evaluate_views
 from chainer_vfbn.models import resnet_cifar
-from chainer_vfbn.runtime import UserError
+from chainer_vfbn.runs import folder
+from chainer_vfbn.runs import record
+from chainer_vfbn.runs import relay
+from chainer_vfbn.runs import setup as run_setup
+from chainer_vfbn.runs import snapshot_sets as snapshots
+from chainer_vfbn.runs.config import device_spec
+from chainer_vfbn.runs.config import EXIT_DIVERGED
+from chainer_vfbn.runs.config import UserError
 from chainer_vfbn.triggers import epochs_or_end
 from chainer_vfbn.triggers import tta_due
 
 _LOCKS = []            # rank 0's lock on --out, held until the process ends
 
 
-def placement(args):
-    """``'above'``/``'below'``, or ``None`` for model-parallel BP."""
-    return None if args.method == 'bp' else args.synth_placement
+def create_communicator(device):
+    """ChainerMN's ``'pure_nccl'`` on GPUs (if NCCL works), else ``'naive'``.
+
+    Only the MPI communicator under it carries the point-to-point messages.
+
+    Returns:
+        tuple: ``(communicator, its name)``.
+    """
+    import chainermn
+    if device_spec(device).startswith('@cupy'):
+        try:
+            return chainermn.create_communicator('pure_nccl'), 'pure_nccl'
+        except Exception as e:  # no NCCL in this CuPy: MPI alone suffices
+            sys.stderr.write('decoupled: pure_nccl unavailable (%s); using '
+                             'the naive communicator\n' % e)
+    return chainermn.create_communicator('naive'), 'naive'
 
 
-def _build(args, comm, device):
-    runtime.set_seed(args.seed, device)  # the same init on every rank
+def _build(config, comm, device):
+    run_setup.set_seed(config.seed, device)  # the same init on every rank
     try:
-        net = resnet_cifar(args.arch)
+        net = resnet_cifar(config.arch)
         method = ranks.build_method(
-            args.method, net,
-            split_at=args.split_at.split(',') if args.split_at else None,
-            lr=args.learnrate, momentum=args.momentum,
-            weight_decay=args.weight_decay, alpha_gs=args.alpha_gs,
-            n_hidden=args.n_hidden, target_scale=args.synth_target_scale)
+            config.method, net, split_at=config.split_at,
+            lr=config.learnrate, momentum=config.momentum,
+            weight_decay=config.weight_decay, alpha_gs=config.alpha_gs,
+            n_hidden=config.n_hidden, target_scale=config.synth_target_scale)
     except ValueError as e:
         raise UserError(str(e))
     if len(method.modules) != comm.size:
         raise UserError(
             'the split at %s makes %d modules: launch with mpiexec -n %d '
-            '(this run has %d ranks)' % (','.join(method.split_names),
+            '(this run has %d ranks)' % (','.join(method.split_at),
                                           len(method.modules),
                                           len(method.modules), comm.size))
     return net, method
 
 
-def _setup(args, comm):
+def _setup(config, comm):
     """Everything before the loop; raises UserError on bad input."""
-    device = runtime.get_device(args.device, offset=comm.intra_rank)
-    net, method = _build(args, comm, device)
+    device = run_setup.get_device(config.device, offset=comm.intra_rank)
+    net, method = _build(config, comm, device)
     data = manifest = None
     if comm.rank == 0:
         # As train_cifar.py: validate everything before --out is touched.
-        data = runtime.setup_data(args, net.insize)
-        if args.resume is not None:
-            manifest = snapshots.find(args.out, args.resume, comm.size,
-                                      placement(args))
-        runtime.check_identity(args)
-        _LOCKS.append(runtime.claim_out(args))
-        if args.resume is None and args.autoload:
-            manifest = snapshots.find(args.out, None, comm.size,
-                                      placement(args))
+        data = run_setup.setup_data(config, net.insize)
+        if config.resume is not None:
+            manifest = snapshots.find(config.out, config.resume, comm.size,
+                                      config.placement)
+        folder.check_identity(config)
+        _LOCKS.append(folder.claim_out(config.out, config.force_new))
+        if config.resume is None and config.autoload:
+            manifest = snapshots.find(config.out, None, comm.size,
+                                      config.placement)
     worker = ranks.make_worker(
-        method, comm, max_staleness=args.max_staleness,
-        placement=placement(args) or 'below', device=device,
-        target_scale=args.synth_target_scale, timeout=args.mpi_timeout)
+        method, comm, max_staleness=config.max_staleness,
+        placement=config.placement, device=device,
+        target_scale=config.synth_target_scale, timeout=config.mpi_timeout)
     return device, method, worker, data, manifest
 
 
-def main(args):
+def main(config):
     """Run ``train_cifar.py --decoupled`` on this MPI rank.
 
     Returns:
@@ -110,7 +125,7 @@ def main(args):
     """
     try:
         import mpi4py  # NOQA
-        comm, comm_name = ranks.create_communicator(args.device)
+        comm, comm_name = create_communicator(config.device)
     except ImportError as e:
         sys.stderr.write('train_cifar.py: error: --decoupled needs mpi4py '
                          "and an MPI (pip install -e '.[mpi]'; apt-get "
@@ -121,7 +136,7 @@ def main(args):
     # a bad option makes every rank return 2 cleanly.
     error, setup = None, None
     try:
-        setup = _setup(args, comm)
+        setup = _setup(config, comm)
     except UserError as e:
         error = str(e)
     except Exception as e:  # a bug or an unreadable file on one rank
@@ -132,21 +147,21 @@ def main(args):
             sys.stderr.write('train_cifar.py: error: %s\n' % errors[0])
         return 2
     try:
-        status = _Run(args, comm, comm_name, *setup).train()
+        status = _Run(config, comm, comm_name, *setup).train()
         while _LOCKS:  # the run is over: no 0-byte .lock left behind
-            runtime.release_out(_LOCKS.pop(), args.out)
+            folder.release_out(_LOCKS.pop(), config.out)
         return status
     except Diverged as e:
-        _stop_diverged(args, comm.rank, e, mpi)
+        _stop_diverged(config, comm.rank, e, mpi)
     except BaseException as e:
-        _stop_failed(args, comm.rank, e, mpi)
+        _stop_failed(config, comm.rank, e, mpi)
 
 
-def _stop_failed(args, rank, error, mpi):
+def _stop_failed(config, rank, error, mpi):
     """Any rank: end the job on an error; a full disk is one line that
     names the newest complete snapshot set (its manifest is written last,
     so a set cut short by the disk has none)."""
-    line = run_dir.disk_full_line(error, snapshots.newest(args.out))
+    line = folder.disk_full_line(error, snapshots.newest(config.out))
     if line is None:
         abort(mpi, rank, error)
         return
@@ -155,27 +170,29 @@ def _stop_failed(args, rank, error, mpi):
     mpi.Abort(1)
 
 
-def _stop_diverged(args, rank, error, mpi):
+def _stop_diverged(config, rank, error, mpi):
     """Any rank: record the divergence, say it in one line, end the job.
 
     The rank that saw it writes summary.json (only rank 0 has the log, and
     it may be the one waiting), then ``MPI_Abort`` stops every rank with
-    :data:`chainer_vfbn.runtime.EXIT_DIVERGED`.
+    :data:`chainer_vfbn.runs.config.EXIT_DIVERGED`.
     """
-    record, line = runtime.diverged_record(error, snapshots.newest(args.out))
-    record['rank'] = rank
-    runtime.write_json(os.path.join(args.out, 'summary.json'), {
-        'method': args.method, 'arch': args.arch, 'decoupled': True,
-        'status': 'diverged', 'diverged': record,
+    diverged, line = record.diverged_record(error,
+                                            snapshots.newest(config.out))
+    diverged['rank'] = rank
+    record.write_json(os.path.join(config.out, 'summary.json'), {
+        'method': config.method, 'arch': config.arch, 'decoupled': True,
+        'status': 'diverged', 'diverged': diverged,
         'iterations': error.iteration})
     sys.stderr.write('train_cifar.py: rank %d: %s\n' % (rank, line))
     sys.stderr.flush()
-    mpi.Abort(runtime.EXIT_DIVERGED)
+    mpi.Abort(EXIT_DIVERGED)
 
 
-def events_fn(args, stop_iteration):
+def events_fn(config, stop_iteration):
     """Rank 0's ``events(iteration, iterator) -> bits`` for this run."""
-    eval_k, snap_k, lr_step = args.eval_interval, args.frequency, args.lr_step
+    eval_k, snap_k = config.eval_interval, config.frequency
+    lr_step = config.lr_step
 
     def events(iteration, iterator):
         bits = 0
@@ -197,30 +214,29 @@ def events_fn(args, stop_iteration):
 class _Run(object):
     """One rank's training loop and what it does on the event bits."""
 
-    def __init__(self, args, comm, comm_name, device, method, worker, data,
+    def __init__(self, config, comm, comm_name, device, method, worker, data,
                  manifest):
-        self.args, self.comm, self.comm_name = args, comm, comm_name
+        self.config, self.comm, self.comm_name = config, comm, comm_name
         self.k, self.K = comm.rank, comm.size
         self.device, self.method, self.worker = device, method, worker
         self.iterator = self.test = self.stop = None
         if self.k == 0:
             (self.iterator, self.test, self.description, self.augment,
              n_train) = data
-            self.stop = (args.iterations if args.iterations is not None else
-                         -(-args.epoch * n_train // args.batchsize))
+            self.stop = config.stop_iteration(n_train)
         self.state = snapshots.RankState(worker, self.iterator)
         self.trainer = None
         if self.k == 0:
             self.trainer = self.state.reports = relay.RelayTrainer(
-                worker, args.out, self.state.elapsed_time)
+                worker, config.out, self.state.elapsed_time)
             reports.extend_reports(
                 self.trainer, split_step.synth_names(len(method.synthesizers))
                 if method.synthesizers else [], (1, 'iteration'),
                 per_synth=('cos', 'norm_ratio', 'staleness_max'),
-                eval_prefix=eval_prefix(args.validation_split),
+                eval_prefix=eval_prefix(config.validation_split),
                 run='%s on %s, decoupled (%s)' % (
-                    args.method, args.arch,
-                    os.path.basename(os.path.normpath(args.out))))
+                    config.method, config.arch,
+                    os.path.basename(os.path.normpath(config.out))))
         self.manifest = manifest
 
     def _resume(self):
@@ -236,21 +252,22 @@ class _Run(object):
         self.stop = mpi.bcast(self.stop, root=0)
 
     def _announce(self):
-        args, K = self.args, self.K
+        config, K = self.config, self.K
         print('chainer_vfbn: %s on %s, decoupled over %d ranks (split at %s, '
               'max staleness %d, synthesizers trained %s, %s communicator), '
               '%s, device %s'
-              % (args.method, args.arch, K, ','.join(self.method.split_names),
-                 args.max_staleness, placement(args) or '-', self.comm_name,
-                 self.description, self.device), flush=True)
-        record = runtime.run_record(
-            args, self.device, self.description, self.augment,
-            self.method.split_names, data_sha256=self.test['data_sha256'],
+              % (config.method, config.arch, K,
+                 ','.join(map(str, self.method.split_at)),
+                 config.max_staleness, config.placement or '-',
+                 self.comm_name, self.description, self.device), flush=True)
+        written = record.run_record(
+            config, self.device, self.description, self.augment,
+            self.method.split_at, data_sha256=self.test['data_sha256'],
             decoupled={'ranks': K, 'communicator': self.comm_name,
-                       'max_staleness': args.max_staleness,
-                       'synth_placement': placement(args)})
-        record['command'] = 'mpiexec -n %d %s' % (K, record['command'])
-        runtime.write_json(os.path.join(args.out, 'args.json'), record)
+                       'max_staleness': config.max_staleness,
+                       'synth_placement': config.placement})
+        written['command'] = 'mpiexec -n %d %s' % (K, written['command'])
+        record.write_json(os.path.join(config.out, 'args.json'), written)
 
     def train(self):
         self._resume()
@@ -267,7 +284,7 @@ class _Run(object):
                 self.stop, iterator=self.iterator,
                 converter=lambda batch, _: chainer.dataset.concat_examples(
                     batch, device),
-                events=events_fn(self.args, self.stop) if self.k == 0
+                events=events_fn(self.config, self.stop) if self.k == 0
                 else None, on_events=self.on_events, abort_on_error=False)
         self.comm.mpi_comm.Barrier()  # every rank is done, messages flushed
         if self.k == 0:
@@ -277,7 +294,7 @@ class _Run(object):
     def on_events(self, w, bits):
         """Every rank, after an iteration whose event bits are not 0."""
         if bits & wk.LR_DECAY:
-            w.optimizer.lr *= self.args.lr_decay
+            w.optimizer.lr *= self.config.lr_decay
         if bits & (wk.LOG | wk.SNAPSHOT):
             w.settle()
         results = None
@@ -295,17 +312,17 @@ class _Run(object):
     def _evaluate(self, w):
         """Rank 0: test-set figures through the chain of ranks."""
         self.state.n_evals += 1
-        test, args = self.test, self.args
-        tta = tta_due(self.state.n_evals, args.tta_interval,
+        test, config = self.test, self.config
+        tta = tta_due(self.state.n_evals, config.tta_interval,
                       w.iteration >= self.stop)
         result = evaluate_views(
             w.predict, test['images'], test['labels'],
-            augment=test['augment'], batch_size=args.test_batchsize,
+            augment=test['augment'], batch_size=config.test_batchsize,
             device=self.device, mean=test['mean'], std=test['std'], tta=tta)
         keys = ('loss', 'accuracy', 'error')
         if tta:
             keys += ('tta_accuracy', 'tta_error')
-        prefix = eval_prefix(args.validation_split)
+        prefix = eval_prefix(config.validation_split)
         return {'%s/main/%s' % (prefix, key): result[key] for key in keys}
 
     def _log(self, w, results):
@@ -320,33 +337,32 @@ class _Run(object):
         self.trainer.report(observation)
 
     def _snapshot(self, w):
-        out = self.args.out
+        out = self.config.out
         names = w.gather(snapshots.save(out, self.state, w.iteration, self.k))
         if self.k == 0:
             snapshots.write_manifest(out, w.iteration, names, {
-                'method': self.args.method, 'arch': self.args.arch,
-                'split_at': self.method.split_names,
-                'synth_placement': placement(self.args)})
+                'method': self.config.method, 'arch': self.config.arch,
+                'split_at': self.method.split_at,
+                'synth_placement': self.config.placement})
 
     def _summarize(self, done):
         """Rank 0: summary.json; ``done``: this session's iterations."""
-        args, worker = self.args, self.worker
+        config, worker = self.config, self.worker
         # As the synchronous run's trainer clock: every session, resumes
         # included, and the images of every session.
         wall = self.state.elapsed_time()
-        summary = runtime.summary_dict(
-            args, self.trainer.get_extension('LogReport').log,
-            self.method.split_names, self.description,
+        summary = record.summary_dict(
+            config, self.trainer.get_extension('LogReport').log,
+            self.method.split_at, self.description,
             self.device, worker.epoch_info.epoch_detail, worker.iteration,
-            wall, worker.iteration * args.batchsize,
+            wall, worker.iteration * config.batchsize,
             data_sha256=self.test['data_sha256'])
         summary.update(decoupled=True, ranks=self.K,
-                       max_staleness=args.max_staleness,
-                       synth_placement=placement(args))
-        runtime.write_json(os.path.join(args.out, 'summary.json'), summary)
+                       max_staleness=config.max_staleness,
+                       synth_placement=config.placement)
+        record.write_json(os.path.join(config.out, 'summary.json'), summary)
         print('done: %d iterations in %.1f s over %d ranks (%d iterations '
               'in this session); %s error %s'
               % (worker.iteration, wall, self.K, done,
                  summary['evaluated_on'],
-                 runtime.pct(summary['test_error'])), flush=True)
-
+                 record.pct(summary['test_error'])), flush=True)

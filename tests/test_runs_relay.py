@@ -8,7 +8,7 @@ from chainer.training import extension
 from chainer.training import extensions
 
 from chainer_vfbn import reports
-from chainer_vfbn.decoupled.relay import RelayTrainer
+from chainer_vfbn.runs.relay import RelayTrainer
 from chainer_vfbn.decoupled.transport import EpochInfo
 
 

@@ -1,16 +1,15 @@
-"""chainer_vfbn.decoupled.snapshots and the runner's clock: a decoupled
-run's ``elapsed_time`` and ``wall_time_s`` count every session once
-(issue #20), without MPI."""
+"""chainer_vfbn.runs.decoupled without MPI: rank 0's summary counts every
+session (issue #20), and a full disk stops the job in one line."""
 import argparse
 import json
 import os
 import time
 
-import chainer
 import pytest
 
-from chainer_vfbn.decoupled import runner
-from chainer_vfbn.decoupled import snapshots
+from chainer_vfbn.runs import decoupled as runner
+from chainer_vfbn.runs import snapshot_sets as snapshots
+from support import load_script
 
 
 class _Optimizer(object):
@@ -28,28 +27,6 @@ class _Worker(object):
 class _Iterator(object):
     def serialize(self, serializer):
         pass
-
-
-def _save(state):
-    saved = chainer.serializers.DictionarySerializer()
-    state.serialize(saved)
-    return saved.target
-
-
-def test_saving_a_snapshot_does_not_count_the_session_twice():
-    state = snapshots.RankState(_Worker(), _Iterator())
-    state.session_start = time.time() - 10.   # 10 s into the first session
-    first = float(_save(state)['elapsed'])
-    assert first == pytest.approx(10., abs=1.)
-    # The clock goes on from 10 s, not from 20 s (10 saved + 10 of the
-    # session counted again).
-    assert state.elapsed_time() == pytest.approx(10., abs=1.)
-    assert float(_save(state)['elapsed']) == pytest.approx(10., abs=1.)
-    # A resumed session starts from what was saved.
-    resumed = snapshots.RankState(_Worker(), _Iterator())
-    chainer.serializers.NpzDeserializer(_save(state)).load(resumed)
-    resumed.session_start = time.time() - 5.
-    assert resumed.elapsed_time() == pytest.approx(15., abs=1.)
 
 
 class _LogReport(object):
@@ -70,18 +47,19 @@ def test_summary_wall_time_counts_every_session(tmp_path):
     worker = argparse.Namespace(
         iteration=30, epoch_info=argparse.Namespace(epoch_detail=1.5))
     run = runner._Run.__new__(runner._Run)
-    run.args = argparse.Namespace(
-        method='vfbn', arch='resnet8-paper', alpha_gs=1e-3,
-        validation_split=0., batchsize=10, max_staleness=1,
-        synth_placement='above', out=str(tmp_path))
+    run.config = load_script().parse_config(
+        ['--method', 'vfbn', '--arch', 'resnet8-paper', '--batchsize', '10',
+         '--decoupled', '--out', str(tmp_path)])
     run.worker, run.state, run.trainer, run.K = worker, state, _Trainer(), 2
-    run.method = argparse.Namespace(split_names=['stage2_unit2'])
+    run.method = argparse.Namespace(split_at=['stage2_unit2'])
     run.description, run.device = 'sample', '@numpy'
     run.test = {'data_sha256': 'f' * 64}
     run._summarize(10)   # 10 of the 30 iterations in this session
     with open(os.path.join(str(tmp_path), 'summary.json')) as f:
         summary = json.load(f)
     assert summary['wall_time_s'] == pytest.approx(105., abs=1.)
+    assert summary['alpha_gs'] == 1e-3 and summary['max_staleness'] == 1
+    assert summary['synth_placement'] == 'above'   # the default
     assert summary['images_per_sec'] == pytest.approx(
         30 * 10 / summary['wall_time_s'])
 
@@ -103,11 +81,11 @@ def test_a_full_disk_stops_the_job_in_one_line(tmp_path, capsys):
     for name in ('snapshot_iter_4.json', 'snapshot_iter_8.json'):
         with open(os.path.join(out, name), 'w') as f:
             json.dump({'files': []}, f)
-    args = argparse.Namespace(out=out)
+    config = load_script().parse_config(['--decoupled', '--out', out])
     error = OSError(errno.ENOSPC, 'No space left on device',
                     os.path.join(out, 'snapshot_iter_12.rank1.npz.tmp.npz'))
     with pytest.raises(_Aborted) as e:
-        runner._stop_failed(args, 1, error, _MPI())
+        runner._stop_failed(config, 1, error, _MPI())
     assert e.value.args == (1,)
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'Traceback' not in err
@@ -116,6 +94,6 @@ def test_a_full_disk_stops_the_job_in_one_line(tmp_path, capsys):
         out, 'snapshot_iter_8.json') in err
     # Any other error is abort()'s, as before.
     with pytest.raises(_Aborted):
-        runner._stop_failed(args, 1, ValueError('bug'), _MPI())
+        runner._stop_failed(config, 1, ValueError('bug'), _MPI())
     assert 'decoupled: rank 1 stops the run: ValueError: bug' in \
         capsys.readouterr().err

@@ -1,0 +1,23 @@
+"""The run layer: what a command-line run needs around the science.
+
+The science (:mod:`chainer_vfbn.models`, :mod:`chainer_vfbn.synthesizers`,
+:mod:`chainer_vfbn.functions`, :mod:`chainer_vfbn.split_step`,
+:mod:`chainer_vfbn.updaters`, the decoupled worker and transport) never
+sees the command line; this package turns the options that
+``train/train_cifar.py`` and ``train/train_own_model.py`` parsed into a run:
+
+* :mod:`~chainer_vfbn.runs.config`: :class:`RunConfig`, the options
+  resolved once, which both runners receive;
+* :mod:`~chainer_vfbn.runs.folder`: ``--out``, its lock, its identity (the
+  one check of both runners) and its snapshots;
+* :mod:`~chainer_vfbn.runs.setup`: the device, the seeds and the data;
+* :mod:`~chainer_vfbn.runs.record`: ``args.json`` and ``summary.json``;
+* :mod:`~chainer_vfbn.runs.trainer`: the synchronous run (a Chainer
+  ``Trainer``);
+* :mod:`~chainer_vfbn.runs.decoupled`: ``train_cifar.py --decoupled``, one
+  MPI rank per module, with its snapshot sets
+  (:mod:`~chainer_vfbn.runs.snapshot_sets`) and rank 0's report trainer
+  (:mod:`~chainer_vfbn.runs.relay`).
+"""
+from chainer_vfbn.runs.config import RunConfig  # NOQA
+from chainer_vfbn.runs.config import UserError  # NOQA

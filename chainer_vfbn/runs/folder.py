@@ -1,0 +1,311 @@
+"""A run's output folder (``--out``): its identity, its lock and its
+snapshots.
+
+A folder holds one run. The run records its configuration
+(``args.json``); a later command on the same folder resumes it only if it
+asks for the same run (:func:`check_identity`, the one check of both
+runners), a lock (:func:`claim_out`) keeps a second live process out, and
+a damaged snapshot is skipped for the one before it instead of ending in a
+traceback (:func:`newest_readable`).
+"""
+import errno
+import fcntl
+import glob
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+
+import numpy
+
+from chainer_vfbn.methods import SYNTHETIC_METHODS
+from chainer_vfbn.runs.config import RESUMABLE
+from chainer_vfbn.runs.config import UserError
+
+LOCK_NAME = '.lock'
+# What a killed write leaves behind: chainer's snapshot writer
+# saves into a temporary folder ``tmp<filename>XXXX`` (and the decoupled
+# runner into ``<name>.tmp.npz``, write_json into ``<file>.tmp<pid>``) and
+# renames at the end.
+TEMPORARY = ('tmpsnapshot_iter_*', 'snapshot_iter_*.tmp.npz', '*.json.tmp*',
+             'log.tmp*')
+
+
+# A write that failed for want of room: the disk or the user's quota.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class Busy(Exception):
+    """Another live process holds the folder."""
+
+
+class CorruptSnapshot(Exception):
+    """A snapshot file cannot be read back whole."""
+
+
+def differences(recorded, current, may_change, defaults=None):
+    """Options whose values differ between two configurations.
+
+    Args:
+        recorded (dict): The configuration the folder's run recorded.
+        current (dict): The new command's.
+        may_change (iterable of str): Options a resumed run may change
+            (its length, its logging).
+        defaults (dict): The options' defaults. An option that the run
+            did not record (one added to the program since) counts as
+            unchanged where the new command leaves it at its default.
+
+    Returns:
+        list of str: Sorted names of the other options that differ (an
+        option missing on one side counts as different, but for the case
+        above).
+    """
+    defaults = defaults or {}
+    keys = (set(recorded) | set(current)) - set(may_change)
+    newer = {k for k in keys if k not in recorded and k in defaults and
+             current.get(k) == defaults[k]}
+    return sorted(k for k in keys - newer if recorded.get(k, '<absent>') !=
+                  current.get(k, '<absent>'))
+
+
+def lock(out):
+    """Hold an exclusive ``fcntl`` lock on ``out`` for this process's life.
+
+    Returns:
+        file: The lock file; keep it open (closing it releases the lock).
+
+    Raises:
+        Busy: Another process holds it.
+    """
+    f = open(os.path.join(out, LOCK_NAME), 'a+')
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise Busy('another run is writing to %s right now (it holds '
+                       '%s); wait for it or choose another folder'
+                       % (out, os.path.join(out, LOCK_NAME)))
+        raise
+    return f
+
+
+def move_aside(out):
+    """Rename ``out`` to ``<out>.replaced-<time>`` and return the new name."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    target = '%s.replaced-%s' % (out.rstrip(os.sep), stamp)
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = '%s.replaced-%s-%d' % (out.rstrip(os.sep), stamp, n)
+    os.rename(out, target)
+    return target
+
+
+def check_identity(config):
+    """Refuse to resume a run in ``config.out`` that other options made.
+
+    Reads the folder's ``args.json`` (writes nothing) and compares its
+    options with ``config.options`` (:func:`differences`, with
+    ``config.defaults`` for options the run did not record); with
+    ``--force-new`` any difference is allowed (:func:`claim_out` moves the
+    old run aside).
+
+    Args:
+        config (~chainer_vfbn.runs.config.RunConfig): The new command's.
+
+    Raises:
+        UserError: One line naming each option that differs.
+    """
+    out = config.out
+    path = os.path.join(out, 'args.json')
+    if config.force_new or not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            recorded = json.load(f)['args']
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError('--out %s holds an unreadable args.json (%s); '
+                        'choose another --out or pass --force-new'
+                        % (out, e))
+    current = dict(config.options)
+    if recorded.get('method') not in SYNTHETIC_METHODS:
+        recorded = {k: v for k, v in recorded.items() if k != 'alpha_gs'}
+    changed = differences(recorded, current, RESUMABLE, config.defaults)
+    if 'method' in changed and 'alpha_gs' in changed:
+        # Another method's default alpha_gs, not an option the user gave:
+        # the method is the difference to name.
+        changed.remove('alpha_gs')
+    if changed:
+        raise UserError(
+            '--out %s holds another run: %s; resume it with its own options '
+            '(only the length and the logging may change), choose another '
+            '--out, or pass --force-new to move it aside'
+            % (out, ', '.join(
+                '--%s %s (was %s)' % (k.replace('_', '-'), current.get(k),
+                                      recorded.get(k)) for k in changed)))
+
+
+def claim_out(out, force_new=False):
+    """Create ``out`` and lock it for this process; after validation.
+
+    With ``force_new`` (``--force-new``) an old run there is moved aside
+    first; what killed snapshot writes left behind is removed.
+
+    Returns:
+        file: The lock; keep it open for the whole run.
+    """
+    existed = os.path.isdir(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        held = lock(out)
+        if force_new and existed and \
+                set(os.listdir(out)) - {LOCK_NAME}:
+            moved = move_aside(out)
+            print('--force-new: moved the old contents of %s to %s'
+                  % (out, moved))
+            os.makedirs(out)
+            held.close()
+            held = lock(out)
+    except Busy as e:
+        raise UserError(str(e))
+    except OSError as e:
+        raise UserError('cannot write to --out %s: %s'
+                        % (out, e.strerror or e))
+    removed = clean_temporary(out)
+    if removed:
+        print('removed what an interrupted snapshot write left in %s: %s'
+              % (out, ', '.join(removed)))
+    return held
+
+
+def release_out(held, out):
+    """Remove ``--out``'s lock file and release the lock (the run's end).
+
+    The file is removed while still held, so that no other process can
+    take the lock on it in between.
+    """
+    if held is None or held.closed:
+        return
+    try:
+        os.remove(os.path.join(out, LOCK_NAME))
+    except OSError:
+        pass
+    held.close()
+
+
+def clean_temporary(out):
+    """Remove what killed snapshot writes left in ``out``.
+
+    Returns:
+        list of str: The names removed.
+    """
+    removed = []
+    for pattern in TEMPORARY:
+        for path in glob.glob(os.path.join(out, pattern)):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    return sorted(removed)
+
+
+def read_npz(path):
+    """Every array of an ``.npz`` snapshot, read (and CRC-checked) in full.
+
+    Returns:
+        dict: ``key -> numpy.ndarray``, what
+        :class:`chainer.serializers.NpzDeserializer` reads.
+
+    Raises:
+        CorruptSnapshot: Truncated, damaged or not an ``.npz``.
+    """
+    try:
+        with numpy.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile,
+            zipfile.LargeZipFile) as e:
+        raise CorruptSnapshot('snapshot %s is corrupt or truncated (%s: %s)'
+                              % (path, type(e).__name__,
+                                 ' '.join(str(e).split())))
+
+
+_ITER = re.compile(r'^snapshot_iter_(\d+)$')
+
+
+def snapshots(out):
+    """The ``snapshot_iter_N`` files in ``out``, newest (largest N) first."""
+    found = []
+    for path in glob.glob(os.path.join(out, 'snapshot_iter_*')):
+        match = _ITER.match(os.path.basename(path))
+        if match and os.path.isfile(path):
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def newest_readable(paths, read=read_npz, say=print):
+    """The first of ``paths`` that reads whole, saying which were skipped.
+
+    Args:
+        paths (list of str): Candidates, newest first.
+        read (callable): ``read(path) -> data``, raising
+            :class:`CorruptSnapshot`.
+        say (callable): Gets one line per skipped snapshot.
+
+    Returns:
+        tuple: ``(path, data)``, or ``(None, None)`` if none reads.
+    """
+    for i, path in enumerate(paths):
+        try:
+            return path, read(path)
+        except CorruptSnapshot as e:
+            later = paths[i + 1] if i + 1 < len(paths) else None
+            say('%s; %s' % (e, 'falling back to %s' % later if later else
+                            'no older snapshot: starting afresh'))
+    return None, None
+
+
+def newest_intact(out):
+    """The newest ``snapshot_iter_N`` in ``out`` that reads back whole, or
+    ``None``; silent about the damaged ones it passes."""
+    return newest_readable(snapshots(out), say=lambda line: None)[0]
+
+
+def disk_full_line(error, intact):
+    """One line for a run stopped by a full disk, or ``None`` for any other
+    error.
+
+    A snapshot is written to a temporary name and renamed once whole, so
+    the one before the failed write is intact; the line names it.
+
+    Args:
+        error (BaseException): What stopped the run (or an error raised
+            while handling it).
+        intact (str): The newest snapshot that is whole (``None``: none).
+
+    Example:
+        >>> import errno
+        >>> disk_full_line(OSError(errno.ENOSPC, 'No space left on device',
+        ...                        'o/log'), 'o/snapshot_iter_10')[:64]
+        'the disk is full (No space left on device, writing o/log); the n'
+    """
+    # The full disk may be the cause of what was raised (a clean-up that
+    # failed in turn), not the error itself.
+    while error is not None and not (isinstance(error, OSError) and
+                                     error.errno in DISK_FULL):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return None
+    what = error.strerror or str(error)
+    if error.filename:
+        what += ', writing %s' % error.filename
+    if intact:
+        then = ('the newest intact snapshot is %s: free some space and run '
+                'the same command to resume from it' % intact)
+    else:
+        then = ('no snapshot was written before: free some space and run the '
+                'same command to start again')
+    return 'the disk is full (%s); %s' % (what, then)
