@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 import chainer_vfbn
-from chainer_vfbn import runtime
+from chainer_vfbn.runs import record
 
 TRAIN = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(chainer_vfbn.__file__))), 'train', 'train_cifar.py')
@@ -74,7 +74,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     result = {'command': ' '.join(['bench_type_check.py'] + sys.argv[1:]),
               'date': datetime.date.today().isoformat(),
-              'environment': runtime.environment(), 'methods': {}}
+              'environment': record.environment(), 'methods': {}}
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(','):
             times = {(k, tc): [] for k in ('cpu', 'wall') for tc in '10'}
@@ -99,7 +99,7 @@ def main(argv=None):
                   flush=True)
     print(json.dumps(result, indent=1))
     if args.json:
-        runtime.write_json(args.json, result)
+        record.write_json(args.json, result)
     return 0
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import train_cifar
 from chainer_vfbn import datasets
-from chainer_vfbn import runtime
+from chainer_vfbn.runs import setup as run_setup
 from chainer_vfbn.datasets import validation_split
 
 
@@ -43,7 +43,7 @@ def test_cli_trains_on_the_rest_and_evaluates_on_the_held_out(monkeypatch):
                         lambda *a, **k: (((x, t), test), 'fake'))
     args = train_cifar.parse_args(['--validation-split', '0.1',
                                    '--batchsize', '10'])
-    train_iter, ev, description, _, n_train = runtime.setup_data(args, 24)
+    train_iter, ev, description, _, n_train = run_setup.setup_data(args, 24)
     kept, held = validation_split(t, 0.1)
     assert n_train == len(kept) == 180
     numpy.testing.assert_array_equal(ev['images'], x[held])

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import reproduce
-from chainer_vfbn import run_dir
+from chainer_vfbn.runs import folder as run_dir
 from fake_train import FakeProcess
 from fake_train import write_finished_run
 

@@ -42,8 +42,7 @@ import subprocess
 import sys
 import textwrap
 
-from chainer_vfbn import run_dir
-from chainer_vfbn import runtime
+from chainer_vfbn.runs import folder
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
@@ -338,8 +337,8 @@ def main(argv=None, popen=subprocess.Popen):
         os.makedirs(args.out, exist_ok=True)
         # One live reproduction per --out (a --report-only one only reads):
         # a second would train the first one's rows over it.
-        held = None if args.report_only else run_dir.lock(args.out)
-    except (ExperimentError, run_dir.Busy) as e:
+        held = None if args.report_only else folder.lock(args.out)
+    except (ExperimentError, folder.Busy) as e:
         return _fail('error: %s' % e)
     except OSError as e:
         return _fail('error: cannot create --out %s: %s'
@@ -351,7 +350,7 @@ def main(argv=None, popen=subprocess.Popen):
     except ExperimentError as e:
         return _fail('error: %s' % e)
     finally:
-        runtime.release_out(held, args.out)
+        folder.release_out(held, args.out)
 
 
 if __name__ == '__main__':

@@ -11,14 +11,14 @@ import subprocess
 import sys
 import time
 
-from chainer_vfbn import runtime
+from chainer_vfbn.runs import record
 from chainer_vfbn.experiments.plan import command
 from chainer_vfbn.experiments.records import make_record
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.interrupt import Interrupt
 from chainer_vfbn.interrupt import Interrupted
-from chainer_vfbn.runtime import EXIT_DIVERGED
+from chainer_vfbn.runs.config import EXIT_DIVERGED
 
 # The exit statuses of a run that snapshotted at SIGINT or SIGTERM.
 EXIT_INTERRUPTED = (130, 143)
@@ -119,8 +119,8 @@ class _Pool(object):
                      'accuracy %s' % (run.schedule, count, run.key,
                                       self.result[run.key], seconds,
                                       summ.get('evaluated_on', 'test'),
-                                      runtime.pct(summ.get('test_error')),
-                                      runtime.pct(
+                                      record.pct(summ.get('test_error')),
+                                      record.pct(
                                           summ.get('train_accuracy'))))
         else:
             self.result[run.key] = 'failed (exit %d)' % rc

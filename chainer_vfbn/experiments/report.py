@@ -3,7 +3,7 @@ paired comparisons, the tuning, the length check, the pilot) and its
 figures, from the records only."""
 import os
 
-from chainer_vfbn import runtime
+from chainer_vfbn.runs import record
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.experiments.choices import PILOT_GAP
 from chainer_vfbn.experiments.choices import PILOT_P
@@ -152,7 +152,7 @@ def _md_length(length):
             '(the protocol asks for < 1); final training accuracy '
             '%s.' % ('—' if length['gain_last_fifth_points'] is None
                      else '%.2f' % length['gain_last_fifth_points'],
-                     runtime.pct(length['train_accuracy']))]
+                     record.pct(length['train_accuracy']))]
 
 
 def _md_pilot(result):
