@@ -138,6 +138,22 @@ def adam(link, alpha):
     return opt
 
 
+def _checked_options(method, alpha_gs, target_scale):
+    """``alpha_gs`` resolved (:func:`resolve_alpha_gs`), once ``method``,
+    ``alpha_gs`` and ``target_scale`` are checked; ``ValueError`` if not."""
+    if method not in BACKPROP_METHODS + registry.names():
+        raise ValueError('unknown method %r; choose from %s'
+                         % (method, ', '.join(BACKPROP_METHODS +
+                                              registry.names())))
+    alpha_gs = resolve_alpha_gs(method, alpha_gs)
+    check_alpha_gs(alpha_gs)
+    split_step.check_target_scale(target_scale, method)
+    if target_scale != 'batch-mean' and method not in registry.KINDS:
+        raise ValueError('target scale %s needs a synthetic-gradient method, '
+                         'not %s' % (target_scale, method))
+    return alpha_gs
+
+
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                  weight_decay=1e-4, alpha_gs=None, n_hidden=256,
                  target_scale='batch-mean', n_class=None, in_shape=None,
@@ -181,16 +197,7 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         ...                       in_shape=(3, 32, 32))
         >>> updater = method.make_updater(train_iter, concat_examples, -1)
     """
-    if method not in BACKPROP_METHODS + registry.names():
-        raise ValueError('unknown method %r; choose from %s'
-                         % (method, ', '.join(BACKPROP_METHODS +
-                                              registry.names())))
-    alpha_gs = resolve_alpha_gs(method, alpha_gs)
-    check_alpha_gs(alpha_gs)
-    split_step.check_target_scale(target_scale, method)
-    if target_scale != 'batch-mean' and method not in registry.KINDS:
-        raise ValueError('target scale %s needs a synthetic-gradient method, '
-                         'not %s' % (target_scale, method))
+    alpha_gs = _checked_options(method, alpha_gs, target_scale)
     loss_func = loss_func or F.softmax_cross_entropy
     # Back-prop ignores the split, but a wrong point is still a mistake.
     split_at = [] if method == 'bp' and split_at is None else \
