@@ -54,3 +54,23 @@ def load_script(path=SCRIPT, name='train_cifar_cli'):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class _FakeOptimizer(object):
+    lr = 0.1
+
+
+class FakeWorker(object):
+    """What a decoupled rank's snapshot (``RankState``) saves of a worker:
+    its ``serialize`` and its optimizer's ``lr``."""
+    optimizer = _FakeOptimizer()
+
+    def serialize(self, serializer):
+        pass
+
+
+class FakeIterator(object):
+    """An iterator with nothing to save."""
+
+    def serialize(self, serializer):
+        pass

@@ -9,24 +9,9 @@ import pytest
 
 from chainer_vfbn.runs import decoupled as runner
 from chainer_vfbn.runs import snapshot_sets as snapshots
+from support import FakeIterator
+from support import FakeWorker
 from support import load_script
-
-
-class _Optimizer(object):
-    lr = 0.1
-
-
-class _Worker(object):
-    """What RankState saves of a worker: its serialize and its lr."""
-    optimizer = _Optimizer()
-
-    def serialize(self, serializer):
-        pass
-
-
-class _Iterator(object):
-    def serialize(self, serializer):
-        pass
 
 
 class _LogReport(object):
@@ -41,7 +26,7 @@ class _Trainer(object):
 
 def test_summary_wall_time_counts_every_session(tmp_path):
     """A resumed decoupled run: 100 s before, 5 s in this session."""
-    state = snapshots.RankState(_Worker(), _Iterator())
+    state = snapshots.RankState(FakeWorker(), FakeIterator())
     state.elapsed = 100.
     state.session_start = time.time() - 5.
     worker = argparse.Namespace(

@@ -6,23 +6,8 @@ import chainer
 import pytest
 
 from chainer_vfbn.runs import snapshot_sets as snapshots
-
-
-class _Optimizer(object):
-    lr = 0.1
-
-
-class _Worker(object):
-    """What RankState saves of a worker: its serialize and its lr."""
-    optimizer = _Optimizer()
-
-    def serialize(self, serializer):
-        pass
-
-
-class _Iterator(object):
-    def serialize(self, serializer):
-        pass
+from support import FakeIterator
+from support import FakeWorker
 
 
 def _save(state):
@@ -32,7 +17,7 @@ def _save(state):
 
 
 def test_saving_a_snapshot_does_not_count_the_session_twice():
-    state = snapshots.RankState(_Worker(), _Iterator())
+    state = snapshots.RankState(FakeWorker(), FakeIterator())
     state.session_start = time.time() - 10.   # 10 s into the first session
     first = float(_save(state)['elapsed'])
     assert first == pytest.approx(10., abs=1.)
@@ -41,7 +26,7 @@ def test_saving_a_snapshot_does_not_count_the_session_twice():
     assert state.elapsed_time() == pytest.approx(10., abs=1.)
     assert float(_save(state)['elapsed']) == pytest.approx(10., abs=1.)
     # A resumed session starts from what was saved.
-    resumed = snapshots.RankState(_Worker(), _Iterator())
+    resumed = snapshots.RankState(FakeWorker(), FakeIterator())
     chainer.serializers.NpzDeserializer(_save(state)).load(resumed)
     resumed.session_start = time.time() - 5.
     assert resumed.elapsed_time() == pytest.approx(15., abs=1.)
