@@ -331,7 +331,10 @@ def _print_accuracy(args, acc):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.warmup < 1:   # the clock starts when step `warmup` ends
+        parser.error('--warmup must be at least 1, got %d' % args.warmup)
     import chainer_vfbn  # NOQA  (before chainer)
     if args.worker:
         args.mode = args.worker
