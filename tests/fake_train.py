@@ -19,7 +19,15 @@ def wrong_first(labels, err):
     return pred
 
 
-def write_finished_run(out, err, tta, extra_summary=None):
+#: The machine a fake run names; ``OTHER_MACHINE`` for the fake
+#: ``vfbn-alpha0``'s seed 2 (FakeProcess).
+MACHINE = {'cpu': 'Fake CPU', 'cpu_count': 2, 'blas': [
+    {'internal_api': 'openblas', 'architecture': 'Haswell'}]}
+OTHER_MACHINE = dict(MACHINE, blas=[{'internal_api': 'openblas',
+                                     'architecture': 'SkylakeX'}])
+
+
+def write_finished_run(out, err, tta, extra_summary=None, machine=MACHINE):
     """The files of a finished run in ``out``, 100 test images."""
     summary = {'test_error': err, 'tta_error': tta,
                'train_accuracy': 0.9, 'synth_cos': 0.5,
@@ -29,7 +37,8 @@ def write_finished_run(out, err, tta, extra_summary=None):
     with open(os.path.join(out, 'summary.json'), 'w') as f:
         json.dump(summary, f)
     with open(os.path.join(out, 'args.json'), 'w') as f:
-        json.dump({'code_version': 'test'}, f)
+        json.dump({'code_version': 'test',
+                   'environment': {'machine': machine}}, f)
     with open(os.path.join(out, 'log'), 'w') as f:
         json.dump([{'epoch': 1, 'iteration': 2,
                     'validation/main/error': err, 'other': 1}], f)
@@ -46,7 +55,8 @@ class FakeProcess(object):
     """Writes what train_cifar.py leaves behind, then exits 0.
 
     The validation/test error is 0.5 - 0.01 * seed, plus a penalty that
-    grows with ``|log10(alpha_gs) + 4|`` and one per pilot cut.
+    grows with ``|log10(alpha_gs) + 4|`` and one per pilot cut. The runs at
+    alpha_gs = 0 (``vfbn-alpha0``) of seed 2 name another kind of machine.
     """
 
     calls = []
@@ -65,7 +75,10 @@ class FakeProcess(object):
         if '--split-at' in argv:   # the pilot's bottom halves
             err += FakeProcess.cut_penalty.get(
                 argv[argv.index('--split-at') + 1], 0.)
-        write_finished_run(out, err, err - 0.02)
+        alpha0 = '--alpha-gs' in argv and float(
+            argv[argv.index('--alpha-gs') + 1]) == 0
+        write_finished_run(out, err, err - 0.02, machine=(
+            OTHER_MACHINE if alpha0 and seed == 2 else MACHINE))
         self.returncode = 0
 
     def poll(self):

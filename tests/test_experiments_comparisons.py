@@ -70,3 +70,49 @@ def test_compare_all_adjusts_every_test_together():
     assert [t['p_holm'] for t in tests] == pytest.approx(paired.holm(raw))
     md = '\n'.join(comparisons.md_comparisons(rows, comps, '##', n_boot=100))
     assert 'adjusted for the 4 tests of this table' in md
+
+
+HASWELL = {'cpu': 'AMD EPYC', 'cpu_count': 2, 'blas': [
+    {'internal_api': 'openblas', 'architecture': 'Haswell'}]}
+SKYLAKEX = dict(HASWELL, blas=[{'internal_api': 'openblas',
+                                'architecture': 'SkylakeX'}])
+
+
+def test_seeds_run_on_two_machine_kinds_are_named():
+    # seed 0: both rows on Haswell; seed 1: b on SkylakeX; seed 2: a names
+    # no machine (an old record): seeds 1 and 2 pair batches, not arithmetic
+    a = dict(_row('a', {s: range(30) for s in (0, 1, 2)}),
+             machines={0: HASWELL, 1: HASWELL, 2: None})
+    b = dict(_row('b', {s: range(20) for s in (0, 1, 2)}),
+             machines={0: HASWELL, 1: SKYLAKEX, 2: HASWELL})
+    res = comparisons.compare_rows(a, b, 'centre', n_boot=100)
+    assert res['mixed_machines'] == [1, 2]
+    same = comparisons.compare_rows(a, dict(a, row='a2'), 'centre',
+                                    n_boot=100)
+    assert same['mixed_machines'] == [2]
+    frac = comparisons.recovered_fraction(
+        dict(a, machines={s: HASWELL for s in (0, 1, 2)}), b,
+        dict(b, row='bp', machines={s: HASWELL for s in (0, 1, 2)}),
+        'centre', n_boot=100)
+    assert frac['mixed_machines'] == [1]
+    md = '\n'.join(comparisons.md_comparisons(
+        [a, b], (('q', 'a', 'b'),), '##', n_boot=100))
+    assert '| 1, 2 |' in md
+
+
+def test_the_machines_table_gives_each_kind_a_letter():
+    # the same kind in two rows is one letter; a newer record that also
+    # names the CPU's family and model is still the same kind
+    newer = dict(HASWELL, cpu_id='family 25 model 1')
+    rows = [dict(row='bp', seeds=[0, 1], machines={0: HASWELL, 1: newer}),
+            dict(row='vfbn', seeds=[0, 1, 2],
+                 machines={0: SKYLAKEX, 1: HASWELL, 2: None})]
+    md = comparisons.md_machines(rows, '##')
+    assert '| `bp` | 0: A, 1: A |' in md
+    assert '| `vfbn` | 0: B, 1: A, 2: — |' in md
+    assert 'A: AMD EPYC, openblas Haswell.' in md
+    assert 'B: AMD EPYC, openblas SkylakeX.' in md
+    assert any(line.startswith('—: not recorded') for line in md)
+    # no record names a machine: no table
+    assert comparisons.md_machines(
+        [dict(row='bp', seeds=[0], machines={0: None})], '##') == []

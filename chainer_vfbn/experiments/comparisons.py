@@ -8,11 +8,17 @@ on the seeds that both have, image by image
 seed-averaged error rates with a paired-bootstrap 95% interval, an exact
 sign-flip p-value (the exact McNemar test with one seed) and the per-seed
 McNemar p-values; the p-values of one report are Holm-adjusted together.
+Each result also names the paired seeds whose runs ran on different kinds
+of machine (:func:`.records.same_machine`): a seed pairs two runs fully
+only on one kind, since across kinds the same run drifts by about as much
+as one seed differs from the next.
 """
 import numpy
 
 from chainer_vfbn.evaluation import decode_classes
 from chainer_vfbn.experiments import paired
+from chainer_vfbn.experiments.records import machine_label
+from chainer_vfbn.experiments.records import same_machine
 
 #: The views a row is scored in: the centre crop and the 36-view average.
 VIEWS = ('centre', 'tta')
@@ -43,14 +49,25 @@ def _stacked(rows, view):
     return seeds, [numpy.stack([w[s] for s in seeds]) for w in per_row]
 
 
+def mixed_machine_seeds(rows, seeds):
+    """The seeds whose runs of ``rows`` did not all run on one kind of
+    machine (or name none)."""
+    def machine(row, seed):
+        return (row.get('machines') or {}).get(seed)
+    return [s for s in seeds
+            if not all(same_machine(machine(rows[0], s), machine(r, s))
+                       for r in rows)]
+
+
 def compare_rows(row_a, row_b, view, n_boot=10000):
     """Row a against row b in one view, paired; None without predictions.
 
     Returns:
         dict: ``seeds`` (paired), ``diff`` (a's seed-averaged error minus
         b's, points, with ``low``/``high`` of its 95% paired-bootstrap
-        interval), ``p`` (:func:`paired.sign_flip_test`) and ``per_seed``
-        (``[(seed, McNemar p)]``).
+        interval), ``p`` (:func:`paired.sign_flip_test`), ``per_seed``
+        (``[(seed, McNemar p)]``) and ``mixed_machines`` (the paired seeds
+        whose two runs ran on different kinds of machine).
     """
     seeds, wrongs = _stacked([row_a, row_b], view)
     if wrongs is None:
@@ -58,6 +75,7 @@ def compare_rows(row_a, row_b, view, n_boot=10000):
     boot = paired.paired_bootstrap(lambda a, b: a - b, wrongs, n_boot=n_boot)
     return dict(seeds=seeds, diff=boot['estimate'], low=boot['low'],
                 high=boot['high'],
+                mixed_machines=mixed_machine_seeds([row_a, row_b], seeds),
                 p=paired.sign_flip_test(*wrongs)['p'],
                 per_seed=[(s, paired.mcnemar_exact(wrongs[0][i],
                                                    wrongs[1][i])['p'])
@@ -76,7 +94,8 @@ def recovered_fraction(row, bottom, bp, view, n_boot=10000):
     boot = paired.paired_bootstrap(
         lambda r, b, p: (b - r) / (b - p), wrongs, n_boot=n_boot)
     return dict(seeds=seeds, fraction=boot['estimate'], low=boot['low'],
-                high=boot['high'], undefined=boot['undefined'])
+                high=boot['high'], undefined=boot['undefined'],
+                mixed_machines=mixed_machine_seeds([row, bottom, bp], seeds))
 
 
 def compare_all(table, comparisons, n_boot=10000):
@@ -122,16 +141,18 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
     lines = ['', level + ' Comparisons, paired by image and seed (test '
              'error, percentage points)', '',
              '| question | rows | view | difference [95% CI] | p | p, Holm '
-             '| McNemar p per seed |', '|---|---|---|---:|---:|---:|---|']
+             '| McNemar p per seed | seeds on two machine kinds |',
+             '|---|---|---|---:|---:|---:|---|---|']
     by_row = {r['row']: r for r in table}
     for question, a, b, by_view in results:
         for view in VIEWS:
             res = by_view[view]
-            cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—']
-                     if res is None else [
+            cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—',
+                      '—'] if res is None else [
                          _ci(res, 'diff'), _p(res['p']), _p(res['p_holm']),
                          ', '.join('%d: %s' % (s, _p(p))
-                                   for s, p in res['per_seed'])])
+                                   for s, p in res['per_seed']),
+                         _seeds(res['mixed_machines'])])
             lines.append('| %s | `%s` − `%s` | %s | %s |' % (
                 question, a, b, view, ' | '.join(cells)))
     return lines + [
@@ -142,10 +163,17 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
         'two-sided sign-flip test, image by image over the paired seeds (the '
         'exact McNemar test when there is one seed). p, Holm: adjusted for '
         'the %d tests of this table. McNemar p per seed: the exact test of '
-        'each pair of runs with the same seed. Where a record holds no '
+        'each pair of runs with the same seed. Seeds on two machine kinds: '
+        'the paired seeds whose two runs ran on different kinds of machine '
+        '(see the machines table), so that the seed pairs their batches but '
+        'not their arithmetic. Where a record holds no '
         'per-image predictions (the runs made before 2026-12-03), only the '
         'difference of the rows\' mean errors is shown, with no test.'
         % (n_boot, n_tests)]
+
+
+def _seeds(seeds):
+    return ', '.join(map(str, seeds)) or 'none'
 
 
 def _unpaired(row_a, row_b, view):
@@ -165,10 +193,10 @@ def md_recovered(table, rows, level, n_boot=10000):
         return []
     lines = ['', level + ' Fraction of the gap between the bottom half '
              'alone and BP that each row recovers', '',
-             '| row | centre view [95% CI] | 36-view TTA [95% CI] | seeds |',
-             '|---|---:|---:|---|']
+             '| row | centre view [95% CI] | 36-view TTA [95% CI] | seeds '
+             '| seeds on two machine kinds |', '|---|---:|---:|---|---|']
     for row in (r for r in rows if r in by_row):
-        cells, seeds = [], set()
+        cells, seeds, mixed = [], set(), set()
         for view in VIEWS:
             res = recovered_fraction(by_row[row], by_row['bottom-bp'],
                                      by_row['bp'], view, n_boot)
@@ -176,12 +204,13 @@ def md_recovered(table, rows, level, n_boot=10000):
                 cells.append('—')
                 continue
             seeds.update(res['seeds'])
+            mixed.update(res['mixed_machines'])
             cells.append('%s%s' % (_ci(res, 'fraction'), '' if not
                                    res['undefined'] else ' (%d undefined)'
                                    % res['undefined']))
-        lines.append('| `%s` | %s | %s | %s |' % (
+        lines.append('| `%s` | %s | %s | %s | %s |' % (
             row, cells[0], cells[1], ', '.join(map(str, sorted(seeds)))
-            or '—'))
+            or '—', _seeds(sorted(mixed)) if seeds else '—'))
     return lines + [
         '', '(bottom − row) / (bottom − BP), from the error rates averaged '
         'over the seeds all three rows share: 1 recovers the whole gap, 0 '
@@ -190,3 +219,31 @@ def md_recovered(table, rows, level, n_boot=10000):
         'are undefined and dropped). The paper\'s figure for VFBN at '
         'α_gs = 1e-3: (5.76 − 5.51) / (5.76 − 5.15) = %.2f.'
         % PAPER_RECOVERED]
+
+
+def md_machines(table, level):
+    """Markdown lines: the kind of machine each row's run of each seed ran
+    on (:func:`.records.machine_label`), one letter per kind."""
+    kinds, cells, unknown = [], [], False
+    for r in table:
+        letters = []
+        for seed in r['seeds']:
+            m = (r.get('machines') or {}).get(seed)
+            match = next((i for i, k in enumerate(kinds)
+                          if m and same_machine(k, m)), None)
+            if m and match is None:
+                kinds.append(m)
+                match = len(kinds) - 1
+            unknown = unknown or match is None
+            letters.append('%d: %s' % (seed, '—' if match is None
+                                       else chr(ord('A') + match)))
+        cells.append('| `%s` | %s |' % (r['row'], ', '.join(letters) or '—'))
+    if not kinds:
+        return []
+    return (['', level + ' Machines', '', '| row | machine kind per seed |',
+             '|---|---|'] + cells + [''] +
+            ['%s: %s.' % (chr(ord('A') + i), machine_label(k))
+             for i, k in enumerate(kinds)] +
+            ['—: not recorded (a record made before 2026-12-03).'] * unknown +
+            ['Runs repeat bit for bit on one kind of machine; across kinds a '
+             'run drifts by about as much as one seed differs from the next.'])

@@ -163,3 +163,46 @@ def write_record(records, run, record):
     records' layout (:data:`strict_json.RECORD`)."""
     strict_json.write_json(record_path(records, run), record,
                            **strict_json.RECORD)
+
+
+def machine_of(record):
+    """The machine a record's run ran on (its ``environment.machine``:
+    CPU, BLAS library and kernel, and, since 2026-12-04, the CPU's family
+    and model), or None where the record names none (before 2026-12-03)."""
+    return ((record or {}).get('environment') or {}).get('machine') or None
+
+
+def machine_label(machine):
+    """A short name of a machine kind, for reports.
+
+    Example:
+        >>> machine_label({'cpu': 'AMD EPYC', 'blas': [
+        ...     {'internal_api': 'openblas', 'architecture': 'Haswell'}]})
+        'AMD EPYC, openblas Haswell'
+    """
+    if not machine:
+        return 'not recorded'
+    blas = machine.get('blas')
+    kernels = (['%s %s' % (b.get('internal_api'), b.get('architecture'))
+                for b in blas] if isinstance(blas, list) else [str(blas)])
+    return ', '.join([str(machine.get('cpu'))]
+                     + ([machine['cpu_id']] if machine.get('cpu_id') else [])
+                     + kernels)
+
+
+def same_machine(a, b):
+    """Whether two runs ran on the same kind of machine, and so would
+    repeat each other bit for bit: the same CPU model and BLAS kernels,
+    and the same CPU family and model where both records name them. False
+    where either names no machine.
+
+    Example:
+        >>> m = {'cpu': 'AMD EPYC', 'blas': [{'architecture': 'Haswell'}]}
+        >>> same_machine(m, dict(m, blas=[{'architecture': 'SkylakeX'}]))
+        False
+    """
+    if not a or not b:
+        return False
+    if a.get('cpu_id') and b.get('cpu_id') and a['cpu_id'] != b['cpu_id']:
+        return False
+    return a.get('cpu') == b.get('cpu') and a.get('blas') == b.get('blas')

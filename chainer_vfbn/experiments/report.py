@@ -185,7 +185,8 @@ def results_lines(s, table, level):
     under headings of ``level``."""
     return (_md_table(s, table, level)
             + comparisons.md_comparisons(table, COMPARISONS, level)
-            + comparisons.md_recovered(table, RECOVERING_ROWS, level))
+            + comparisons.md_recovered(table, RECOVERING_ROWS, level)
+            + comparisons.md_machines(table, level))
 
 
 def markdown(s, records, table, length):

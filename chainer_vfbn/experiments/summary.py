@@ -6,6 +6,7 @@ from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.records import records_of
+from chainer_vfbn.experiments.records import machine_of
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
 from chainer_vfbn.experiments.records import status
@@ -65,7 +66,8 @@ def _mini_row(row, s, records, chosen):
         planned_seeds=[r.seed for r in runs], choice=chosen.get(row),
         tuning=_tuning(row, s, records),
         curves=[rec['curve'] for _, rec in done],
-        predictions={r.seed: rec.get('predictions') for r, rec in done})
+        predictions={r.seed: rec.get('predictions') for r, rec in done},
+        machines={r.seed: machine_of(rec) for r, rec in done})
     out.update(_figures(
         [rec['summary'] for _, rec in done],
         dict(tta='tta_error', centre='test_error',

@@ -36,17 +36,22 @@ def code_version():
     return 'chainer_vfbn %s' % chainer_vfbn.__version__
 
 
-def machine():
-    """The CPU model and the BLAS library and kernel NumPy runs on (from
-    threadpoolctl): a run is bit-identical on one machine, and equal only
-    within seed noise across machines, so its record names the machine."""
-    cpu = None
+def machine(cpuinfo='/proc/cpuinfo'):
+    """The CPU model (and family and model numbers) and the BLAS library and
+    kernel NumPy runs on (from threadpoolctl): a run is bit-identical on one
+    machine, and equal only within seed noise across machines, so its
+    record names the machine."""
+    info = {}
     try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f
-                        if line.startswith('model name')), None)
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if not key.strip():
+                    break           # the first processor is enough
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get('model name')
     try:
         import threadpoolctl
         blas = [{k: lib.get(k) for k in ('internal_api', 'version',
@@ -55,8 +60,14 @@ def machine():
                 if lib.get('user_api') == 'blas']
     except ImportError:
         blas = 'unknown (threadpoolctl is not installed)'
-    return {'cpu': cpu or platform.processor() or platform.machine(),
-            'cpu_count': os.cpu_count(), 'blas': blas}
+    out = {'cpu': cpu or platform.processor() or platform.machine(),
+           'cpu_count': os.cpu_count(), 'blas': blas}
+    if 'cpu family' in info and 'model' in info:
+        # One model name can cover several generations ("AMD EPYC"), whose
+        # BLAS kernels differ.
+        out['cpu_id'] = 'family %s model %s' % (info['cpu family'],
+                                                info['model'])
+    return out
 
 
 def environment():
