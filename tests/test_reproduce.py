@@ -335,23 +335,28 @@ def test_mini_flags_are_checked(capsys):
     assert 'no extra' in capsys.readouterr().err
 
 
-def test_the_committed_reports_regenerate_byte_identical(tmp_path):
+@pytest.mark.parametrize('folder,cut', [('mini', None),
+                                        ('mini-stage1_unit1', 'stage1_unit1')])
+def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
+                                                         cut):
     """``--phase report`` on the committed records rewrites the committed
-    table.md byte for byte (here into a copy, not the checkout)."""
+    table.md byte for byte (here into a copy, not the checkout), at both
+    cuts."""
     import shutil
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    committed = os.path.join(repo, 'docs', 'results', 'mini')
+    committed = os.path.join(repo, 'docs', 'results', folder)
     if not os.path.isdir(committed):
         pytest.skip('no committed records in this checkout')
-    records = str(tmp_path / 'docs' / 'results' / 'mini')
+    records = str(tmp_path / 'docs' / 'results' / folder)
     shutil.copytree(committed, records)
     os.remove(os.path.join(records, 'table.md'))
     cwd = os.getcwd()
     os.chdir(str(tmp_path))
     try:
         assert reproduce.main(['--schedule', 'mini', '--phase', 'report',
-                               '--records', 'docs/results/mini', '--out',
-                               str(tmp_path / 'out')]) == 0
+                               '--records', 'docs/results/' + folder, '--out',
+                               str(tmp_path / 'out')]
+                              + (['--split-at', cut] if cut else [])) == 0
     finally:
         os.chdir(cwd)
     with open(os.path.join(committed, 'table.md'), 'rb') as a, \
