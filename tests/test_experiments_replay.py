@@ -17,13 +17,16 @@ SKYLAKEX = dict(HASWELL, blas=[{'internal_api': 'openblas',
                                 'architecture': 'SkylakeX'}])
 
 
-def _record(wrong, seed=0, machine=HASWELL, shifted=()):
+def _record(wrong, seed=0, machine=HASWELL, shifted=(), loss=2.0):
     """A record whose centre view errs on the images ``wrong`` and
     predicts another wrong class on ``shifted`` (a subset of them)."""
     centre = LABELS.copy()
     centre[list(wrong)] = (LABELS[list(wrong)] + 1) % 10
     centre[list(shifted)] = (LABELS[list(shifted)] + 2) % 10
     return {'config': {'row': 'bp', 'seed': seed},
+            'summary': {'test_error': len(wrong) / 100., 'tta_error': None},
+            'curve': [{'epoch': 1, 'main/loss': loss,
+                       'elapsed_time': 10. * seed + 3.}],
             'environment': {'machine': machine},
             'predictions': predictions_record(
                 dict(predictions=centre, tta_predictions=None), LABELS)}
@@ -32,6 +35,7 @@ def _record(wrong, seed=0, machine=HASWELL, shifted=()):
 def test_a_replay_on_one_machine_agrees_on_every_image():
     res = replay.compare_records(_record(range(30)), _record(range(30)))
     assert res['differences'] == [] and res['same_machine']
+    assert res['same_curve']
     c = res['centre']
     assert (c['error_a'], c['diff'], c['agreement'], c['p']) == (
         30., 0., 1., 1.)
@@ -44,7 +48,7 @@ def test_drift_across_machines_is_measured_image_by_image():
     res = replay.compare_records(
         _record(range(30)), _record(range(40), machine=SKYLAKEX,
                                     shifted=range(5)))
-    assert not res['same_machine']
+    assert not res['same_machine'] and res['same_curve']
     assert res['machines'] == ('AMD EPYC, openblas Haswell',
                                'AMD EPYC, openblas SkylakeX')
     c = res['centre']
@@ -56,10 +60,26 @@ def test_drift_across_machines_is_measured_image_by_image():
         range(3), seed=1))['differences'] == ['seed']
 
 
-def test_records_without_predictions_or_on_other_images_are_refused():
-    old = dict(_record(range(3)), predictions=None)
-    with pytest.raises(ExperimentError, match='no per-image predictions'):
-        replay.compare_records(_record(range(3)), old, ('new', 'old'))
+def test_a_curve_differs_in_any_figure_but_the_elapsed_time():
+    # elapsed times differ (seeds 0 and 1), the figures do not
+    a, b = _record(range(3)), _record(range(3), seed=1)
+    assert replay.same_curve(a, b)
+    assert not replay.same_curve(a, _record(range(3), loss=2.0000001))
+    assert not replay.same_curve(dict(a, curve=[]), dict(b, curve=[]))
+
+
+def test_records_without_predictions_compare_their_summaries():
+    # an old record: the curves and the summaries' errors, no image test
+    old = dict(_record(range(3), loss=2.5), predictions=None)
+    res = replay.compare_records(_record(range(4)), old, ('new', 'old'))
+    assert not res['same_curve'] and res['tta'] is None
+    assert res['centre'] == dict(error_a=4., error_b=3., diff=pytest.approx(
+        1.), agreement=None, p=None)
+    md = '\n'.join(replay.md_lines([('new', 'old', res)]))
+    assert '| no | centre | 4.00 | 3.00 | +1.00 | — | — |' in md
+
+
+def test_records_on_other_images_are_refused():
     other = _record(range(3))
     other['predictions'] = dict(other['predictions'], labels='0' * 100)
     with pytest.raises(ExperimentError, match='different test images'):
@@ -77,14 +97,15 @@ def test_cli_pairs_two_folders_by_name(tmp_path, capsys):
     out = capsys.readouterr().out
     lines = [l for l in out.splitlines() if '| centre |' in l]
     assert len(lines) == 2 and all('| nothing |' in l for l in lines)
+    assert all('| yes | centre |' in l for l in lines)
     assert 'AMD EPYC, openblas Haswell; AMD EPYC, openblas SkylakeX' in out
 
 
 def test_cli_refuses_in_one_line(tmp_path, capsys):
-    path = tmp_path / 'old.json'
-    path.write_text(json.dumps(dict(_record(range(3)), predictions=None)))
-    assert replay_check.main([str(path), str(path)]) == 1
+    path = tmp_path / 'a.json'
+    path.write_text(json.dumps(_record(range(3))))
+    assert replay_check.main([str(path), str(tmp_path / 'none.json')]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and 'no per-image predictions' in err[0]
+    assert len(err) == 1 and 'no record at' in err[0]
     assert replay_check.main([str(path)]) == 1      # an odd number of paths
     assert 'two by two' in capsys.readouterr().err

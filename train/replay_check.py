@@ -9,13 +9,14 @@ of the first folder with the file of the same name in the second)::
     python train/replay_check.py old/final new/final
 
 For each pair it prints a Markdown table: what their configurations differ
-in ("nothing" for a replay), the machines they ran on, their test errors,
+in ("nothing" for a replay), the machines they ran on, whether their curves
+are equal in every logged figure (a bit-for-bit replay), their test errors,
 the share of images on which they predict the same class, and the exact
-McNemar p. A replay on the same kind of machine agrees on every image;
-across kinds it drifts. Comparing two seeds of one configuration gives the
+McNemar p (those two need per-image predictions, which records hold since
+2026-12-03). A replay on the same kind of machine repeats its curve; across
+kinds it drifts. Comparing two seeds of one configuration gives the
 yardstick (:mod:`chainer_vfbn.experiments.replay`). Exits 1 with one line
-on a record without per-image predictions, or on records scored on
-different images.
+on a missing record, or on records scored on different images.
 """
 import argparse
 import os

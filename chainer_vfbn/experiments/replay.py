@@ -1,12 +1,15 @@
-"""Is a re-run the same run? Two records compared image by image.
+"""Is a re-run the same run? Two records compared curve by curve and image
+by image.
 
 A run repeats bit for bit on one kind of machine; on another (another CPU,
-or another BLAS kernel) it sums in another order and drifts. How far is
-measured by scoring the two records on the same test images: their error
-rates, the share of images on which they predict the same class, and the
-exact McNemar test (:func:`.paired.mcnemar_exact`). Two seeds of one
-configuration on one machine give the yardstick: the drift of a replay
-across machines is to be compared with the difference between seeds.
+or another BLAS kernel) it sums in another order and drifts. Whether it
+repeated is whether every logged figure of its curve is equal (the
+elapsed time aside). How far it drifted is measured by scoring the two
+records on the same test images: their error rates, the share of images on
+which they predict the same class, and the exact McNemar test
+(:func:`.paired.mcnemar_exact`). Two seeds of one configuration on one
+machine give the yardstick: the drift of a replay across machines is to be
+compared with the difference between seeds.
 """
 from chainer_vfbn.evaluation import decode_classes
 from chainer_vfbn.experiments import ExperimentError
@@ -20,12 +23,17 @@ from chainer_vfbn.experiments.records import same_machine
 VIEWS = ('centre', 'tta')
 
 
-def _predicted(record, name):
-    pred = record.get('predictions')
-    if not pred:
-        raise ExperimentError('%s holds no per-image predictions (a record '
-                              'made before 2026-12-03)' % name)
-    return pred
+#: The summary's error of each view.
+SUMMARY_KEYS = {'centre': 'test_error', 'tta': 'tta_error'}
+
+
+def same_curve(a, b):
+    """Whether two records' curves are equal in every logged figure but
+    the elapsed time: a bit-for-bit replay."""
+    def figures(record):
+        return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
+                for entry in record.get('curve') or []]
+    return bool(a.get('curve')) and figures(a) == figures(b)
 
 
 def compare_records(a, b, names=('a', 'b')):
@@ -38,25 +46,35 @@ def compare_records(a, b, names=('a', 'b')):
     Returns:
         dict: ``differences`` (the configuration entries that differ, e.g.
         ``['seed']``; ``[]`` for a replay), ``machines`` (their labels),
-        ``same_machine``, and per view (``centre``, ``tta``) a dict of
-        ``error_a``, ``error_b`` and ``diff`` (percent), ``agreement`` (the
-        share of images with the same predicted class) and ``p`` (exact
-        McNemar), or None where a record lacks that view.
+        ``same_machine``, ``same_curve`` (:func:`same_curve`), and per view
+        (``centre``, ``tta``) a dict of ``error_a``, ``error_b`` and
+        ``diff`` (percent), ``agreement`` (the share of images with the
+        same predicted class) and ``p`` (exact McNemar), or None where a
+        record lacks that view. Where either record holds no per-image
+        predictions (made before 2026-12-03), the errors come from the
+        summaries and ``agreement`` and ``p`` are None.
 
     Raises:
-        ExperimentError: A record without predictions, or two records
-            scored on different images.
+        ExperimentError: Two records scored on different images.
     """
-    pa, pb = _predicted(a, names[0]), _predicted(b, names[1])
-    if pa['labels'] != pb['labels']:
-        raise ExperimentError('%s and %s were scored on different test '
-                              'images' % names)
-    labels = decode_classes(pa['labels'])
     out = dict(differences=config_differences(a.get('config'),
                                               b.get('config')),
                machines=(machine_label(machine_of(a)),
                          machine_label(machine_of(b))),
-               same_machine=same_machine(machine_of(a), machine_of(b)))
+               same_machine=same_machine(machine_of(a), machine_of(b)),
+               same_curve=same_curve(a, b))
+    pa, pb = a.get('predictions'), b.get('predictions')
+    if not pa or not pb:
+        for view, key in SUMMARY_KEYS.items():
+            ea, eb = [(r.get('summary') or {}).get(key) for r in (a, b)]
+            out[view] = None if ea is None or eb is None else dict(
+                error_a=100. * ea, error_b=100. * eb, diff=100. * (ea - eb),
+                agreement=None, p=None)
+        return out
+    if pa['labels'] != pb['labels']:
+        raise ExperimentError('%s and %s were scored on different test '
+                              'images' % names)
+    labels = decode_classes(pa['labels'])
     for view in VIEWS:
         if not pa.get(view) or not pb.get(view):
             out[view] = None
@@ -77,9 +95,9 @@ def md_lines(pairs):
     Args:
         pairs: ``(name a, name b, result)`` triples.
     """
-    lines = ['| a | b | configuration differs in | machines | view | a (%) | '
-             'b (%) | a − b | same class | McNemar p |',
-             '|---|---|---|---|---|---:|---:|---:|---:|---:|']
+    lines = ['| a | b | configuration differs in | machines | same curve '
+             '| view | a (%) | b (%) | a − b | same class | McNemar p |',
+             '|---|---|---|---|---|---|---:|---:|---:|---:|---:|']
     for name_a, name_b, res in pairs:
         machines = ('same kind: %s' % res['machines'][0]
                     if res['same_machine'] else '%s; %s' % res['machines'])
@@ -87,10 +105,13 @@ def md_lines(pairs):
             v = res[view]
             if v is None:
                 continue
-            lines.append('| %s | %s | %s | %s | %s | %.2f | %.2f | %+.2f | '
-                         '%.1f%% | %.2g |' % (
+            lines.append('| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %+.2f '
+                         '| %s | %s |' % (
                              name_a, name_b,
                              ', '.join(res['differences']) or 'nothing',
-                             machines, view, v['error_a'], v['error_b'],
-                             v['diff'], 100. * v['agreement'], v['p']))
+                             machines, 'yes' if res['same_curve'] else 'no',
+                             view, v['error_a'], v['error_b'], v['diff'],
+                             '—' if v['agreement'] is None
+                             else '%.1f%%' % (100. * v['agreement']),
+                             '—' if v['p'] is None else '%.2g' % v['p']))
     return lines
