@@ -50,6 +50,9 @@ def test_rows_pair_on_the_seeds_both_have():
     # seed by seed: 10 images only a gets wrong: McNemar p = 2 / 2**10
     assert [s for s, _ in res['per_seed']] == [0, 2]
     assert res['per_seed'][0][1] == pytest.approx(2. / 2 ** 10)
+    # over the seeds: +5 points in both, no spread
+    assert res['seed_test']['diffs'] == pytest.approx([5., 5.])
+    assert res['seed_test']['p'] == 0.
     # no shared seed, or no predictions: no paired result
     c = _row('c', {5: range(3)})
     assert comparisons.compare_rows(a, c, 'centre') is None
@@ -97,7 +100,8 @@ def test_seeds_run_on_two_machine_kinds_are_named():
     assert frac['mixed_machines'] == [1]
     md = '\n'.join(comparisons.md_comparisons(
         [a, b], (('q', 'a', 'b'),), '##', n_boot=100))
-    assert '| 1, 2 |' in md
+    # +5 points in each of the three seeds: p over seeds 0 (t infinite)
+    assert '| <1e-4 (+∞, 2), Holm <1e-4 | 1, 2 |' in md
 
 
 def test_the_machines_table_gives_each_kind_a_letter():
@@ -116,3 +120,20 @@ def test_the_machines_table_gives_each_kind_a_letter():
     # no record names a machine: no table
     assert comparisons.md_machines(
         [dict(row='bp', seeds=[0], machines={0: None})], '##') == []
+
+
+def test_the_tests_over_seeds_are_holm_adjusted_as_a_family():
+    # per seed, vfbn errs on 10, 14, 12 images more than bp (of 200) and
+    # dni-linear on 2, 9, 1 more: two seed-level t-tests, adjusted together
+    bp = _row('bp', {s: range(20) for s in (0, 1, 2)})
+    vfbn = _row('vfbn', {0: range(30), 1: range(34), 2: range(32)})
+    dni = _row('dni-linear', {0: range(22), 1: range(29), 2: range(21)})
+    out = comparisons.compare_all(
+        [bp, vfbn, dni], (('q1', 'vfbn', 'bp'), ('q2', 'dni-linear', 'bp')),
+        n_boot=100)
+    seed_tests = [by_view['centre']['seed_test'] for *_, by_view in out]
+    assert seed_tests[0]['diffs'] == pytest.approx([5., 7., 6.])
+    raw = [t['p'] for t in seed_tests]
+    assert [t['p_holm'] for t in seed_tests] == pytest.approx(
+        paired.holm(raw + raw)[:2])     # the TTA tests are the same here
+    assert seed_tests[0]['p'] < seed_tests[1]['p']

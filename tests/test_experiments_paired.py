@@ -98,3 +98,33 @@ def test_holm_by_hand():
 def test_errors_must_be_zero_or_one():
     with pytest.raises(ValueError, match='0/1'):
         paired.mcnemar_exact([2, 0], [0, 0])
+
+
+@pytest.mark.parametrize('t,df', [(12.7062, 1), (4.302653, 2), (3.182446, 3),
+                                  (2.776445, 4), (2.228139, 10)])
+def test_student_t_at_the_tables_5_percent_points(t, df):
+    # the two-sided 5% points of Student's t from any printed table
+    assert paired.student_t_two_sided(t, df) == pytest.approx(0.05, abs=1e-6)
+    assert paired.student_t_two_sided(-t, df) == pytest.approx(0.05,
+                                                                abs=1e-6)
+    assert paired.student_t_two_sided(0., df) == 1.
+
+
+def test_seed_t_test_by_hand():
+    # row a errs on 4, 2 and 3 more of 100 images than row b in seeds 0-2:
+    # mean 3, sd 1, t = 3 / (1 / sqrt 3) = 5.196 with df 2, and for df 2
+    # p = 1 - t / sqrt(t^2 + 2) = 0.0351
+    b = numpy.zeros((3, 100), dtype=int)
+    a = b.copy()
+    for seed, extra in enumerate((4, 2, 3)):
+        a[seed, :extra] = 1
+    res = paired.seed_t_test(a, b)
+    assert res['diffs'] == pytest.approx([4., 2., 3.])
+    assert res['t'] == pytest.approx(3 * 3 ** 0.5) and res['df'] == 2
+    assert res['p'] == pytest.approx(1 - 27 ** 0.5 / 29 ** 0.5)
+    assert res['p'] == pytest.approx(0.0351, abs=1e-4)
+    # the same difference in every seed: no spread, t infinite, p 0
+    same = paired.seed_t_test(numpy.ones((2, 4)), numpy.zeros((2, 4)))
+    assert same['t'] == float('inf') and same['p'] == 0.
+    # one seed: no test
+    assert paired.seed_t_test(a[:1], b[:1])['p'] is None

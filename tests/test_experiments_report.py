@@ -59,7 +59,8 @@ def test_report_end_to_end_with_fake_runs(tmp_path):
     line = [l for l in md.splitlines() if l.startswith(
         '| (c) VFBN tuned α_gs against α_gs = 0 |') and '| centre |' in l]
     assert line and '| centre | -26.00 [' in line[0]
-    assert '| <1e-4 | <1e-4 | 0: <1e-4, 1: <1e-4, 2: <1e-4 | 2 |' in line[0]
+    assert ('| <1e-4 | <1e-4 | 0: <1e-4, 1: <1e-4, 2: <1e-4 | <1e-4 (−∞, 2), '
+            'Holm <1e-4 | 2 |') in line[0]
     # ... and its seed 2 ran on another kind of machine than vfbn's
     assert '| `vfbn-alpha0` | 0: A, 1: A, 2: B |' in md
     assert '| `vfbn` | 0: A, 1: A, 2: A |' in md

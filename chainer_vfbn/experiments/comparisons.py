@@ -66,8 +66,9 @@ def compare_rows(row_a, row_b, view, n_boot=10000):
         dict: ``seeds`` (paired), ``diff`` (a's seed-averaged error minus
         b's, points, with ``low``/``high`` of its 95% paired-bootstrap
         interval), ``p`` (:func:`paired.sign_flip_test`), ``per_seed``
-        (``[(seed, McNemar p)]``) and ``mixed_machines`` (the paired seeds
-        whose two runs ran on different kinds of machine).
+        (``[(seed, McNemar p)]``), ``seed_test``
+        (:func:`paired.seed_t_test`) and ``mixed_machines`` (the paired
+        seeds whose two runs ran on different kinds of machine).
     """
     seeds, wrongs = _stacked([row_a, row_b], view)
     if wrongs is None:
@@ -79,7 +80,8 @@ def compare_rows(row_a, row_b, view, n_boot=10000):
                 p=paired.sign_flip_test(*wrongs)['p'],
                 per_seed=[(s, paired.mcnemar_exact(wrongs[0][i],
                                                    wrongs[1][i])['p'])
-                          for i, s in enumerate(seeds)])
+                          for i, s in enumerate(seeds)],
+                seed_test=paired.seed_t_test(*wrongs))
 
 
 def recovered_fraction(row, bottom, bp, view, n_boot=10000):
@@ -108,7 +110,8 @@ def compare_all(table, comparisons, n_boot=10000):
 
     Returns:
         list: ``(question, a, b, {view: result or None})``, each result with
-        ``p_holm`` added; the family is every test that has a p-value.
+        ``p_holm`` added, and its ``seed_test`` too; the family is every
+        test of that kind that has a p-value.
     """
     by_row = {r['row']: r for r in table}
     out = []
@@ -121,6 +124,11 @@ def compare_all(table, comparisons, n_boot=10000):
              if res is not None]
     for res, adjusted in zip(tests, paired.holm([t['p'] for t in tests])):
         res['p_holm'] = adjusted
+    seed_tests = [t['seed_test'] for t in tests if t['seed_test']['p']
+                  is not None]
+    for test, adjusted in zip(seed_tests, paired.holm(
+            [t['p'] for t in seed_tests])):
+        test['p_holm'] = adjusted
     return out
 
 
@@ -141,17 +149,18 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
     lines = ['', level + ' Comparisons, paired by image and seed (test '
              'error, percentage points)', '',
              '| question | rows | view | difference [95% CI] | p | p, Holm '
-             '| McNemar p per seed | seeds on two machine kinds |',
-             '|---|---|---|---:|---:|---:|---|---|']
+             '| McNemar p per seed | p over seeds (t, df) | seeds on two '
+             'machine kinds |', '|---|---|---|---:|---:|---:|---|---:|---|']
     by_row = {r['row']: r for r in table}
     for question, a, b, by_view in results:
         for view in VIEWS:
             res = by_view[view]
             cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—',
-                      '—'] if res is None else [
+                      '—', '—'] if res is None else [
                          _ci(res, 'diff'), _p(res['p']), _p(res['p_holm']),
                          ', '.join('%d: %s' % (s, _p(p))
                                    for s, p in res['per_seed']),
+                         _seed_p(res['seed_test']),
                          _seeds(res['mixed_machines'])])
             lines.append('| %s | `%s` − `%s` | %s | %s |' % (
                 question, a, b, view, ' | '.join(cells)))
@@ -163,13 +172,28 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
         'two-sided sign-flip test, image by image over the paired seeds (the '
         'exact McNemar test when there is one seed). p, Holm: adjusted for '
         'the %d tests of this table. McNemar p per seed: the exact test of '
-        'each pair of runs with the same seed. Seeds on two machine kinds: '
+        'each pair of runs with the same seed. McNemar and the sign-flip '
+        'test take the trained networks as given: they ask whether these '
+        'runs differ on these images, and training noise is not in them. '
+        'The bootstrap, which also draws the seeds, and the p over seeds '
+        '(a paired t-test of the per-seed differences, df = seeds - 1, '
+        'Holm-adjusted over the same tests) count it. Seeds on two machine '
+        'kinds: '
         'the paired seeds whose two runs ran on different kinds of machine '
         '(see the machines table), so that the seed pairs their batches but '
         'not their arithmetic. Where a record holds no '
         'per-image predictions (the runs made before 2026-12-03), only the '
         'difference of the rows\' mean errors is shown, with no test.'
         % (n_boot, n_tests)]
+
+
+def _seed_p(test):
+    if test['p'] is None:
+        return '—'
+    t = test['t']
+    return '%s (%s, %d), Holm %s' % (
+        _p(test['p']), '%+.1f' % t if abs(t) < 1e6 else '+∞' if t > 0
+        else '−∞', test['df'], _p(test['p_holm']))
 
 
 def _seeds(seeds):
