@@ -137,3 +137,24 @@ def test_the_tests_over_seeds_are_holm_adjusted_as_a_family():
     assert [t['p_holm'] for t in seed_tests] == pytest.approx(
         paired.holm(raw + raw)[:2])     # the TTA tests are the same here
     assert seed_tests[0]['p'] < seed_tests[1]['p']
+
+
+def test_the_fraction_table_shows_the_gap_it_divides_by():
+    # the bottom errs on 40 images, BP on 20 of them, in both seeds: the
+    # gap is +10 points of 200 images, in both views
+    bottom = _row('bottom-bp', {s: range(40) for s in (0, 1)})
+    bp = _row('bp', {s: range(20) for s in (0, 1)})
+    row = _row('vfbn', {s: range(30) for s in (0, 1)})
+    md = comparisons.md_recovered([bp, bottom, row], ['vfbn'], '##',
+                                  n_boot=200)
+    gap = [line for line in md if line.startswith('| the gap itself')]
+    assert len(gap) == 1
+    cells = [c.strip() for c in gap[0].split('|')[2:4]]
+    assert all(c.startswith('+10.00 [') for c in cells)
+    assert '| 0, 1 |' in gap[0]
+    assert any('| `vfbn` | +0.50 [' in line for line in md)
+    # without predictions for BP there is no gap line and no fraction
+    no_pred = dict(bp, predictions={})
+    md = comparisons.md_recovered([no_pred, bottom, row], ['vfbn'], '##',
+                                  n_boot=100)
+    assert not any(line.startswith('| the gap itself') for line in md)
