@@ -13,8 +13,8 @@ in ("nothing" for a replay), the machines they ran on, whether their curves
 are equal in every logged figure (a bit-for-bit replay), their test errors,
 the share of images on which they predict the same class, and the exact
 McNemar p (those two need per-image predictions, which records hold since
-2026-12-03). A replay on the same kind of machine repeats its curve; across
-kinds it drifts. Comparing two seeds of one configuration gives the
+2026-12-03). A replay on the same kind of machine repeats its curve; with
+another BLAS kernel it drifts. Comparing two seeds of one configuration gives the
 yardstick (:mod:`chainer_vfbn.experiments.replay`). Exits 1 with one line
 on a missing record, or on records scored on different images.
 """

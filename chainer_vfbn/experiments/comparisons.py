@@ -10,8 +10,10 @@ sign-flip p-value (the exact McNemar test with one seed) and the per-seed
 McNemar p-values; the p-values of one report are Holm-adjusted together.
 Each result also names the paired seeds whose runs ran on different kinds
 of machine (:func:`.records.same_machine`): a seed pairs two runs fully
-only on one kind, since across kinds the same run drifts by about as much
-as one seed differs from the next.
+only where they do the same arithmetic. With one BLAS kernel a run has
+repeated bit for bit, even on another make of CPU; across kernels the same
+run drifted by up to about as much as one seed differs from the next
+(docs/RESULTS.md, "Machines").
 """
 import numpy
 
@@ -280,5 +282,7 @@ def md_machines(table, level):
             ['%s: %s.' % (chr(ord('A') + i), machine_label(k))
              for i, k in enumerate(kinds)] +
             ['—: not recorded (a record made before 2026-12-03).'] * unknown +
-            ['Runs repeat bit for bit on one kind of machine; across kinds a '
-             'run drifts by about as much as one seed differs from the next.'])
+            ['Kinds are told apart by CPU and BLAS kernel. Runs with one '
+             'BLAS kernel have repeated bit for bit, even on another make of '
+             'CPU; across kernels a run drifted by up to about as much as one '
+             'seed differs from the next.'])

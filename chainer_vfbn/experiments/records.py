@@ -196,6 +196,13 @@ def same_machine(a, b):
     and the same CPU family and model where both records name them. False
     where either names no machine.
 
+    This is the cautious test. What has been seen to change the numbers is
+    the BLAS kernel: runs on an AMD EPYC and an Intel Xeon, both with
+    OpenBLAS's SkylakeX kernel, repeated each other bit for bit, while one
+    CPU model with the Haswell and the SkylakeX kernels did not
+    (docs/RESULTS.md, "Machines"). The CPU is kept in the test because
+    NumPy's own SIMD code also depends on it.
+
     Example:
         >>> m = {'cpu': 'AMD EPYC', 'blas': [{'architecture': 'Haswell'}]}
         >>> same_machine(m, dict(m, blas=[{'architecture': 'SkylakeX'}]))

@@ -1,8 +1,9 @@
 """Is a re-run the same run? Two records compared curve by curve and image
 by image.
 
-A run repeats bit for bit on one kind of machine; on another (another CPU,
-or another BLAS kernel) it sums in another order and drifts. Whether it
+A run repeats bit for bit on one kind of machine; with another BLAS kernel
+it sums in another order and drifts (so far, another make of CPU with the
+same kernel has repeated it). Whether it
 repeated is whether every logged figure of its curve is equal (the
 elapsed time aside). How far it drifted is measured by scoring the two
 records on the same test images: their error rates, the share of images on
