@@ -30,10 +30,10 @@ def quiet(message):
 
 # -- the mini schedule ------------------------------------------------------
 
-def _run_mini(tmp_path, results_page=None):
+def _run_mini(tmp_path, results_page=None, s=None):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     failed = execute.run_mini(
-        schedules.settings(), list(rows.ROWS), execute.mini_phases('all'),
+        s or schedules.settings(), list(rows.ROWS), execute.mini_phases('all'),
         records, out, results_doc=results_page, train_script='train.py',
         jobs=4, popen=FakeProcess, log=quiet)
     assert failed == []
@@ -94,6 +94,28 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
     report.write_report(schedules.settings(), records, log=quiet,
                         results_doc=str(page))
     assert page.read_text() == text
+
+
+def test_each_cut_writes_its_own_block_of_the_page(tmp_path):
+    # a page with the default cut's block and stage1_unit1's: the report of
+    # the earlier cut rewrites its block and leaves the other as it was
+    s1 = schedules.settings(split_at='stage1_unit1')
+    b1, e1 = results_doc.markers(s1)
+    assert (b1, e1) != (results_doc.DOC_BEGIN, results_doc.DOC_END)
+    assert results_doc.markers(schedules.settings()) == (
+        results_doc.DOC_BEGIN, results_doc.DOC_END)
+    page = tmp_path / 'RESULTS.md'
+    page.write_text('# Results\n%s\ndefault old\n%s\n%s\nstage1 old\n%s\n'
+                    % (results_doc.DOC_BEGIN, results_doc.DOC_END, b1, e1))
+    _run_mini(tmp_path, str(page), s1)
+    text = page.read_text()
+    assert 'default old' in text and 'stage1 old' not in text
+    start, end = text.index(b1), text.index(e1)
+    assert '| (a) VFBN against BP |' in text[start:end]
+    # a page without this cut's block is refused, though it has another's
+    page.write_text('%s\n%s\n' % (results_doc.DOC_BEGIN, results_doc.DOC_END))
+    with pytest.raises(ExperimentError, match='stage1_unit1'):
+        results_doc.results_doc_block(str(page), s1)
 
 
 def test_a_page_without_the_markers_is_refused(tmp_path):

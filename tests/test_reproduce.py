@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from chainer_vfbn.experiments import results_doc
+
 import reproduce
 from chainer_vfbn.runs import folder as run_dir
 from fake_train import FakeProcess
@@ -281,6 +283,17 @@ def test_results_doc_without_markers_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--results-doc',
                               str(tmp_path / 'missing.md')])
+    # the block checked is the named cut's: the default block alone does
+    # not do for --split-at stage1_unit1
+    page.write_text('%s\n%s\n' % (results_doc.DOC_BEGIN, results_doc.DOC_END))
+    assert reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                                 '--results-doc', str(page)]).results_doc
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--split-at', 'stage1_unit1',
+                              '--results-doc', str(page)])
+    assert 'stage1_unit1' in capsys.readouterr().err
 
 
 def test_mini_writes_only_under_its_out_and_checks_the_data_first(

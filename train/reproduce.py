@@ -213,15 +213,16 @@ def parse_args(argv=None):
     args.jobs = 1 if args.jobs is None else args.jobs
     if args.jobs < 1:
         p.error('--jobs must be >= 1')
-    if args.results_doc:
-        try:
-            results_doc_block(args.results_doc)
-        except (OSError, ExperimentError) as e:
-            p.error(str(e))
     if args.out is None:
         args.out = os.path.join('result', 'table1-%s' % args.schedule)
     if args.schedule == 'mini':
         _resolve_mini(p, args)
+    if args.results_doc:
+        try:
+            results_doc_block(args.results_doc, schedules.settings(
+                args.arch, args.split_at))
+        except (OSError, ExperimentError) as e:
+            p.error(str(e))
     return args
 
 

@@ -217,7 +217,8 @@ def write_report(s, records, log=print, results_doc=None):
     with open(os.path.join(records, 'table.md'), 'w') as f:
         f.write(md)
     if results_doc:
-        update_results_doc(results_doc, results_lines(s, table, '####'))
+        update_results_doc(results_doc, results_lines(s, table, '####'),
+                           s)
         paths.append(results_doc)
     log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
                               ''.join(', ' + p for p in paths)))
