@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from chainer_vfbn.experiments import results_doc
+from chainer_vfbn.experiments import schedules
 
 import reproduce
 from chainer_vfbn.runs import folder as run_dir
@@ -353,8 +354,8 @@ def test_mini_flags_are_checked(capsys):
 def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
                                                          cut):
     """``--phase report`` on the committed records rewrites the committed
-    table.md byte for byte (here into a copy, not the checkout), at both
-    cuts."""
+    table.md, and the cut's block of docs/RESULTS.md, byte for byte (here
+    into copies, not the checkout), at both cuts."""
     import shutil
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     committed = os.path.join(repo, 'docs', 'results', folder)
@@ -363,15 +364,24 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     records = str(tmp_path / 'docs' / 'results' / folder)
     shutil.copytree(committed, records)
     os.remove(os.path.join(records, 'table.md'))
+    page = tmp_path / 'RESULTS.md'
+    with open(os.path.join(repo, 'docs', 'RESULTS.md')) as f:
+        committed_page = f.read()
+    text, begin, end = results_doc.results_doc_block(
+        os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
+            split_at=cut))
+    page.write_text(text[:begin] + '\nstale\n' + text[end:])
     cwd = os.getcwd()
     os.chdir(str(tmp_path))
     try:
         assert reproduce.main(['--schedule', 'mini', '--phase', 'report',
                                '--records', 'docs/results/' + folder, '--out',
-                               str(tmp_path / 'out')]
+                               str(tmp_path / 'out'), '--results-doc',
+                               str(page)]
                               + (['--split-at', cut] if cut else [])) == 0
     finally:
         os.chdir(cwd)
     with open(os.path.join(committed, 'table.md'), 'rb') as a, \
             open(os.path.join(records, 'table.md'), 'rb') as b:
         assert a.read() == b.read()
+    assert page.read_text() == committed_page
