@@ -368,12 +368,11 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     shutil.copytree(committed, records)
     os.remove(os.path.join(records, 'table.md'))
     page = tmp_path / 'RESULTS.md'
-    with open(os.path.join(repo, 'docs', 'RESULTS.md')) as f:
-        committed_page = f.read()
-    text, begin, end = results_doc.results_doc_block(
+    committed_page, begin, end = results_doc.results_doc_block(
         os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
             split_at=cut))
-    page.write_text(text[:begin] + '\nstale\n' + text[end:])
+    page.write_text(committed_page[:begin] + '\nstale\n' +
+                    committed_page[end:])
     cwd = os.getcwd()
     os.chdir(str(tmp_path))
     try:

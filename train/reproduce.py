@@ -217,18 +217,12 @@ def parse_args(argv=None):
         args.out = os.path.join('result', 'table1-%s' % args.schedule)
     if args.schedule == 'mini':
         _resolve_mini(p, args)
-    if args.results_doc:
-        try:
-            results_doc_block(args.results_doc, schedules.settings(
-                args.arch, args.split_at))
-        except (OSError, ExperimentError) as e:
-            p.error(str(e))
     return args
 
 
 def _resolve_mini(p, args):
-    """The mini schedule's cut, folders and data, checked before anything
-    runs."""
+    """The mini schedule's cut, folders, data and results-page block,
+    checked before anything runs."""
     if args.extra:
         p.error('--schedule mini takes no extra train_cifar.py options: '
                 "every setting is the schedule's")
@@ -260,6 +254,12 @@ def _resolve_mini(p, args):
         p.error('the mini schedule needs the cifar-10-mini archive at %s; '
                 'cut it from the official CIFAR-10 archive with %s, then pass '
                 '--data-dir' % (archive, MINI_DATA_COMMAND))
+    if args.results_doc:
+        try:
+            results_doc_block(args.results_doc, schedules.settings(
+                args.arch, args.split_at))
+        except (OSError, ExperimentError) as e:
+            p.error(str(e))
 
 
 def _fail(message, code=2):

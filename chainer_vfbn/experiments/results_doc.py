@@ -23,9 +23,11 @@ def markers(s=None):
         >>> markers(schedules.settings(split_at='stage1_unit1'))[1]
         '<!-- mini report, split at stage1_unit1: end -->'
     """
+    if s is None:
+        return DOC_BEGIN, DOC_END
     differs = ['%s %s' % (label, s[key]) for key, label in
                (('arch', 'arch'), ('split_at', 'split at'))
-               if s is not None and s[key] != schedules.MINI[key]]
+               if s[key] != schedules.MINI[key]]
     if not differs:
         return DOC_BEGIN, DOC_END
     tag = 'mini report, ' + ', '.join(differs)
