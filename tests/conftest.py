@@ -33,7 +33,7 @@ _reason = []
 def _gpu_unavailable_reason():
     """Why CuPy/CUDA cannot be used here (None if it can), asked once."""
     if not _reason:
-        from chainer_vfbn.cuda_status import unavailable_reason
+        from chainer_vfbn.runs.cuda_status import unavailable_reason
         _reason.append(unavailable_reason())
     return _reason[0]
 

@@ -8,7 +8,7 @@ import os
 
 import numpy
 
-from chainer_vfbn.evaluation import predictions_record
+from chainer_vfbn.runs.evaluation import predictions_record
 
 
 def wrong_first(labels, err):

@@ -3,7 +3,7 @@
 import numpy
 import pytest
 
-from chainer_vfbn.evaluation import predictions_record
+from chainer_vfbn.runs.evaluation import predictions_record
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.experiments import paired
 

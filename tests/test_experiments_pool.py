@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from chainer_vfbn import strict_json
+from chainer_vfbn.runs import strict_json
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import choices
 from chainer_vfbn.experiments import plan as planning
@@ -15,7 +15,7 @@ from chainer_vfbn.experiments import rows
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments import summary
 from chainer_vfbn.experiments.pool import run_pool
-from chainer_vfbn.interrupt import Interrupted
+from chainer_vfbn.runs.interrupt import Interrupted
 from fake_train import DivergingProcess
 from fake_train import FakeProcess
 

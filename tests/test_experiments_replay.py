@@ -5,7 +5,7 @@ import json
 import numpy
 import pytest
 
-from chainer_vfbn.evaluation import predictions_record
+from chainer_vfbn.runs.evaluation import predictions_record
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import replay
 import replay_check

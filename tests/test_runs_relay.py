@@ -7,7 +7,7 @@ import chainer
 from chainer.training import extension
 from chainer.training import extensions
 
-from chainer_vfbn import reports
+from chainer_vfbn.runs import run_log
 from chainer_vfbn.runs.relay import RelayTrainer
 from chainer_vfbn.decoupled.transport import EpochInfo
 
@@ -78,7 +78,7 @@ def test_extend_reports_prints_the_synth_columns(tmp_path, monkeypatch):
     trainer = RelayTrainer(worker, str(tmp_path), lambda: 1.0)
     out = io.StringIO()
     monkeypatch.setattr('sys.stdout', out)
-    reports.extend_reports(trainer, ['synth'], (1, 'iteration'),
+    run_log.extend_reports(trainer, ['synth'], (1, 'iteration'),
                            per_synth=('cos', 'staleness_max'))
     _advance(worker, 4, 1)
     trainer.report({'main/loss': 2.5, 'synth/cos': 0.125,

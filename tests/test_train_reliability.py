@@ -327,7 +327,7 @@ def test_ctrl_c_in_the_final_test_is_acknowledged_and_the_run_ends(
         tmp_path, monkeypatch, capsys):
     """SIGINT during the last iteration's 36-view test (issue #20): one
     line at once, and the finished run writes its summary."""
-    from chainer_vfbn import evaluation
+    from chainer_vfbn.runs import evaluation
     train_cifar = _train_cifar()
     real, said = evaluation.evaluate_views, []
 

@@ -25,7 +25,7 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer
 import numpy
 
-from chainer_vfbn.cuda_status import unavailable_reason
+from chainer_vfbn.runs.cuda_status import unavailable_reason
 
 CUDA_LIBRARY = re.compile(
     r'\s(/\S*lib(cublas|cublasLt|cudart|nvrtc|cudnn|nccl|curand|cusolver|'

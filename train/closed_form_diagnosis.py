@@ -34,7 +34,7 @@ import chainer  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn import datasets  # NOQA
-from chainer_vfbn.evaluation import evaluate_views  # NOQA
+from chainer_vfbn.runs.evaluation import evaluate_views  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.methods import build_method  # NOQA
 

@@ -52,7 +52,7 @@ from chainer_vfbn.experiments.results_doc import results_doc_block
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.table_report import write_table_report
-from chainer_vfbn.interrupt import Interrupted
+from chainer_vfbn.runs.interrupt import Interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_SCRIPT = os.path.join(HERE, 'train_cifar.py')

@@ -2,7 +2,7 @@
 
 A table row (see :func:`chainer_vfbn.experiments.summary.summarize`) carries, per
 seed, the per-image predictions of its final evaluation
-(:func:`chainer_vfbn.evaluation.predictions_record`). Two rows are compared
+(:func:`chainer_vfbn.runs.evaluation.predictions_record`). Two rows are compared
 on the seeds that both have, image by image
 (:mod:`chainer_vfbn.experiments.paired`): the difference of their
 seed-averaged error rates with a paired-bootstrap 95% interval, an exact
@@ -17,7 +17,7 @@ run drifted by up to about as much as one seed differs from the next
 """
 import numpy
 
-from chainer_vfbn.evaluation import decode_classes
+from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import paired
 from chainer_vfbn.experiments.records import machine_label
 from chainer_vfbn.experiments.records import same_machine

@@ -20,7 +20,7 @@ from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
 from chainer_vfbn.experiments.table_report import write_table_report
-from chainer_vfbn.interrupt import Interrupted
+from chainer_vfbn.runs.interrupt import Interrupted
 
 
 def table_records(out):
@@ -93,7 +93,7 @@ def run_table(runs, s, out, log=print, **pool):
     Returns:
         dict: ``result`` (:func:`.pool.run_pool`'s, or None when
         interrupted), ``report`` (the table) and ``interrupted`` (the
-        :class:`~chainer_vfbn.interrupt.Interrupted`, or None).
+        :class:`~chainer_vfbn.runs.interrupt.Interrupted`, or None).
     """
     records = table_records(out)
     check_table_runs(runs, records, out)

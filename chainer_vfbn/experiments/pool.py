@@ -16,8 +16,8 @@ from chainer_vfbn.experiments.plan import command
 from chainer_vfbn.experiments.records import make_record
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.records import write_record
-from chainer_vfbn.interrupt import Interrupt
-from chainer_vfbn.interrupt import Interrupted
+from chainer_vfbn.runs.interrupt import Interrupt
+from chainer_vfbn.runs.interrupt import Interrupted
 from chainer_vfbn.runs.config import EXIT_DIVERGED
 
 # The exit statuses of a run that snapshotted at SIGINT or SIGTERM.
@@ -172,7 +172,7 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
 
     On SIGINT or SIGTERM no run starts any more, the signal is passed on
     to the running ones, which snapshot and exit; once they have,
-    :class:`~chainer_vfbn.interrupt.Interrupted` is raised.
+    :class:`~chainer_vfbn.runs.interrupt.Interrupted` is raised.
 
     Returns:
         dict: ``run.key -> 'done' | 'diverged' | 'skipped' |

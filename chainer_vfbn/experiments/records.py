@@ -12,9 +12,9 @@ import datetime
 import json
 import os
 
-from chainer_vfbn import strict_json
-from chainer_vfbn.evaluation import PREDICTIONS_FILE
-from chainer_vfbn.evaluation import record_keys
+from chainer_vfbn.runs import strict_json
+from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
+from chainer_vfbn.runs.evaluation import record_keys
 from chainer_vfbn.experiments import ExperimentError
 
 

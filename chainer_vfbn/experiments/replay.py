@@ -12,7 +12,7 @@ which they predict the same class, and the exact McNemar test
 machine give the yardstick: the drift of a replay across machines is to be
 compared with the difference between seeds.
 """
-from chainer_vfbn.evaluation import decode_classes
+from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import paired
 from chainer_vfbn.experiments.records import config_differences

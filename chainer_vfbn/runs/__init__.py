@@ -17,7 +17,14 @@ sees the command line; this package turns the options that
 * :mod:`~chainer_vfbn.runs.decoupled`: ``train_cifar.py --decoupled``, one
   MPI rank per module, with its snapshot sets
   (:mod:`~chainer_vfbn.runs.snapshot_sets`) and rank 0's report trainer
-  (:mod:`~chainer_vfbn.runs.relay`).
+  (:mod:`~chainer_vfbn.runs.relay`);
+* the plumbing both runners share: :mod:`~chainer_vfbn.runs.evaluation`
+  (the evaluator and the per-image predictions),
+  :mod:`~chainer_vfbn.runs.triggers` (when to evaluate and snapshot),
+  :mod:`~chainer_vfbn.runs.run_log` (the log, printout and plots),
+  :mod:`~chainer_vfbn.runs.interrupt` (Ctrl-C and SIGTERM),
+  :mod:`~chainer_vfbn.runs.strict_json` (NaN-free, atomic JSON) and
+  :mod:`~chainer_vfbn.runs.cuda_status` (whether CuPy can run here).
 """
 from chainer_vfbn.runs.config import RunConfig  # NOQA
 from chainer_vfbn.runs.config import UserError  # NOQA

@@ -25,7 +25,7 @@ same iterations (settle the outstanding δ's, relay an evaluation, gather
 its figures, save its snapshot file), so rank 0 decides them *before* an
 iteration and sends them up with its batch (the event bits), by the
 schedule rule the Trainer's triggers use
-(:func:`chainer_vfbn.triggers.epochs_or_end`).
+(:func:`chainer_vfbn.runs.triggers.epochs_or_end`).
 """
 import os
 import sys
@@ -33,14 +33,14 @@ import time
 
 import chainer
 
-from chainer_vfbn import reports
+from chainer_vfbn.runs import run_log
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled import ranks
 from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
-from chainer_vfbn.evaluation import eval_prefix
-from chainer_vfbn.evaluation import evaluate_views
+from chainer_vfbn.runs.evaluation import eval_prefix
+from chainer_vfbn.runs.evaluation import evaluate_views
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
@@ -50,8 +50,8 @@ from chainer_vfbn.runs import snapshot_sets as snapshots
 from chainer_vfbn.runs.config import device_spec
 from chainer_vfbn.runs.config import EXIT_DIVERGED
 from chainer_vfbn.runs.config import UserError
-from chainer_vfbn.triggers import epochs_or_end
-from chainer_vfbn.triggers import tta_due
+from chainer_vfbn.runs.triggers import epochs_or_end
+from chainer_vfbn.runs.triggers import tta_due
 
 _LOCKS = []            # rank 0's lock on --out, held until the process ends
 
@@ -229,7 +229,7 @@ class _Run(object):
         if self.k == 0:
             self.trainer = self.state.reports = relay.RelayTrainer(
                 worker, config.out, self.state.elapsed_time)
-            reports.extend_reports(
+            run_log.extend_reports(
                 self.trainer, split_step.synth_names(len(method.synthesizers))
                 if method.synthesizers else [], (1, 'iteration'),
                 per_synth=('cos', 'norm_ratio', 'staleness_max'),

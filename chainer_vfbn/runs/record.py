@@ -13,10 +13,10 @@ import chainer
 import numpy
 
 import chainer_vfbn
-from chainer_vfbn import evaluation
+from chainer_vfbn.runs import evaluation
 from chainer_vfbn import split_step
 # The runners' JSON writer (args.json, summary.json, predictions).
-from chainer_vfbn.strict_json import write_json  # NOQA
+from chainer_vfbn.runs.strict_json import write_json  # NOQA
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -8,7 +8,7 @@ updater's ``iteration`` and ``epoch``, ``elapsed_time`` and ``out``.
 :class:`RelayTrainer` provides exactly that, with the figures every rank
 gathered to rank 0 as the observation, so the log, the printout and the
 plots are Chainer's own ``LogReport``, ``PrintReport`` and ``PlotReport``
-(:func:`chainer_vfbn.reports.extend_reports`), as in the synchronous run.
+(:func:`chainer_vfbn.runs.run_log.extend_reports`), as in the synchronous run.
 
 What stays the runner's own: the loop (:meth:`DecoupledWorker.run
 <chainer_vfbn.decoupled.worker.DecoupledWorker.run>`), the evaluation

@@ -17,7 +17,7 @@ import chainer
 
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs.config import UserError
-from chainer_vfbn.strict_json import write_json
+from chainer_vfbn.runs.strict_json import write_json
 
 SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.json$')
 N_RETAINS = 2          # complete snapshot sets kept in --out

@@ -5,7 +5,7 @@ user's own sequential model) run the same way through :func:`run`: the
 method from :func:`chainer_vfbn.methods.build_method`, the device, seed and
 data of :mod:`chainer_vfbn.runs.setup`, ``--out`` of
 :mod:`chainer_vfbn.runs.folder`, a Chainer ``Trainer`` with the log, plots
-and snapshots of :mod:`chainer_vfbn.reports`, and the records of
+and snapshots of :mod:`chainer_vfbn.runs.run_log`, and the records of
 :mod:`chainer_vfbn.runs.record`. Everything reads the run's
 :class:`~chainer_vfbn.runs.config.RunConfig`; the scripts own the parsers.
 """
@@ -17,12 +17,12 @@ from chainer import training
 from chainer.training import extensions
 
 from chainer_vfbn import methods
-from chainer_vfbn import reports
+from chainer_vfbn.runs import run_log
 from chainer_vfbn import split_step
 from chainer_vfbn.divergence import Diverged
-from chainer_vfbn.interrupt import acknowledge
-from chainer_vfbn.interrupt import Interrupt
-from chainer_vfbn.interrupt import StopOnInterrupt
+from chainer_vfbn.runs.interrupt import acknowledge
+from chainer_vfbn.runs.interrupt import Interrupt
+from chainer_vfbn.runs.interrupt import StopOnInterrupt
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
 from chainer_vfbn.runs import setup
@@ -36,8 +36,8 @@ def build_trainer(config, method, train_iter, test, device, n_train):
     """The run's ``Trainer``: updater, schedule, evaluation, snapshots and
     reports; ``test`` is :func:`~chainer_vfbn.runs.setup.setup_data`'s."""
     from chainer_vfbn.divergence import FiniteCheck
-    from chainer_vfbn.evaluation import eval_prefix
-    from chainer_vfbn.triggers import EpochsOrEnd
+    from chainer_vfbn.runs.evaluation import eval_prefix
+    from chainer_vfbn.runs.triggers import EpochsOrEnd
 
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
                                   device)
@@ -73,14 +73,14 @@ def build_trainer(config, method, train_iter, test, device, n_train):
     trainer.extend(FiniteCheck())
 
     # PrintReport erases the progress line with an escape code: not in logs.
-    reports.extend_reports(
+    run_log.extend_reports(
         trainer, split_step.synth_names(len(method.synthesizers))
         if method.synthesizers else [], log_trigger,
         erase_line=config.progress and sys.stdout.isatty(),
         eval_prefix=eval_prefix(config.validation_split),
         run=run_name(config))
     if config.progress:
-        trainer.extend(reports.Progress(
+        trainer.extend(run_log.Progress(
             last, n_train / float(config.batchsize)))
     return trainer
 
@@ -88,10 +88,10 @@ def build_trainer(config, method, train_iter, test, device, n_train):
 def _extend_evaluator(trainer, config, method, test, device, last,
                       trigger):
     """The evaluation (test set or validation split) of the run."""
-    from chainer_vfbn.evaluation import PREDICTIONS_FILE
-    from chainer_vfbn.evaluation import ViewEvaluator
-    from chainer_vfbn.evaluation import eval_prefix
-    from chainer_vfbn.evaluation import predictions_record
+    from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
+    from chainer_vfbn.runs.evaluation import ViewEvaluator
+    from chainer_vfbn.runs.evaluation import eval_prefix
+    from chainer_vfbn.runs.evaluation import predictions_record
     trainer.extend(
         ViewEvaluator(method.predictor, test['images'], test['labels'],
                       augment=test['augment'],

@@ -1,15 +1,15 @@
-"""chainer_vfbn.cuda_status and CHAINER_VFBN_REQUIRE_GPU in tests/conftest.py."""
+"""chainer_vfbn.runs.cuda_status and CHAINER_VFBN_REQUIRE_GPU in tests/conftest.py."""
 import os
 import subprocess
 import sys
 
 from chainer.backends import cuda
 
-from chainer_vfbn.cuda_status import unavailable_reason
+from chainer_vfbn.runs.cuda_status import unavailable_reason
 
 from support import REPO
 
-GPU_TEST = 'tests/test_evaluation.py::test_gpu_matches_cpu'
+GPU_TEST = 'tests/test_runs_evaluation.py::test_gpu_matches_cpu'
 
 
 def test_reason_names_the_import_failure(monkeypatch):

@@ -16,8 +16,8 @@ from chainer.training import extension
 from chainer.training import extensions
 
 from chainer_vfbn.divergence import GrowthWatch
-from chainer_vfbn.evaluation import RECORD_PREFIX
-from chainer_vfbn.evaluation import TEST_PREFIX
+from chainer_vfbn.runs.evaluation import RECORD_PREFIX
+from chainer_vfbn.runs.evaluation import TEST_PREFIX
 
 #: Per-synthesizer figures plotted against the iteration.
 SYNTH_PLOTS = ('cos', 'relerr', 'norm_ratio')
@@ -47,7 +47,7 @@ def columns(synth_keys, per_synth=('cos', 'norm_ratio'),
             eval_prefix=TEST_PREFIX):
     """The printout's columns for the synthesizers ``synth_keys``; the
     evaluation figures are ``<eval_prefix>/main/...``
-    (:func:`chainer_vfbn.evaluation.eval_prefix`)."""
+    (:func:`chainer_vfbn.runs.evaluation.eval_prefix`)."""
     cols = ['epoch', 'iteration', 'main/loss', 'main/accuracy']
     cols += ['%s/main/%s' % (eval_prefix, k)
              for k in ('loss', 'error', 'tta_error')]
@@ -135,7 +135,7 @@ def extend_reports(trainer, synth_keys, trigger, per_synth=('cos',
         erase_line (bool): Keep PrintReport's erase-line escape (a progress
             bar on a terminal); otherwise the printout is plain text.
         eval_prefix (str): The evaluation figures' prefix, ``'test'`` or
-            ``'val'`` (:func:`chainer_vfbn.evaluation.eval_prefix`).
+            ``'val'`` (:func:`chainer_vfbn.runs.evaluation.eval_prefix`).
         run (str): The run's name in the plots' titles (method, arch, out).
     """
     trainer.extend(extensions.LogReport(trigger=trigger))

@@ -1,10 +1,10 @@
-"""A run's plots and progress display (chainer_vfbn.reports)."""
+"""A run's plots and progress display (chainer_vfbn.runs.run_log)."""
 import io
 import types
 
 import pytest
 
-from chainer_vfbn import reports
+from chainer_vfbn.runs import run_log
 
 
 class _Trainer(object):
@@ -33,11 +33,11 @@ def _figures(tmp_path, monkeypatch, eval_prefix, entries):
         saved[path.rsplit('/', 1)[-1]] = figure
     monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', savefig)
     trainer = _Trainer(str(tmp_path))
-    reports.extend_reports(trainer, ['synth'], (1, 'epoch'),
+    run_log.extend_reports(trainer, ['synth'], (1, 'epoch'),
                            eval_prefix=eval_prefix,
                            run='vfbn on resnet20-paper (sample-vfbn)')
     plots = [e for e in trainer.extensions
-             if isinstance(e, reports.extensions.PlotReport)]
+             if isinstance(e, run_log.extensions.PlotReport)]
     assert len(plots) == 5
     for epoch, entry in enumerate(entries, 1):
         trainer.updater.epoch = trainer.updater.epoch_detail = epoch
@@ -100,9 +100,9 @@ def test_plots_of_a_validation_split_say_so(tmp_path, monkeypatch):
 
 
 def test_printout_names_the_evaluation_set():
-    assert reports.columns([], eval_prefix='test')[4:7] == [
+    assert run_log.columns([], eval_prefix='test')[4:7] == [
         'test/main/loss', 'test/main/error', 'test/main/tta_error']
-    assert reports.columns(['synth'], eval_prefix='val')[4:7] == [
+    assert run_log.columns(['synth'], eval_prefix='val')[4:7] == [
         'val/main/loss', 'val/main/error', 'val/main/tta_error']
 
 
@@ -124,7 +124,7 @@ def _drive(progress, iterations, dt):
 def test_progress_moves_within_an_epoch_on_a_terminal():
     out = _Tty()
     # 10 iterations per epoch, 20 in all; a call every second
-    _drive(reports.Progress(20, 10., out=out), range(1, 21), 1.)
+    _drive(run_log.Progress(20, 10., out=out), range(1, 21), 1.)
     frames = [f.strip() for f in out.getvalue().split('\r') if f.strip()]
     assert frames[0].startswith('epoch 1 of 2 [##')
     assert ' 10% of it; iteration 1 of 20' in frames[0]
@@ -138,7 +138,7 @@ def test_progress_moves_within_an_epoch_on_a_terminal():
 def test_progress_in_a_file_is_plain_and_sparse():
     out = io.StringIO()      # not a terminal
     # one call a second for 200 iterations: a line a minute and the last
-    _drive(reports.Progress(200, 50., out=out), range(1, 201), 1.)
+    _drive(run_log.Progress(200, 50., out=out), range(1, 201), 1.)
     lines = out.getvalue().splitlines()
     assert '\033' not in out.getvalue() and '\r' not in out.getvalue()
     assert all(line.startswith('progress: epoch ') for line in lines)

@@ -19,7 +19,7 @@ from chainer import reporter as reporter_module
 from chainer.training import extension
 
 from chainer_vfbn.datasets import augment as A
-from chainer_vfbn.triggers import tta_due
+from chainer_vfbn.runs.triggers import tta_due
 
 #: A run folder's file with the final evaluation's per-image predictions.
 PREDICTIONS_FILE = 'predictions.json'

@@ -12,11 +12,11 @@ from chainer.training import extensions
 from chainer_vfbn.datasets import augment as A
 from chainer_vfbn.datasets import AugmentedIterator
 from chainer_vfbn.datasets import get_cifar10
-from chainer_vfbn.evaluation import decode_classes
-from chainer_vfbn.evaluation import encode_classes
-from chainer_vfbn.evaluation import evaluate_views
-from chainer_vfbn.evaluation import predictions_record
-from chainer_vfbn.evaluation import ViewEvaluator
+from chainer_vfbn.runs.evaluation import decode_classes
+from chainer_vfbn.runs.evaluation import encode_classes
+from chainer_vfbn.runs.evaluation import evaluate_views
+from chainer_vfbn.runs.evaluation import predictions_record
+from chainer_vfbn.runs.evaluation import ViewEvaluator
 from chainer_vfbn.models import resnet_cifar
 
 

@@ -1,11 +1,11 @@
-"""chainer_vfbn.strict_json: NaN-free JSON, its two layouts, atomic."""
+"""chainer_vfbn.runs.strict_json: NaN-free JSON, its two layouts, atomic."""
 import glob
 import json
 import os
 
 import pytest
 
-from chainer_vfbn import strict_json
+from chainer_vfbn.runs import strict_json
 from support import REPO
 
 RECORDS = sorted(glob.glob(os.path.join(REPO, 'docs', 'results', '**',

@@ -1,9 +1,9 @@
-"""chainer_vfbn.triggers: the evaluation, TTA and snapshot schedule."""
+"""chainer_vfbn.runs.triggers: the evaluation, TTA and snapshot schedule."""
 import types
 
-from chainer_vfbn.triggers import epochs_or_end
-from chainer_vfbn.triggers import EpochsOrEnd
-from chainer_vfbn.triggers import tta_due
+from chainer_vfbn.runs.triggers import epochs_or_end
+from chainer_vfbn.runs.triggers import EpochsOrEnd
+from chainer_vfbn.runs.triggers import tta_due
 
 
 def test_epochs_or_end_minus_one_is_the_end_only():
