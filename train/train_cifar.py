@@ -20,6 +20,8 @@ view of each).
 """
 import argparse
 import math
+import os
+import shlex
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
@@ -27,6 +29,7 @@ import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
+from chainer_vfbn.runs import decoupled  # NOQA
 from chainer_vfbn.runs import folder  # NOQA
 from chainer_vfbn.runs import trainer  # NOQA
 from chainer_vfbn.runs.config import RunConfig  # NOQA
@@ -224,6 +227,12 @@ def build_parser():
     g.add_argument('--mpi-timeout', type=float, default=300.,
                    help='seconds a rank waits for a message before it stops '
                         'the run')
+    g.add_argument('--mpiexec', metavar='COMMAND',
+                   help="start the ranks yourself with COMMAND (e.g. "
+                        "'mpiexec -n 2'), so that Ctrl-C or SIGTERM stops "
+                        'them with a snapshot set and exit 130/143 (Open '
+                        "MPI's mpiexec kills its ranks within 2 s of its own "
+                        'Ctrl-C)')
     return p
 
 
@@ -297,10 +306,33 @@ def option_errors(args):
     return lines
 
 
+def _launch(argv, command):
+    """``--mpiexec COMMAND``: this command line, less that option, as the
+    ranks' command under COMMAND."""
+    ranks = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == '--mpiexec':
+            skip = True
+        elif not arg.startswith('--mpiexec='):
+            ranks.append(arg)
+    return decoupled.launch(shlex.split(command) + [
+        sys.executable, os.path.abspath(__file__)] + ranks)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.mpiexec is not None:
+        if not args.decoupled:
+            sys.stderr.write('train_cifar.py: error: --mpiexec starts a '
+                             '--decoupled run (see --help)\n')
+            return 2
+        return _launch(argv, args.mpiexec)
     config = parse_config(argv)
     if config.decoupled:
-        from chainer_vfbn.runs import decoupled
         return decoupled.main(config)
     try:
         return trainer.run(config, lambda: resnet_cifar(config.arch))
