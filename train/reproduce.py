@@ -115,7 +115,7 @@ def build_parser():
     p.add_argument('--schedule', default='smoke',
                    choices=list(schedules.SCHEDULES),
                    help='paper: the full recipe, ResNet-110, 432 epochs '
-                        '(not timed; days of GPU time per row); short: a '
+                        '(its GPU-hours, from the measured step: below); short: a '
                         'reduced GPU schedule (not timed; estimated < 20 min '
                         'for all rows); mini: the evidence schedule on the '
                         'cifar-10-mini subset, CPU (measured: about 7.2 h of '

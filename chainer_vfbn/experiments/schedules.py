@@ -10,6 +10,7 @@ import collections
 
 from chainer_vfbn import methods
 from chainer_vfbn import split_step
+from chainer_vfbn.experiments import gpu_cost
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 
 #: The version of a run's ``config`` (the record's key is
@@ -25,8 +26,7 @@ SCHEDULES = collections.OrderedDict([
         about='the full recipe: ResNet-110 paper preset on CIFAR-10, 432 '
               'standard epochs (12 paper epochs), lr x0.1 every 180; '
               'centre-view test error every 6 epochs, 36-view TTA every 36 '
-              '(once per paper epoch, as the 2016 code evaluated). Days of '
-              'GPU time per row')),
+              '(once per paper epoch, as the 2016 code evaluated)')),
     ('short', dict(
         dataset='cifar10',
         args=['--arch', 'resnet20-paper', '--batchsize', '128',
@@ -58,6 +58,9 @@ SCHEDULES = collections.OrderedDict([
               '20 iterations, 36-view TTA at the end. Compares nothing; it '
               'shows that every row runs and the report is written')),
 ])
+# Its cost, computed in one place (gpu_cost.py) from the measured GPU step.
+SCHEDULES['paper']['about'] += '. ' + gpu_cost.sentence(
+    SCHEDULES['paper']['args'])
 #: The schedules that run every row once per seed with the same arguments.
 TABLE_SCHEDULES = tuple(k for k in SCHEDULES if k != 'mini')
 
