@@ -23,7 +23,8 @@ decoder (``Decoder``)
     ``h`` resized bilinearly (corners aligned) to the input's size, 3x3
     convolution to 12 maps, batch normalization, ReLU, 3x3 convolution to
     the input's channels, a sigmoid; scored by the binary cross-entropy
-    against the image in ``[0, 1]``. Where ``h`` or the input is flat, an
+    against the image in ``[0, 1]`` (here the sigmoid is folded into the
+    loss, :func:`binary_cross_entropy_with_logits`). Where ``h`` or the input is flat, an
     MLP (``Linear(., 128)``, batch normalization, ReLU, a linear map to the
     input's size) takes the convolutions' place.
 the weights (``comand.sh``, ResNet-110 on CIFAR-10, ``--local_module_num
@@ -32,7 +33,10 @@ the weights (``comand.sh``, ResNet-110 on CIFAR-10, ``--local_module_num
     classifier's loss. Their published commands are for the contrastive
     variant; the softmax one (``--local_loss_mode cross_entropy``) is the
     same script and loss with the cross-entropy in the contrastive loss's
-    place, and no other weights are published for it.
+    place, and no other weights are published for it. Their K = 2 commands
+    for CIFAR-10 all keep λ1 = 5 and move λ2 (1 for ResNet-32, 0.5 for
+    ResNet-110, 0.1 for InfoPro*), so λ2 is the weight exposed for tuning
+    (``local_weight``, ``--local-weight``) and λ1 stays fixed.
 
 One change, because there is no fixed image to rebuild: InfoPro restores
 the image in ``[0, 1]`` by inverting its data set's fixed normalization, but
