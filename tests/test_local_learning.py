@@ -39,12 +39,12 @@ def batch(n=6, seed=0):
     return (rng.randn(n, *IN_SHAPE), (numpy.arange(n) % K).astype(numpy.int32))
 
 
-def build(method, seed=0, **kwargs):
+def build(method, seed=0, lr=LR, **kwargs):
     numpy.random.seed(seed)
     with chainer.using_config('dtype', numpy.float64):
         model = sequential()
         return model, methods.build_method(method, model, split_at=2,
-                                           in_shape=IN_SHAPE, lr=LR,
+                                           in_shape=IN_SHAPE, lr=lr,
                                            **kwargs)
 
 
@@ -142,6 +142,25 @@ def test_one_step_gradients_by_finite_differences(method):
                                        'local/classification'}}[method]
     assert set(report) == {'main/loss', 'main/accuracy', 'local/loss',
                            'local/accuracy'} | extra
+
+
+@pytest.mark.parametrize('method', LOCAL)
+def test_both_losses_fall_on_one_batch(method):
+    _, built = build(method)
+    x, t = batch(10)
+    updater = built.make_updater(OneBatch(x, t),
+                                 chainer.dataset.concat_examples, None)
+    first, *_, last = [update(updater) for _ in range(15)]
+    assert last['main/loss'] < 0.7 * first['main/loss']
+    # InfoPro's reconstruction has a floor (the targets' own entropy) and
+    # its classifier learns at lambda2 = 0.5: each part falls, slower.
+    keys = {'dgl': ['local/loss'],
+            'infopro': ['local/loss', 'local/classification',
+                        'local/reconstruction']}[method]
+    for key in keys:
+        assert last[key] < first[key], (key, first, last)
+    if method == 'dgl':
+        assert last['local/loss'] < 0.7 * first['local/loss']
 
 
 def test_infopro_local_weight_reaches_the_loss():
