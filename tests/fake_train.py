@@ -90,7 +90,8 @@ class DivergingProcess(FakeProcess):
     its first log entry; otherwise as FakeProcess."""
 
     def __init__(self, argv, **kw):
-        alpha = float(argv[argv.index('--alpha-gs') + 1])
+        alpha = (float(argv[argv.index('--alpha-gs') + 1])
+                 if '--alpha-gs' in argv else 0.)
         if alpha < 1e-3:
             super().__init__(argv, **kw)
             return

@@ -30,10 +30,11 @@ def quiet(message):
 
 # -- the mini schedule ------------------------------------------------------
 
-def _run_mini(tmp_path, results_page=None, s=None):
+def _run_mini(tmp_path, results_page=None, s=None, run_rows=None):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     failed = execute.run_mini(
-        s or schedules.settings(protocol='evidence2'), list(rows.ROWS), execute.mini_phases('all'),
+        s or schedules.settings(protocol='evidence2'),
+        list(run_rows or rows.ROWS), execute.mini_phases('all'),
         records, out, results_doc=results_page, train_script='train.py',
         jobs=4, popen=FakeProcess, log=quiet)
     assert failed == []
@@ -295,7 +296,8 @@ def test_curves_and_synth_key():
 
 def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
     s = schedules.settings(split_at='stage1_unit1')
-    records, md = _run_mini(tmp_path, s=s)
+    records, md = _run_mini(tmp_path, s=s, run_rows=list(rows.ROWS) + [
+        'dgl', 'infopro'])
     assert '| protocol | evidence3 |' in md
     assert '5 of 5' in md and '3 of 3' not in md
     assert '## Tuning: successive halving' in md
@@ -312,3 +314,12 @@ def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
             if l.startswith('- vfbn: 1e-4 against the runner-up 1e-5:')]
     assert line and ': -1.00 [-3.00, +0.00], p = 0.5; t over seeds' \
         in line[0], line
+    # InfoPro's weight is tuned by the same rule (8 candidates), DGL has
+    # none; both are compared with VFBN, and their published fractions
+    # stand beside ours, labelled as theirs
+    assert len([l for l in md.splitlines()
+                if l.startswith('| infopro | ')]) == 8
+    assert '| (e) InfoPro against VFBN | `infopro` − `vfbn` | centre |' in md
+    assert '| `dgl` | ' in md
+    assert ('Published, not measured here' in md
+            and 'dgl 7.70, fraction of the greedy-to-BP gap 0.30' in md)
