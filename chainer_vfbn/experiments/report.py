@@ -10,6 +10,8 @@ from chainer_vfbn.experiments.choices import PILOT_P
 from chainer_vfbn.experiments.choices import length_check
 from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.figures import plot
+from chainer_vfbn.experiments.records import check_one_kernel
+from chainer_vfbn.experiments.records import recorded_setting_keys
 from chainer_vfbn.experiments.results_doc import update_results_doc
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import alpha_name
@@ -74,7 +76,11 @@ def _md_settings(s, records):
              'report` from the run records in `%s`; every number below comes '
              'from those files.' % records, '', '| setting | value |',
              '|---|---|']
+    # The settings its records were made under: not one added since.
+    carried = recorded_setting_keys(records)
     for k, v in s.items():
+        if carried and k not in carried:
+            continue
         lines.append('| %s | %s |' % (k, '—' if v is None else
                                       ', '.join(str(x) for x in v)
                                       if isinstance(v, (list, tuple)) else v))
@@ -207,6 +213,7 @@ def write_report(s, records, log=print, results_doc=None):
         list: The table, :func:`.summary.summarize`.
     """
     table = summarize(s, records)
+    check_one_kernel(table)
     length = length_check(s, records)
     paths = plot(table, length, os.path.join(records, 'figures'))
     md = markdown(s, records, table, length)

@@ -85,6 +85,9 @@ MINI = collections.OrderedDict([
     # The pilot: the bottom half alone at each of these cuts, on the
     # validation split, against BP (Evidence II, 2026-12-03).
     ('pilot_cuts', ('stage1_unit1', 'stem')),
+    # OpenBLAS's kernel for every run (OPENBLAS_CORETYPE): one kernel per
+    # table. Haswell runs on every AVX2 CPU (2026-12-06).
+    ('blas_kernel', 'Haswell'),
 ])
 #: The mini schedule's phases, in the order they run.
 PHASES = ('length', 'pilot', 'tune', 'final')
