@@ -8,6 +8,7 @@ import pytest
 
 import reproduce
 import support
+from chainer_vfbn.experiments import schedules
 from chainer_vfbn.runs import provenance
 from fake_train import FakeProcess
 
@@ -92,3 +93,24 @@ def test_a_clean_checkouts_records_name_its_commit(tmp_path, monkeypatch):
     assert len(session['commit']) == 40
     assert record['code_version'] == session['code_version']
     assert not os.path.exists(os.path.join(args.records, 'diffs'))
+
+
+def test_a_kernel_this_machine_does_not_run_is_refused(tmp_path, monkeypatch,
+                                                       capsys):
+    # OpenBLAS runs its Katmai kernel when asked for Prescott: not the
+    # schedule's kernel, so no run starts
+    data = support.use_as_mini(monkeypatch, tmp_path)
+    probe = provenance.machine_under(dict(os.environ,
+                                          OPENBLAS_CORETYPE='Prescott'))
+    if 'openblas' not in provenance.kernel_label(probe):
+        pytest.skip('NumPy does not run on OpenBLAS here')
+    if 'Prescott' in provenance.kernel_label(probe):
+        pytest.skip("this OpenBLAS runs Prescott as asked")
+    monkeypatch.setitem(schedules.MINI, 'blas_kernel', 'Prescott')
+    with pytest.raises(SystemExit) as e:
+        reproduce.parse_args(['--schedule', 'mini', '--out',
+                              str(tmp_path / 'out'), '--data-dir', data])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'OPENBLAS_CORETYPE=Prescott' in err[0]
+    assert "cannot run the schedule's BLAS kernel" in err[0]

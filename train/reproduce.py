@@ -49,6 +49,7 @@ from chainer_vfbn.runs import provenance
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
+from chainer_vfbn.experiments import pool
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.results_doc import results_doc_block
@@ -273,8 +274,9 @@ def _resolve_mini(p, args):
 
 
 def _check_provenance(p, args, archive):
-    """Before any mini run: the data is the mini set, and the checkout is
-    its commit (unless ``--allow-dirty``)."""
+    """Before any mini run: the data is the mini set, the checkout is its
+    commit (unless ``--allow-dirty``), and OpenBLAS runs the schedule's
+    kernel here."""
     try:
         subset.check_content(archive, subset.MINI_SHA256,
                              'the cifar-10-mini set')
@@ -290,6 +292,18 @@ def _check_provenance(p, args, archive):
     if state['dirty']:
         print('--allow-dirty: the checkout differs from %s; the records '
               "name each run's diff" % state['code_version'], flush=True)
+    pin = schedules.settings(args.arch, args.split_at).get('blas_kernel')
+    if not pin:
+        return
+    machine = provenance.machine_under(pool.thread_env(1, pin))
+    runs = {b.get('architecture') for b in (machine or {}).get('blas') or []
+            if b.get('internal_api') == 'openblas'}
+    if machine is None or runs - {pin}:
+        p.error("this machine cannot run the schedule's BLAS kernel: with "
+                'OPENBLAS_CORETYPE=%s, OpenBLAS %s; one kernel makes a table '
+                '(OpenBLAS\'s Haswell runs on every AVX2 CPU)' % (
+                    pin, 'runs %s' % ', '.join(sorted(runs - {pin}))
+                    if machine else 'failed to start'))
 
 
 def _fail(message, code=2):

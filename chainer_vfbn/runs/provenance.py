@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 
 import chainer
 import numpy
@@ -193,6 +194,22 @@ def machine(cpuinfo='/proc/cpuinfo'):
         out['cpu_id'] = 'family %s model %s' % (info['cpu family'],
                                                 info['model'])
     return out
+
+
+def machine_under(env):
+    """The :func:`machine` that a new Python process names under the
+    environment ``env`` (e.g. with OpenBLAS's kernel pinned), or None if
+    that process fails (a kernel the CPU cannot run)."""
+    code = ('import json; from chainer_vfbn.runs import provenance; '
+            'print(json.dumps(provenance.machine()))')
+    try:
+        out = subprocess.run([sys.executable, '-c', code], env=env,
+                             capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def kernel_label(machine):
