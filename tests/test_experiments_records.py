@@ -92,11 +92,3 @@ def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
     # records made before the pin are reported as they were
     records.check_one_kernel([dict(row='bp', machines={
         0: MACHINE, 1: dict(MACHINE, blas=skylake['blas'])})])
-
-
-def test_the_settings_a_folders_records_carry(tmp_path):
-    assert records.recorded_setting_keys(str(tmp_path)) == set()
-    records.write_record(str(tmp_path), RUN, {'settings': {'a': 1}})
-    records.write_record(str(tmp_path), Run('tune', 'x', 'vfbn', 0, []),
-                         {'settings': {'b': 2}})
-    assert records.recorded_setting_keys(str(tmp_path)) == {'a', 'b'}

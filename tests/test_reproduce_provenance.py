@@ -106,7 +106,7 @@ def test_a_kernel_this_machine_does_not_run_is_refused(tmp_path, monkeypatch,
         pytest.skip('NumPy does not run on OpenBLAS here')
     if 'Prescott' in provenance.kernel_label(probe):
         pytest.skip("this OpenBLAS runs Prescott as asked")
-    monkeypatch.setitem(schedules.MINI, 'blas_kernel', 'Prescott')
+    monkeypatch.setitem(schedules.EVIDENCE3, 'blas_kernel', 'Prescott')
     with pytest.raises(SystemExit) as e:
         reproduce.parse_args(['--schedule', 'mini', '--out',
                               str(tmp_path / 'out'), '--data-dir', data])

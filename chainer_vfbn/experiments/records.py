@@ -9,7 +9,6 @@ format.
 """
 import collections
 import datetime
-import glob
 import json
 import os
 
@@ -19,18 +18,18 @@ from chainer_vfbn.runs.provenance import differences
 from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
 from chainer_vfbn.runs.evaluation import record_keys
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.schedules import PHASES
 
 
 def record_path(records, run):
-    """Where ``run``'s record is: its folder's path under ``records``.
+    """Where ``run``'s record is: its ``record`` path (by default its
+    folder's) under ``records``.
 
     Example:
         >>> from chainer_vfbn.experiments.plan import Run
         >>> record_path('rec', Run('tune', 'x', 'bp', 0, []))
         'rec/tune/x.json'
     """
-    return os.path.join(records, run.folder + '.json')
+    return os.path.join(records, run.record + '.json')
 
 
 def read_record(path):
@@ -316,15 +315,3 @@ def check_one_kernel(table):
                                     len(names) > 6)))
                 for i, (kernel, names) in enumerate(kernels)),
             KERNEL_SETTING))
-
-
-def recorded_setting_keys(records):
-    """The names of the schedule settings that the records of the folder
-    ``records`` (in its phases' folders) carry; empty where it has none.
-    A setting added to the schedule after they were made is not theirs.
-    """
-    keys = set()
-    for phase in PHASES:
-        for path in glob.glob(os.path.join(records, phase, '*.json')):
-            keys.update((read_record(path) or {}).get('settings') or {})
-    return keys
