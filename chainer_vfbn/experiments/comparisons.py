@@ -20,6 +20,7 @@ import numpy
 from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import paired
 from chainer_vfbn.experiments.records import machine_label
+from chainer_vfbn.experiments.records import same_kind
 from chainer_vfbn.experiments.records import same_machine
 
 #: The views a row is scored in: the centre crop and the 36-view average.
@@ -299,7 +300,7 @@ def md_machines(table, level):
         for seed in r['seeds']:
             m = (r.get('machines') or {}).get(seed)
             match = next((i for i, k in enumerate(kinds)
-                          if m and same_machine(k, m)), None)
+                          if m and same_kind(k, m)), None)
             if m and match is None:
                 kinds.append(m)
                 match = len(kinds) - 1

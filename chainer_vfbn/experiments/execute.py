@@ -12,9 +12,8 @@ from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.pool import run_pool
-from chainer_vfbn.experiments.records import make_record
+from chainer_vfbn.experiments.records import record_run
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.experiments.report import write_report
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
@@ -73,7 +72,7 @@ def adopt_legacy_rows(runs, s, records, out):
     for run in runs:
         found = _unrecorded_result(run, records, out)
         if found is not None and found[1]:
-            write_record(records, run, make_record(run, s, found[0]))
+            record_run(records, run, s, found[0])
             adopted.append(run.key)
     return adopted
 

@@ -15,6 +15,7 @@ from chainer_vfbn.experiments.figures import plot
 from chainer_vfbn.experiments.plan import rung_candidates
 from chainer_vfbn.experiments.plan import rung_run
 from chainer_vfbn.experiments.plan import run_error
+from chainer_vfbn.experiments.records import check_one_kernel
 from chainer_vfbn.experiments.records import machine_of
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
@@ -316,6 +317,7 @@ def write_report(s, records, log=print, results_doc=None):
         list: The table, :func:`.summary.summarize`.
     """
     table = summarize(s, records)
+    check_one_kernel(table)
     length = length_check(s, records)
     paths = plot(table, length, os.path.join(records, 'figures'))
     md = markdown(s, records, table, length)

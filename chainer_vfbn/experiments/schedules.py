@@ -125,6 +125,9 @@ EVIDENCE3 = collections.OrderedDict(
         # stays its code's 5 for K = 2): eight values around its code's 0.1
         # to 1, zero (the auto-encoder alone) included.
         ('local_weight_grid', (0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)),
+        # OpenBLAS's kernel for every run (OPENBLAS_CORETYPE): one kernel
+        # per table. Haswell runs on every AVX2 CPU.
+        ('blas_kernel', 'Haswell'),
     ])
 
 #: Every protocol of the mini schedule; a records folder holds one
