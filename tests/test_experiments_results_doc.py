@@ -1,6 +1,7 @@
 """The results pages' generated blocks (chainer_vfbn.experiments.results_doc):
 the README's results at a glance, its verdict's wording, and its markers."""
 import os
+import re
 
 import numpy
 import pytest
@@ -10,6 +11,7 @@ from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import results_doc
 from chainer_vfbn.experiments import rows
 from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.choices import protocol_of
 from chainer_vfbn.experiments.summary import stats
 from chainer_vfbn.experiments.summary import summarize
 from chainer_vfbn.runs.evaluation import encode_classes
@@ -114,7 +116,11 @@ def test_the_report_writes_the_glance_into_a_page_with_its_markers(tmp_path):
     assert text.endswith(end + '\nbelow\n') and 'STALE' not in text
     block = text[text.index(begin) + len(begin):text.index(end)]
     assert block == '\n'.join(results_doc.glance_lines(
-        S1, summarize(S1, records))) + '\n\n'
+        S1, summarize(S1, records), records=records)) + '\n\n'
+    assert '(the records: [`%s`](%s))' % (records, records) in block
+    # one glance block serves every protocol at a cut
+    assert results_doc.glance_markers(schedules.settings(
+        split_at='stage1_unit1', protocol='evidence2')) == (begin, end)
     # the default cut's glance block is another block: such a page does
     # not do for stage1_unit1, and one with no block at all is refused
     page.write_text('%s\n%s\n' % results_doc.glance_markers())
@@ -127,16 +133,24 @@ def test_the_report_writes_the_glance_into_a_page_with_its_markers(tmp_path):
 
 
 def test_the_committed_readme_glance_regenerates_byte_for_byte():
-    """README.md's glance block is what the committed stage1_unit1 records
-    give, to the byte (the report writes it with ``--results-doc
-    README.md``)."""
-    committed = os.path.join(REPO, 'docs', 'results', 'mini-stage1_unit1')
-    if not os.path.isdir(committed):
-        pytest.skip('no committed records in this checkout')
+    """README.md's glance block is what the committed records it names
+    give, to the byte: the report writes it with ``--records <them>
+    --results-doc README.md``, from the checkout's root."""
     with open(os.path.join(REPO, 'README.md')) as f:
         readme = f.read()
-    begin, end = results_doc.glance_markers(S1)
-    assert readme.count(begin) == 1 and readme.count(end) == 1
-    block = readme[readme.index(begin) + len(begin):readme.index(end)]
+    begin = re.search(r'<!-- results at a glance, mini report, split at '
+                      r'(\w+): begin \(written by reproduce\.py\) -->', readme)
+    assert begin, 'README.md has no results-at-a-glance block'
+    s = schedules.settings(split_at=begin.group(1))
+    end = results_doc.glance_markers(s)[1]
+    assert readme.count(begin.group(0)) == 1 and readme.count(end) == 1
+    block = readme[begin.end():readme.index(end)]
+    records = re.search(r'\(the records: \[`([^`]+)`\]', block).group(1)
+    if not os.path.isdir(os.path.join(REPO, records)):
+        pytest.skip('no committed records in this checkout')
+    # the settings of the protocol the records were made under
+    s = schedules.settings(split_at=begin.group(1), protocol=protocol_of(
+        os.path.join(REPO, records)))
     assert block == '\n'.join(results_doc.glance_lines(
-        S1, summarize(S1, committed))) + '\n\n'
+        s, summarize(s, os.path.join(REPO, records)), records=records)) \
+        + '\n\n'

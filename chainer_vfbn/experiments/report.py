@@ -319,7 +319,7 @@ def write_report(s, records, log=print, results_doc=None):
         f.write(md)
     if results_doc:
         update_results_doc(results_doc, results_lines(s, table, '####'),
-                           s, table=table)
+                           s, table=table, records=records)
         paths.append(results_doc)
     log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
                               ''.join(', ' + p for p in paths)))

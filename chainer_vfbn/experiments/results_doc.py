@@ -51,12 +51,16 @@ def markers(s=None):
 
 def glance_markers(s=None):
     """The begin and end markers of the glance block of the schedule ``s``
-    (None: the default), named like :func:`markers`.
+    (None: the default), named like :func:`markers` but for the network and
+    the cut alone: a later protocol's report rewrites the same block.
 
     Example:
         >>> glance_markers(schedules.settings(split_at='stage1_unit1'))[1]
         '<!-- results at a glance, mini report, split at stage1_unit1: end -->'
     """
+    if s is not None:
+        s = dict(s)
+        s.pop('protocol', None)
     return tuple(m.replace('<!-- ', '<!-- results at a glance, ', 1)
                  for m in markers(s))
 
@@ -96,16 +100,18 @@ def check_page(path, s=None):
             'block' % ((path,) + markers(s) + glance_markers(s)[:1]))
 
 
-def update_results_doc(path, lines, s=None, table=None):
+def update_results_doc(path, lines, s=None, table=None, records=None):
     """Replace the block of schedule ``s`` (:func:`markers`) in the page at
     ``path`` with ``lines``, and its glance block (:func:`glance_markers`),
-    if it has one, with :func:`glance_lines` of ``table``; the rest of the
-    page is kept as it is. A page with neither block is refused."""
+    if it has one, with :func:`glance_lines` of ``table`` (whose records
+    are in the folder ``records``); the rest of the page is kept as it is.
+    A page with neither block is refused."""
     with open(path) as f:
         text = f.read()
     blocks = [(markers(s), lambda: lines)]
     if table is not None:
-        blocks.append((glance_markers(s), lambda: glance_lines(s, table)))
+        blocks.append((glance_markers(s),
+                       lambda: glance_lines(s, table, records=records)))
     found = False
     for (begin_marker, end_marker), content in blocks:
         where = _find_block(text, begin_marker, end_marker)
@@ -212,7 +218,7 @@ def _label(r):
     return r['label']
 
 
-def glance_lines(s, table, n_boot=10000):
+def glance_lines(s, table, n_boot=10000, records=None):
     """The glance block: the paper's rows (those with a paper figure), the
     paper's test error beside the schedule's in both views, a caption that
     names the data and the network of each, and the verdict.
@@ -221,6 +227,9 @@ def glance_lines(s, table, n_boot=10000):
         s (dict): The schedule (:func:`.schedules.settings`).
         table (list): Its rows (:func:`.summary.summarize`).
         n_boot (int): Bootstrap replicates of the verdict's intervals.
+        records (str): The folder of the records, which the caption links
+            (relative to the page's folder, e.g.
+            ``docs/results/mini-stage1_unit1`` from the README).
 
     Returns:
         list of str: Markdown lines.
@@ -240,15 +249,17 @@ def glance_lines(s, table, n_boot=10000):
         lines.append('| %s (`%s`) | %.2f | %s | %s | %d |' % (
             _label(r), r['row'], r['paper'], _mean_sd(r['tta']),
             _mean_sd(r['centre']), len(r['seeds'])))
+    source = ('' if records is None else
+              ' (the records: [`%s`](%s))' % (records, records))
     lines += [
         '', 'Test error in %%. **The two sides are different experiments**: '
         "the paper's column is its Table 1, %s. Ours is %s on %s, cut after "
-        '`%s`, %d epochs, mean ± standard deviation over the seeds; the '
+        '`%s`, %d epochs, mean ± standard deviation over the seeds%s. The '
         '36-view average is how the paper tests (the softmax averaged over 36 '
         'crops and flips of each test image), the centre view its central '
         'crop alone. Compare rows within a column, never a row across '
         'columns. The methods: [Methods](#methods).'
-        % (PAPER_SETTING, net, data, cut, s['epochs']), '',
+        % (PAPER_SETTING, net, data, cut, s['epochs'], source), '',
         _verdict(table, n_boot) + ' Every comparison, with its tests: '
         '[docs/RESULTS.md](docs/RESULTS.md).']
     return lines
