@@ -77,9 +77,9 @@ def test_the_verdict_says_only_what_the_intervals_resolve():
         '| Back prop (`bp`) | 5.15 | 20.00 ± 0.00 | 20.00 ± 0.00 | 2 |',
         '| Bottom half with back prop (`bottom-bp`) | 5.76 | 70.00 ± 0.00 | '
         '50.00 ± 0.00 | 2 |',
-        "| Jaderberg's Linear, chose 1e-6 (`dni-linear`) | 15.56 | "
+        "| Jaderberg's Linear, alpha_gs chosen: 1e-6 (`dni-linear`) | 15.56 | "
         '50.50 ± 0.00 | 50.50 ± 0.00 | 2 |',
-        '| VFBN, alpha_gs = 1e-3, chose 1e-6 (`vfbn`) | 5.51 | 50.00 ± 0.00 '
+        '| VFBN, alpha_gs = 1e-3, alpha_gs chosen: 1e-6 (`vfbn`) | 5.51 | 50.00 ± 0.00 '
         '| 50.00 ± 0.00 | 2 |']
     caption = [l for l in lines if l.startswith('Test error')][0]
     assert ('ResNet-110 on the full CIFAR-10 (50,000 training and 10,000 '
@@ -94,7 +94,7 @@ def test_a_row_not_run_yet_and_no_pairs():
         _row('vfbn', range(9), range(9)), seeds=[], predictions={},
         centre=None, tta=None)]
     lines = results_doc.glance_lines(S1, table, n_boot=100)
-    assert '| VFBN, alpha_gs = 1e-3, chose 1e-6 (`vfbn`) | 5.51 | not run yet '\
+    assert '| VFBN, alpha_gs = 1e-3, alpha_gs chosen: 1e-6 (`vfbn`) | 5.51 | not run yet '\
         '| not run yet | 0 |' in lines
     assert lines[-1].startswith('No verdict yet: the rows have no paired runs.')
 

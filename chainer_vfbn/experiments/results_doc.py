@@ -213,7 +213,7 @@ def _verdict(table, n_boot):
 
 def _label(r):
     if r['row'] in TUNED_ROWS and r.get('choice'):
-        return '%s, chose %s' % (r['label'], schedules.alpha_name(
+        return '%s, alpha_gs chosen: %s' % (r['label'], schedules.alpha_name(
             r['choice'][0]))
     return r['label']
 
