@@ -239,7 +239,8 @@ def build_parser():
                         "'mpiexec -n 2'), so that Ctrl-C or SIGTERM stops "
                         'them with a snapshot set and exit 130/143 (Open '
                         "MPI's mpiexec kills its ranks within 2 s of its own "
-                        'Ctrl-C)')
+                        "Ctrl-C; MPICH's passes it on, so there plain "
+                        'mpiexec does the same)')
     return p
 
 

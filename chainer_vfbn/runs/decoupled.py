@@ -16,9 +16,9 @@ model-parallel back-propagation over the same ranks.
 Stopping: a rank told SIGINT or SIGTERM (or SIGUSR1/SIGUSR2, the same two
 passed on by a launcher, :mod:`chainer_vfbn.runs.interrupt`) goes on to
 the end of its iteration; rank 0 decides, so every rank stops after the
-same iteration, with a snapshot set there, and exits 130 or 143. Open MPI's
-``mpiexec`` kills its ranks two seconds after its own Ctrl-C, so for a
-Ctrl-C that stops with a snapshot run the ranks through :func:`launch`
+same iteration, with a snapshot set there, and exits 130 or 143. MPICH's
+``mpiexec`` passes its Ctrl-C on to the ranks; Open MPI's kills them two
+seconds after it, so there run the ranks through :func:`launch`
 (``train_cifar.py --mpiexec 'mpiexec -n 2'``).
 
 Rank 0 writes into ``--out``: ``args.json``, ``log`` (every rank's figures
