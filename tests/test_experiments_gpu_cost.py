@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+from support import load_script
 from support import REPO
 from chainer_vfbn.experiments import gpu_cost
 from chainer_vfbn.experiments.schedules import SCHEDULES
@@ -41,8 +42,34 @@ def test_the_paper_schedule_by_hand():
     assert cost['runs'] == 9 * 3
     assert 286 < cost['low_h'] < 288 and 484 < cost['high_h'] < 485
     # train_cifar.py's own defaults evaluate every epoch: 432 + 36 x 12
-    assert gpu_cost.run_cost([])['eval_share'] == \
+    assert _defaults_cost()['eval_share'] == \
         (432 + 36 * 12) * 10000 / (432 * 50000.)
+
+
+def _defaults_cost():
+    """run_cost of train_cifar.py's defaults (the paper's recipe)."""
+    defaults = load_script().option_defaults()
+    return gpu_cost.run_cost([
+        '--epoch', str(defaults['epoch']),
+        '--batchsize', str(defaults['batchsize']),
+        '--eval-interval', str(defaults['eval_interval']),
+        '--tta-interval', str(defaults['tta_interval'])])
+
+
+def test_the_gpu_page_and_readme_quote_the_recipe_s_cost():
+    """docs/gpu.md and the README: train_cifar.py's full recipe, by hand
+    there, equal to run_cost of its defaults here."""
+    c = _defaults_cost()
+    vfbn, bp = c['train_h']['vfbn'], c['train_h']['bp']
+    with open(os.path.join(REPO, 'docs', 'gpu.md')) as f:
+        page = _words(f.read())
+    assert '**%.1f h for VFBN** (%.1f h for BP)' % (vfbn, bp) in page
+    assert 'at most %.2f × %.1f h ≈ %.1f h' % (
+        c['eval_share'], vfbn, c['eval_share'] * vfbn) in page
+    with open(os.path.join(REPO, 'README.md')) as f:
+        readme = _words(f.read())
+    assert 'about %.1f h for VFBN and %.1f h for BP' % (vfbn, bp) in readme
+    assert 'add at most %.1f h' % (c['eval_share'] * vfbn) in readme
 
 
 def test_help_and_docs_show_the_one_estimate():

@@ -28,9 +28,11 @@ N_VIEWS = 36       # the test-time augmentation's views of an image
 SEEDS = 3          # Table 1 with mean and spread over seeds
 
 
-def _option(args, name, default):
-    """The value of ``name`` in an argument list (an int), or ``default``."""
-    return int(args[args.index(name) + 1]) if name in args else default
+def _option(args, name):
+    """The value of ``name`` in an argument list, an int."""
+    if name not in args:
+        raise ValueError('run_cost needs %s in the run\'s arguments' % name)
+    return int(args[args.index(name) + 1])
 
 
 def run_cost(args):
@@ -38,8 +40,8 @@ def run_cost(args):
 
     Args:
         args (list of str): The run's ``--epoch``, ``--batchsize``,
-            ``--eval-interval`` and ``--tta-interval`` (a schedule's
-            ``args``; absent ones take train_cifar.py's defaults).
+            ``--eval-interval`` and ``--tta-interval`` (e.g. a schedule's
+            ``args``), each given.
 
     Returns:
         dict: ``iterations``; ``train_h``: hours of training steps per
@@ -48,13 +50,12 @@ def run_cost(args):
         what they add (a fraction of ``train_h``).
 
     Example:
-        >>> run_cost(['--epoch', '432', '--batchsize', '128'])['iterations']
+        >>> run_cost(['--epoch', '432', '--batchsize', '128',
+        ...           '--eval-interval', '6', '--tta-interval', '6'])['iterations']
         168750
     """
-    epochs = _option(args, '--epoch', 432)
-    batch = _option(args, '--batchsize', 128)
-    eval_k = _option(args, '--eval-interval', 1)
-    tta_k = _option(args, '--tta-interval', N_VIEWS)
+    epochs, batch, eval_k, tta_k = (_option(args, name) for name in (
+        '--epoch', '--batchsize', '--eval-interval', '--tta-interval'))
     iterations = -(-epochs * N_TRAIN // batch)
     # The trainers' schedule (runs/triggers.py): every eval_k-th epoch and
     # the last; the views' TTA every tta_k-th evaluation and the last.
