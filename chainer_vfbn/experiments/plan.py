@@ -20,6 +20,14 @@ The mini schedule's four phases (:data:`~.schedules.PHASES`):
 A Table 1 schedule (``smoke``, ``short``, ``paper``) is one phase named
 after it: every row, once per seed, with the schedule's arguments
 (:func:`table_runs`).
+
+A phase's runs may depend on earlier phases' records (a tuned row's final
+run needs its tuning's choice), so a job array lists a schedule as static
+SLOTS (:class:`Slot`, :func:`slots`): one per run that the phase will
+have, known before any record; a slot becomes a :class:`Run` when the
+records it needs are there (:func:`.execute.resolve`). A new phase needs
+its slots here and its plan function (and, if its runs depend on records,
+a line in :func:`.execute.plan_now`).
 """
 import collections
 import os
@@ -36,6 +44,7 @@ from chainer_vfbn.experiments.schedules import CONFIG_VERSION
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import SCHEDULES
 from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import default_alphas
 from chainer_vfbn.experiments.schedules import tuning_grid
 
 # Options that do not change a run's numbers: where it runs and reads, and
@@ -266,3 +275,51 @@ def plan(phase, s, chosen=None, rows=None):
         return _plan_final(s, rows, common, chosen)
     raise ValueError('unknown phase %r; choose from %s'
                      % (phase, ', '.join(PHASES)))
+
+
+class Slot(collections.namedtuple('Slot', 'phase row seed index name')):
+    """One entry of a schedule's run list, known before any record: the
+    ``index``-th run of ``row`` and ``seed`` in ``phase``.
+
+    ``name`` is the run's name where the slot alone fixes it (every phase
+    today), else ``<row>_seed<seed>_slot<index>``: a run chosen from
+    earlier records (:func:`.execute.resolve`).
+    """
+
+    @property
+    def key(self):
+        """``<phase>/<name>``: the run's key where the slot fixes it."""
+        return '%s/%s' % (self.phase, self.name)
+
+
+def slots_of(runs):
+    """The slots of a list of runs that the settings alone fix, in its
+    order: the ``index`` counts the runs of one phase, row and seed.
+
+    Example:
+        >>> [s.key for s in slots_of(table_runs('smoke', ['bp'], [0, 1]))]
+        ['smoke/bp_seed0', 'smoke/bp_seed1']
+    """
+    seen = collections.Counter()
+    out = []
+    for run in runs:
+        index = seen[run.phase, run.row, run.seed]
+        seen[run.phase, run.row, run.seed] += 1
+        out.append(Slot(run.phase, run.row, run.seed, index, run.name))
+    return out
+
+
+def slots(phase, s, rows=None):
+    """The slots of one mini phase, in the order its runs start.
+
+    ``final``'s runs are named by row and seed whatever the tuning
+    chooses: its slots are those of the plan at any choice.
+
+    Example:
+        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> [x.key for x in slots('final', settings(), ['bp', 'vfbn'])][:3]
+        ['final/bp_seed0', 'final/vfbn_seed0', 'final/bp_seed1']
+    """
+    if phase == 'final':
+        return slots_of(plan(phase, s, chosen=default_alphas(), rows=rows))
+    return slots_of(plan(phase, s, rows=rows))

@@ -6,12 +6,19 @@ version, its summary, its curve and its per-image predictions) at
 configuration is done; a record with another configuration is refused,
 never mixed in. The committed records of ``docs/results/`` are in this
 format.
+
+Many processes (the tasks of a job array) may share one records folder:
+a run is trained under its record's lock (:func:`lock_record`), and a
+finished run folder whose record was lost (deleted, damaged, or never
+written: a full disk, a killed parent) is adopted as its record
+(:func:`finished_folder`) instead of being trained again.
 """
 import collections
 import datetime
 import json
 import os
 
+from chainer_vfbn.runs import folder as run_folder
 from chainer_vfbn.runs import strict_json
 from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
 from chainer_vfbn.runs.evaluation import record_keys
@@ -37,7 +44,11 @@ def read_record(path):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise ExperimentError('unreadable record %s: %s' % (path, e))
+        raise ExperimentError(
+            'the record %s is damaged (%s): delete it (or restore it from '
+            'git) and run the same command again; a finished run folder of '
+            'its run is then adopted as its record, or else the run trains '
+            'again' % (path, ' '.join(str(e).split())))
 
 
 def config_differences(a, b, prefix=''):
@@ -163,6 +174,120 @@ def write_record(records, run, record):
     records' layout (:data:`strict_json.RECORD`)."""
     strict_json.write_json(record_path(records, run), record,
                            **strict_json.RECORD)
+
+
+def lock_path(records, run):
+    """The lock file of ``run``'s record, beside it.
+
+    Example:
+        >>> from chainer_vfbn.experiments.plan import Run
+        >>> lock_path('rec', Run('tune', 'x', 'bp', 0, []))
+        'rec/tune/x.json.lock'
+    """
+    return record_path(records, run) + '.lock'
+
+
+def lock_record(records, run, say=print):
+    """Lock ``run``'s record while it trains
+    (:func:`~chainer_vfbn.runs.folder.claim_file`: a stale lock of a dead
+    process is taken over, with a line to ``say``).
+
+    Returns:
+        ~chainer_vfbn.runs.folder.LockFile or None: None while another
+        live process holds it (:func:`locked_by` says who).
+    """
+    return run_folder.claim_file(lock_path(records, run), say=say)
+
+
+def locked_by(records, run):
+    """Who holds ``run``'s record lock, or None."""
+    return run_folder.read_lock(lock_path(records, run))
+
+
+def _option(args, name):
+    """The value after ``name`` in an argument list, or None."""
+    return args[args.index(name) + 1] if name in args else None
+
+
+def _load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _same_arguments(run, args_json, legacy):
+    """Whether a run folder's ``args.json`` (its ``command``: the run's
+    arguments come first, then ``--out``, the place options after) or an
+    older reproduce.py's row file names ``run``'s arguments."""
+    if legacy is not None and legacy == {'schedule': run.schedule,
+                                         'args': run.args}:
+        return True
+    command = (args_json or {}).get('command')
+    if not isinstance(command, str) or ' ' not in command:
+        return False
+    return (command.split(' ', 1)[1] + ' ').startswith(
+        ' '.join(run.args + ['--out']) + ' ')
+
+
+def _whole_length(run, summary):
+    """Whether ``summary`` is of a run that went the whole planned length
+    (or diverged: a result too)."""
+    state = summary.get('status', 'finished')
+    if state == 'diverged':
+        return True
+    if state != 'finished':
+        return False
+    epochs, iterations = (_option(run.args, '--epoch'),
+                          _option(run.args, '--iterations'))
+    try:
+        if iterations is not None:
+            return summary.get('iterations') == int(iterations)
+        if epochs is not None:
+            return 0 <= float(summary.get('epochs')) - int(epochs) < 1
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: What an older reproduce.py wrote into a Table 1 row's folder before the
+#: rows had records (until 2026-12-04): ``{'schedule', 'args'}``, the same
+#: identity as a record's ``protocol`` and ``train_args``.
+LEGACY_ROW_RECORD = 'reproduce-row.json'
+
+
+def finished_folder(run, out):
+    """The training folder of ``run`` under ``out`` if it holds this run,
+    finished, whatever became of its record: its ``summary.json`` is of a
+    run that went the planned length (or diverged), and its ``args.json``
+    (or :data:`LEGACY_ROW_RECORD`) names ``run``'s arguments.
+
+    Returns:
+        tuple or None: ``(folder, 'ours' | 'another run')`` where a
+        ``summary.json`` is found (``'another run'``: other arguments, or
+        none readable, made it), else None.
+    """
+    path = os.path.join(out, run.folder)
+    summary = _load_json(os.path.join(path, 'summary.json'))
+    if not isinstance(summary, dict):
+        return None
+    ours = _same_arguments(
+        run, _load_json(os.path.join(path, 'args.json')),
+        _load_json(os.path.join(path, LEGACY_ROW_RECORD)))
+    if not ours:
+        return path, 'another run'
+    return (path, 'ours') if _whole_length(run, summary) else None
+
+
+def adopt(records, run, s, out):
+    """Write ``run``'s record from its finished training folder
+    (:func:`finished_folder`), if there is one; the folder, or None."""
+    found = finished_folder(run, out)
+    if found is None or found[1] != 'ours':
+        return None
+    write_record(records, run, make_record(run, s, found[0]))
+    return found[0]
 
 
 def machine_of(record):
