@@ -595,7 +595,7 @@ def test_help_says_how_long_a_row_takes_from_the_records(tmp_path):
             'curve': [{'epoch': 24, 'elapsed_time': secs}]}))
     lines = reproduce.row_times(str(tmp_path))
     assert 'the 2 final runs of 24 epochs in %s, on Some CPU (2 cores), ' \
-        'two runs at once' % tmp_path in ' '.join(lines)
+        'two runs at once' % tmp_path in ' '.join(' '.join(lines).split())
     assert lines[-1] == '    bp                 18-19 min a seed, 0.6 h ' \
         'for its 2 seed(s)'
     assert reproduce.row_times(str(tmp_path / 'none')) == [

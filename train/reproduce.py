@@ -151,7 +151,8 @@ def row_times(records=None):
         'runs at once with one BLAS thread each, as docs/RESULTS.md says; '
         'a GPU is another matter)::' % (
             found['runs'], '/'.join(map(str, found['epochs'])), records,
-            ', '.join(found['machines'])), 75)
+            ', '.join(found['machines'])), 75, break_on_hyphens=False,
+        break_long_words=False)
     lines = [head, '']
     for row, secs in found['rows'].items():
         lo, hi = min(secs) / 60., max(secs) / 60.
