@@ -513,9 +513,10 @@ def test_a_deleted_or_damaged_record_and_a_full_disk_strand_nothing(
         record.replace('seed0', 'seed1'))
 
 
-def _driver(out, rows, seconds, ledger):
+def _driver(out, rows, seconds, ledger, said):
     """A reproduce.py process over the fake train_cifar.py (fake_train.py
-    as a script)."""
+    as a script), its output (and its runs') in the file ``said`` (a pipe
+    would stay open while an orphan holds it)."""
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(here)
     code = ('import sys, reproduce; reproduce.TRAIN_SCRIPT = sys.argv[1]; '
@@ -523,11 +524,18 @@ def _driver(out, rows, seconds, ledger):
     env = dict(os.environ, FAKE_TRAIN_SECONDS=str(seconds),
                FAKE_TRAIN_LEDGER=ledger, PYTHONPATH=os.pathsep.join(
                    [repo, os.path.join(repo, 'train')]))
-    return subprocess.Popen(
-        [sys.executable, '-c', code, os.path.join(here, 'fake_train.py'),
-         '--rows', rows, '--seeds', '0,1', '--out', out],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+    with open(said, 'w') as f:     # the process keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, '-c', code, os.path.join(here, 'fake_train.py'),
+             '--rows', rows, '--seeds', '0,1', '--out', out],
+            env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _finish(proc, said, timeout=240):
+    """``(exit status, output)`` of a :func:`_driver`."""
+    proc.wait(timeout=timeout)
+    with open(said) as f:
+        return proc.returncode, f.read()
 
 
 def _ledger(path):
@@ -539,10 +547,11 @@ def _ledger(path):
 
 def test_two_reproductions_on_one_folder_train_each_run_once(tmp_path):
     out, ledger = str(tmp_path / 'r'), str(tmp_path / 'ledger')
-    first = _driver(out, 'bp,vfbn', 2, ledger)
-    second = _driver(out, 'bp,vfbn', 2, ledger)
-    outputs = [p.communicate(timeout=240)[0] for p in (first, second)]
-    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    said = [str(tmp_path / ('said%d' % i)) for i in (0, 1)]
+    procs = [_driver(out, 'bp,vfbn', 2, ledger, s) for s in said]
+    ended = [_finish(p, s) for p, s in zip(procs, said)]
+    outputs = [o for _, o in ended]
+    assert [rc for rc, _ in ended] == [0, 0], outputs
     trained = sorted(o for o, _ in _ledger(ledger))
     assert trained == sorted(os.path.join(out, r, 's' + s) for r in
                              ('bp', 'vfbn') for s in ('eed0', 'eed1'))
@@ -554,21 +563,21 @@ def test_two_reproductions_on_one_folder_train_each_run_once(tmp_path):
 def test_kill_9_of_reproduce_takes_its_run_along_and_a_rerun_recovers(
         tmp_path):
     out, ledger = str(tmp_path / 'r'), str(tmp_path / 'ledger')
-    parent = _driver(out, 'bp', 120, ledger)
+    said = str(tmp_path / 'said')
+    parent = _driver(out, 'bp', 120, ledger, said)
     deadline = time.time() + 120
     while not _ledger(ledger) and time.time() < deadline:
         time.sleep(0.2)
-    assert _ledger(ledger), parent.communicate(timeout=5)
+    assert _ledger(ledger), open(said).read()
     child = int(_ledger(ledger)[0][1])
     parent.kill()
-    parent.communicate()
+    parent.wait()
     deadline = time.time() + 30
     while time.time() < deadline and _running(child):
         time.sleep(0.2)
     assert not _running(child), 'the orphan train_cifar.py still runs'
-    rerun = _driver(out, 'bp', 0, ledger)
-    said = rerun.communicate(timeout=240)[0]
-    assert rerun.returncode == 0, said
+    rc, said = _finish(_driver(out, 'bp', 0, ledger, said), said)
+    assert rc == 0, said
     assert 'took over the stale lock of pid %d' % parent.pid in said
     for seed in (0, 1):
         assert os.path.isfile(os.path.join(out, 'records', 'bp',
