@@ -5,9 +5,11 @@ import signal
 
 import pytest
 
+from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import strict_json
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import choices
+from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan as planning
 from chainer_vfbn.experiments import records as rec_mod
 from chainer_vfbn.experiments import report
@@ -209,3 +211,54 @@ def test_the_committed_records_load_and_match_their_runs():
                    for f in fs if f.endswith('.json')
                    and 'superseded' not in d}
         assert done and on_disk <= done, sorted(on_disk - done)[:3]
+
+
+def test_a_run_another_live_process_holds_is_left_to_it(tmp_path):
+    """Issue #32: a run whose record lock a live process holds is
+    'taken' (said, not trained); a dead holder's lock is taken over."""
+    s = schedules.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    run = planning.plan('length', s)[0]
+    held = rec_mod.lock_record(records, run)      # a live holder: us
+    said = []
+    FakeProcess.calls = []
+    result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
+                      log=said.append)
+    assert result == {run.key: 'taken'} and FakeProcess.calls == []
+    holder = folder.read_lock(held.path)
+    assert holder.startswith('pid %d on ' % os.getpid())
+    assert said == ['mini: length/bp is being trained by %s; moving on'
+                    % holder]
+    assert rec_mod.status(run, records) == 'todo'
+    held.release()
+    result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
+                      log=quiet)
+    assert result == {run.key: 'done'} and len(FakeProcess.calls) == 1
+    assert not os.path.exists(rec_mod.lock_path(records, run))
+
+
+def test_every_slot_resolves_to_its_phases_run(tmp_path):
+    """The static slots of each phase (plan.slots) resolve, once the
+    records they need are there, to exactly the phase's runs, in order;
+    before, a tuned row's final slot waits."""
+    s = schedules.settings()
+    records = str(tmp_path / 'rec')
+    row_set = ['bp', 'vfbn', 'dni-linear']
+    final = planning.slots('final', s, row_set)
+    waiting = [x for x in final if x.row in rows.TUNED_ROWS]
+    with pytest.raises(execute.Waiting, match='waits for the tuning of'):
+        execute.resolve(waiting[0], s, records)
+    assert execute.resolve(final[0], s, records).key == final[0].key  # bp
+    FakeProcess.calls = []
+    run_pool(planning.plan('tune', s, rows=row_set), s, records,
+             str(tmp_path / 'out'), 'train.py', jobs=4, popen=FakeProcess,
+             log=quiet)
+    chosen = choices.chosen_settings(s, records)
+    for phase in schedules.PHASES:
+        slots = planning.slots(phase, s, row_set)
+        resolved = [execute.resolve(x, s, records) for x in slots]
+        expected = planning.plan(phase, s, rows=row_set, **(
+            dict(chosen=chosen) if phase == 'final' else {}))
+        assert [r.key for r in resolved] == [x.key for x in slots] == \
+            [r.key for r in expected]
+        assert [r.args for r in resolved] == [r.args for r in expected]
