@@ -99,14 +99,6 @@ def _diverged(run_dir):
         return False
 
 
-def _disk_full(error):
-    """One line for a record write that a full disk stopped, or None."""
-    if isinstance(error, OSError) and error.errno in folder.DISK_FULL:
-        return 'the disk is full (%s, writing %s)' % (
-            error.strerror or error, error.filename or 'the record')
-    return None
-
-
 class _Active(object):
     """A running run: its process, folder, log file, lock and progress."""
 
@@ -167,7 +159,7 @@ class _Pool(object):
             adopted = None if self.need_predictions else adopt(
                 self.records, run, self.s, self.out)
         except OSError as e:
-            if _disk_full(e) is None:
+            if folder.disk_full(e) is None:
                 raise
             self._record_not_written(run, run_dir, e)
             return True
@@ -282,12 +274,11 @@ class _Pool(object):
 
     def _record_not_written(self, run, run_dir, error):
         self.result[run.key] = 'failed (record not written: disk full)'
-        self.log('%s: %s finished, but its record %s was not written: %s; '
-                 'free some space and run the same command: it adopts the '
-                 'finished run in %s' % (
-                     run.schedule, run.key,
-                     record_path(self.records, run), _disk_full(error),
-                     run_dir))
+        self.log('%s: %s finished, but its record %s was not written: the '
+                 'disk is full (%s); free some space and run the same '
+                 'command: it adopts the finished run in %s' % (
+                     run.schedule, run.key, record_path(self.records, run),
+                     folder.disk_full(error), run_dir))
 
     def _finished(self, run, run_dir, rc, signalled, seconds):
         count = '[%d/%d]' % (self.finished, self.total)
@@ -302,7 +293,7 @@ class _Pool(object):
             try:
                 write_record(self.records, run, rec)
             except OSError as e:
-                if _disk_full(e) is None:
+                if folder.disk_full(e) is None:
                     raise
                 self._record_not_written(run, run_dir, e)
                 return

@@ -453,6 +453,28 @@ def newest_intact(out):
     return newest_readable(snapshots(out), say=lambda line: None)[0]
 
 
+def disk_full(error):
+    """What a full disk stopped (``'<strerror>, writing <file>'``), or
+    None if ``error`` is not a full disk.
+
+    Example:
+        >>> import errno
+        >>> disk_full(OSError(errno.ENOSPC, 'No space left on device', 'x'))
+        'No space left on device, writing x'
+    """
+    # The full disk may be the cause of what was raised (a clean-up that
+    # failed in turn), not the error itself.
+    while error is not None and not (isinstance(error, OSError) and
+                                     error.errno in DISK_FULL):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return None
+    what = error.strerror or str(error)
+    if error.filename:
+        what += ', writing %s' % error.filename
+    return what
+
+
 def disk_full_line(error, intact):
     """One line for a run stopped by a full disk, or ``None`` for any other
     error.
@@ -471,16 +493,9 @@ def disk_full_line(error, intact):
         ...                        'o/log'), 'o/snapshot_iter_10')[:64]
         'the disk is full (No space left on device, writing o/log); the n'
     """
-    # The full disk may be the cause of what was raised (a clean-up that
-    # failed in turn), not the error itself.
-    while error is not None and not (isinstance(error, OSError) and
-                                     error.errno in DISK_FULL):
-        error = error.__cause__ or error.__context__
-    if error is None:
+    what = disk_full(error)
+    if what is None:
         return None
-    what = error.strerror or str(error)
-    if error.filename:
-        what += ', writing %s' % error.filename
     if intact:
         then = ('the newest intact snapshot is %s: free some space and run '
                 'the same command to resume from it' % intact)
