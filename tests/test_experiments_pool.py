@@ -27,7 +27,7 @@ def quiet(message):
 
 
 def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     runs = planning.plan('tune', s, rows=['vfbn'])
     FakeProcess.calls = []
@@ -47,7 +47,7 @@ def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
     assert set(result.values()) == {'skipped'}
     assert len(FakeProcess.calls) == len(runs)
     # Another configuration: refused, naming what differs.
-    other = schedules.settings(arch='resnet14-paper')
+    other = schedules.settings(protocol='evidence2', arch='resnet14-paper')
     with pytest.raises(ExperimentError, match='train_args'):
         run_pool(planning.plan('tune', other, rows=['vfbn']), other,
                  records, out, 'train.py', popen=FakeProcess)
@@ -71,7 +71,7 @@ def test_a_record_of_another_schedule_is_refused(tmp_path):
 
 
 def test_one_blas_thread_per_run(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     FakeProcess.calls = []
     seen = []
 
@@ -101,7 +101,7 @@ def test_one_blas_thread_per_run(tmp_path):
 def test_a_signal_is_passed_on_and_waited_for(tmp_path):
     """SIGTERM: the running run gets it, is waited for, nothing else starts,
     and the pool raises Interrupted with the shell's exit status."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     started, got = [], []
 
     class Running(object):
@@ -131,7 +131,7 @@ def test_a_signal_is_passed_on_and_waited_for(tmp_path):
 
 
 def test_deadline_starts_nothing(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     FakeProcess.calls = []
     result = run_pool(planning.plan('tune', s, rows=['vfbn']), s,
                       str(tmp_path / 'r'), str(tmp_path / 'o'), 'train.py',
@@ -143,7 +143,7 @@ def test_deadline_starts_nothing(tmp_path):
 def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
     """A diverged grid point is a result: recorded (not re-run) and never
     chosen, so the row's tuning completes."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records = str(tmp_path / 'rec')
     runs = planning.plan('tune', s, rows=['dni-linear'])
     FakeProcess.calls = []
@@ -170,7 +170,7 @@ def test_records_without_predictions_rerun_only_when_asked(tmp_path):
     """A record made before the predictions were kept counts as done,
     unless need_predictions asks for it again; the new record (with
     predictions) replaces it and then counts as done."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     runs = planning.plan('final', s, rows=['bp'])[:1]
     run_pool(runs, s, records, out, 'train.py', popen=FakeProcess, log=quiet)
@@ -198,7 +198,7 @@ def test_the_committed_records_load_and_match_their_runs():
         records = os.path.join(repo, 'docs', 'results', folder)
         if not os.path.isdir(records):
             pytest.skip('no committed records in this checkout')
-        s = schedules.settings(split_at=split_at)
+        s = schedules.settings(protocol='evidence2', split_at=split_at)
         chosen = choices.chosen_settings(s, records)
         runs = [r for ph in ('length', 'pilot', 'tune')
                 for r in planning.plan(ph, s)]
@@ -239,7 +239,8 @@ def test_a_run_another_live_process_holds_is_left_to_it(tmp_path):
 
 def test_every_slot_resolves_to_its_phases_run(tmp_path):
     """The static slots of each phase (plan.slots) resolve, once the
-    records they need are there, to exactly the phase's runs, in order;
+    records they need are there, to exactly the phase's runs, in order
+    (a later rung's slots to the best candidates of the rung before);
     before, a tuned row's final slot waits."""
     s = schedules.settings()
     records = str(tmp_path / 'rec')
@@ -250,15 +251,23 @@ def test_every_slot_resolves_to_its_phases_run(tmp_path):
         execute.resolve(waiting[0], s, records)
     assert execute.resolve(final[0], s, records).key == final[0].key  # bp
     FakeProcess.calls = []
-    run_pool(planning.plan('tune', s, rows=row_set), s, records,
-             str(tmp_path / 'out'), 'train.py', jobs=4, popen=FakeProcess,
-             log=quiet)
+    for phase in schedules.TUNE_PHASES:
+        run_pool(planning.plan(phase, s, rows=row_set, records=records), s,
+                 records, str(tmp_path / 'out'), 'train.py', jobs=4,
+                 popen=FakeProcess, log=quiet)
     chosen = choices.chosen_settings(s, records)
+    assert sorted(chosen) == ['dni-linear', 'vfbn']
     for phase in schedules.PHASES:
         slots = planning.slots(phase, s, row_set)
         resolved = [execute.resolve(x, s, records) for x in slots]
-        expected = planning.plan(phase, s, rows=row_set, **(
-            dict(chosen=chosen) if phase == 'final' else {}))
-        assert [r.key for r in resolved] == [x.key for x in slots] == \
-            [r.key for r in expected]
+        expected = planning.plan(phase, s, rows=row_set, records=records,
+                                 **(dict(chosen=chosen) if phase == 'final'
+                                    else {}))
+        assert [r.key for r in resolved] == [r.key for r in expected]
         assert [r.args for r in resolved] == [r.args for r in expected]
+        if phase not in schedules.TUNE_PHASES[1:]:   # named by the slot
+            assert [x.key for x in slots] == [r.key for r in expected]
+    # a one-stage tuning (Evidence II) has no later rungs to list
+    old = schedules.settings(protocol='evidence2')
+    assert planning.slots('tune2', old, row_set) == []
+    assert len(planning.slots('tune', old, row_set)) == 7 + 14

@@ -272,10 +272,17 @@ def test_results_doc_without_markers_is_refused(tmp_path, capsys):
     # not do for --split-at stage1_unit1
     page.write_text('%s\n%s\n' % (results_doc.DOC_BEGIN, results_doc.DOC_END))
     assert reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                                 '--protocol', 'evidence2',
                                  '--results-doc', str(page)]).results_doc
     capsys.readouterr()
+    # nor for the Evidence III protocol, which has blocks of its own
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--results-doc', str(page)])
+    assert 'evidence3' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--protocol', 'evidence2',
                               '--split-at', 'stage1_unit1',
                               '--results-doc', str(page)])
     assert 'stage1_unit1' in capsys.readouterr().err
@@ -351,7 +358,7 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     page = tmp_path / 'RESULTS.md'
     committed_page, begin, end = results_doc.results_doc_block(
         os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
-            split_at=cut))
+            split_at=cut, protocol='evidence2'))
     page.write_text(committed_page[:begin] + '\nstale\n' +
                     committed_page[end:])
     cwd = os.getcwd()
@@ -438,15 +445,26 @@ def test_mini_list_has_every_phase_and_a_final_waits_for_its_tuning(
     assert reproduce.main(one, popen=FakeProcess) == reproduce.EXIT_WAITING
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['reproduce.py: final/vfbn_seed1 waits for the tuning of '
-                   'vfbn: 7 of its 7 tune runs have no record']
+                   'vfbn: 8 of its 8 tune runs have no record']
     assert FakeProcess.calls == []
-    # each tune slot as an array task would run it, then the final
-    assert reproduce.main(base + ['--phase', 'tune', '--list']) == 0
-    tune = _lines(capsys)
-    for i in range(len(tune)):
-        assert reproduce.main(base + ['--phase', 'tune', '--run-index',
-                                      str(i)], popen=FakeProcess) == 0
-    assert len(FakeProcess.calls) == len(tune) == 7
+    # a later rung's slot waits for the rung before too
+    assert reproduce.main(base + ['--phase', 'tune2', '--run-index', '0'],
+                          popen=FakeProcess) == reproduce.EXIT_WAITING
+    assert 'tune2/vfbn_seed0_slot0 waits for the tuning of vfbn: 8 of ' \
+        'its 8 tune runs' in capsys.readouterr().err
+    # each rung's slots as an array task runs them, then the final
+    for phase in schedules.TUNE_PHASES:
+        capsys.readouterr()
+        assert reproduce.main(base + ['--phase', phase, '--list']) == 0
+        slots = [line.split('\t')[4] for line in _lines(capsys)]
+        for i in range(len(slots)):
+            assert reproduce.main(base + ['--phase', phase, '--run-index',
+                                          str(i)], popen=FakeProcess) == 0
+        if phase == 'tune2':     # the best 4 of the 8 (the fake: near 1e-4)
+            ran = [a[a.index('--alpha-gs') + 1] for a in
+                   FakeProcess.calls[-len(slots):]]
+            assert ran == ['0.0001', '1e-05', '0.001', '1e-06']
+    assert len(FakeProcess.calls) == 8 + 4 + 4
     assert reproduce.main(one, popen=FakeProcess) == 0
     argv = FakeProcess.calls[-1]
     assert argv[argv.index('--out') + 1] == os.path.join(out, 'final',

@@ -84,6 +84,7 @@ from chainer_vfbn.experiments import plan
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.progress import measured_durations
 from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.choices import protocol_of
 from chainer_vfbn.experiments.results_doc import results_doc_block
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
@@ -111,7 +112,7 @@ MINI_DATA_COMMAND = ('python data/make_mini.py --source '
 # has its own seeds and data, and --phase report instead of --report-only.
 MINI_ONLY = ('jobs', 'records', 'pilot_records', 'arch',
              'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
-             'results_doc')
+             'results_doc', 'protocol')
 ROWS_ONLY = ('seeds', 'dataset', 'report_only')
 
 
@@ -235,6 +236,14 @@ def build_parser():
                       help="where --split-at pilot reads the pilot "
                            "(default: <out>/records, with -<arch>); the "
                            "committed pilot is in %s" % COMMITTED_RECORDS)
+    mini.add_argument('--protocol', default=None,
+                      choices=list(schedules.PROTOCOLS),
+                      help='evidence3: tuning by successive halving to the '
+                           "finals' length, five seeds; evidence2: the "
+                           '4-epoch grid and three seeds of the committed '
+                           'docs/results/mini* records (default: the '
+                           "protocol of --records' records; %s for a new "
+                           'folder)' % schedules.CURRENT_PROTOCOL)
     mini.add_argument('--arch', default=None,
                       help="another network than the schedule's %s"
                            % schedules.MINI['arch'])
@@ -346,8 +355,13 @@ def _resolve_mini(p, args):
         '-' + args.arch if args.arch else '')
     if args.split_at == 'pilot':
         pilot_records = args.pilot_records or default
-        args.split_at = (pilot(schedules.settings(args.arch), pilot_records)
-                         or {}).get('chosen')
+        try:
+            pilot_protocol = protocol_of(pilot_records)
+        except ExperimentError as e:
+            p.error(str(e))
+        args.split_at = (pilot(schedules.settings(
+            args.arch, protocol=pilot_protocol or 'evidence2'),
+            pilot_records) or {}).get('chosen')
         if args.split_at is None:
             p.error("--split-at pilot: the pilot in %s has not chosen a cut "
                     "(run --phase pilot first, or name its records with "
@@ -355,6 +369,15 @@ def _resolve_mini(p, args):
     if args.records is None:
         args.records = default + ('-' + args.split_at if args.split_at
                                   else '')
+    try:
+        found = protocol_of(args.records)
+    except ExperimentError as e:
+        p.error(str(e))
+    if args.protocol is None:
+        args.protocol = found or schedules.CURRENT_PROTOCOL
+    elif found not in (None, args.protocol):
+        p.error('%s holds records of the %s protocol, not %s; use another '
+                '--records' % (args.records, found, args.protocol))
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')
@@ -366,7 +389,7 @@ def _resolve_mini(p, args):
     if args.results_doc:
         try:
             results_doc_block(args.results_doc, schedules.settings(
-                args.arch, args.split_at))
+                args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
 
@@ -380,7 +403,8 @@ def main_mini(args, popen=subprocess.Popen):
     """``--schedule mini``: :func:`.experiments.execute.run_mini`."""
     try:
         failed = execute.run_mini(
-            schedules.settings(args.arch, args.split_at), args.rows,
+            schedules.settings(args.arch, args.split_at, args.protocol),
+            args.rows,
             execute.mini_phases(args.phase), args.records, args.out,
             untuned=args.untuned, results_doc=args.results_doc,
             train_script=TRAIN_SCRIPT, jobs=args.jobs, device=args.device,
@@ -438,7 +462,7 @@ def _slots(args, runs):
     """``[(slot, mini settings or None)]`` of ``--list``, in its order."""
     if runs is not None:
         return plan.slots_of(runs), None
-    s = schedules.settings(args.arch, args.split_at)
+    s = schedules.settings(args.arch, args.split_at, args.protocol)
     return [x for phase in execute.mini_phases(args.phase)
             for x in plan.slots(phase, s, args.rows)], s
 
@@ -471,11 +495,15 @@ def _pick(args, runs, records):
                     run = execute.resolve(x, s, records, args.untuned, runs)
                 except execute.Waiting:
                     continue
-                if run.key == args.only:
+                if run is not None and run.key == args.only:
                     return run
             raise ExperimentError('--only %s: no such run in this list (see '
                                   '--list with the same options)' % args.only)
-    return execute.resolve(slot, s, records, args.untuned, runs)
+    run = execute.resolve(slot, s, records, args.untuned, runs)
+    if run is None:
+        print('%s: the records leave this slot empty (its phase has fewer '
+              'runs for %s); nothing to do' % (slot.key, slot.row))
+    return run
 
 
 def main_one(args, runs, popen=subprocess.Popen):
@@ -488,13 +516,15 @@ def main_one(args, runs, popen=subprocess.Popen):
         pool = dict(threads=None, capture=False)
     else:
         records = args.records
-        s = schedules.settings(args.arch, args.split_at)
+        s = schedules.settings(args.arch, args.split_at, args.protocol)
         pool = dict(deadline=args.deadline,
                     need_predictions=args.rerun_without_predictions)
     try:
         run = _pick(args, runs, records)
     except execute.Waiting as e:
         return _fail(str(e), EXIT_WAITING)
+    if run is None:
+        return 0
     if runs is not None:
         execute.check_table_runs([run], records, args.out)
     try:

@@ -10,13 +10,17 @@ import os
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
+from chainer_vfbn.experiments.plan import rung_candidates
 from chainer_vfbn.experiments.pool import run_pool
 from chainer_vfbn.experiments.records import finished_folder
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.report import write_report
 from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.rows import TUNE_ORDER
 from chainer_vfbn.experiments.schedules import PHASES
+from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
+from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.runs.interrupt import Interrupted
 
@@ -91,27 +95,41 @@ class Waiting(ExperimentError):
     """A run whose earlier phases' records are not all there yet."""
 
 
-def _tuning_missing(s, row, records):
-    runs = plan('tune', s, rows=[row])
-    missing = sum(status(r, records) != 'done' for r in runs)
-    return 'the tuning of %s: %d of its %d tune runs have no record' % (
-        row, missing, len(runs))
+def _tuning_missing(s, row, records, rungs=TUNE_PHASES):
+    """What a row's tuning (its ``rungs``, in order) still lacks: the
+    first rung with runs that have no record (a later rung's runs are
+    planned once the rung before is complete)."""
+    for phase in rungs:
+        runs = plan(phase, s, rows=[row], records=records)
+        missing = sum(status(r, records) != 'done' for r in runs)
+        if missing:
+            return 'the tuning of %s: %d of its %d %s runs have no record' \
+                % (row, missing, len(runs), phase)
+    return 'the tuning of %s' % row
 
 
 def plan_now(phase, s, rows, records, untuned=False):
     """The runs of one mini phase that the records let run now, and the
     rows that wait for an earlier phase.
 
-    A phase whose runs depend on records adds its case here: ``final``'s
-    tuned rows need their tuning's choice (:func:`.choices.chosen_settings`;
-    ``untuned``: each method's default ``alpha_gs`` instead).
+    A phase whose runs depend on records has its case here: a later rung
+    of successive halving needs the rung before complete
+    (:func:`.plan.rung_candidates`), ``final``'s tuned rows their tuning's
+    choice (:func:`.choices.chosen_settings`; ``untuned``: each method's
+    default ``alpha_gs`` instead).
 
     Returns:
         tuple: ``(runs, waiting)``, ``waiting`` being ``row -> what it
         waits for``.
     """
+    if phase in TUNE_PHASES[1:] and halving(s):
+        rung = TUNE_PHASES.index(phase)
+        waiting = {r: _tuning_missing(s, r, records, TUNE_PHASES[:rung])
+                   for r in rows if r in TUNE_ORDER and
+                   rung_candidates(r, s, records, rung) is None}
+        return plan(phase, s, rows=rows, records=records), waiting
     if phase != 'final':
-        return plan(phase, s, rows=rows), {}
+        return plan(phase, s, rows=rows, records=records), {}
     chosen = default_alphas() if untuned else chosen_settings(s, records)
     waiting = {r: _tuning_missing(s, r, records) for r in rows
                if r in TUNED_ROWS and r not in chosen}
@@ -132,6 +150,10 @@ def resolve(slot, s, records, untuned=False, runs=None):
         runs (list): A Table 1 schedule's runs, all fixed by its settings
             (then the records are not read).
 
+    Returns:
+        Run or None: None for a slot that the records leave empty (a rung
+        that keeps fewer candidates than a row's grid has).
+
     Raises:
         Waiting: One line: the run waits for an earlier phase's records.
     """
@@ -140,8 +162,8 @@ def resolve(slot, s, records, untuned=False, runs=None):
     planned, waiting = plan_now(slot.phase, s, [slot.row], records, untuned)
     if slot.row in waiting:
         raise Waiting('%s waits for %s' % (slot.key, waiting[slot.row]))
-    return [r for r in planned if r.row == slot.row and
-            r.seed == slot.seed][slot.index]
+    same = [r for r in planned if r.row == slot.row and r.seed == slot.seed]
+    return same[slot.index] if slot.index < len(same) else None
 
 
 def run_one(run, s, records, out, **pool):
