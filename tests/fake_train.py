@@ -123,7 +123,8 @@ class DivergingProcess(FakeProcess):
             json.dump({'status': 'diverged', 'test_error': None,
                        'diverged': {'iteration': 7}}, f)
         with open(os.path.join(out, 'args.json'), 'w') as f:
-            json.dump({'code_version': 'test'}, f)
+            json.dump({'code_version': 'test', 'command': ' '.join(
+                ['train_cifar.py'] + argv[2:])}, f)
         self.returncode = 3
 
 

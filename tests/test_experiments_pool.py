@@ -271,3 +271,23 @@ def test_every_slot_resolves_to_its_phases_run(tmp_path):
     old = schedules.settings(protocol='evidence2')
     assert planning.slots('tune2', old, row_set) == []
     assert len(planning.slots('tune', old, row_set)) == 7 + 14
+
+
+def test_no_record_from_a_folder_that_holds_another_run(tmp_path):
+    """A run that exits 0 over a folder whose summary is of a longer run
+    (a rung's folder a later rung continued: train_cifar.py finds it
+    finished and does nothing) gets no record of that run's numbers."""
+    s = schedules.settings()
+    run = planning.plan('length', s)[0]
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+
+    class Longer(FakeProcess):
+        def __init__(self, argv, **kw):
+            i = argv.index('--epoch') + 1
+            super().__init__(argv[:i] + ['48'] + argv[i + 1:], **kw)
+    said = []
+    result = run_pool([run], s, records, out, 'train.py', popen=Longer,
+                      log=said.append)
+    assert result == {run.key: 'failed (its folder holds another run)'}
+    assert rec_mod.status(run, records) == 'todo'
+    assert 'does not hold it finished' in said[-1]

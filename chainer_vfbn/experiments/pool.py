@@ -29,6 +29,7 @@ from chainer_vfbn.experiments.plan import command
 from chainer_vfbn.experiments.progress import Tracker
 from chainer_vfbn.experiments.progress import progress_text
 from chainer_vfbn.experiments.records import adopt
+from chainer_vfbn.experiments.records import finished_folder
 from chainer_vfbn.experiments.records import lock_record
 from chainer_vfbn.experiments.records import locked_by
 from chainer_vfbn.experiments.records import make_record
@@ -289,6 +290,14 @@ class _Pool(object):
         elif rc == 0 or (rc == EXIT_DIVERGED and _diverged(run_dir)):
             # A diverged run is a result too (of its alpha_gs, say): its
             # record says so, and the tuning ranks it last.
+            if (finished_folder(run, self.out) or (None, None))[1] != 'ours':
+                # e.g. a rung's folder that a later rung already continued
+                self.result[run.key] = 'failed (its folder holds another run)'
+                self.log('%s: %s %s exited %d, but %s does not hold it '
+                         'finished (its summary.json or args.json is of '
+                         'another run); no record written' % (
+                             run.schedule, count, run.key, rc, run_dir))
+                return
             rec = make_record(run, self.s, run_dir)
             try:
                 write_record(self.records, run, rec)
