@@ -18,25 +18,12 @@ import numpy
 
 from chainer_vfbn.runs import folder
 from chainer_vfbn.experiments.records import machine_of
+from chainer_vfbn.experiments.records import planned_length
 from chainer_vfbn.experiments.records import read_record
 
 #: The snapshot entry that holds the training iterator's epoch (Chainer's
 #: ``StandardUpdater`` serializes its iterator ``main`` there).
 SNAPSHOT_EPOCH = 'updater/iterator:main/epoch'
-
-
-def planned_length(args):
-    """``(unit, total)`` of a run's arguments: ``('iteration', N)`` for
-    ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None.
-
-    Example:
-        >>> planned_length(['--epoch', '24', '--seed', '0'])
-        ('epoch', 24)
-    """
-    for unit, flag in (('iteration', '--iterations'), ('epoch', '--epoch')):
-        if flag in args:
-            return unit, int(args[args.index(flag) + 1])
-    return None
 
 
 def _log_value(run_dir, unit):
@@ -61,7 +48,8 @@ class Tracker(object):
 
     Args:
         run_dir (str): Its training folder.
-        args (list of str): Its arguments (:func:`planned_length`).
+        args (list of str): Its arguments
+            (:func:`~.records.planned_length`).
         clock (callable): The time (tests pass their own).
     """
 

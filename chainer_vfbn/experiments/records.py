@@ -205,9 +205,18 @@ def locked_by(records, run):
     return run_folder.read_lock(lock_path(records, run))
 
 
-def _option(args, name):
-    """The value after ``name`` in an argument list, or None."""
-    return args[args.index(name) + 1] if name in args else None
+def planned_length(args):
+    """``(unit, total)`` of a run's arguments: ``('iteration', N)`` for
+    ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None.
+
+    Example:
+        >>> planned_length(['--epoch', '24', '--seed', '0'])
+        ('epoch', 24)
+    """
+    for unit, flag in (('iteration', '--iterations'), ('epoch', '--epoch')):
+        if flag in args:
+            return unit, int(args[args.index(flag) + 1])
+    return None
 
 
 def _load_json(path):
@@ -240,16 +249,17 @@ def _whole_length(run, summary):
         return True
     if state != 'finished':
         return False
-    epochs, iterations = (_option(run.args, '--epoch'),
-                          _option(run.args, '--iterations'))
+    length = planned_length(run.args)
+    if length is None:
+        return True
+    unit, total = length
     try:
-        if iterations is not None:
-            return summary.get('iterations') == int(iterations)
-        if epochs is not None:
-            return 0 <= float(summary.get('epochs')) - int(epochs) < 1
+        if unit == 'iteration':
+            return summary.get('iterations') == total
+        # an epoch's last batch may end past the epoch's boundary
+        return 0 <= float(summary.get('epochs')) - total < 1
     except (TypeError, ValueError):
         return False
-    return True
 
 
 #: What an older reproduce.py wrote into a Table 1 row's folder before the
