@@ -112,13 +112,19 @@ def progress_text(state):
         'epoch 3/24, about 15 min left'
         >>> progress_text((0, 24, 'epoch', None))
         'epoch 0/24, time left not known yet'
+        >>> progress_text((24, 24, 'epoch', 0.))
+        'epoch 24/24, finishing (its last evaluation and summary)'
     """
     if state is None:
         return 'length not known'
     done, total, unit, left = state
-    return '%s %d/%d, %s' % (unit, done, total, 'time left not known yet'
-                             if left is None else 'about %s left'
-                             % duration(left))
+    if done >= total:
+        then = 'finishing (its last evaluation and summary)'
+    elif left is None:
+        then = 'time left not known yet'
+    else:
+        then = 'about %s left' % duration(left)
+    return '%s %d/%d, %s' % (unit, done, total, then)
 
 
 def measured_durations(records, phase='final'):
