@@ -226,3 +226,28 @@ def test_halving_ranks_a_diverged_run_last(tmp_path):
     assert all(a < 1e-3 for a, _ in survivors), survivors
     assert choices.tuning_choice('vfbn-linear', s, records) == (
         1e-4, 'batch-mean')
+
+
+@pytest.mark.slow
+def test_a_rung_continued_from_its_snapshot_is_the_straight_run(tmp_path):
+    """Successive halving's premise (``rung_run``): a run trained to epoch 1
+    and continued in its folder to epoch 2 logs and predicts exactly as one
+    trained to epoch 2 at once, on the same learning-rate schedule."""
+    import json
+    from support import TINY, run_cli
+    args = TINY + ['--method', 'vfbn', '--validation-split', '0.1',
+                   '--lr-step', '1', '--seed', '1', '--eval-interval', '1']
+    straight, staged = str(tmp_path / 'straight'), str(tmp_path / 'staged')
+    for epochs, out in ((2, straight), (1, staged), (2, staged)):
+        r = run_cli(args + ['--epoch', str(epochs), '--out', out])
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    def result(out):
+        with open(os.path.join(out, 'log')) as f:
+            log = [{k: v for k, v in e.items() if k != 'elapsed_time'}
+                   for e in json.load(f)]
+        with open(os.path.join(out, 'predictions.json')) as f:
+            return log, json.load(f)
+    log, predictions = result(staged)
+    assert len(log) == 2 and log[1]['lr'] < log[0]['lr']   # decayed
+    assert (log, predictions) == result(straight)

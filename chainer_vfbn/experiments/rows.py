@@ -23,10 +23,17 @@ ROWS = collections.OrderedDict([
     ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
 ])
 # Rows of the mini schedule only: VFBN at the paper's alpha_gs, untuned,
-# where the tuning chose another value.
+# where the tuning chose another value; and the local-learning peers DGL and
+# InfoPro (issue 31), which the paper's table does not have. InfoPro's
+# --local-weight (its lambda2, chainer_vfbn.auxiliary.registry) is the value
+# its code sets for K = 2; DGL has no weight.
 MINI_EXTRA_ROWS = collections.OrderedDict([
     ('vfbn-paper-alpha', ("VFBN, alpha_gs = 1e-3 (the paper's, untuned)",
                           ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+    ('dgl', ('DGL, MLP-SR auxiliary net (Belilovsky et al.)',
+             ['--method', 'dgl'], None)),
+    ('infopro', ('InfoPro, softmax, lambda2 = 0.5 (Wang et al.)',
+                 ['--method', 'infopro', '--local-weight', '0.5'], None)),
 ])
 MINI_ROWS = collections.OrderedDict(list(ROWS.items())
                                     + list(MINI_EXTRA_ROWS.items()))
@@ -42,7 +49,7 @@ TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
 # most-needed seeds.
 FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
                'bottom-bp', 'layerwise', 'vfbn-paper-alpha', 'vfbn-linear',
-               'vfbn-mlp')
+               'vfbn-mlp', 'dgl', 'infopro')
 # The rows whose finals run only the schedule's ``closed_form_seeds``. Since
 # Evidence II (issue 18) `vfbn-linear` is a tuned row with every seed; the MLP
 # closed form, not one of its rows, keeps one seed.
