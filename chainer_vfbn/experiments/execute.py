@@ -15,12 +15,12 @@ from chainer_vfbn.experiments.pool import run_pool
 from chainer_vfbn.experiments.records import finished_folder
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.report import write_report
-from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.rows import TUNE_ORDER
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
 from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.runs.interrupt import Interrupted
 
@@ -132,7 +132,7 @@ def plan_now(phase, s, rows, records, untuned=False):
         return plan(phase, s, rows=rows, records=records), {}
     chosen = default_alphas() if untuned else chosen_settings(s, records)
     waiting = {r: _tuning_missing(s, r, records) for r in rows
-               if r in TUNED_ROWS and r not in chosen}
+               if r in tuned_rows(s) and r not in chosen}
     ready = [r for r in rows if r not in waiting]
     # (plan reads no rows as every row)
     return (plan('final', s, chosen=chosen, rows=ready) if ready

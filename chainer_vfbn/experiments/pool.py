@@ -28,14 +28,14 @@ from chainer_vfbn.runs import record
 from chainer_vfbn.experiments.plan import command
 from chainer_vfbn.experiments.progress import Tracker
 from chainer_vfbn.experiments.progress import progress_text
+from chainer_vfbn.experiments.records import KERNEL_SETTING
 from chainer_vfbn.experiments.records import adopt
 from chainer_vfbn.experiments.records import finished_folder
 from chainer_vfbn.experiments.records import lock_record
 from chainer_vfbn.experiments.records import locked_by
-from chainer_vfbn.experiments.records import make_record
 from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import record_run
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.runs.interrupt import Interrupt
 from chainer_vfbn.runs.interrupt import Interrupted
 from chainer_vfbn.runs.config import EXIT_DIVERGED
@@ -44,20 +44,28 @@ from chainer_vfbn.runs.config import EXIT_DIVERGED
 EXIT_INTERRUPTED = (130, 143)
 
 
-def thread_env(threads=1):
-    """The environment of a run: ``threads`` BLAS threads, and Chainer's
-    type checks off. They only validate shapes and dtypes: off, a short
-    run's every logged number was bit-identical, and a VFBN run took about
-    7% less CPU time, a BP run the same
-    (docs/benchmarks/type_check_cpu_2026-12-03.json).
+def thread_env(threads=1, blas_kernel=None):
+    """The environment of a run: ``threads`` BLAS threads, Chainer's
+    type checks off, and OpenBLAS's kernel pinned to ``blas_kernel``
+    (``OPENBLAS_CORETYPE``; None: OpenBLAS picks the CPU's). Type checks
+    only validate shapes and dtypes: off, a short run's every logged number
+    was bit-identical, and a VFBN run took about 7% less CPU time, a BP run
+    the same (docs/benchmarks/type_check_cpu_2026-12-03.json). One kernel
+    repeats a run bit for bit on any CPU that has it; two kernels drift
+    apart (docs/RESULTS.md, "Machines"): OpenBLAS's Haswell kernel runs on
+    every AVX2 CPU.
 
     Example:
         >>> thread_env(2)['OMP_NUM_THREADS']
         '2'
+        >>> thread_env(1, 'Haswell')['OPENBLAS_CORETYPE']
+        'Haswell'
     """
     env = dict(os.environ, CHAINER_TYPE_CHECK='0')
     for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
         env[var] = str(threads)
+    if blas_kernel:
+        env['OPENBLAS_CORETYPE'] = blas_kernel
     return env
 
 
@@ -219,7 +227,7 @@ class _Pool(object):
                                         ' '.join(argv[1:])))
             sys.stdout.flush()
         env = None if launch['threads'] is None else thread_env(
-            launch['threads'])
+            launch['threads'], self.s.get(KERNEL_SETTING))
         tracker = Tracker(run_dir, run.args)
         proc = launch['popen'](argv, stdout=logf, stderr=logf and
                                subprocess.STDOUT, env=env,
@@ -298,9 +306,8 @@ class _Pool(object):
                          'another run); no record written' % (
                              run.schedule, count, run.key, rc, run_dir))
                 return
-            rec = make_record(run, self.s, run_dir)
             try:
-                write_record(self.records, run, rec)
+                rec = record_run(self.records, run, self.s, run_dir)
             except OSError as e:
                 if folder.disk_full(e) is None:
                     raise

@@ -39,11 +39,17 @@ MINI_ROWS = collections.OrderedDict(list(ROWS.items())
                                     + list(MINI_EXTRA_ROWS.items()))
 # The mini table's label where the row's own says what the tuning changes.
 MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
-# The synthesizer kinds of the registry that have a row.
-TUNED_ROWS = tuple(k for k in registry.names() if k in ROWS)
+# The rows that a tuning sets, each with the train_cifar.py option it tunes:
+# the synthesizer kinds of the registry that have a row (their step size
+# alpha_gs), and InfoPro (its cross-entropy weight lambda2, Evidence III).
+TUNED_OPTIONS = collections.OrderedDict(
+    [(k, '--alpha-gs') for k in registry.names() if k in ROWS]
+    + [('infopro', '--local-weight')])
+TUNED_ROWS = tuple(TUNED_OPTIONS)
 # The order in which the tuning runs start: the cheapest rows first, so that a
 # chunk stopped early has complete grids for as many rows as it could.
-TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
+TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'infopro', 'vfbn', 'dni-linear',
+              'dni-resnet')
 # The final runs start seed by seed, and within a seed first the rows that
 # the questions of docs/RESULTS.md compare: a stopped schedule has the
 # most-needed seeds.

@@ -81,7 +81,7 @@ class RunConfig(object):
             method): the run's identity.
         defaults (Mapping): The command line's defaults, for options a run
             recorded before they existed
-            (:func:`chainer_vfbn.runs.folder.differences`).
+            (:func:`chainer_vfbn.runs.provenance.differences`).
     """
 
     method: str
