@@ -192,8 +192,9 @@ def build_parser():
                         '(not timed; days of GPU time per row); short: a '
                         'reduced GPU schedule (not timed; estimated < 20 min '
                         'for all rows); mini: the evidence schedule on the '
-                        'cifar-10-mini subset, CPU (measured: about 7.2 h of '
-                        'two cores for its 73 runs, 2026-12-01); smoke: the '
+                        'cifar-10-mini subset, CPU (a row\'s final run: '
+                        'see the times below; Evidence III tunes each tuned '
+                        'row with six final-length runs); smoke: the '
                         'bundled sample, CPU (measured by a trial: about 18 '
                         'min on a loaded 2-core machine, 2026-12-02)')
     p.add_argument('--rows', default=','.join(ROWS),
