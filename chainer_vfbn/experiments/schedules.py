@@ -9,8 +9,8 @@ subset, tuned fairly, in four phases (:data:`PHASES`, planned by
 import collections
 
 from chainer_vfbn import methods
-from chainer_vfbn import split_step
 from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.synthesizers import registry
 
 #: The version of a run's ``config`` (the record's key is
 #: ``protocol_version``, a name the committed records keep).
@@ -114,14 +114,14 @@ def tuning_grid(row, s):
         ...     MINI['alpha_grid'])
         True
     """
-    scales = ('batch-mean',) if row in split_step.SCALE_FREE else \
+    scales = ('batch-mean',) if row in registry.scale_free() else \
         s['dni_target_scales']
     return [(a, sc) for sc in scales for a in s['alpha_grid']]
 
 
 def default_alphas():
-    """The untuned fall-back: :data:`methods.DEFAULT_ALPHA_GS`."""
-    return {row: (methods.DEFAULT_ALPHA_GS[row], 'batch-mean')
+    """The untuned fall-back: each kind's default (the registry's)."""
+    return {row: (methods.resolve_alpha_gs(row, None), 'batch-mean')
             for row in TUNED_ROWS}
 
 

@@ -20,7 +20,7 @@ import zipfile
 
 import numpy
 
-from chainer_vfbn.methods import SYNTHETIC_METHODS
+from chainer_vfbn.methods import synthetic
 from chainer_vfbn.runs.config import RESUMABLE
 from chainer_vfbn.runs.config import UserError
 
@@ -131,7 +131,7 @@ def check_identity(config):
                         'choose another --out or pass --force-new'
                         % (out, e))
     current = dict(config.options)
-    if recorded.get('method') not in SYNTHETIC_METHODS:
+    if not synthetic(recorded.get('method')):
         recorded = {k: v for k, v in recorded.items() if k != 'alpha_gs'}
     changed = differences(recorded, current, RESUMABLE, config.defaults)
     if 'method' in changed and 'alpha_gs' in changed:
