@@ -223,6 +223,15 @@ def test_the_derived_lists_are_the_registry():
     assert set(rows.ONE_SEED_ROWS) <= set(registry.closed_forms())
 
 
+def test_the_public_face():
+    from chainer_vfbn import updaters
+    assert chainer_vfbn.SyntheticGradientUpdater is \
+        updaters.SyntheticGradientUpdater
+    assert chainer_vfbn.LayerwiseUpdater is updaters.LayerwiseUpdater
+    assert chainer_vfbn.register_synthesizer is registry.register
+    assert chainer_vfbn.build_pipeline is methods.build_pipeline
+
+
 def test_no_module_getattr_names():
     """The package's names are real attributes, visible to dir()."""
     for module in (methods, split_step, chainer_vfbn.synthesizers):

@@ -30,8 +30,8 @@ def test_use_it_on_your_own_model_runs():
     scope = {}
     exec(compile(code, 'README.md', 'exec'), scope)
     # It trained chainercv2's ResNet-20, cut mid stage 2, with VFBN: one
-    # epoch of 100 sample images, updating the model's own parameters through the
-    # split's modules, and evaluated method.predictor on the test images.
+    # epoch of 100 sample images, updating the model's own parameters
+    # through the split's modules, and evaluated method.predictor on the test images.
     trainer, model, method = scope['trainer'], scope['model'], scope['method']
     assert trainer.updater.iteration == 4           # 100 images / batch 25
     assert method.name == 'vfbn' and len(method.synthesizers) == 1

@@ -7,7 +7,7 @@ from chainer_vfbn.runs.config import device_spec
 from chainer_vfbn.runs.config import parse_split_at
 from chainer_vfbn.runs.config import RunConfig
 
-# A script's options as parsed (train_own_model.py's set: no decoupled ones).
+# A script's options as parsed (a set without the decoupled ones).
 OPTIONS = dict(
     method='vfbn', arch='vgg-own', split_at='1', alpha_gs=None,
     synth_target_scale='batch-mean', n_hidden=256, dataset='sample',
@@ -25,7 +25,7 @@ class Built(object):
         self.alpha_gs = alpha_gs
 
 
-def test_alpha_gs_resolved_by_the_method_and_recorded_where_it_means_something():
+def test_alpha_gs_resolved_by_the_method_recorded_where_it_means_something():
     vfbn = RunConfig.from_options(OPTIONS)
     # Not defaulted here: build_method resolves it, once.
     assert vfbn.alpha_gs is None and vfbn.options['alpha_gs'] is None

@@ -8,7 +8,6 @@ import pytest
 from chainer import optimizers
 
 import chainer_vfbn
-from chainer_vfbn import methods
 from chainer_vfbn.datasets import get_cifar10
 
 chainercv2 = pytest.importorskip('chainercv2.model_provider')

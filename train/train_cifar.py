@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the CIFAR-10 ResNet, or your own network, with back-propagation or synthetic gradients.
+"""Train the CIFAR-10 ResNet or your own model by BP or synthetic gradients.
 
 Examples::
 

@@ -1,8 +1,8 @@
 """One synchronous training run: its Trainer, resume, loop and summary.
 
-``train/train_cifar.py`` (the ResNet) and ``train/train_own_model.py`` (a
-user's own sequential model) run the same way through :func:`run`: the
-method from :func:`chainer_vfbn.methods.build_method`, the device, seed and
+``train/train_cifar.py`` runs the ResNet and a user's own sequential model
+(``--model``) the same way through :func:`run`: the method from
+:func:`chainer_vfbn.methods.build_method`, the device, seed and
 data of :mod:`chainer_vfbn.runs.setup`, ``--out`` of
 :mod:`chainer_vfbn.runs.folder`, a Chainer ``Trainer`` with the log, plots
 and snapshots of :mod:`chainer_vfbn.runs.run_log`, and the records of
