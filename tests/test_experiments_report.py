@@ -33,7 +33,7 @@ def quiet(message):
 def _run_mini(tmp_path, results_page=None, s=None):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     failed = execute.run_mini(
-        s or schedules.settings(), list(rows.ROWS), execute.mini_phases('all'),
+        s or schedules.settings(protocol='evidence2'), list(rows.ROWS), execute.mini_phases('all'),
         records, out, results_doc=results_page, train_script='train.py',
         jobs=4, popen=FakeProcess, log=quiet)
     assert failed == []
@@ -91,7 +91,7 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
     # the block is the report's own table, and a second write changes nothing
     row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
     assert row and row[0] in text
-    report.write_report(schedules.settings(), records, log=quiet,
+    report.write_report(schedules.settings(protocol='evidence2'), records, log=quiet,
                         results_doc=str(page))
     assert page.read_text() == text
 
@@ -99,10 +99,10 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
 def test_each_cut_writes_its_own_block_of_the_page(tmp_path):
     # a page with the default cut's block and stage1_unit1's: the report of
     # the earlier cut rewrites its block and leaves the other as it was
-    s1 = schedules.settings(split_at='stage1_unit1')
+    s1 = schedules.settings(protocol='evidence2', split_at='stage1_unit1')
     b1, e1 = results_doc.markers(s1)
     assert (b1, e1) != (results_doc.DOC_BEGIN, results_doc.DOC_END)
-    assert results_doc.markers(schedules.settings()) == (
+    assert results_doc.markers(schedules.settings(protocol='evidence2')) == (
         results_doc.DOC_BEGIN, results_doc.DOC_END)
     page = tmp_path / 'RESULTS.md'
     page.write_text('# Results\n%s\ndefault old\n%s\n%s\nstage1 old\n%s\n'
@@ -291,3 +291,24 @@ def test_curves_and_synth_key():
     assert figures.synth_key(entries) == 'synth/cos'
     assert figures.synth_key([{'synth0/cos': 1.0}]) == 'synth0/cos'
     assert figures.synth_key(log([0.5])) is None
+
+
+def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
+    s = schedules.settings(split_at='stage1_unit1')
+    records, md = _run_mini(tmp_path, s=s)
+    assert '| protocol | evidence3 |' in md
+    assert '5 of 5' in md and '3 of 3' not in md
+    assert '## Tuning: successive halving' in md
+    # vfbn's candidates: 1e-4 survives to the end and is chosen (bold mean
+    # of seeds 0 and 1: 58.0 and 57.0); 1e-2 stops after the first rung.
+    line = [l for l in md.splitlines() if l.startswith('| vfbn | 1e-4 |')]
+    assert line == ['| vfbn | 1e-4 | 58.0 | 58.0 | 58.0 | 57.0 | **57.5** |']
+    line = [l for l in md.splitlines() if l.startswith('| vfbn | 1e-2 |')]
+    assert line == ['| vfbn | 1e-2 | 60.0 |  |  |  |  |']
+    # the choice against the runner-up, paired over both seeds: the fake
+    # 1e-5 errs on one more image in 100 in each seed, so the exact
+    # sign-flip p over those two images is 2 / 2**2
+    line = [l for l in md.splitlines()
+            if l.startswith('- vfbn: 1e-4 against the runner-up 1e-5:')]
+    assert line and ': -1.00 [-3.00, +0.00], p = 0.5; t over seeds' \
+        in line[0], line

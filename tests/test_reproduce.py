@@ -291,10 +291,17 @@ def test_results_doc_without_markers_is_refused(tmp_path, capsys):
     # not do for --split-at stage1_unit1
     page.write_text('%s\n%s\n' % (results_doc.DOC_BEGIN, results_doc.DOC_END))
     assert reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                                 '--protocol', 'evidence2',
                                  '--results-doc', str(page)]).results_doc
     capsys.readouterr()
+    # nor for the Evidence III protocol, which has blocks of its own
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--results-doc', str(page)])
+    assert 'evidence3' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--protocol', 'evidence2',
                               '--split-at', 'stage1_unit1',
                               '--results-doc', str(page)])
     assert 'stage1_unit1' in capsys.readouterr().err
@@ -370,7 +377,7 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     page = tmp_path / 'RESULTS.md'
     committed_page, begin, end = results_doc.results_doc_block(
         os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
-            split_at=cut))
+            split_at=cut, protocol='evidence2'))
     page.write_text(committed_page[:begin] + '\nstale\n' +
                     committed_page[end:])
     cwd = os.getcwd()

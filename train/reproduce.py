@@ -48,6 +48,7 @@ from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.choices import protocol_of
 from chainer_vfbn.experiments.results_doc import results_doc_block
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
@@ -70,7 +71,7 @@ MINI_DATA_COMMAND = ('python data/make_mini.py --source '
 # has its own seeds and data, and --phase report instead of --report-only.
 MINI_ONLY = ('phase', 'jobs', 'records', 'pilot_records', 'arch',
              'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
-             'results_doc')
+             'results_doc', 'protocol')
 ROWS_ONLY = ('seeds', 'dataset', 'report_only')
 
 
@@ -156,6 +157,14 @@ def build_parser():
                       help="where --split-at pilot reads the pilot "
                            "(default: <out>/records, with -<arch>); the "
                            "committed pilot is in %s" % COMMITTED_RECORDS)
+    mini.add_argument('--protocol', default=None,
+                      choices=list(schedules.PROTOCOLS),
+                      help='evidence3: tuning by successive halving to the '
+                           "finals' length, five seeds; evidence2: the "
+                           '4-epoch grid and three seeds of the committed '
+                           'docs/results/mini* records (default: the '
+                           "protocol of --records' records; %s for a new "
+                           'folder)' % schedules.CURRENT_PROTOCOL)
     mini.add_argument('--arch', default=None,
                       help="another network than the schedule's %s"
                            % schedules.MINI['arch'])
@@ -238,8 +247,13 @@ def _resolve_mini(p, args):
         '-' + args.arch if args.arch else '')
     if args.split_at == 'pilot':
         pilot_records = args.pilot_records or default
-        args.split_at = (pilot(schedules.settings(args.arch), pilot_records)
-                         or {}).get('chosen')
+        try:
+            pilot_protocol = protocol_of(pilot_records)
+        except ExperimentError as e:
+            p.error(str(e))
+        args.split_at = (pilot(schedules.settings(
+            args.arch, protocol=pilot_protocol or 'evidence2'),
+            pilot_records) or {}).get('chosen')
         if args.split_at is None:
             p.error("--split-at pilot: the pilot in %s has not chosen a cut "
                     "(run --phase pilot first, or name its records with "
@@ -247,6 +261,15 @@ def _resolve_mini(p, args):
     if args.records is None:
         args.records = default + ('-' + args.split_at if args.split_at
                                   else '')
+    try:
+        found = protocol_of(args.records)
+    except ExperimentError as e:
+        p.error(str(e))
+    if args.protocol is None:
+        args.protocol = found or schedules.CURRENT_PROTOCOL
+    elif found not in (None, args.protocol):
+        p.error('%s holds records of the %s protocol, not %s; use another '
+                '--records' % (args.records, found, args.protocol))
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')
@@ -257,7 +280,7 @@ def _resolve_mini(p, args):
     if args.results_doc:
         try:
             results_doc_block(args.results_doc, schedules.settings(
-                args.arch, args.split_at))
+                args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
 
@@ -271,7 +294,8 @@ def main_mini(args, popen=subprocess.Popen):
     """``--schedule mini``: :func:`.experiments.execute.run_mini`."""
     try:
         failed = execute.run_mini(
-            schedules.settings(args.arch, args.split_at), args.rows,
+            schedules.settings(args.arch, args.split_at, args.protocol),
+            args.rows,
             execute.mini_phases(args.phase), args.records, args.out,
             untuned=args.untuned, results_doc=args.results_doc,
             train_script=TRAIN_SCRIPT, jobs=args.jobs, device=args.device,

@@ -125,7 +125,7 @@ def _mini_round(s, rows, phases, records, untuned):
     """The runs that can start now (a tuned row's final runs only once its
     grid is complete), and the tuned rows whose final runs wait."""
     runs = [r for ph in phases if ph != 'final'
-            for r in plan(ph, s, rows=rows)]
+            for r in plan(ph, s, rows=rows, records=records)]
     waiting = []
     if 'final' in phases:
         chosen = default_alphas() if untuned else \

@@ -19,14 +19,15 @@ from chainer_vfbn.experiments import ExperimentError
 
 
 def record_path(records, run):
-    """Where ``run``'s record is: its folder's path under ``records``.
+    """Where ``run``'s record is: its ``record`` path (by default its
+    folder's) under ``records``.
 
     Example:
         >>> from chainer_vfbn.experiments.plan import Run
         >>> record_path('rec', Run('tune', 'x', 'bp', 0, []))
         'rec/tune/x.json'
     """
-    return os.path.join(records, run.folder + '.json')
+    return os.path.join(records, run.record + '.json')
 
 
 def read_record(path):

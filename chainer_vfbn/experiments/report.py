@@ -7,12 +7,22 @@ from chainer_vfbn.runs import record
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.experiments.choices import PILOT_GAP
 from chainer_vfbn.experiments.choices import PILOT_P
+from chainer_vfbn.experiments.choices import halving_results
 from chainer_vfbn.experiments.choices import length_check
 from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.choices import tuning_choice
 from chainer_vfbn.experiments.figures import plot
+from chainer_vfbn.experiments.plan import rung_candidates
+from chainer_vfbn.experiments.plan import rung_run
+from chainer_vfbn.experiments.plan import run_error
+from chainer_vfbn.experiments.records import machine_of
+from chainer_vfbn.experiments.records import read_record
+from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.results_doc import update_results_doc
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.summary import summarize
 
 #: The report's comparisons: (question, row, the row it is compared with).
@@ -142,6 +152,95 @@ def _md_tuning(s, table):
     return lines
 
 
+def _err_cell(err, bold=False):
+    txt = ('—' if err is None else 'diverged' if err == float('inf')
+           else '%.1f' % (100 * err))
+    return '**%s**' % txt if bold and err is not None else txt
+
+
+def _last_rung_row(s, row, choice, records):
+    """A last-rung candidate as a table row of the paired comparisons:
+    its validation predictions per seed (None while a run is missing)."""
+    rung = len(s['rungs']) - 1
+    preds, machines = {}, {}
+    for seed in s['last_rung_seeds']:
+        run = rung_run(s, row, choice, seed, rung)
+        if status(run, records) != 'done':
+            return None
+        rec = read_record(record_path(records, run))
+        preds[seed], machines[seed] = rec.get('predictions'), machine_of(rec)
+    return dict(row=row, predictions=preds, machines=machines)
+
+
+def _md_runner_up(s, row, records):
+    """The chosen candidate against the runner-up of the last rung, paired
+    over the validation images and both seeds."""
+    results = halving_results(row, s, records)
+    chosen = tuning_choice(row, s, records)
+    if chosen is None or len(results) < 2:
+        return None
+    other = [r['choice'] for r in results if r['choice'] != chosen][0]
+    res = comparisons.compare_rows(_last_rung_row(s, row, chosen, records),
+                                   _last_rung_row(s, row, other, records),
+                                   'centre')
+    return '%s: %s against the runner-up %s: %s%s' % (
+        row, _fmt_choice(chosen), _fmt_choice(other), '—' if res is None
+        else _fmt_gap(res), '' if res is None or not res.get('seed_test')
+        else '; t over seeds p = %.2g' % res['seed_test']['p'])
+
+
+def _md_halving(s, records):
+    """Evidence III's tuning: each rung's validation errors, the choice,
+    and the choice against the runner-up."""
+    rungs = s['rungs']
+    head = ['rung %d, %d ep.' % (k + 1, ep) for k, (ep, _) in
+            enumerate(rungs[:-1])] + [
+        'rung %d, %d ep., seed %d' % (len(rungs), rungs[-1][0], seed)
+        for seed in s['last_rung_seeds']] + ['mean']
+    lines = ['', '## Tuning: successive halving (validation error %, '
+             'centre view)', '',
+             'Each tuned row had the same budget: its %d candidates ran '
+             '%s epochs (the first epochs of the finals\' own schedule); '
+             'the best %s continued from their snapshots, rung by rung, '
+             'to the finals\' %d epochs, where the last %d also ran with '
+             'seed %s. The choice (bold) has the lowest mean over those '
+             'seeds. "diverged": stopped on a non-finite value, ranked '
+             'last; "—": not run yet.' % (
+                 rungs[0][1], rungs[0][0],
+                 ', then '.join(str(n) for _, n in rungs[1:]),
+                 rungs[-1][0], rungs[-1][1],
+                 ', '.join(str(x) for x in s['last_rung_seeds'][1:])),
+             '', '| row | candidate | ' + ' | '.join(head) + ' |',
+             '|---|---|' + '---:|' * len(head)]
+    verdicts = []
+    for row in (r for r in TUNED_ROWS):
+        chosen = tuning_choice(row, s, records)
+        last = {r['choice']: r for r in halving_results(row, s, records)}
+        for choice in rung_candidates(row, s, records, 0):
+            cells = [_err_cell(run_error(rung_run(
+                s, row, choice, s['tune_seed'], k), records))
+                if choice in (rung_candidates(row, s, records, k) or ())
+                else '' for k in range(len(rungs) - 1)]
+            r = last.get(choice)
+            cells += ([_err_cell(r['errors'][seed])
+                       for seed in s['last_rung_seeds']]
+                      + [_err_cell(r['mean'], choice == chosen)]
+                      if r else [''] * (len(s['last_rung_seeds']) + 1))
+            lines.append('| %s | %s | %s |' % (row, _fmt_choice(choice),
+                                               ' | '.join(cells)))
+        verdict = _md_runner_up(s, row, records)
+        if verdict:
+            verdicts.append('- ' + verdict)
+    if verdicts:
+        lines += ['', 'The choice against the runner-up of the last rung, '
+                  'paired over the validation images and both seeds '
+                  '(difference in points [95% paired-bootstrap interval '
+                  'over images and seeds], exact sign-flip p over images; '
+                  'the t-test over two seeds has one degree of freedom):',
+                  ''] + verdicts
+    return lines
+
+
 def _md_length(length):
     if length is None:
         return []
@@ -193,7 +292,8 @@ def markdown(s, records, table, length):
     """The report's text: settings, the table, the comparisons, the
     tuning, the length and the pilot."""
     lines = (_md_settings(s, records) + results_lines(s, table, '##')
-             + _md_tuning(s, table) + _md_length(length)
+             + (_md_halving(s, records) if halving(s)
+                else _md_tuning(s, table)) + _md_length(length)
              + _md_pilot(pilot(s, records)))
     return '\n'.join(lines) + '\n'
 
