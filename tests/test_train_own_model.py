@@ -48,7 +48,7 @@ def test_help_says_where_the_network_is_and_each_default():
     # The model file's own defaults, not the ResNet recipe's.
     for default in ('(default: sample)', '(default: 64)', '(default: 5)',
                     '(default: 0.05)', '(default: result/own-model)',
-                    '(default: 1)'):
+                    '(default: 1)', 'pad-crop-flip (default: standard)'):
         assert default in text, default
     assert 'downloaded (about 170 MB) if not found' in text
     assert 'bundled with the package (offline)' in text

@@ -22,6 +22,7 @@ view of each).
 """
 import argparse
 import math
+import re
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
@@ -257,6 +258,10 @@ def build_parser(user=None):
             p.error('--model: RUN_DEFAULTS has %s, not options of this '
                     'script' % ', '.join(unknown))
         p.set_defaults(**user.defaults)
+        for action in p._actions:   # the model's default, not the ResNet's
+            if action.dest in user.defaults and action.help:
+                action.help = re.sub(r' \(default: .*\)$', '', action.help,
+                                     flags=re.S)
     return p
 
 
