@@ -12,7 +12,14 @@ Methods (the rows of Table 1, plus the closed-form VFBNs of Appendix A.2):
                 with back prop")
 ``layerwise``   the bottom trained on a local supervised loss through a GAP +
                 linear head, the top by BP on the detached activation
+``dgl``         as ``layerwise``, with DGL's auxiliary network (Belilovsky et
+                al. 2020)
+``infopro``     as ``layerwise``, with InfoPro's classifier and decoder and
+                its local loss (Wang et al. 2021; weight ``local_weight``)
 ============  ===============================================================
+
+(the local-learning peers come from :mod:`chainer_vfbn.auxiliary`'s
+registry)
 
 and one synthetic-gradient method per kind of the synthesizer registry
 (:data:`chainer_vfbn.synthesizers.registry.KINDS`: ``dni-linear``,
@@ -30,14 +37,16 @@ from chainer.training import updaters as chainer_updaters
 from chainer_vfbn import sequential
 from chainer_vfbn import split_step
 from chainer_vfbn import updaters
+from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.sequential import Sequence
 from chainer_vfbn.synthesizers import registry
 
-# The methods without a synthesizer; every other method is a kind of the
-# synthesizer registry, so the lists below are functions of it (a kind
-# registered from outside the package is a method at once).
-BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise')
+# The methods without a synthesizer: back-prop, and local learning (the
+# auxiliary registry's). Every other method is a kind of the synthesizer
+# registry, so the lists below are functions of it (a kind registered from
+# outside the package is a method at once).
+BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise') + auxiliary.names()
 
 
 def names():
@@ -74,13 +83,15 @@ class Method(object):
             ``bp``.
         alpha_gs (float): The synthesizers' Adam step size, resolved
             (``None`` without a synthesizer): what a run records.
+        local_weight (float): A local-learning method's weight, resolved
+            (``None`` for a method without one): what a run records.
         links (list): Every link the method trains (the network, auxiliary
             heads, synthesizers); :meth:`to_device` moves them all.
     """
 
     def __init__(self, name, net, optimizers, predictor, make_updater,
                  modules=(), synthesizers=(), decayed=(), split_at=(),
-                 aux_links=(), alpha_gs=None):
+                 aux_links=(), alpha_gs=None, local_weight=None):
         self.name = name
         self.optimizers = optimizers
         self.predictor = predictor
@@ -90,6 +101,7 @@ class Method(object):
         self.decayed = list(decayed)
         self.split_at = tuple(split_at)
         self.alpha_gs = alpha_gs
+        self.local_weight = local_weight
         self.links = [net] + list(aux_links) + list(synthesizers)
 
     def to_device(self, device):
@@ -186,7 +198,7 @@ def _optimizer_factory(make_optimizer, sgd, alpha_gs):
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                  weight_decay=1e-4, alpha_gs=None, n_hidden=256,
                  target_scale='batch-mean', n_class=None, in_shape=None,
-                 loss_func=None, make_optimizer=None):
+                 loss_func=None, make_optimizer=None, local_weight=None):
     """Build the links, optimizers and updater of a training method.
 
     Works for any sequential chain (:mod:`chainer_vfbn.sequential`): a
@@ -225,6 +237,10 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
             optimizer set up on ``link``, or ``None`` for the default
             (MomentumSGD(``lr``, ``momentum``) with ``weight_decay`` for
             the network, Adam(``alpha_gs``) for a synthesizer).
+        local_weight (float): The tunable weight of a local-learning method
+            that has one (``infopro``'s λ2); ``None`` for its default
+            (:mod:`chainer_vfbn.auxiliary.registry`). Refused for another
+            method.
 
     Returns:
         Method
@@ -237,7 +253,8 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
     """
     return _build(method, net, split_at, lr, momentum, weight_decay,
                   alpha_gs, n_hidden, target_scale, n_class, in_shape,
-                  loss_func, make_optimizer, model_parallel=False)
+                  loss_func, make_optimizer, local_weight,
+                  model_parallel=False)
 
 
 def build_pipeline(method, net, split_at=None, **kwargs):
@@ -263,8 +280,10 @@ def build_pipeline(method, net, split_at=None, **kwargs):
 def _build(method, net, split_at=None, lr=0.1, momentum=0.9,
            weight_decay=1e-4, alpha_gs=None, n_hidden=256,
            target_scale='batch-mean', n_class=None, in_shape=None,
-           loss_func=None, make_optimizer=None, model_parallel=False):
+           loss_func=None, make_optimizer=None, local_weight=None,
+           model_parallel=False):
     alpha_gs = resolve_alpha_gs(method, alpha_gs)
+    local_weight = auxiliary.resolve_weight(method, local_weight)
     _check_target_scale(method, target_scale)
     loss_func = loss_func or F.softmax_cross_entropy
     in_shape = in_shape or getattr(net, 'in_shape', None)
@@ -296,6 +315,13 @@ def _build(method, net, split_at=None, lr=0.1, momentum=0.9,
     if len(modules) != 2:
         raise ValueError('%s takes one split point, got %d'
                          % (method, len(split_at)))
+    if method in auxiliary.KINDS:
+        aux = auxiliary.build_auxiliary(
+            method, cut.shapes[split_at[0]], in_shape, n_class, loss_func,
+            local_weight)
+        return _layerwise(net, split_at, modules, aux, make, loss_func,
+                          name=method, local_loss=aux.local_loss,
+                          local_weight=local_weight)
     head = Head(cut.shapes[split_at[0]][0], n_class)
     build = _bottom_bp if method == 'bottom-bp' else _layerwise
     return build(net, split_at, modules, head, make, loss_func)
@@ -348,7 +374,8 @@ def _bottom_bp(net, split_at, modules, head, make, loss_func):
                   aux_links=[head])
 
 
-def _layerwise(net, split_at, modules, head, make, loss_func):
+def _layerwise(net, split_at, modules, head, make, loss_func,
+               name='layerwise', local_loss=None, local_weight=None):
     bottom, top = modules
     opts = {'bottom': make('bottom', bottom), 'head': make('head', head),
             'top': make('top', top)}
@@ -356,9 +383,10 @@ def _layerwise(net, split_at, modules, head, make, loss_func):
     def make_updater(iterator, converter, device):
         return updaters.LayerwiseUpdater(
             iterator, bottom, head, top, opts, converter=converter,
-            device=device, loss_func=loss_func)
-    return Method('layerwise', net, opts, net, make_updater, modules=modules,
-                  decayed=list(opts), split_at=split_at, aux_links=[head])
+            device=device, loss_func=loss_func, local_loss=local_loss)
+    return Method(name, net, opts, net, make_updater, modules=modules,
+                  decayed=list(opts), split_at=split_at, aux_links=[head],
+                  local_weight=local_weight)
 
 
 def _synthetic(method, net, split_at, modules, synths, make, target_scale,

@@ -15,16 +15,20 @@ from chainer_vfbn.experiments import schedules
 
 def test_tuning_grid_is_the_same_for_every_synthetic_row():
     s = schedules.settings(protocol='evidence2')
+    synthetic = [r for r in rows.TUNED_ROWS
+                 if rows.TUNED_OPTIONS[r] == '--alpha-gs']
+    # Evidence II did not tune InfoPro's weight
+    assert schedules.tuned_rows(s) == tuple(synthetic)
     grids = {row: sorted({a for a, _ in schedules.tuning_grid(row, s)})
-             for row in rows.TUNED_ROWS}
-    first = grids[rows.TUNED_ROWS[0]]
+             for row in synthetic}
+    first = grids[synthetic[0]]
     assert all(g == first for g in grids.values()), grids
     assert math.log10(max(first) / min(first)) >= 5    # five decades
     for row in ('dni-linear', 'dni-resnet'):
         scales = {sc for _, sc in schedules.tuning_grid(row, s)}
         assert scales == {'batch-mean', 'per-example'}
-    tune = planning.plan('tune', s)
-    assert {r.row for r in tune} == set(rows.TUNED_ROWS)
+    tune = planning.plan('tune', s, rows=list(rows.MINI_ROWS))
+    assert {r.row for r in tune} == set(synthetic)
     assert 'vfbn-alpha0' not in {r.row for r in tune}
     for run in tune:   # the same budget: the same epochs for every row
         assert run.args[run.args.index('--epoch') + 1] == str(
@@ -165,7 +169,8 @@ def test_halving_rungs_continue_one_folder_on_the_finals_schedule():
         assert '--validation-split' in run.args
         assert run.args[run.args.index('--split-at') + 1] == 'stage1_unit1'
     assert s['rungs'][-1][0] == s['epochs']     # ends at the finals' length
-    rung0 = planning.plan('tune', s)
+    rung0 = planning.plan('tune', s, rows=list(rows.MINI_ROWS))
+    assert schedules.tuned_rows(s) == rows.TUNED_ROWS
     for row in rows.TUNED_ROWS:
         assert len([r for r in rung0 if r.row == row]) == s['rungs'][0][1]
     # later rungs need the records of the one before
@@ -226,3 +231,28 @@ def test_halving_ranks_a_diverged_run_last(tmp_path):
     assert all(a < 1e-3 for a, _ in survivors), survivors
     assert choices.tuning_choice('vfbn-linear', s, records) == (
         1e-4, 'batch-mean')
+
+
+@pytest.mark.slow
+def test_a_rung_continued_from_its_snapshot_is_the_straight_run(tmp_path):
+    """Successive halving's premise (``rung_run``): a run trained to epoch 1
+    and continued in its folder to epoch 2 logs and predicts exactly as one
+    trained to epoch 2 at once, on the same learning-rate schedule."""
+    import json
+    from support import TINY, run_cli
+    args = TINY + ['--method', 'vfbn', '--validation-split', '0.1',
+                   '--lr-step', '1', '--seed', '1', '--eval-interval', '1']
+    straight, staged = str(tmp_path / 'straight'), str(tmp_path / 'staged')
+    for epochs, out in ((2, straight), (1, staged), (2, staged)):
+        r = run_cli(args + ['--epoch', str(epochs), '--out', out])
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    def result(out):
+        with open(os.path.join(out, 'log')) as f:
+            log = [{k: v for k, v in e.items() if k != 'elapsed_time'}
+                   for e in json.load(f)]
+        with open(os.path.join(out, 'predictions.json')) as f:
+            return log, json.load(f)
+    log, predictions = result(staged)
+    assert len(log) == 2 and log[1]['lr'] < log[0]['lr']   # decayed
+    assert (log, predictions) == result(straight)

@@ -11,6 +11,7 @@ from chainer_vfbn.experiments import results_doc
 from chainer_vfbn.experiments import schedules
 
 import reproduce
+import support
 from chainer_vfbn.runs import folder as run_dir
 from fake_train import FakeProcess
 from fake_train import write_finished_run
@@ -241,13 +242,10 @@ def test_a_second_live_reproduction_on_one_out_is_refused(tmp_path, capsys):
 # -- the mini schedule ------------------------------------------------------
 
 @pytest.fixture
-def mini_data(tmp_path):
-    """A --data-dir that passes reproduce.py's check up front (the fake
-    runs never read it)."""
-    folder = tmp_path / 'mini-data'
-    folder.mkdir()
-    (folder / 'cifar-10-python.tar.gz').write_bytes(b'')
-    return str(folder)
+def mini_data(tmp_path, monkeypatch):
+    """A --data-dir that passes reproduce.py's checks up front
+    (support.use_as_mini; the fake runs never read it)."""
+    return support.use_as_mini(monkeypatch, tmp_path)
 
 
 def test_mini_runs_reports_and_resolves_the_pilots_cut(tmp_path, mini_data):

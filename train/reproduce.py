@@ -42,10 +42,14 @@ import subprocess
 import sys
 import textwrap
 
+from chainer_vfbn.datasets import DatasetError
+from chainer_vfbn.datasets import subset
 from chainer_vfbn.runs import folder
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
+from chainer_vfbn.experiments import pool
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.choices import protocol_of
@@ -71,7 +75,7 @@ MINI_DATA_COMMAND = ('python data/make_mini.py --source '
 # has its own seeds and data, and --phase report instead of --report-only.
 MINI_ONLY = ('phase', 'jobs', 'records', 'pilot_records', 'arch',
              'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
-             'results_doc', 'protocol')
+             'results_doc', 'protocol', 'allow_dirty')
 ROWS_ONLY = ('seeds', 'dataset', 'report_only')
 
 
@@ -181,6 +185,11 @@ def build_parser():
                            'default alpha_gs of each method')
     mini.add_argument('--deadline', type=float, default=None,
                       help='Unix time after which no run starts')
+    mini.add_argument('--allow-dirty', action='store_true',
+                      help='run from a checkout whose tracked files differ '
+                           'from its commit (refused otherwise): each record '
+                           "then names the diff's sha256, and the diff is "
+                           'kept in <records>/diffs/')
     mini.add_argument('--results-doc', default=None,
                       help='also write the table and comparisons into this '
                            'page, between its "mini report" markers (e.g. '
@@ -277,12 +286,48 @@ def _resolve_mini(p, args):
         p.error('the mini schedule needs the cifar-10-mini archive at %s; '
                 'cut it from the official CIFAR-10 archive with %s, then pass '
                 '--data-dir' % (archive, MINI_DATA_COMMAND))
+    if args.phase != 'report':
+        _check_provenance(p, args, archive)
     if args.results_doc:
         try:
             results_doc_block(args.results_doc, schedules.settings(
                 args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
+
+
+def _check_provenance(p, args, archive):
+    """Before any mini run: the data is the mini set, the checkout is its
+    commit (unless ``--allow-dirty``), and OpenBLAS runs the schedule's
+    kernel here."""
+    try:
+        subset.check_content(archive, subset.MINI_SHA256,
+                             'the cifar-10-mini set')
+    except DatasetError as e:
+        p.error('%s; cut it again with %s' % (e, MINI_DATA_COMMAND))
+    state = provenance.code_state()
+    if state['dirty'] and not args.allow_dirty:
+        p.error('the checkout %s differs from its commit in tracked files '
+                '(git diff HEAD), and a mini record must name the code it '
+                'ran: commit or stash the changes, or pass --allow-dirty '
+                "(each record then names the diff's sha256, the diff kept "
+                'in <records>/diffs/)' % provenance.REPO)
+    if state['dirty']:
+        print('--allow-dirty: the checkout differs from %s; the records '
+              "name each run's diff" % state['code_version'], flush=True)
+    pin = schedules.settings(args.arch, args.split_at,
+                             args.protocol).get('blas_kernel')
+    if not pin:
+        return
+    machine = provenance.machine_under(pool.thread_env(1, pin))
+    runs = {b.get('architecture') for b in (machine or {}).get('blas') or []
+            if b.get('internal_api') == 'openblas'}
+    if machine is None or runs - {pin}:
+        p.error("this machine cannot run the schedule's BLAS kernel: with "
+                'OPENBLAS_CORETYPE=%s, OpenBLAS %s; one kernel makes a table '
+                '(OpenBLAS\'s Haswell runs on every AVX2 CPU)' % (
+                    pin, 'runs %s' % ', '.join(sorted(runs - {pin}))
+                    if machine else 'failed to start'))
 
 
 def _fail(message, code=2):

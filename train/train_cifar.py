@@ -29,6 +29,7 @@ import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
 from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import split_step  # NOQA
+from chainer_vfbn.auxiliary import registry as auxiliary  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.runs import folder  # NOQA
 from chainer_vfbn.runs import decoupled  # NOQA
@@ -163,6 +164,12 @@ def build_parser(user=None):
                         'batch-mean scale by construction')
     g.add_argument('--n-hidden', type=int, default=256,
                    help='hidden units of the vfbn-mlp virtual network')
+    g.add_argument('--local-weight', type=float, default=None,
+                   help='the tunable weight of a local-learning method, '
+                        'for %s only (default: the method\'s own, from '
+                        'chainer_vfbn.auxiliary.registry): %s'
+                        % (', '.join(auxiliary.weighted()),
+                           auxiliary.help_line().replace('%', '%%')))
 
     g = p.add_argument_group(
         'optimization', 'defaults: the recipe (--recipe), the paper\'s')
@@ -319,6 +326,10 @@ def option_errors(args):
         lines.append('--alpha-gs is the step size of a gradient '
                      'synthesizer: it applies to %s only, not to --method %s'
                      % (', '.join(registry.names()), args.method))
+    if args.method not in auxiliary.weighted() and \
+            args.local_weight is not None:
+        lines.append('--local-weight applies to %s only, not to --method %s'
+                     % (', '.join(auxiliary.weighted()), args.method))
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),

@@ -16,9 +16,9 @@ from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
 from chainer_vfbn.experiments.records import records_of
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import PROTOCOLS
 from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
 
 
@@ -95,14 +95,14 @@ def tuning_choice(row, s, records):
             err = float('inf')
         if best is None or err < best[0]:
             best = (err, alpha, scale)
-    return best[1], best[2]
+    return None if best is None else (best[1], best[2])
 
 
 def chosen_settings(s, records):
     """``row -> (alpha_gs, target_scale)`` of every tuned row whose grid
     is complete."""
     out = {}
-    for row in TUNED_ROWS:
+    for row in tuned_rows(s):
         c = tuning_choice(row, s, records)
         if c is not None:
             out[row] = c

@@ -35,7 +35,7 @@ from chainer_vfbn.experiments.rows import FINAL_ORDER
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.rows import TUNE_ORDER
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import UNSPLIT_ROWS
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
@@ -45,7 +45,9 @@ from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import SCHEDULES
 from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import choice_name
 from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
 
 # Options that do not change a run's numbers: where it runs and reads, and
@@ -167,12 +169,26 @@ def _common_args(s):
             '--no-download', '--no-progress']
 
 
+def choice_args(row, choice):
+    """The train_cifar.py options of a tuned row's choice.
+
+    Example:
+        >>> choice_args('infopro', (0.5, None))
+        ['--local-weight', '0.5']
+    """
+    if choice[1] is None:
+        return [TUNED_OPTIONS[row], repr(choice[0])]
+    return [TUNED_OPTIONS[row], repr(choice[0]), '--synth-target-scale',
+            choice[1]]
+
+
 def _row_args(row, s):
-    """A row's train_cifar.py arguments; a tuned row's own --alpha-gs (the
-    paper's, for the other schedules) is left out: the tuning sets it."""
+    """A row's train_cifar.py arguments; a tuned row's own value of the
+    tuned option (the paper's, for the other schedules) is left out: the
+    tuning sets it."""
     args = list(MINI_ROWS[row][1])
-    if row in TUNED_ROWS and '--alpha-gs' in args:
-        i = args.index('--alpha-gs')
+    if row in tuned_rows(s) and TUNED_OPTIONS[row] in args:
+        i = args.index(TUNED_OPTIONS[row])
         del args[i:i + 2]
     if s['split_at'] and row not in UNSPLIT_ROWS:
         args += ['--split-at', s['split_at']]
@@ -237,19 +253,17 @@ def rung_run(s, row, choice, seed, rung):
         ('tune2/vfbn_a1e-3_batch-mean_seed0_e12', \
 'tune/vfbn_a1e-3_batch-mean_seed0', 'tune/vfbn_a1e-3_batch-mean_seed0_e12')
     """
-    alpha, scale = choice
     epochs = s['rungs'][rung][0]
-    folder = os.path.join('tune', '%s_a%s_%s_seed%d' % (
-        row, alpha_name(alpha), scale, seed))
+    folder = os.path.join('tune', '%s_%s_seed%d' % (
+        row, choice_name(choice), seed))
     # The rung's length, on the schedule of the finals' length.
     lr = _schedule_args(s, s['epochs'])[2:]
     return Run(TUNE_PHASES[rung], '%s_e%d' % (os.path.basename(folder),
                                               epochs), row, seed,
                _row_args(row, s) + _common_args(s)
                + ['--validation-split', repr(s['validation_split']),
-                  '--epoch', str(epochs)] + lr
-               + ['--alpha-gs', repr(alpha), '--synth-target-scale', scale,
-                  '--seed', str(seed), '--eval-interval', '1',
+                  '--epoch', str(epochs)] + lr + choice_args(row, choice)
+               + ['--seed', str(seed), '--eval-interval', '1',
                   '--tta-interval', '0'],
                choice=choice, folder=folder,
                record='%s_e%d' % (folder, epochs))
@@ -298,13 +312,12 @@ def _plan_rung(s, rows, rung, records):
 
 def _final_run(s, row, seed, common, chosen):
     extra, choice = [], None
-    if row in TUNED_ROWS:
+    if row in tuned_rows(s):
         if not chosen or row not in chosen:
             raise ExperimentError('final %s: its tuning is not complete (run '
                                   'the tune phase first)' % row)
         choice = chosen[row]
-        extra = ['--alpha-gs', repr(choice[0]), '--synth-target-scale',
-                 choice[1]]
+        extra = choice_args(row, choice)
     return Run('final', '%s_seed%d' % (row, seed), row, seed,
                _row_args(row, s) + common + _schedule_args(s, s['epochs'])
                + extra + ['--seed', str(seed), '--eval-interval', '1',

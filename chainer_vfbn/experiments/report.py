@@ -15,14 +15,15 @@ from chainer_vfbn.experiments.figures import plot
 from chainer_vfbn.experiments.plan import rung_candidates
 from chainer_vfbn.experiments.plan import rung_run
 from chainer_vfbn.experiments.plan import run_error
+from chainer_vfbn.experiments.records import check_one_kernel
 from chainer_vfbn.experiments.records import machine_of
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.results_doc import update_results_doc
-from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import alpha_name
 from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.summary import summarize
 
 #: The report's comparisons: (question, row, the row it is compared with).
@@ -41,11 +42,18 @@ COMPARISONS = (
     ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
     ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
     ('(d) VFBN linear v_f against BP', 'vfbn-linear', 'bp'),
+    # Evidence III: VFBN among today's local learning (rows absent from a
+    # table, as from Evidence II's, are left out).
+    ('(e) DGL against VFBN', 'dgl', 'vfbn'),
+    ('(e) InfoPro against VFBN', 'infopro', 'vfbn'),
+    ('(e) DGL against BP', 'dgl', 'bp'),
+    ('(e) InfoPro against BP', 'infopro', 'bp'),
 )
 
 #: The rows whose recovered fraction of the bottom-vs-BP gap is reported.
 RECOVERING_ROWS = ('layerwise', 'vfbn-alpha0', 'vfbn', 'vfbn-paper-alpha',
-                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp')
+                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp',
+                   'dgl', 'infopro')
 
 
 def _fmt(st, digits=2, per_seed=True):
@@ -74,6 +82,8 @@ def _fmt_gap(res):
 def _fmt_choice(choice):
     if choice is None:
         return '—'
+    if choice[1] is None:       # InfoPro's lambda2
+        return '%g' % choice[0]
     return '%s%s' % (alpha_name(choice[0]),
                      ', B·δ' if choice[1] == 'per-example' else '')
 
@@ -91,10 +101,10 @@ def _md_settings(s, records):
     return lines
 
 
-def _md_alpha(r):
+def _md_alpha(r, s):
     if r['row'] == 'vfbn-alpha0':
         return '0 (untrained)'
-    return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
+    return _fmt_choice(r['choice']) if r['row'] in tuned_rows(s) else 'n/a'
 
 
 def _md_table(s, table, level):
@@ -108,7 +118,7 @@ def _md_table(s, table, level):
                      '%s | %d of %d |' % (
                          r['label'], r['row'],
                          '—' if r['paper'] is None else '%.2f' % r['paper'],
-                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r),
+                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r, s),
                          _fmt(r['cos'], 3, False),
                          _fmt(r['norm_ratio'], 3, False),
                          _fmt(r['train_accuracy'], 1, False),
@@ -146,7 +156,7 @@ def _md_tuning(s, table):
     lines += ['| row | scale | ' + ' | '.join(alpha_name(a) for a in grid)
               + ' |', '|---|---|' + '---:|' * len(grid)]
     for r in table:
-        for scale in (s['dni_target_scales'] if r['row'] in TUNED_ROWS
+        for scale in (s['dni_target_scales'] if r['row'] in tuned_rows(s)
                       else ()):
             lines += _md_tuning_row(r, scale, grid)
     return lines
@@ -213,7 +223,7 @@ def _md_halving(s, records):
              '', '| row | candidate | ' + ' | '.join(head) + ' |',
              '|---|---|' + '---:|' * len(head)]
     verdicts = []
-    for row in (r for r in TUNED_ROWS):
+    for row in tuned_rows(s):
         chosen = tuning_choice(row, s, records)
         last = {r['choice']: r for r in halving_results(row, s, records)}
         for choice in rung_candidates(row, s, records, 0):
@@ -307,6 +317,7 @@ def write_report(s, records, log=print, results_doc=None):
         list: The table, :func:`.summary.summarize`.
     """
     table = summarize(s, records)
+    check_one_kernel(table)
     length = length_check(s, records)
     paths = plot(table, length, os.path.join(records, 'figures'))
     md = markdown(s, records, table, length)

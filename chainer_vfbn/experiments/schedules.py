@@ -12,6 +12,7 @@ ends at the finals' length, and five seeds.
 import collections
 
 from chainer_vfbn import methods
+from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.synthesizers import registry
 
@@ -120,6 +121,13 @@ EVIDENCE3 = collections.OrderedDict(
         # diverge at stage1_unit1, times the two target scales.
         ('alpha_grid', (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
         ('dni_alpha_grid', (1e-8, 1e-7, 1e-6, 1e-5)),
+        # InfoPro's cross-entropy weight lambda2 (its reconstruction weight
+        # stays its code's 5 for K = 2): eight values around its code's 0.1
+        # to 1, zero (the auto-encoder alone) included.
+        ('local_weight_grid', (0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)),
+        # OpenBLAS's kernel for every run (OPENBLAS_CORETYPE): one kernel
+        # per table. Haswell runs on every AVX2 CPU.
+        ('blas_kernel', 'Haswell'),
     ])
 
 #: Every protocol of the mini schedule; a records folder holds one
@@ -178,16 +186,45 @@ def tuning_grid(row, s):
         ...     tuning_grid('vfbn', EVIDENCE3))
         True
     """
+    if TUNED_OPTIONS.get(row) == '--local-weight':
+        # No target scale: the choice is (lambda2, None); Evidence II did
+        # not tune it.
+        return [(w, None) for w in s.get('local_weight_grid', ())]
     if row in registry.scale_free():
         return [(a, 'batch-mean') for a in s['alpha_grid']]
     alphas = s.get('dni_alpha_grid', s['alpha_grid'])
     return [(a, sc) for sc in s['dni_target_scales'] for a in alphas]
 
 
+def tuned_rows(s):
+    """The rows that the settings' tuning sets: a tuned kind with no grid
+    in them (InfoPro under Evidence II) runs its row's own value.
+
+    Example:
+        >>> 'infopro' in tuned_rows(MINI), 'infopro' in tuned_rows(EVIDENCE3)
+        (False, True)
+    """
+    return tuple(r for r in TUNED_ROWS if tuning_grid(r, s))
+
+
 def default_alphas():
-    """The untuned fall-back: each kind's default (the registry's)."""
+    """The untuned fall-back: the registry's default alpha_gs of each
+    synthesizer row (InfoPro keeps its row's own weight)."""
     return {row: (methods.resolve_alpha_gs(row, None), 'batch-mean')
-            for row in TUNED_ROWS}
+            for row, option in TUNED_OPTIONS.items()
+            if option == '--alpha-gs'}
+
+
+def choice_name(choice):
+    """A tuning choice as run names write it.
+
+    Example:
+        >>> choice_name((1e-05, 'per-example')), choice_name((0.5, None))
+        ('a1e-5_per-example', 'w0.5')
+    """
+    if choice[1] is None:
+        return 'w%g' % choice[0]
+    return 'a%s_%s' % (alpha_name(choice[0]), choice[1])
 
 
 def alpha_name(alpha):

@@ -16,6 +16,7 @@ import types
 import typing
 
 from chainer_vfbn import methods
+from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.decoupled.placement import synth_placement
 
 # Options a resumed run may change: its length, where its data and device
@@ -83,7 +84,7 @@ class RunConfig(object):
             method): the run's identity.
         defaults (Mapping): The command line's defaults, for options a run
             recorded before they existed
-            (:func:`chainer_vfbn.runs.folder.differences`).
+            (:func:`chainer_vfbn.runs.provenance.differences`).
     """
 
     method: str
@@ -125,6 +126,9 @@ class RunConfig(object):
     mpi_timeout: typing.Optional[float] = None
     # train_cifar.py's --model (None: the project's ResNet, --arch).
     model: typing.Optional[str] = None
+    # The tunable weight of a local-learning method (infopro's lambda2):
+    # None for its default until resolved(), and for a method without one.
+    local_weight: typing.Optional[float] = None
 
     @classmethod
     def from_options(cls, options, defaults=None):
@@ -146,9 +150,13 @@ class RunConfig(object):
             (None, None, '@numpy')
         """
         options = dict(options)
-        if not methods.synthetic(options['method']):
+        method = options['method']
+        if not methods.synthetic(method):
             # it means nothing without a synthesizer: not recorded
             options.pop('alpha_gs', None)
+        if method not in auxiliary.weighted():
+            # nor a local weight for a method without one
+            options.pop('local_weight', None)
         device = options.get('device')
         if options.get('gpu') is not None:   # --gpu N, a deprecated alias
             device = options['gpu']
@@ -158,24 +166,28 @@ class RunConfig(object):
         fields.update(
             split_at=parse_split_at(options.get('split_at')),
             alpha_gs=options.get('alpha_gs'),
+            local_weight=options.get('local_weight'),
             options=types.MappingProxyType(options),
             defaults=types.MappingProxyType(dict(defaults or {})))
         return cls(**fields)
 
     def resolved(self, method):
         """This configuration with what building the method resolved: the
-        synthesizers' ``alpha_gs`` (the kind's default where none was
-        given), in the field and in the recorded options.
+        synthesizers' ``alpha_gs`` and a local-learning method's
+        ``local_weight`` (their defaults where none was given), in the
+        fields and in the recorded options.
 
         Args:
             method (~chainer_vfbn.methods.Method): The method built from
                 this configuration.
         """
         options = dict(self.options)
-        if method.alpha_gs is not None:
-            options['alpha_gs'] = method.alpha_gs
+        for name in ('alpha_gs', 'local_weight'):
+            if getattr(method, name, None) is not None:
+                options[name] = getattr(method, name)
         return dataclasses.replace(
             self, alpha_gs=method.alpha_gs,
+            local_weight=getattr(method, 'local_weight', None),
             options=types.MappingProxyType(options))
 
     @property

@@ -86,7 +86,7 @@ def build(config, make_net, in_shape, build):
             lr=config.learnrate, momentum=config.momentum,
             weight_decay=config.weight_decay, alpha_gs=config.alpha_gs,
             n_hidden=config.n_hidden, target_scale=config.synth_target_scale,
-            in_shape=in_shape)
+            in_shape=in_shape, local_weight=config.local_weight)
     except ValueError as e:
         raise UserError(str(e))
     return net, method, tuple(in_shape)

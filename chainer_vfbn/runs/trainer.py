@@ -203,6 +203,7 @@ def prepare(config, make_net, in_shape=None):
     record.write_json(
         os.path.join(config.out, 'args.json'), record.run_record(
             config, device, description, augment, method.split_at,
+            resumed=resume is not None and resume[0] is not None,
             data_sha256=test['data_sha256']))
     return config, trainer, method, device, description, test['data_sha256']
 
