@@ -99,7 +99,7 @@ def test_one_step_gradients_by_finite_differences(method):
     assert isinstance(aux, {'dgl': DGLAuxiliary,
                             'infopro': InfoProAuxiliary}[method])
     assert sorted(built.optimizers) == ['bottom', 'head', 'top']
-    assert built.predictor is model and built.split_at == [2]
+    assert built.predictor is model and built.split_at == (2,)
     b0, a0, t0 = (copy.deepcopy(link) for link in (bottom, aux, top))
     before = [params(link) for link in (bottom, aux, top)]
     x, t = batch()
