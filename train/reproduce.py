@@ -53,7 +53,7 @@ from chainer_vfbn.experiments import pool
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.choices import protocol_of
-from chainer_vfbn.experiments.results_doc import results_doc_block
+from chainer_vfbn.experiments.results_doc import check_page
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.table_report import write_table_report
@@ -193,7 +193,9 @@ def build_parser():
     mini.add_argument('--results-doc', default=None,
                       help='also write the table and comparisons into this '
                            'page, between its "mini report" markers (e.g. '
-                           'docs/RESULTS.md)')
+                           'docs/RESULTS.md), and the results at a glance '
+                           'between its "results at a glance" markers (e.g. '
+                           'README.md)')
     p.add_argument('extra', nargs='*',
                    help='after "--": more train_cifar.py options for every '
                         'row')
@@ -290,7 +292,7 @@ def _resolve_mini(p, args):
         _check_provenance(p, args, archive)
     if args.results_doc:
         try:
-            results_doc_block(args.results_doc, schedules.settings(
+            check_page(args.results_doc, schedules.settings(
                 args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
