@@ -111,6 +111,29 @@ def test_split_shares_parameters(make, at):
     assert len(changed) == len(before)
 
 
+def test_a_dotted_path_cuts_inside_a_nested_sequential():
+    """A step of a chainer.Sequential is named by its index at every
+    level: '0.2' cuts inside the first step, after its third."""
+    model = chainer.Sequential(
+        chainer.Sequential(L.Convolution2D(3, 4, 3, pad=1),
+                           L.BatchNormalization(4), F.relu),
+        L.Convolution2D(4, 6, 3, pad=1, stride=2), F.relu,
+        L.Linear(6 * 4 * 4, K))
+    bottom, top = chainer_vfbn.split(model, '0.1')
+    assert bottom.layer_names == ['0'] and top.layer_names[0] == '0'
+    assert getattr(bottom, '0').layer_names == ['0', '1']
+    assert getattr(top, '0').layer_names == ['step2']
+    x, _ = batch()
+    with chainer.using_config('train', True):
+        numpy.testing.assert_array_equal(top(bottom(x)).array,
+                                         model(x).array)
+    built = methods.build_method('vfbn', model, split_at='0.1',
+                                 in_shape=IN_SHAPE)
+    assert built.split_at == ('0.1',)
+    assert built.synthesizers[0](chainer.Variable(
+        bottom(x).array), numpy.zeros(4, numpy.int32)).shape == (4, 4, 8, 8)
+
+
 def test_resnet_is_a_case_of_the_rule():
     net = resnet_cifar('resnet8-paper')
     assert chainer_vfbn.split_points(net) == net.layer_names[:-1]
