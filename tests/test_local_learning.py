@@ -20,6 +20,8 @@ from chainer_vfbn.auxiliary import InfoProAuxiliary
 from support import load_script
 from support import run_cli
 from support import TINY
+from support import OneBatch
+from support import update
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -47,22 +49,6 @@ def build(method, seed=0, lr=LR, **kwargs):
         return model, methods.build_method(method, model, split_at=2,
                                            in_shape=IN_SHAPE, lr=lr,
                                            **kwargs)
-
-
-class OneBatch(chainer.dataset.Iterator):
-    def __init__(self, x, t):
-        self.examples = list(zip(x, t))
-        self.epoch, self.is_new_epoch, self.epoch_detail = 0, False, 0.
-
-    def __next__(self):
-        return self.examples
-
-
-def update(updater):
-    observation = {}
-    with chainer.Reporter().scope(observation):
-        updater.update()
-    return {k: float(chainer.as_array(v)) for k, v in observation.items()}
 
 
 def params(link):

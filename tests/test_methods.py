@@ -15,6 +15,7 @@ from chainer_vfbn import split_step
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.synthesizers import registry
 from support import load_script
+from support import OneBatch
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -48,17 +49,6 @@ def batch(n=4, seed=0, dtype=numpy.float32):
     rng = numpy.random.RandomState(seed)
     return (rng.randn(n, *IN_SHAPE).astype(dtype),
             (numpy.arange(n) % K).astype(numpy.int32))
-
-
-class OneBatch(chainer.dataset.Iterator):
-    """Yields the same batch forever."""
-
-    def __init__(self, x, t):
-        self.examples = list(zip(x, t))
-        self.epoch, self.is_new_epoch, self.epoch_detail = 0, False, 0.
-
-    def __next__(self):
-        return self.examples
 
 
 def one_step(method, x, t):

@@ -20,6 +20,7 @@ from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.updaters import LayerwiseUpdater
 from chainer_vfbn.updaters import SyntheticGradientUpdater
+from support import update
 
 ARCH = 'resnet8-paper'   # n = 1: stem, stage{1,2,3}_unit1, head; 24x24 input
 BATCH = 4
@@ -116,14 +117,6 @@ def make_synthetic(splits, synth='vfbn', alpha_gs=1e-3, lr=0.1, seed=0,
                                        target_scale=target_scale)
     return dict(net=net, modules=modules, synths=synths, names=names,
                 opts=opts, x=x, t=t, updater=updater)
-
-
-def update(updater):
-    """One update; returns the reported observation as floats."""
-    observation = {}
-    with chainer.Reporter().scope(observation):
-        updater.update()
-    return {k: float(chainer.as_array(v)) for k, v in observation.items()}
 
 
 def grads(link):
