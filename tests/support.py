@@ -14,6 +14,7 @@ import sys
 
 import chainer_vfbn  # NOQA  (its _compat runs before Chainer is imported)
 import chainer
+import numpy
 
 # The checkout the tests belong to.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,3 +159,14 @@ def update(updater):
     with chainer.Reporter().scope(observation):
         updater.update()
     return {k: float(chainer.as_array(v)) for k, v in observation.items()}
+
+
+def optimizer_states(updater):
+    """Every optimizer's step count and per-parameter state, by name."""
+    out = {}
+    for name, opt in updater.get_all_optimizers().items():
+        out[name + '/t'] = numpy.array(opt.t)
+        for pname, p in opt.target.namedparams():
+            for key, value in p.update_rule.state.items():
+                out['%s%s/%s' % (name, pname, key)] = value.copy()
+    return out

@@ -22,6 +22,7 @@ from support import run_cli
 from support import TINY
 from support import OneBatch
 from support import update
+from support import optimizer_states
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -194,16 +195,6 @@ def test_a_flat_split_and_a_named_chain(method):
 
 
 # -- snapshots ---------------------------------------------------------------
-
-def optimizer_states(updater):
-    out = {}
-    for name, opt in updater.get_all_optimizers().items():
-        out[name + '/t'] = numpy.array(opt.t)
-        for pname, p in opt.target.namedparams():
-            for key, value in p.update_rule.state.items():
-                out['%s%s/%s' % (name, pname, key)] = value.copy()
-    return out
-
 
 def persistents(link):
     return {name + '/' + key: numpy.array(getattr(sub, key))
