@@ -3,7 +3,7 @@
 Install (Chainer 7.8.1 needs setuptools<81 in its build; see README.md)::
 
     PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt \\
-        pip install -e '.[test,plot]'
+        pip install -e '.[test,plot,report]'
 """
 import os
 
@@ -49,6 +49,8 @@ setup(
         # packaging: tests/test_docker.py reads the version specifiers.
         'test': ['pytest>=7', 'packaging'],
         'plot': ['matplotlib'],
+        # The experiment reports' p-values (binomial and Student t tails).
+        'report': ['scipy'],
         'mpi': ['mpi4py'],
     },
     classifiers=[
