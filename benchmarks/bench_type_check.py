@@ -27,6 +27,7 @@ import sys
 import tempfile
 
 import chainer_vfbn
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs import record
 
 TRAIN = os.path.join(os.path.dirname(os.path.dirname(
@@ -74,7 +75,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     result = {'command': ' '.join(['bench_type_check.py'] + sys.argv[1:]),
               'date': datetime.date.today().isoformat(),
-              'environment': record.environment(), 'methods': {}}
+              'environment': provenance.environment(), 'methods': {}}
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(','):
             times = {(k, tc): [] for k in ('cpu', 'wall') for tc in '10'}

@@ -12,7 +12,14 @@ Methods (the rows of Table 1, plus the closed-form VFBNs of Appendix A.2):
                 with back prop")
 ``layerwise``   the bottom trained on a local supervised loss through a GAP +
                 linear head, the top by BP on the detached activation
+``dgl``         as ``layerwise``, with DGL's auxiliary network (Belilovsky et
+                al. 2020)
+``infopro``     as ``layerwise``, with InfoPro's classifier and decoder and
+                its local loss (Wang et al. 2021; weight ``local_weight``)
 ============  ===============================================================
+
+(the local-learning peers come from :mod:`chainer_vfbn.auxiliary`'s
+registry)
 
 and one synthetic-gradient method per kind of the synthesizer registry
 (:data:`chainer_vfbn.synthesizers.registry.KINDS`: ``dni-linear``,
@@ -28,11 +35,13 @@ from chainer import optimizers
 
 from chainer_vfbn import sequential
 from chainer_vfbn import split_step
+from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.sequential import Sequence
 from chainer_vfbn.synthesizers import registry
 
-BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise')
+# The methods without a synthesizer: back-prop, and local learning.
+BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise') + auxiliary.names()
 
 
 def __getattr__(name):
@@ -157,7 +166,7 @@ def _checked_options(method, alpha_gs, target_scale):
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                  weight_decay=1e-4, alpha_gs=None, n_hidden=256,
                  target_scale='batch-mean', n_class=None, in_shape=None,
-                 loss_func=None):
+                 loss_func=None, local_weight=None):
     """Build the links, optimizers and updater of a training method.
 
     Works for any sequential chain (:mod:`chainer_vfbn.sequential`): a
@@ -187,6 +196,10 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         loss_func: The network's loss ``loss_func(y, t)``; ``None`` for the
             mean softmax cross-entropy. A VFBN synthesizer differentiates the
             same loss; the closed forms refuse any other.
+        local_weight (float): The tunable weight of a local-learning method
+            that has one (``infopro``'s λ2); ``None`` for its default
+            (:mod:`chainer_vfbn.auxiliary.registry`). Refused for another
+            method.
 
     Returns:
         Method
@@ -198,6 +211,7 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         >>> updater = method.make_updater(train_iter, concat_examples, -1)
     """
     alpha_gs = _checked_options(method, alpha_gs, target_scale)
+    local_weight = auxiliary.resolve_weight(method, local_weight)
     loss_func = loss_func or F.softmax_cross_entropy
     # Back-prop ignores the split, but a wrong point is still a mistake.
     split_at = [] if method == 'bp' and split_at is None else \
@@ -213,6 +227,12 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
     if len(modules) != 2:
         raise ValueError('%s takes one split point, got %d'
                          % (method, len(split_at)))
+    if method in auxiliary.KINDS:
+        aux = auxiliary.build_auxiliary(
+            method, shapes[split_at[0]], in_shape or net.in_shape, n_class,
+            loss_func, local_weight)
+        return _layerwise(net, split_at, modules, aux, sgd, loss_func,
+                          name=method, local_loss=aux.local_loss)
     head = Head(shapes[split_at[0]][0], n_class)
     build = _bottom_bp if method == 'bottom-bp' else _layerwise
     return build(net, split_at, modules, head, sgd, loss_func)
@@ -262,7 +282,8 @@ def _bottom_bp(net, split_at, modules, head, sgd, loss_func):
                   aux_links=[head])
 
 
-def _layerwise(net, split_at, modules, head, sgd, loss_func):
+def _layerwise(net, split_at, modules, head, sgd, loss_func,
+               name='layerwise', local_loss=None):
     from chainer_vfbn import updaters
     bottom, top = modules
     opts = {'bottom': momentum_sgd(bottom, **sgd),
@@ -272,8 +293,8 @@ def _layerwise(net, split_at, modules, head, sgd, loss_func):
     def make(iterator, converter, device):
         return updaters.LayerwiseUpdater(
             iterator, bottom, head, top, opts, converter=converter,
-            device=device, loss_func=loss_func)
-    return Method('layerwise', net, opts, net, make, modules=modules,
+            device=device, loss_func=loss_func, local_loss=local_loss)
+    return Method(name, net, opts, net, make, modules=modules,
                   decayed=list(opts), split_at=split_at, aux_links=[head])
 
 

@@ -202,7 +202,11 @@ class LayerwiseUpdater(updaters.StandardUpdater):
     :class:`SyntheticGradientUpdater` on this alias).
 
     Reports ``'main/loss'``, ``'main/accuracy'`` (the top's) and
-    ``'local/loss'``, ``'local/accuracy'`` (the auxiliary head's).
+    ``'local/loss'``, ``'local/accuracy'`` (the auxiliary head's), and
+    ``'local/<key>'`` for each further figure of ``local_loss``.
+
+    The local-learning methods of :mod:`chainer_vfbn.auxiliary` (DGL,
+    InfoPro) are this step with another head and local objective.
 
     Args:
         iterator: Dataset iterator yielding ``(x, t)`` examples.
@@ -214,11 +218,14 @@ class LayerwiseUpdater(updaters.StandardUpdater):
         device: Device of the links and the data.
         loss_func: Loss of both heads, the mean softmax cross-entropy by
             default.
+        local_loss: The bottom's objective, ``local_loss(h, x, t) -> (loss,
+            y_local, values)`` (``values``: further figures to report);
+            ``None`` for ``loss_func(head(h), t)``.
     """
 
     def __init__(self, iterator, bottom, head, top, optimizers,
                  converter=convert.concat_examples, device=None,
-                 loss_func=F.softmax_cross_entropy):
+                 loss_func=F.softmax_cross_entropy, local_loss=None):
         _check_optimizers(optimizers, {'bottom': bottom, 'head': head,
                                        'top': top})
         optimizers = dict(optimizers)
@@ -228,6 +235,11 @@ class LayerwiseUpdater(updaters.StandardUpdater):
         self.bottom = bottom
         self.head = head
         self.top = top
+        self.local_loss = local_loss or self._head_loss
+
+    def _head_loss(self, h, x, t):
+        y_local = self.head(h)
+        return self.loss_func(y_local, t), y_local, {}
 
     def update_core(self):
         iterator = self._iterators['main']
@@ -236,8 +248,7 @@ class LayerwiseUpdater(updaters.StandardUpdater):
 
         # The bottom and its auxiliary head, on the local loss only.
         h = self.bottom(x)
-        y_local = self.head(h)
-        local_loss = self.loss_func(y_local, t)
+        local_loss, y_local, values = self.local_loss(h, x, t)
         self.bottom.cleargrads()
         self.head.cleargrads()
         local_loss.backward()
@@ -256,6 +267,7 @@ class LayerwiseUpdater(updaters.StandardUpdater):
                         'main/accuracy': F.accuracy(y, t),
                         'local/loss': local_loss,
                         'local/accuracy': F.accuracy(y_local, t)})
+        chainer.report({'local/' + k: v for k, v in values.items()})
 
         if self.auto_new_epoch and iterator.is_new_epoch:
             for name in ('bottom', 'head', 'top'):

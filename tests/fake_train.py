@@ -20,7 +20,8 @@ def wrong_first(labels, err):
 
 
 #: The machine a fake run names; ``OTHER_MACHINE`` for the fake
-#: ``vfbn-alpha0``'s seed 2 (FakeProcess).
+#: ``vfbn-alpha0``'s seed 2 where the BLAS kernel is not pinned
+#: (FakeProcess).
 MACHINE = {'cpu': 'Fake CPU', 'cpu_count': 2, 'blas': [
     {'internal_api': 'openblas', 'architecture': 'Haswell'}]}
 OTHER_MACHINE = dict(MACHINE, blas=[{'internal_api': 'openblas',
@@ -56,7 +57,9 @@ class FakeProcess(object):
 
     The validation/test error is 0.5 - 0.01 * seed, plus a penalty that
     grows with ``|log10(alpha_gs) + 4|`` and one per pilot cut. The runs at
-    alpha_gs = 0 (``vfbn-alpha0``) of seed 2 name another kind of machine.
+    alpha_gs = 0 (``vfbn-alpha0``) of seed 2 name another BLAS kernel,
+    unless the environment pins it (``OPENBLAS_CORETYPE``), as OpenBLAS
+    does.
     """
 
     calls = []
@@ -77,8 +80,12 @@ class FakeProcess(object):
                 argv[argv.index('--split-at') + 1], 0.)
         alpha0 = '--alpha-gs' in argv and float(
             argv[argv.index('--alpha-gs') + 1]) == 0
-        write_finished_run(out, err, err - 0.02, machine=(
-            OTHER_MACHINE if alpha0 and seed == 2 else MACHINE))
+        pinned = (env or {}).get('OPENBLAS_CORETYPE')
+        machine = OTHER_MACHINE if alpha0 and seed == 2 else MACHINE
+        if pinned:
+            machine = dict(machine, blas=[dict(machine['blas'][0],
+                                               architecture=pinned)])
+        write_finished_run(out, err, err - 0.02, machine=machine)
         self.returncode = 0
 
     def poll(self):
@@ -90,7 +97,8 @@ class DivergingProcess(FakeProcess):
     its first log entry; otherwise as FakeProcess."""
 
     def __init__(self, argv, **kw):
-        alpha = float(argv[argv.index('--alpha-gs') + 1])
+        alpha = (float(argv[argv.index('--alpha-gs') + 1])
+                 if '--alpha-gs' in argv else 0.)
         if alpha < 1e-3:
             super().__init__(argv, **kw)
             return

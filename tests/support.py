@@ -8,6 +8,7 @@ before NumPy loads.
 """
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,3 +75,64 @@ class FakeIterator(object):
 
     def serialize(self, serializer):
         pass
+
+
+def git_checkout(path, dirty=False):
+    """A one-commit git checkout at ``path`` (a stand-in for the package's
+    own, so that a test does not depend on the state of this one); with
+    ``dirty``, a tracked file changed since. Returns its path."""
+    path = str(path)
+    os.makedirs(path)
+    env = dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@t',
+               GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@t')
+
+    def git(*args):
+        subprocess.run(['git'] + list(args), cwd=path, env=env, check=True,
+                       capture_output=True)
+    git('init', '-q')
+    with open(os.path.join(path, 'code.py'), 'w') as f:
+        f.write('x = 1\n')
+    git('add', 'code.py')
+    git('commit', '-q', '-m', 'first')
+    if dirty:
+        with open(os.path.join(path, 'code.py'), 'w') as f:
+            f.write('x = 2\n')
+    return path
+
+
+def archive_with_label_changed(path, index=0):
+    """Write the bundled sample to ``path`` with the label of the training
+    image ``index`` changed: another data set to its content hash."""
+    # Imported here: importing support loads no NumPy (see above).
+    from chainer_vfbn.datasets import cifar10
+    from chainer_vfbn.datasets import subset
+    raw = cifar10.read_raw(SAMPLE, with_meta=True)
+    members = []
+    for name, batch in raw.items():
+        batch = {k.decode() if isinstance(k, bytes) else k: v
+                 for k, v in batch.items()}
+        if name == 'data_batch_1':
+            labels = list(batch['labels'])
+            labels[index] = (labels[index] + 1) % 10
+            batch['labels'] = labels
+        members.append((name, subset.py2_pickle(batch)))
+    subset.write_archive(members, path)
+    return path
+
+
+def use_as_mini(monkeypatch, tmp_path):
+    """A ``--data-dir`` that passes reproduce.py's checks of the mini
+    schedule, for tests whose fake runs read no data: the bundled sample,
+    taken here for the mini set (its content hash), and a clean stand-in
+    checkout (:func:`git_checkout`) as the package's. Returns the folder."""
+    from chainer_vfbn.datasets import cifar10
+    from chainer_vfbn.datasets import subset
+    from chainer_vfbn.runs import provenance
+    folder = os.path.join(str(tmp_path), 'mini-data')
+    os.makedirs(folder)
+    shutil.copy(SAMPLE, os.path.join(folder, 'cifar-10-python.tar.gz'))
+    monkeypatch.setattr(subset, 'MINI_SHA256', subset.content_hash(
+        *cifar10.read_cifar10(SAMPLE)))
+    monkeypatch.setattr(provenance, 'REPO', git_checkout(
+        os.path.join(str(tmp_path), 'checkout')))
+    return folder

@@ -55,3 +55,29 @@ def test_side_by_side_and_a_warning_for_other_data(tmp_path):
     assert r.returncode == 1
     assert r.stderr.startswith('compare_runs.py: error: ')
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_the_last_rows_say_what_made_each_run(tmp_path):
+    machine = {'cpu': 'AMD EPYC', 'blas': [
+        {'internal_api': 'openblas', 'architecture': 'Haswell'}]}
+    sessions = [{'code_version': 'git abc1234 (chainer_vfbn 0.1.0)'},
+                {'code_version': 'git def5678-dirty (chainer_vfbn 0.1.0)',
+                 'diff_sha256': '0123456789abcdef' * 4}]
+    a = _run_folder(str(tmp_path / 'a'), {'method': 'bp'}, {'seed': 0})
+    with open(os.path.join(a, 'args.json'), 'w') as f:
+        json.dump({'args': {'seed': 0}, 'code_version': 'git abc1234 '
+                   '(chainer_vfbn 0.1.0)', 'code_versions': sessions,
+                   'environment': {'machine': machine}}, f)
+    b = _run_folder(str(tmp_path / 'b'), {
+        'method': 'bp', 'code_version': 'git abc1234 (chainer_vfbn 0.1.0)'},
+        {'seed': 0})
+    r = subprocess.run([sys.executable, SCRIPT, a, b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = {line[:24].strip(): line[24:] for line in r.stdout.splitlines()}
+    assert lines['code'].split() == [
+        'git', 'abc1234', '(chainer_vfbn', '0.1.0)', '+', 'git',
+        'def5678-dirty', '(chainer_vfbn', '0.1.0)', 'diff', '0123456789ab',
+        'git', 'abc1234', '(chainer_vfbn', '0.1.0)']
+    assert lines['CPU'].split() == ['AMD', 'EPYC', '-']
+    assert lines['BLAS kernel'].split() == ['openblas', 'Haswell', '-']

@@ -432,7 +432,13 @@ def test_cli_log_snapshots_and_resume(tmp_path, mini_archive):
     assert summary['synth_placement'] == 'above'   # the default
     assert 0 <= summary['test_error'] <= 1
     with open(os.path.join(a, 'args.json')) as f:
-        assert json.load(f)['decoupled']['ranks'] == 2
+        args = json.load(f)
+    assert args['decoupled']['ranks'] == 2
+    # the resumed run keeps both sessions' code; b ran in one session
+    assert len(args['code_versions']) == 2
+    assert summary['code_versions'] == args['code_versions']
+    with open(os.path.join(b, 'args.json')) as f:
+        assert len(json.load(f)['code_versions']) == 1
     for name in ('loss.png', 'error.png', 'synth_cos.png'):
         assert os.path.getsize(os.path.join(a, name)) > 1000, name
 

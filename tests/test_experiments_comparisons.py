@@ -122,6 +122,30 @@ def test_the_machines_table_gives_each_kind_a_letter():
         [dict(row='bp', seeds=[0], machines={0: None})], '##') == []
 
 
+def test_under_the_kernel_pin_the_kernel_decides_and_the_cpu_is_shown():
+    # two CPUs with one kernel pair fully once both runs were pinned (the
+    # evidence: one kernel repeats a run bit for bit on another CPU); the
+    # machines table still tells the CPUs apart
+    epyc = dict(HASWELL, pinned_kernel='Haswell')
+    xeon = dict(epyc, cpu='Intel Xeon')
+    a = dict(_row('a', {s: range(30) for s in (0, 1)}),
+             machines={0: epyc, 1: epyc}, seeds=[0, 1])
+    b = dict(_row('b', {s: range(20) for s in (0, 1)}),
+             machines={0: xeon, 1: dict(SKYLAKEX, pinned_kernel='Haswell')},
+             seeds=[0, 1])
+    assert comparisons.compare_rows(a, b, 'centre', n_boot=100)[
+        'mixed_machines'] == [1]
+    # without the pin (the records before it), the CPU still counts
+    legacy = dict(b, machines={0: dict(HASWELL, cpu='Intel Xeon'),
+                               1: SKYLAKEX})
+    assert comparisons.compare_rows(
+        dict(a, machines={0: HASWELL, 1: HASWELL}), legacy, 'centre',
+        n_boot=100)['mixed_machines'] == [0, 1]
+    md = comparisons.md_machines([a, b], '##')
+    assert '| `b` | 0: B, 1: C |' in md
+    assert 'B: Intel Xeon, openblas Haswell.' in md
+
+
 def test_the_tests_over_seeds_are_holm_adjusted_as_a_family():
     # per seed, vfbn errs on 10, 14, 12 images more than bp (of 200) and
     # dni-linear on 2, 9, 1 more: two seed-level t-tests, adjusted together

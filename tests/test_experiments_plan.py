@@ -14,17 +14,21 @@ from chainer_vfbn.experiments import schedules
 # -- the mini schedule ------------------------------------------------------
 
 def test_tuning_grid_is_the_same_for_every_synthetic_row():
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
+    synthetic = [r for r in rows.TUNED_ROWS
+                 if rows.TUNED_OPTIONS[r] == '--alpha-gs']
+    # Evidence II did not tune InfoPro's weight
+    assert schedules.tuned_rows(s) == tuple(synthetic)
     grids = {row: sorted({a for a, _ in schedules.tuning_grid(row, s)})
-             for row in rows.TUNED_ROWS}
-    first = grids[rows.TUNED_ROWS[0]]
+             for row in synthetic}
+    first = grids[synthetic[0]]
     assert all(g == first for g in grids.values()), grids
     assert math.log10(max(first) / min(first)) >= 5    # five decades
     for row in ('dni-linear', 'dni-resnet'):
         scales = {sc for _, sc in schedules.tuning_grid(row, s)}
         assert scales == {'batch-mean', 'per-example'}
-    tune = planning.plan('tune', s)
-    assert {r.row for r in tune} == set(rows.TUNED_ROWS)
+    tune = planning.plan('tune', s, rows=list(rows.MINI_ROWS))
+    assert {r.row for r in tune} == set(synthetic)
     assert 'vfbn-alpha0' not in {r.row for r in tune}
     for run in tune:   # the same budget: the same epochs for every row
         assert run.args[run.args.index('--epoch') + 1] == str(
@@ -33,7 +37,7 @@ def test_tuning_grid_is_the_same_for_every_synthetic_row():
 
 
 def test_final_needs_the_tuning_and_uses_the_test_set():
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     with pytest.raises(ExperimentError, match='tuning'):
         planning.plan('final', s, chosen={})
     chosen = {row: (1e-4, 'batch-mean') for row in rows.TUNED_ROWS}
@@ -61,7 +65,7 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
 
 
 def test_every_planned_command_parses():
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     chosen = schedules.default_alphas()
     for phase in schedules.PHASES:
         for run in planning.plan(phase, s, chosen=chosen):
@@ -70,7 +74,7 @@ def test_every_planned_command_parses():
 
 
 def test_lr_steps_at_five_and_ten_twelfths():
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     run = planning.plan('length', s)[0]
     step = float(run.args[run.args.index('--lr-step') + 1])
     epochs = int(run.args[run.args.index('--epoch') + 1])
@@ -80,7 +84,7 @@ def test_lr_steps_at_five_and_ten_twelfths():
 def test_a_mini_config_is_the_committed_records_identity():
     """The committed records' ``config`` (docs/results/mini) names these
     keys and values; a rename would orphan every one of them."""
-    run = planning.plan('length', schedules.settings())[0]
+    run = planning.plan('length', schedules.settings(protocol='evidence2'))[0]
     config = run.config()
     assert list(config) == ['protocol', 'protocol_version', 'phase', 'row',
                             'seed', 'train_args']
@@ -145,3 +149,110 @@ def test_commands_follow_the_cli_contract(schedule):
     if schedule == 'paper':
         assert (args.arch, args.epoch, args.lr_step, args.batchsize) == (
             'resnet110-paper', 432, 180, 128)
+
+
+# -- Evidence III: successive halving ---------------------------------------
+
+def test_halving_rungs_continue_one_folder_on_the_finals_schedule():
+    s = schedules.settings(split_at='stage1_unit1')
+    assert s['protocol'] == 'evidence3' and len(s['seeds']) == 5
+    finals_lr = planning._schedule_args(s, s['epochs'])[2:]
+    for rung, (epochs, _) in enumerate(s['rungs']):
+        run = planning.rung_run(s, 'vfbn', (1e-3, 'batch-mean'), 0, rung)
+        assert run.phase == schedules.TUNE_PHASES[rung]
+        assert run.folder == 'tune/vfbn_a1e-3_batch-mean_seed0'
+        assert run.record == run.folder + '_e%d' % epochs
+        # the rung's length, but the learning-rate steps of the finals'
+        assert run.args[run.args.index('--epoch') + 1] == str(epochs)
+        i = run.args.index('--lr-step')
+        assert run.args[i:i + 2] == finals_lr
+        assert '--validation-split' in run.args
+        assert run.args[run.args.index('--split-at') + 1] == 'stage1_unit1'
+    assert s['rungs'][-1][0] == s['epochs']     # ends at the finals' length
+    rung0 = planning.plan('tune', s, rows=list(rows.MINI_ROWS))
+    assert schedules.tuned_rows(s) == rows.TUNED_ROWS
+    for row in rows.TUNED_ROWS:
+        assert len([r for r in rung0 if r.row == row]) == s['rungs'][0][1]
+    # later rungs need the records of the one before
+    assert planning.plan('tune2', s) == []
+    # Evidence II plans no later rungs
+    assert planning.plan('tune2', schedules.settings(protocol='evidence2'),
+                         records='x') == []
+
+
+def _tuned_by_halving(tmp_path, popen):
+    from chainer_vfbn.experiments import execute
+    s = schedules.settings(split_at='stage1_unit1')
+    records = str(tmp_path / 'rec')
+    failed = execute.run_mini(s, list(rows.TUNED_ROWS),
+                              schedules.TUNE_PHASES, records,
+                              str(tmp_path / 'out'), train_script='t.py',
+                              jobs=2, popen=popen, log=lambda m: None)
+    return s, records, failed
+
+
+def test_halving_same_budget_and_the_best_survive(tmp_path):
+    from chainer_vfbn.experiments import choices
+    from fake_train import FakeProcess
+    s, records, failed = _tuned_by_halving(tmp_path, FakeProcess)
+    assert failed == []
+    for row in rows.TUNED_ROWS:
+        epochs = 0
+        for rung, phase in enumerate(schedules.TUNE_PHASES):
+            for run in planning.plan(phase, s, rows=[row], records=records):
+                assert os.path.isfile(os.path.join(records,
+                                                   run.record + '.json'))
+                start = (s['rungs'][rung - 1][0]
+                         if rung and run.seed == s['tune_seed'] else 0)
+                epochs += s['rungs'][rung][0] - start
+        assert epochs == 8 * 6 + 4 * 6 + 2 * 12 + 2 * 24, row
+    # The fake errs 0.01 more per decade from 1e-4: the rungs keep the
+    # best, ties in grid order, and the choice is the best mean.
+    assert planning.rung_candidates('vfbn', s, records, 1) == [
+        (1e-4, 'batch-mean'), (1e-5, 'batch-mean'), (1e-3, 'batch-mean'),
+        (1e-6, 'batch-mean')]
+    assert planning.rung_candidates('vfbn', s, records, 2) == [
+        (1e-4, 'batch-mean'), (1e-5, 'batch-mean')]
+    assert choices.tuning_choice('vfbn', s, records) == (1e-4, 'batch-mean')
+    last = choices.halving_results('vfbn', s, records)
+    # (0.08: the fake's penalty of the cut)
+    assert last[0]['errors'] == {0: 0.58, 1: 0.57}
+    assert math.isclose(last[1]['mean'], 0.585)
+
+
+def test_halving_ranks_a_diverged_run_last(tmp_path):
+    from chainer_vfbn.experiments import choices
+    from fake_train import DivergingProcess
+    s, records, failed = _tuned_by_halving(tmp_path, DivergingProcess)
+    diverged = planning.rung_run(s, 'vfbn-linear', (1e-3, 'batch-mean'),
+                                 0, 0)
+    assert planning.run_error(diverged, records) == float('inf')
+    survivors = planning.rung_candidates('vfbn-linear', s, records, 1)
+    assert all(a < 1e-3 for a, _ in survivors), survivors
+    assert choices.tuning_choice('vfbn-linear', s, records) == (
+        1e-4, 'batch-mean')
+
+
+@pytest.mark.slow
+def test_a_rung_continued_from_its_snapshot_is_the_straight_run(tmp_path):
+    """Successive halving's premise (``rung_run``): a run trained to epoch 1
+    and continued in its folder to epoch 2 logs and predicts exactly as one
+    trained to epoch 2 at once, on the same learning-rate schedule."""
+    import json
+    from support import TINY, run_cli
+    args = TINY + ['--method', 'vfbn', '--validation-split', '0.1',
+                   '--lr-step', '1', '--seed', '1', '--eval-interval', '1']
+    straight, staged = str(tmp_path / 'straight'), str(tmp_path / 'staged')
+    for epochs, out in ((2, straight), (1, staged), (2, staged)):
+        r = run_cli(args + ['--epoch', str(epochs), '--out', out])
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    def result(out):
+        with open(os.path.join(out, 'log')) as f:
+            log = [{k: v for k, v in e.items() if k != 'elapsed_time'}
+                   for e in json.load(f)]
+        with open(os.path.join(out, 'predictions.json')) as f:
+            return log, json.load(f)
+    log, predictions = result(staged)
+    assert len(log) == 2 and log[1]['lr'] < log[0]['lr']   # decayed
+    assert (log, predictions) == result(straight)

@@ -25,7 +25,7 @@ def quiet(message):
 
 
 def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     runs = planning.plan('tune', s, rows=['vfbn'])
     FakeProcess.calls = []
@@ -45,7 +45,7 @@ def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
     assert set(result.values()) == {'skipped'}
     assert len(FakeProcess.calls) == len(runs)
     # Another configuration: refused, naming what differs.
-    other = schedules.settings(arch='resnet14-paper')
+    other = schedules.settings(protocol='evidence2', arch='resnet14-paper')
     with pytest.raises(ExperimentError, match='train_args'):
         run_pool(planning.plan('tune', other, rows=['vfbn']), other,
                  records, out, 'train.py', popen=FakeProcess)
@@ -69,7 +69,7 @@ def test_a_record_of_another_schedule_is_refused(tmp_path):
 
 
 def test_one_blas_thread_per_run(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     FakeProcess.calls = []
     seen = []
 
@@ -99,7 +99,7 @@ def test_one_blas_thread_per_run(tmp_path):
 def test_a_signal_is_passed_on_and_waited_for(tmp_path):
     """SIGTERM: the running run gets it, is waited for, nothing else starts,
     and the pool raises Interrupted with the shell's exit status."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     started, got = [], []
 
     class Running(object):
@@ -128,7 +128,7 @@ def test_a_signal_is_passed_on_and_waited_for(tmp_path):
 
 
 def test_deadline_starts_nothing(tmp_path):
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     FakeProcess.calls = []
     result = run_pool(planning.plan('tune', s, rows=['vfbn']), s,
                       str(tmp_path / 'r'), str(tmp_path / 'o'), 'train.py',
@@ -140,7 +140,7 @@ def test_deadline_starts_nothing(tmp_path):
 def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
     """A diverged grid point is a result: recorded (not re-run) and never
     chosen, so the row's tuning completes."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records = str(tmp_path / 'rec')
     runs = planning.plan('tune', s, rows=['dni-linear'])
     FakeProcess.calls = []
@@ -167,7 +167,7 @@ def test_records_without_predictions_rerun_only_when_asked(tmp_path):
     """A record made before the predictions were kept counts as done,
     unless need_predictions asks for it again; the new record (with
     predictions) replaces it and then counts as done."""
-    s = schedules.settings()
+    s = schedules.settings(protocol='evidence2')
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     runs = planning.plan('final', s, rows=['bp'])[:1]
     run_pool(runs, s, records, out, 'train.py', popen=FakeProcess, log=quiet)
@@ -195,7 +195,7 @@ def test_the_committed_records_load_and_match_their_runs():
         records = os.path.join(repo, 'docs', 'results', folder)
         if not os.path.isdir(records):
             pytest.skip('no committed records in this checkout')
-        s = schedules.settings(split_at=split_at)
+        s = schedules.settings(protocol='evidence2', split_at=split_at)
         chosen = choices.chosen_settings(s, records)
         runs = [r for ph in ('length', 'pilot', 'tune')
                 for r in planning.plan(ph, s)]

@@ -5,6 +5,7 @@ The Table 1 runs' records are written here from folders written by hand
 (a LogReport ``log`` and a ``summary.json`` each, as train_cifar.py writes
 them), so every number the table shows is known in advance.
 """
+import glob
 import json
 import os
 import sys
@@ -30,10 +31,11 @@ def quiet(message):
 
 # -- the mini schedule ------------------------------------------------------
 
-def _run_mini(tmp_path, results_page=None, s=None):
+def _run_mini(tmp_path, results_page=None, s=None, run_rows=None):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     failed = execute.run_mini(
-        s or schedules.settings(), list(rows.ROWS), execute.mini_phases('all'),
+        s or schedules.settings(protocol='evidence2'),
+        list(run_rows or rows.ROWS), execute.mini_phases('all'),
         records, out, results_doc=results_page, train_script='train.py',
         jobs=4, popen=FakeProcess, log=quiet)
     assert failed == []
@@ -41,7 +43,17 @@ def _run_mini(tmp_path, results_page=None, s=None):
         return records, f.read()
 
 
+def _pinned():
+    """Evidence II's settings with the BLAS kernel pin of Evidence III."""
+    s = schedules.settings(protocol='evidence2')
+    assert rec_mod.KERNEL_SETTING not in s      # Evidence II had none
+    s[rec_mod.KERNEL_SETTING] = schedules.EVIDENCE3[rec_mod.KERNEL_SETTING]
+    return s
+
+
 def test_report_end_to_end_with_fake_runs(tmp_path):
+    # without the kernel pin, as Evidence II ran: seed 2 of the fake
+    # vfbn-alpha0 names another kernel, and the report says so
     records, md = _run_mini(tmp_path)
     assert '| Back prop (`bp`) | 5.15 |' in md
     assert '3 of 3' in md and '1 of 1' in md
@@ -65,6 +77,7 @@ def test_report_end_to_end_with_fake_runs(tmp_path):
     assert '| `vfbn-alpha0` | 0: A, 1: A, 2: B |' in md
     assert '| `vfbn` | 0: A, 1: A, 2: A |' in md
     assert 'B: Fake CPU, openblas SkylakeX.' in md
+    assert 'blas_kernel' not in md
     n_tests = 2 * sum(a in rows.ROWS and b in rows.ROWS
                       for _, a, b in report.COMPARISONS)
     assert 'adjusted for the %d tests of this table' % n_tests in md
@@ -74,6 +87,47 @@ def test_report_end_to_end_with_fake_runs(tmp_path):
     assert '| `bottom-bp` cut after `stage1_unit1` | 58.00 | 56.00 | ' \
         '+8.00 [' in md and '], p = 0.0078 |' in md
     assert 'Chosen: `stage1_unit1`.' in md
+
+
+def test_the_pinned_kernel_reaches_every_run_and_one_kernel_is_a_table(
+        tmp_path):
+    # with the pin (OPENBLAS_CORETYPE) the fake runs all name Haswell: one
+    # kind of machine, nothing mixed, and the settings show the pin
+    records, md = _run_mini(tmp_path, s=_pinned())
+    assert '| blas_kernel | Haswell |' in md
+    assert '| `vfbn-alpha0` | 0: A, 1: A, 2: A |' in md
+    assert 'B: ' not in md
+    line = [l for l in md.splitlines() if l.startswith(
+        '| (c) VFBN tuned α_gs against α_gs = 0 |') and '| centre |' in l]
+    assert line[0].endswith('| none |')
+    # a run on another kernel (a machine that ignored the pin) is refused
+    # in one line that names it, before any table is written
+    path = os.path.join(records, 'final', 'vfbn_seed1.json')
+    with open(path) as f:
+        rec = json.load(f)
+    rec['environment']['machine']['blas'][0]['architecture'] = 'SkylakeX'
+    with open(path, 'w') as f:
+        json.dump(rec, f)
+    os.remove(os.path.join(records, 'table.md'))
+    with pytest.raises(ExperimentError) as e:
+        report.write_report(_pinned(), records, log=quiet)
+    message = str(e.value)
+    assert '\n' not in message and '2 BLAS kernels' in message
+    assert '(vfbn seed 1)' in message and 'openblas Haswell' in message
+    assert not os.path.exists(os.path.join(records, 'table.md'))
+    # the same records without the pin (as Evidence II's) are reported,
+    # the mixed seed named
+    for path in glob.glob(os.path.join(records, '*', '*.json')):
+        with open(path) as f:
+            rec = json.load(f)
+        del rec['settings'][rec_mod.KERNEL_SETTING]
+        with open(path, 'w') as f:
+            json.dump(rec, f)
+    report.write_report(schedules.settings(protocol='evidence2'), records,
+                        log=quiet)
+    with open(os.path.join(records, 'table.md')) as f:
+        md = f.read()
+    assert '| `vfbn` | 0: A, 1: B, 2: A |' in md
 
 
 def test_report_writes_its_block_into_the_results_page(tmp_path):
@@ -91,7 +145,7 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
     # the block is the report's own table, and a second write changes nothing
     row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
     assert row and row[0] in text
-    report.write_report(schedules.settings(), records, log=quiet,
+    report.write_report(schedules.settings(protocol='evidence2'), records, log=quiet,
                         results_doc=str(page))
     assert page.read_text() == text
 
@@ -99,10 +153,10 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
 def test_each_cut_writes_its_own_block_of_the_page(tmp_path):
     # a page with the default cut's block and stage1_unit1's: the report of
     # the earlier cut rewrites its block and leaves the other as it was
-    s1 = schedules.settings(split_at='stage1_unit1')
+    s1 = schedules.settings(protocol='evidence2', split_at='stage1_unit1')
     b1, e1 = results_doc.markers(s1)
     assert (b1, e1) != (results_doc.DOC_BEGIN, results_doc.DOC_END)
-    assert results_doc.markers(schedules.settings()) == (
+    assert results_doc.markers(schedules.settings(protocol='evidence2')) == (
         results_doc.DOC_BEGIN, results_doc.DOC_END)
     page = tmp_path / 'RESULTS.md'
     page.write_text('# Results\n%s\ndefault old\n%s\n%s\nstage1 old\n%s\n'
@@ -291,3 +345,34 @@ def test_curves_and_synth_key():
     assert figures.synth_key(entries) == 'synth/cos'
     assert figures.synth_key([{'synth0/cos': 1.0}]) == 'synth0/cos'
     assert figures.synth_key(log([0.5])) is None
+
+
+def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
+    s = schedules.settings(split_at='stage1_unit1')
+    records, md = _run_mini(tmp_path, s=s, run_rows=list(rows.ROWS) + [
+        'dgl', 'infopro'])
+    assert '| protocol | evidence3 |' in md
+    assert '5 of 5' in md and '3 of 3' not in md
+    assert '## Tuning: successive halving' in md
+    # vfbn's candidates: 1e-4 survives to the end and is chosen (bold mean
+    # of seeds 0 and 1: 58.0 and 57.0); 1e-2 stops after the first rung.
+    line = [l for l in md.splitlines() if l.startswith('| vfbn | 1e-4 |')]
+    assert line == ['| vfbn | 1e-4 | 58.0 | 58.0 | 58.0 | 57.0 | **57.5** |']
+    line = [l for l in md.splitlines() if l.startswith('| vfbn | 1e-2 |')]
+    assert line == ['| vfbn | 1e-2 | 60.0 |  |  |  |  |']
+    # the choice against the runner-up, paired over both seeds: the fake
+    # 1e-5 errs on one more image in 100 in each seed, so the exact
+    # sign-flip p over those two images is 2 / 2**2
+    line = [l for l in md.splitlines()
+            if l.startswith('- vfbn: 1e-4 against the runner-up 1e-5:')]
+    assert line and ': -1.00 [-3.00, +0.00], p = 0.5; t over seeds' \
+        in line[0], line
+    # InfoPro's weight is tuned by the same rule (8 candidates), DGL has
+    # none; both are compared with VFBN, and their published fractions
+    # stand beside ours, labelled as theirs
+    assert len([l for l in md.splitlines()
+                if l.startswith('| infopro | ')]) == 8
+    assert '| (e) InfoPro against VFBN | `infopro` − `vfbn` | centre |' in md
+    assert '| `dgl` | ' in md
+    assert ('Published, not measured here' in md
+            and 'dgl 7.70, fraction of the greedy-to-BP gap 0.30' in md)

@@ -213,8 +213,11 @@ def test_the_derived_lists_are_the_registry():
     assert split_step.SCALE_FREE == ('vfbn', 'vfbn-linear', 'vfbn-mlp')
     from chainer_vfbn.experiments import rows
     # The experiment's rows, which its run records are matched on.
+    # (InfoPro's tuned weight, Evidence III)
     assert rows.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',
-                               'vfbn-linear', 'vfbn-mlp')
+                               'vfbn-linear', 'vfbn-mlp', 'infopro')
+    assert [r for r, o in rows.TUNED_OPTIONS.items()
+            if o == '--alpha-gs'] == list(registry.names())
     assert set(rows.ONE_SEED_ROWS) <= set(registry.closed_forms())
 
 

@@ -11,6 +11,7 @@ from chainer_vfbn.experiments import results_doc
 from chainer_vfbn.experiments import schedules
 
 import reproduce
+import support
 from chainer_vfbn.runs import folder as run_dir
 from fake_train import FakeProcess
 from fake_train import write_finished_run
@@ -241,13 +242,10 @@ def test_a_second_live_reproduction_on_one_out_is_refused(tmp_path, capsys):
 # -- the mini schedule ------------------------------------------------------
 
 @pytest.fixture
-def mini_data(tmp_path):
-    """A --data-dir that passes reproduce.py's check up front (the fake
-    runs never read it)."""
-    folder = tmp_path / 'mini-data'
-    folder.mkdir()
-    (folder / 'cifar-10-python.tar.gz').write_bytes(b'')
-    return str(folder)
+def mini_data(tmp_path, monkeypatch):
+    """A --data-dir that passes reproduce.py's checks up front
+    (support.use_as_mini; the fake runs never read it)."""
+    return support.use_as_mini(monkeypatch, tmp_path)
 
 
 def test_mini_runs_reports_and_resolves_the_pilots_cut(tmp_path, mini_data):
@@ -291,10 +289,17 @@ def test_results_doc_without_markers_is_refused(tmp_path, capsys):
     # not do for --split-at stage1_unit1
     page.write_text('%s\n%s\n' % (results_doc.DOC_BEGIN, results_doc.DOC_END))
     assert reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                                 '--protocol', 'evidence2',
                                  '--results-doc', str(page)]).results_doc
     capsys.readouterr()
+    # nor for the Evidence III protocol, which has blocks of its own
     with pytest.raises(SystemExit):
         reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--results-doc', str(page)])
+    assert 'evidence3' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(['--schedule', 'mini', '--phase', 'report',
+                              '--protocol', 'evidence2',
                               '--split-at', 'stage1_unit1',
                               '--results-doc', str(page)])
     assert 'stage1_unit1' in capsys.readouterr().err
@@ -370,7 +375,7 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     page = tmp_path / 'RESULTS.md'
     committed_page, begin, end = results_doc.results_doc_block(
         os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
-            split_at=cut))
+            split_at=cut, protocol='evidence2'))
     page.write_text(committed_page[:begin] + '\nstale\n' +
                     committed_page[end:])
     cwd = os.getcwd()

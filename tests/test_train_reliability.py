@@ -226,21 +226,6 @@ def test_no_terminal_escapes_in_logs(tmp_path):
     assert '\033' not in r.stdout
 
 
-def test_options_added_since_a_run_count_as_their_default():
-    """A run recorded before an option existed resumes while the new
-    command leaves that option at its default, and is refused otherwise."""
-    recorded = {'method': 'bp', 'epoch': 3}
-    current = {'method': 'bp', 'epoch': 5, 'new_flag': False}
-    defaults = {'method': 'vfbn', 'epoch': 432, 'new_flag': False}
-    assert folder.differences(recorded, current, ['epoch'], defaults) == []
-    assert folder.differences(recorded, dict(current, new_flag=True),
-                               ['epoch'], defaults) == ['new_flag']
-    # Without the defaults, or for a recorded option, nothing is assumed.
-    assert folder.differences(recorded, current, ['epoch']) == ['new_flag']
-    assert folder.differences(recorded, dict(current, method='vfbn'),
-                               ['epoch'], defaults) == ['method']
-
-
 def test_a_run_from_before_an_option_resumes(tmp_path):
     """The real chain: args.json without an option the CLI has since
     gained; train_cifar.py's defaults, carried by the configuration that

@@ -7,15 +7,19 @@ Each argument is a run's ``--out`` folder (its ``summary.json`` and
     .venv/bin/python train/compare_runs.py result/sample-bp result/sample-vfbn
 
 Errors are in percent, on the set each run was evaluated on (the test set,
-or a validation split: the ``evaluated on`` row). A warning line follows
+or a validation split: the ``evaluated on`` row). The last rows say what
+made each run: its code (every session's, a modified checkout's with its
+diff's sha256), its CPU and its BLAS kernel (runs repeat each other bit
+for bit only on one kernel). A warning line follows
 where the runs did not see the same data (``data sha256``) or were not
 evaluated on the same set. Exits with status 1 and one line on a folder
 without a summary.
 """
 import argparse
-import json
 import os
 import sys
+
+from chainer_vfbn.runs import provenance
 
 # (row label, key in summary.json or args.json's args, format)
 ROWS = (
@@ -37,26 +41,51 @@ ROWS = (
     ('wall time (s)', 'wall_time_s', '%.1f'),
     ('images/s', 'images_per_sec', '%.1f'),
     ('device', 'device', '%s'),
+    ('code', 'code_label', '%s'),
+    ('CPU', 'cpu_label', '%s'),
+    ('BLAS kernel', 'kernel_label', '%s'),
 )
 
 
+def code_label(written):
+    """Every session's code version of a run's ``args.json`` (or
+    ``summary.json``), ``' + '``-joined where they differ; a modified
+    checkout's with its diff's sha256 (12 digits)."""
+    sessions = written.get('code_versions') or (
+        [{'code_version': written['code_version']}]
+        if written.get('code_version') else [])
+    labels = []
+    for s in sessions:
+        label = s.get('code_version') + (' diff %.12s' % s['diff_sha256']
+                                         if s.get('diff_sha256') else '')
+        if label not in labels:
+            labels.append(label)
+    return ' + '.join(labels) or None
+
+
 def read_run(folder):
-    """``summary.json`` with ``args.json``'s options under it, one dict."""
-    path = os.path.join(folder, 'summary.json')
+    """``summary.json`` with ``args.json``'s options under it, one dict,
+    and what made the run (``code_label``, ``cpu_label``,
+    ``kernel_label``)."""
     try:
-        with open(path) as f:
-            run = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SystemExit('compare_runs.py: error: %s: no readable '
-                         'summary.json (%s); is it a finished run\'s --out?'
-                         % (folder, getattr(e, 'strerror', None) or e))
+        run = provenance.read_summary(folder)
+    except provenance.Unreadable as e:
+        run, why = None, str(e)
+    else:
+        why = 'no summary.json'
+    if run is None:
+        raise SystemExit('compare_runs.py: error: %s: %s; is it a finished '
+                         'run\'s --out?' % (folder, why))
     try:
-        with open(os.path.join(folder, 'args.json')) as f:
-            args = json.load(f).get('args', {})
-    except (OSError, ValueError):
-        args = {}
-    for key, value in args.items():
+        written = provenance.read_args(folder) or {}
+    except provenance.Unreadable:
+        written = {}
+    for key, value in (written.get('args') or {}).items():
         run.setdefault(key, value)
+    machine = (written.get('environment') or {}).get('machine')
+    run.update(code_label=code_label(run) or code_label(written),
+               cpu_label=machine and machine.get('cpu'),
+               kernel_label=machine and provenance.kernel_label(machine))
     return run
 
 

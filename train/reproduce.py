@@ -43,12 +43,17 @@ import sys
 import textwrap
 
 from chainer_vfbn import split_points
+from chainer_vfbn.datasets import DatasetError
+from chainer_vfbn.datasets import subset
 from chainer_vfbn.runs import folder
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
+from chainer_vfbn.experiments import pool
 from chainer_vfbn.experiments import schedules
 from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.choices import protocol_of
 from chainer_vfbn.experiments.results_doc import results_doc_block
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
@@ -72,7 +77,7 @@ MINI_DATA_COMMAND = ('python data/make_mini.py --source '
 # has its own seeds and data, and --phase report instead of --report-only.
 MINI_ONLY = ('phase', 'jobs', 'records', 'pilot_records', 'arch',
              'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
-             'results_doc')
+             'results_doc', 'protocol', 'allow_dirty')
 ROWS_ONLY = ('seeds', 'dataset', 'report_only')
 
 
@@ -158,6 +163,14 @@ def build_parser():
                       help="where --split-at pilot reads the pilot "
                            "(default: <out>/records, with -<arch>); the "
                            "committed pilot is in %s" % COMMITTED_RECORDS)
+    mini.add_argument('--protocol', default=None,
+                      choices=list(schedules.PROTOCOLS),
+                      help='evidence3: tuning by successive halving to the '
+                           "finals' length, five seeds; evidence2: the "
+                           '4-epoch grid and three seeds of the committed '
+                           'docs/results/mini* records (default: the '
+                           "protocol of --records' records; %s for a new "
+                           'folder)' % schedules.CURRENT_PROTOCOL)
     mini.add_argument('--arch', default=None,
                       help="another network than the schedule's %s"
                            % schedules.MINI['arch'])
@@ -174,6 +187,11 @@ def build_parser():
                            'default alpha_gs of each method')
     mini.add_argument('--deadline', type=float, default=None,
                       help='Unix time after which no run starts')
+    mini.add_argument('--allow-dirty', action='store_true',
+                      help='run from a checkout whose tracked files differ '
+                           'from its commit (refused otherwise): each record '
+                           "then names the diff's sha256, and the diff is "
+                           'kept in <records>/diffs/')
     mini.add_argument('--results-doc', default=None,
                       help='also write the table and comparisons into this '
                            'page, between its "mini report" markers (e.g. '
@@ -238,8 +256,13 @@ def _resolve_mini(p, args):
         '-' + args.arch if args.arch else '')
     if args.split_at == 'pilot':
         pilot_records = args.pilot_records or default
-        args.split_at = (pilot(schedules.settings(args.arch), pilot_records)
-                         or {}).get('chosen')
+        try:
+            pilot_protocol = protocol_of(pilot_records)
+        except ExperimentError as e:
+            p.error(str(e))
+        args.split_at = (pilot(schedules.settings(
+            args.arch, protocol=pilot_protocol or 'evidence2'),
+            pilot_records) or {}).get('chosen')
         if args.split_at is None:
             p.error("--split-at pilot: the pilot in %s has not chosen a cut "
                     "(run --phase pilot first, or name its records with "
@@ -247,6 +270,15 @@ def _resolve_mini(p, args):
     if args.records is None:
         args.records = default + ('-' + args.split_at if args.split_at
                                   else '')
+    try:
+        found = protocol_of(args.records)
+    except ExperimentError as e:
+        p.error(str(e))
+    if args.protocol is None:
+        args.protocol = found or schedules.CURRENT_PROTOCOL
+    elif found not in (None, args.protocol):
+        p.error('%s holds records of the %s protocol, not %s; use another '
+                '--records' % (args.records, found, args.protocol))
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')
@@ -254,12 +286,48 @@ def _resolve_mini(p, args):
         p.error('the mini schedule needs the cifar-10-mini archive at %s; '
                 'cut it from the official CIFAR-10 archive with %s, then pass '
                 '--data-dir' % (archive, MINI_DATA_COMMAND))
+    if args.phase != 'report':
+        _check_provenance(p, args, archive)
     if args.results_doc:
         try:
             results_doc_block(args.results_doc, schedules.settings(
-                args.arch, args.split_at))
+                args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
+
+
+def _check_provenance(p, args, archive):
+    """Before any mini run: the data is the mini set, the checkout is its
+    commit (unless ``--allow-dirty``), and OpenBLAS runs the schedule's
+    kernel here."""
+    try:
+        subset.check_content(archive, subset.MINI_SHA256,
+                             'the cifar-10-mini set')
+    except DatasetError as e:
+        p.error('%s; cut it again with %s' % (e, MINI_DATA_COMMAND))
+    state = provenance.code_state()
+    if state['dirty'] and not args.allow_dirty:
+        p.error('the checkout %s differs from its commit in tracked files '
+                '(git diff HEAD), and a mini record must name the code it '
+                'ran: commit or stash the changes, or pass --allow-dirty '
+                "(each record then names the diff's sha256, the diff kept "
+                'in <records>/diffs/)' % provenance.REPO)
+    if state['dirty']:
+        print('--allow-dirty: the checkout differs from %s; the records '
+              "name each run's diff" % state['code_version'], flush=True)
+    pin = schedules.settings(args.arch, args.split_at,
+                             args.protocol).get('blas_kernel')
+    if not pin:
+        return
+    machine = provenance.machine_under(pool.thread_env(1, pin))
+    runs = {b.get('architecture') for b in (machine or {}).get('blas') or []
+            if b.get('internal_api') == 'openblas'}
+    if machine is None or runs - {pin}:
+        p.error("this machine cannot run the schedule's BLAS kernel: with "
+                'OPENBLAS_CORETYPE=%s, OpenBLAS %s; one kernel makes a table '
+                '(OpenBLAS\'s Haswell runs on every AVX2 CPU)' % (
+                    pin, 'runs %s' % ', '.join(sorted(runs - {pin}))
+                    if machine else 'failed to start'))
 
 
 def _fail(message, code=2):
@@ -271,7 +339,8 @@ def main_mini(args, popen=subprocess.Popen):
     """``--schedule mini``: :func:`.experiments.execute.run_mini`."""
     try:
         failed = execute.run_mini(
-            schedules.settings(args.arch, args.split_at), args.rows,
+            schedules.settings(args.arch, args.split_at, args.protocol),
+            args.rows,
             execute.mini_phases(args.phase), args.records, args.out,
             untuned=args.untuned, results_doc=args.results_doc,
             train_script=TRAIN_SCRIPT, jobs=args.jobs, device=args.device,

@@ -26,6 +26,7 @@ import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
 
 from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import split_step  # NOQA
+from chainer_vfbn.auxiliary import registry as auxiliary  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.runs import folder  # NOQA
 from chainer_vfbn.runs import trainer  # NOQA
@@ -135,6 +136,12 @@ def build_parser():
                         'batch-mean scale by construction')
     g.add_argument('--n-hidden', type=int, default=256,
                    help='hidden units of the vfbn-mlp virtual network')
+    g.add_argument('--local-weight', type=float, default=None,
+                   help='the tunable weight of a local-learning method, '
+                        'for %s only (default: the method\'s own, from '
+                        'chainer_vfbn.auxiliary.registry): %s'
+                        % (', '.join(auxiliary.weighted()),
+                           auxiliary.help_line().replace('%', '%%')))
 
     g = p.add_argument_group(
         'optimization', 'defaults: the recipe (--recipe), the paper\'s')
@@ -266,6 +273,12 @@ def option_errors(args):
                          '--method %s' % (', '.join(methods.SYNTHETIC_METHODS),
                                           args.method))
         values['alpha_gs'] = None
+    if args.method not in auxiliary.weighted():
+        if args.local_weight is not None:
+            lines.append('--local-weight applies to %s only, not to '
+                         '--method %s' % (', '.join(auxiliary.weighted()),
+                                          args.method))
+        values['local_weight'] = None
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
@@ -274,6 +287,8 @@ def option_errors(args):
         ('lr_decay', lambda v: 0 < v <= 1, 'in (0, 1]'),
         ('alpha_gs', lambda v: v is None or methods.alpha_gs_ok(v),
          'in [0, 1]'),
+        ('local_weight', lambda v: v is None or auxiliary.weight_ok(v),
+         '>= 0'),
         ('validation_split', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('mpi_timeout', lambda v: v > 0, '> 0'),
         ('seed', lambda v: 0 <= v < 2 ** 32, 'in [0, 2**32)'),

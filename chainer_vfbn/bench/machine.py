@@ -1,4 +1,5 @@
-"""Where a benchmark's figures were measured: device, versions, code version.
+"""Where a benchmark's figures were measured: device, versions, code version
+(the code and the CPU as :mod:`chainer_vfbn.runs.provenance` names them).
 
 Example::
 
@@ -12,12 +13,13 @@ Example::
 """
 import os
 import platform
-import subprocess
 
 import chainer
+from chainer.backends import cuda
 import numpy
 
 import chainer_vfbn
+from chainer_vfbn.runs import provenance
 
 
 def synchronize(device):
@@ -32,43 +34,38 @@ def device_name(device):
         return 'CPU %s (%s, %d cores)' % (
             platform.processor() or platform.machine(), platform.platform(),
             os.cpu_count())
-    from chainer.backends import cuda
     props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
     name = props['name']
     return name.decode() if isinstance(name, bytes) else name
 
 
-def cpu_name():
-    """The CPU's model name (from ``/proc/cpuinfo`` where there is one)
+def cpu_name(cpuinfo='/proc/cpuinfo'):
+    """The CPU's model name (:func:`chainer_vfbn.runs.provenance.machine`'s)
     and its number of cores, e.g. ``'AMD EPYC 7B13, 2 cores'``."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return '%s, %d cores' % (line.split(':', 1)[1].strip(),
-                                             os.cpu_count())
-    except OSError:
-        pass
-    return '%s, %d cores' % (platform.processor(), os.cpu_count())
+    return '%s, %d cores' % (provenance.machine(cpuinfo)['cpu'],
+                             os.cpu_count())
 
 
 def versions(with_torch=False):
     """Library versions and the checkout's ``git describe``.
 
     ``with_torch``: also PyTorch's version, its CUDA and its cuDNN, where
-    PyTorch imports. ``git`` is ``'unknown'`` outside a git checkout (an
-    installed package).
+    PyTorch imports. ``git`` is the commit's ``git describe``, with
+    ``-dirty`` for a modified checkout
+    (:func:`chainer_vfbn.runs.provenance.code_state`), and ``'unknown'``
+    outside a git checkout (an installed package).
     """
     out = {'python': platform.python_version(), 'numpy': numpy.__version__,
            'chainer': chainer.__version__,
            'chainer_vfbn': chainer_vfbn.__version__}
-    from chainer.backends import cuda
     if cuda.available:
         out['cupy'] = cuda.cupy.__version__
         out['cudnn'] = (str(cuda.cudnn.getVersion()) if cuda.cudnn_enabled
                         else 'off')
     if with_torch:
         try:
+            # Imported here: PyTorch is a heavy optional dependency (the
+            # benchmarks' twin).
             import torch
             out['torch'] = torch.__version__
             if torch.cuda.is_available():
@@ -76,13 +73,10 @@ def versions(with_torch=False):
                 out['cudnn (torch)'] = str(torch.backends.cudnn.version())
         except ImportError:
             pass
-    try:
-        out['git'] = subprocess.run(
-            ['git', 'describe', '--always', '--dirty'], capture_output=True,
-            text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
-            check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        out['git'] = 'unknown'
+    state = provenance.code_state()
+    # 'git 9813494-dirty (chainer_vfbn 0.1.0)' -> '9813494-dirty'
+    out['git'] = (state['code_version'].split()[1] if state['commit']
+                  else 'unknown')
     return out
 
 

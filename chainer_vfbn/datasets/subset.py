@@ -79,6 +79,31 @@ def content_hash(train, test):
     return digest.hexdigest()
 
 
+def check_content(path, expected, name):
+    """Refuse data whose :func:`content_hash` is not ``expected``.
+
+    Args:
+        path (str): An archive or folder in the official format.
+        expected (str): The content hash it must have (e.g.
+            :data:`MINI_SHA256`).
+        name (str): What it must be, for the message (e.g. ``'the
+            cifar-10-mini set'``).
+
+    Raises:
+        ~chainer_vfbn.datasets.DatasetError: One line: unreadable, or
+            another content hash.
+
+    Example::
+
+        >>> check_content('../shared/data/cifar-10-mini', MINI_SHA256,
+        ...               'the cifar-10-mini set')
+    """
+    digest = content_hash(*cifar10.read_cifar10(path))
+    if digest != expected:
+        raise DatasetError('%s is not %s: its content sha256 is %s, not %s'
+                           % (path, name, digest, expected))
+
+
 class _Py2StrPickler(pickle._Pickler):
     """Protocol-2 pickler that writes like the official file's Python 2.
 

@@ -1,20 +1,89 @@
 """What the mini schedule's records choose: each tuned row's ``alpha_gs``,
-the pilot's cut; and the length check of its epochs."""
+the pilot's cut; the protocol a records folder holds; and the length check
+of its epochs."""
+import glob
+import json
 import math
+import os
 
+from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.experiments.plan import plan
+from chainer_vfbn.experiments.plan import rung_candidates
+from chainer_vfbn.experiments.plan import rung_run
+from chainer_vfbn.experiments.plan import run_error
 from chainer_vfbn.experiments.records import read_record
 from chainer_vfbn.experiments.records import record_path
 from chainer_vfbn.experiments.records import records_of
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.schedules import PROTOCOLS
+from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
 
 
+def protocol_of(records):
+    """The protocol of the mini records in a folder: the ``protocol`` of
+    their settings (Evidence II's records name none: ``evidence2``), or
+    None for a folder without records. A folder whose records name two
+    protocols is refused in one line.
+
+    Example:
+        >>> protocol_of('/nonexistent') is None
+        True
+    """
+    found = set()
+    for path in glob.glob(os.path.join(records, '*', '*.json')):
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            continue            # reported where the record is read
+        if isinstance(rec, dict) and isinstance(rec.get('settings'), dict):
+            found.add(rec['settings'].get('protocol', 'evidence2'))
+    if len(found) > 1:
+        raise ExperimentError('%s holds the records of several protocols '
+                              '(%s); keep one per folder'
+                              % (records, ', '.join(sorted(found))))
+    protocol = found.pop() if found else None
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ExperimentError('%s holds records of an unknown protocol %r'
+                              % (records, protocol))
+    return protocol
+
+
+def halving_results(row, s, records):
+    """The last rung of a row's successive halving: per candidate (best
+    of the rung before first), its ``choice``, its validation ``errors``
+    per seed (None: no record yet) and their ``mean``."""
+    rung = len(s['rungs']) - 1
+    out = []
+    for choice in rung_candidates(row, s, records, rung) or ():
+        errors = {seed: run_error(rung_run(s, row, choice, seed, rung),
+                                  records) for seed in s['last_rung_seeds']}
+        mean = (None if None in errors.values()
+                else sum(errors.values()) / len(errors))
+        out.append(dict(choice=choice, errors=errors, mean=mean))
+    return out
+
+
+def _halving_choice(row, s, records):
+    """The last rung's candidate with the lowest mean validation error
+    over ``last_rung_seeds`` (ties: the better of the rung before), or
+    None while a run of the last rung has no record."""
+    results = halving_results(row, s, records)
+    if not results or any(r['mean'] is None for r in results):
+        return None
+    return min(enumerate(results),
+               key=lambda ir: (ir[1]['mean'], ir[0]))[1]['choice']
+
+
 def tuning_choice(row, s, records):
-    """``(alpha_gs, target_scale)`` with the lowest validation error, or
-    None while a grid point of the row has no record."""
+    """``(alpha_gs, target_scale)`` that the row's tuning chose, or None
+    while it is not complete. Evidence II: the grid point with the lowest
+    validation error. Evidence III: :func:`_halving_choice`."""
+    if halving(s):
+        return _halving_choice(row, s, records)
     best = None
     for alpha, scale in tuning_grid(row, s):
         run = [r for r in plan('tune', s, rows=[row])
@@ -26,14 +95,14 @@ def tuning_choice(row, s, records):
             err = float('inf')
         if best is None or err < best[0]:
             best = (err, alpha, scale)
-    return best[1], best[2]
+    return None if best is None else (best[1], best[2])
 
 
 def chosen_settings(s, records):
     """``row -> (alpha_gs, target_scale)`` of every tuned row whose grid
     is complete."""
     out = {}
-    for row in TUNED_ROWS:
+    for row in tuned_rows(s):
         c = tuning_choice(row, s, records)
         if c is not None:
             out[row] = c

@@ -20,6 +20,7 @@ import numpy
 from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import paired
 from chainer_vfbn.experiments.records import machine_label
+from chainer_vfbn.experiments.records import same_kind
 from chainer_vfbn.experiments.records import same_machine
 
 #: The views a row is scored in: the centre crop and the 36-view average.
@@ -27,6 +28,24 @@ VIEWS = ('centre', 'tta')
 #: The paper's own fraction of the BP-vs-bottom gap that VFBN (1e-3)
 #: recovers: (5.76 - 5.51) / (5.76 - 5.15).
 PAPER_RECOVERED = (5.76 - 5.51) / (5.76 - 5.15)
+#: The test errors (%) of InfoPro's paper (Wang et al., ICLR 2021, its
+#: CIFAR-10 table; ResNet-110, K = 2, full CIFAR-10) as issue 31 quotes
+#: them: theirs, not measured here. Their "greedy" trains each module on
+#: its own loss, the counterpart of our bottom half alone.
+PUBLISHED_LOCAL = (('greedy', 8.21), ('bp', 6.50), ('dgl', 7.70),
+                   ('infopro', 6.42))
+
+
+def published_recovered(method):
+    """The fraction of the greedy-to-BP gap that ``method`` recovers in
+    :data:`PUBLISHED_LOCAL`.
+
+    Example:
+        >>> round(published_recovered('dgl'), 2)
+        0.3
+    """
+    err = dict(PUBLISHED_LOCAL)
+    return (err['greedy'] - err[method]) / (err['greedy'] - err['bp'])
 
 
 def wrong_by_seed(row, view):
@@ -255,7 +274,21 @@ def md_recovered(table, rows, level, n_boot=10000):
         'view is resolved, whatever its interval. The paper\'s figure for '
         'VFBN at '
         'α_gs = 1e-3: (5.76 − 5.51) / (5.76 − 5.15) = %.2f.'
-        % PAPER_RECOVERED]
+        % PAPER_RECOVERED] + _published_lines(by_row)
+
+
+def _published_lines(by_row):
+    """Where the table has the local-learning peers: their published
+    fractions, labelled as theirs."""
+    peers = [m for m in ('dgl', 'infopro') if m in by_row]
+    if not peers:
+        return []
+    err = dict(PUBLISHED_LOCAL)
+    return ['', 'Published, not measured here (InfoPro\'s paper, ResNet-110 '
+            'cut into K = 2 modules, full CIFAR-10, test error %%): greedy '
+            '%.2f, BP %.2f; %s.' % (err['greedy'], err['bp'], '; '.join(
+                '%s %.2f, fraction of the greedy-to-BP gap %.2f' % (
+                    m, err[m], published_recovered(m)) for m in peers))]
 
 
 def md_machines(table, level):
@@ -267,7 +300,7 @@ def md_machines(table, level):
         for seed in r['seeds']:
             m = (r.get('machines') or {}).get(seed)
             match = next((i for i, k in enumerate(kinds)
-                          if m and same_machine(k, m)), None)
+                          if m and same_kind(k, m)), None)
             if m and match is None:
                 kinds.append(m)
                 match = len(kinds) - 1

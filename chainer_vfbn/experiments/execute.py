@@ -12,13 +12,12 @@ from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.pool import run_pool
-from chainer_vfbn.experiments.records import make_record
+from chainer_vfbn.experiments.records import record_run
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.experiments.report import write_report
-from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.runs.interrupt import Interrupted
 
@@ -73,7 +72,7 @@ def adopt_legacy_rows(runs, s, records, out):
     for run in runs:
         found = _unrecorded_result(run, records, out)
         if found is not None and found[1]:
-            write_record(records, run, make_record(run, s, found[0]))
+            record_run(records, run, s, found[0])
             adopted.append(run.key)
     return adopted
 
@@ -125,12 +124,12 @@ def _mini_round(s, rows, phases, records, untuned):
     """The runs that can start now (a tuned row's final runs only once its
     grid is complete), and the tuned rows whose final runs wait."""
     runs = [r for ph in phases if ph != 'final'
-            for r in plan(ph, s, rows=rows)]
+            for r in plan(ph, s, rows=rows, records=records)]
     waiting = []
     if 'final' in phases:
         chosen = default_alphas() if untuned else \
             chosen_settings(s, records)
-        waiting = [r for r in rows if r in TUNED_ROWS and r not in chosen]
+        waiting = [r for r in rows if r in tuned_rows(s) and r not in chosen]
         runs += plan('final', s, chosen=chosen,
                      rows=[r for r in rows if r not in waiting])
     return runs, waiting

@@ -9,10 +9,15 @@ The mini schedule's four phases (:data:`~.schedules.PHASES`):
             each earlier candidate cut, on the validation split: where the
             layers above the cut matter (:func:`.choices.pilot`).
 ``tune``    every synthetic row, every ``alpha_gs`` of one grid (and, for the
-            free-form DNI rows, both target scales), in short runs on the
-            validation split; the lowest final validation error picks the
-            row's setting. ``vfbn-alpha0`` is the paper's untrained row and is
-            not tuned.
+            free-form DNI rows, both target scales), on the validation split.
+            Evidence II: short runs; the lowest final validation error picks
+            the row's setting. Evidence III (successive halving): the first
+            rung, the first epochs of the finals' own schedule.
+``tune2``,  Evidence III only: the later rungs. Each continues the best runs
+``tune3``   of the rung before from their snapshots (their folder is the
+            same), the last to the finals' length, where the survivors also
+            run with a second seed (:func:`rung_candidates`).
+            ``vfbn-alpha0`` is the paper's untrained row and is not tuned.
 ``final``   every row on all the training images, evaluated on the test
             images (centre view every epoch, 36 views at the end), several
             seeds, with the settings chosen in ``tune``.
@@ -30,12 +35,19 @@ from chainer_vfbn.experiments.rows import FINAL_ORDER
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.rows import TUNE_ORDER
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import UNSPLIT_ROWS
+from chainer_vfbn.experiments.records import read_record
+from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.schedules import CONFIG_VERSION
 from chainer_vfbn.experiments.schedules import PHASES
 from chainer_vfbn.experiments.schedules import SCHEDULES
+from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import choice_name
+from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
 
 # Options that do not change a run's numbers: where it runs and reads, and
@@ -58,10 +70,13 @@ class Run(object):
             (default ``<phase>/<name>``).
         place (list of str): More arguments that do not change its
             numbers (:data:`PLACE_OPTIONS`), passed after the others.
+        record (str): Its record's path under the records folder, without
+            ``.json`` (default: ``folder``; the rungs of successive halving
+            share a folder and each has a record).
     """
 
     def __init__(self, phase, name, row, seed, args, choice=None,
-                 schedule='mini', folder=None, place=()):
+                 schedule='mini', folder=None, place=(), record=None):
         self.phase = phase
         self.name = name
         self.row = row
@@ -71,6 +86,7 @@ class Run(object):
         self.schedule = schedule
         self.folder = folder or os.path.join(phase, name)
         self.place = list(place)
+        self.record = record or self.folder
 
     @property
     def key(self):
@@ -153,12 +169,26 @@ def _common_args(s):
             '--no-download', '--no-progress']
 
 
+def choice_args(row, choice):
+    """The train_cifar.py options of a tuned row's choice.
+
+    Example:
+        >>> choice_args('infopro', (0.5, None))
+        ['--local-weight', '0.5']
+    """
+    if choice[1] is None:
+        return [TUNED_OPTIONS[row], repr(choice[0])]
+    return [TUNED_OPTIONS[row], repr(choice[0]), '--synth-target-scale',
+            choice[1]]
+
+
 def _row_args(row, s):
-    """A row's train_cifar.py arguments; a tuned row's own --alpha-gs (the
-    paper's, for the other schedules) is left out: the tuning sets it."""
+    """A row's train_cifar.py arguments; a tuned row's own value of the
+    tuned option (the paper's, for the other schedules) is left out: the
+    tuning sets it."""
     args = list(MINI_ROWS[row][1])
-    if row in TUNED_ROWS and '--alpha-gs' in args:
-        i = args.index('--alpha-gs')
+    if row in tuned_rows(s) and TUNED_OPTIONS[row] in args:
+        i = args.index(TUNED_OPTIONS[row])
         del args[i:i + 2]
     if s['split_at'] and row not in UNSPLIT_ROWS:
         args += ['--split-at', s['split_at']]
@@ -192,6 +222,7 @@ def _plan_pilot(s, common, val):
 
 
 def _plan_tune(s, rows, common, val):
+    """Evidence II's tuning: every grid point, ``tune_epochs`` long."""
     runs = []
     for row in (r for r in TUNE_ORDER if r in rows):
         for alpha, scale in tuning_grid(row, s):
@@ -208,15 +239,85 @@ def _plan_tune(s, rows, common, val):
     return runs
 
 
+def rung_run(s, row, choice, seed, rung):
+    """One run of successive halving: ``choice`` trained with ``seed`` to
+    the end of rung ``rung`` (its epochs; the finals' learning-rate
+    schedule), on the validation split, evaluated every epoch. Every rung
+    of one candidate and seed trains in one folder: a later rung resumes
+    from the snapshot that the one before left.
+
+    Example:
+        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> r = rung_run(settings(), 'vfbn', (1e-3, 'batch-mean'), 0, 1)
+        >>> r.key, r.folder, r.record
+        ('tune2/vfbn_a1e-3_batch-mean_seed0_e12', \
+'tune/vfbn_a1e-3_batch-mean_seed0', 'tune/vfbn_a1e-3_batch-mean_seed0_e12')
+    """
+    epochs = s['rungs'][rung][0]
+    folder = os.path.join('tune', '%s_%s_seed%d' % (
+        row, choice_name(choice), seed))
+    # The rung's length, on the schedule of the finals' length.
+    lr = _schedule_args(s, s['epochs'])[2:]
+    return Run(TUNE_PHASES[rung], '%s_e%d' % (os.path.basename(folder),
+                                              epochs), row, seed,
+               _row_args(row, s) + _common_args(s)
+               + ['--validation-split', repr(s['validation_split']),
+                  '--epoch', str(epochs)] + lr + choice_args(row, choice)
+               + ['--seed', str(seed), '--eval-interval', '1',
+                  '--tta-interval', '0'],
+               choice=choice, folder=folder,
+               record='%s_e%d' % (folder, epochs))
+
+
+def run_error(run, records):
+    """A finished run's validation error (centre view; ``inf`` for a run
+    that diverged), or None while it has no record."""
+    if records is None or status(run, records) != 'done':
+        return None
+    err = read_record(record_path(records, run))['summary']['test_error']
+    return float('inf') if err is None or err != err else err
+
+
+def rung_candidates(row, s, records, rung):
+    """The candidates of rung ``rung`` of a row's successive halving, best
+    first: the whole grid for the first rung; for a later one, the best
+    ``s['rungs'][rung][1]`` of the rung before by its validation error
+    (seed ``tune_seed``; ties: grid order). None while the rung before has
+    a run without a record.
+    """
+    if rung == 0:
+        return tuning_grid(row, s)
+    before = rung_candidates(row, s, records, rung - 1)
+    if before is None:
+        return None
+    errors = [run_error(rung_run(s, row, c, s['tune_seed'], rung - 1),
+                        records) for c in before]
+    if None in errors:
+        return None
+    order = sorted(range(len(before)), key=lambda i: (errors[i], i))
+    return [before[i] for i in order[:s['rungs'][rung][1]]]
+
+
+def _plan_rung(s, rows, rung, records):
+    """The runs of one rung, row by row, best candidate first; the last
+    rung runs each candidate with every ``last_rung_seeds``."""
+    last = rung == len(s['rungs']) - 1
+    seeds = s['last_rung_seeds'] if last else (s['tune_seed'],)
+    runs = []
+    for row in (r for r in TUNE_ORDER if r in rows):
+        for choice in rung_candidates(row, s, records, rung) or ():
+            runs += [rung_run(s, row, choice, seed, rung) for seed in seeds]
+    return runs
+
+
 def _final_run(s, row, seed, common, chosen):
     extra, choice = [], None
-    if row in TUNED_ROWS:
+    if row in tuned_rows(s):
         if not chosen or row not in chosen:
             raise ExperimentError('final %s: its tuning is not complete (run '
                                   'the tune phase first)' % row)
         choice = chosen[row]
-        extra = ['--alpha-gs', repr(choice[0]), '--synth-target-scale',
-                 choice[1]]
+        extra = choice_args(row, choice)
     return Run('final', '%s_seed%d' % (row, seed), row, seed,
                _row_args(row, s) + common + _schedule_args(s, s['epochs'])
                + extra + ['--seed', str(seed), '--eval-interval', '1',
@@ -237,7 +338,7 @@ def _plan_final(s, rows, common, chosen):
     return runs
 
 
-def plan(phase, s, chosen=None, rows=None):
+def plan(phase, s, chosen=None, rows=None, records=None):
     """The runs of one mini phase, in the order they should start.
 
     Args:
@@ -247,6 +348,10 @@ def plan(phase, s, chosen=None, rows=None):
             (``final`` only); a tuned row missing from it raises
             :class:`~chainer_vfbn.experiments.ExperimentError`.
         rows (list): Restrict to these rows.
+        records (str): The records folder, which a later rung of
+            successive halving needs (its candidates are the best of the
+            rung before); without it, or before the rung before is
+            complete, that rung plans nothing for the row.
 
     Example:
         >>> from chainer_vfbn.experiments.schedules import settings
@@ -260,8 +365,10 @@ def plan(phase, s, chosen=None, rows=None):
         return _plan_length(s, rows, common, val)
     if phase == 'pilot':
         return _plan_pilot(s, common, val)
-    if phase == 'tune':
-        return _plan_tune(s, rows, common, val)
+    if phase in TUNE_PHASES:
+        if halving(s):
+            return _plan_rung(s, rows, TUNE_PHASES.index(phase), records)
+        return _plan_tune(s, rows, common, val) if phase == 'tune' else []
     if phase == 'final':
         return _plan_final(s, rows, common, chosen)
     raise ValueError('unknown phase %r; choose from %s'

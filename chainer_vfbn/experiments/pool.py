@@ -13,9 +13,9 @@ import time
 
 from chainer_vfbn.runs import record
 from chainer_vfbn.experiments.plan import command
-from chainer_vfbn.experiments.records import make_record
+from chainer_vfbn.experiments.records import KERNEL_SETTING
+from chainer_vfbn.experiments.records import record_run
 from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.records import write_record
 from chainer_vfbn.runs.interrupt import Interrupt
 from chainer_vfbn.runs.interrupt import Interrupted
 from chainer_vfbn.runs.config import EXIT_DIVERGED
@@ -24,20 +24,28 @@ from chainer_vfbn.runs.config import EXIT_DIVERGED
 EXIT_INTERRUPTED = (130, 143)
 
 
-def thread_env(threads=1):
-    """The environment of a run: ``threads`` BLAS threads, and Chainer's
-    type checks off. They only validate shapes and dtypes: off, a short
-    run's every logged number was bit-identical, and a VFBN run took about
-    7% less CPU time, a BP run the same
-    (docs/benchmarks/type_check_cpu_2026-12-03.json).
+def thread_env(threads=1, blas_kernel=None):
+    """The environment of a run: ``threads`` BLAS threads, Chainer's
+    type checks off, and OpenBLAS's kernel pinned to ``blas_kernel``
+    (``OPENBLAS_CORETYPE``; None: OpenBLAS picks the CPU's). Type checks
+    only validate shapes and dtypes: off, a short run's every logged number
+    was bit-identical, and a VFBN run took about 7% less CPU time, a BP run
+    the same (docs/benchmarks/type_check_cpu_2026-12-03.json). One kernel
+    repeats a run bit for bit on any CPU that has it; two kernels drift
+    apart (docs/RESULTS.md, "Machines"): OpenBLAS's Haswell kernel runs on
+    every AVX2 CPU.
 
     Example:
         >>> thread_env(2)['OMP_NUM_THREADS']
         '2'
+        >>> thread_env(1, 'Haswell')['OPENBLAS_CORETYPE']
+        'Haswell'
     """
     env = dict(os.environ, CHAINER_TYPE_CHECK='0')
     for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
         env[var] = str(threads)
+    if blas_kernel:
+        env['OPENBLAS_CORETYPE'] = blas_kernel
     return env
 
 
@@ -79,7 +87,7 @@ class _Pool(object):
                                              ' '.join(argv[1:])))
             sys.stdout.flush()
         env = None if launch['threads'] is None else thread_env(
-            launch['threads'])
+            launch['threads'], self.s.get(KERNEL_SETTING))
         proc = launch['popen'](argv, stdout=logf, stderr=logf and
                                subprocess.STDOUT, env=env,
                                start_new_session=True)
@@ -111,8 +119,7 @@ class _Pool(object):
         elif rc == 0 or (rc == EXIT_DIVERGED and _diverged(run_dir)):
             # A diverged run is a result too (of its alpha_gs, say): its
             # record says so, and the tuning ranks it last.
-            rec = make_record(run, self.s, run_dir)
-            write_record(self.records, run, rec)
+            rec = record_run(self.records, run, self.s, run_dir)
             summ = rec['summary']
             self.result[run.key] = 'done' if rc == 0 else 'diverged'
             self.log('%s: %s %s %s in %.0f s: %s error %s, train '

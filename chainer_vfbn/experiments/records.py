@@ -12,21 +12,24 @@ import datetime
 import json
 import os
 
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs import strict_json
+from chainer_vfbn.runs.provenance import differences
 from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
 from chainer_vfbn.runs.evaluation import record_keys
 from chainer_vfbn.experiments import ExperimentError
 
 
 def record_path(records, run):
-    """Where ``run``'s record is: its folder's path under ``records``.
+    """Where ``run``'s record is: its ``record`` path (by default its
+    folder's) under ``records``.
 
     Example:
         >>> from chainer_vfbn.experiments.plan import Run
         >>> record_path('rec', Run('tune', 'x', 'bp', 0, []))
         'rec/tune/x.json'
     """
-    return os.path.join(records, run.folder + '.json')
+    return os.path.join(records, run.record + '.json')
 
 
 def read_record(path):
@@ -40,22 +43,6 @@ def read_record(path):
         raise ExperimentError('unreadable record %s: %s' % (path, e))
 
 
-def config_differences(a, b, prefix=''):
-    """Names of the entries that differ between two configurations.
-
-    Example:
-        >>> config_differences({'a': 1, 'b': {'c': 2}}, {'a': 1, 'b': {}})
-        ['b.c']
-    """
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += config_differences(a.get(k), b.get(k),
-                                      prefix + str(k) + '.')
-        return out
-    return [] if a == b else [prefix.rstrip('.')]
-
-
 def _jsonable(obj):
     return json.loads(json.dumps(obj))
 
@@ -63,7 +50,7 @@ def _jsonable(obj):
 def mismatch(run, record):
     """Why ``record`` is of another run than ``run``, or None."""
     recorded = record.get('config') or {}
-    diff = config_differences(recorded, _jsonable(run.config()))
+    diff = differences(recorded, _jsonable(run.config()))
     if not diff:
         return None
     if 'protocol' in diff:
@@ -132,6 +119,10 @@ def make_record(run, s, run_dir):
         s (dict): The schedule's settings, kept in the record.
         run_dir (str): Its training folder (``summary.json``,
             ``args.json``, ``log`` and the predictions).
+
+    Raises:
+        ExperimentError: Its ``args.json`` or ``summary.json`` is missing
+            or damaged (one line).
     """
     def load(name, missing=_REQUIRED):
         path = os.path.join(run_dir, name)
@@ -139,18 +130,30 @@ def make_record(run, s, run_dir):
             return missing      # e.g. a run that diverged before its log
         with open(path) as f:
             return json.load(f)
-    args = load('args.json')
+    try:
+        args, summary = (provenance.read_args(run_dir),
+                         provenance.read_summary(run_dir))
+    except provenance.Unreadable as e:
+        raise ExperimentError('%s: %s' % (run.key, e))
+    if args is None or summary is None:
+        raise ExperimentError('%s: %s has no %s' % (
+            run.key, run_dir, provenance.ARGS_FILE if args is None
+            else provenance.SUMMARY_FILE))
     return collections.OrderedDict([
         ('config', run.config()),
         ('settings', _jsonable(s)),
         ('choice', list(run.choice) if run.choice else None),
-        ('summary', load('summary.json')),
+        ('summary', summary),
         ('curve', _curve(load('log', missing=[]))),
         # Per-image predictions of the last evaluation, for paired tests
         # (None: a run that diverged before it, or a record made before
         # 2026-12-03).
         ('predictions', load(PREDICTIONS_FILE, missing=None)),
+        # The first session's code (the run's own, as it always was), and
+        # since 2026-12-06 every session's, with a modified checkout's
+        # diff hash (the diff is in <records>/diffs/).
         ('code_version', args.get('code_version')),
+        ('code_versions', args.get('code_versions')),
         ('environment', args.get('environment')),
         ('command', args.get('command')),
         ('finished', datetime.datetime.now().astimezone().isoformat(
@@ -165,11 +168,44 @@ def write_record(records, run, record):
                            **strict_json.RECORD)
 
 
+def record_run(records, run, s, run_dir):
+    """Record the finished ``run`` of ``run_dir`` in ``records``
+    (:func:`make_record`, :func:`write_record`), with the diffs of the
+    modified checkouts it ran from in ``<records>/diffs/``.
+
+    Returns:
+        dict: The record.
+    """
+    record = make_record(run, s, run_dir)
+    for session in record['code_versions'] or []:
+        sha = session.get('diff_sha256')
+        kept = sha and os.path.join(run_dir, provenance.DIFFS, sha + '.diff')
+        if kept and os.path.isfile(kept):
+            with open(kept, 'rb') as f:
+                provenance.save_diff(records, f.read())
+    write_record(records, run, record)
+    return record
+
+
+#: The schedule setting that pins OpenBLAS's kernel for every run
+#: (``OPENBLAS_CORETYPE``; the mini schedule's, since 2026-12-06). A record
+#: whose settings carry it ran under the pin; the records made before it
+#: (Evidence II, which mixed two kernels) carry none.
+KERNEL_SETTING = 'blas_kernel'
+
+
 def machine_of(record):
     """The machine a record's run ran on (its ``environment.machine``:
     CPU, BLAS library and kernel, and, since 2026-12-04, the CPU's family
-    and model), or None where the record names none (before 2026-12-03)."""
-    return ((record or {}).get('environment') or {}).get('machine') or None
+    and model), or None where the record names none (before 2026-12-03).
+    Where the record's settings pin the BLAS kernel
+    (:data:`KERNEL_SETTING`), the pin is added as ``pinned_kernel``."""
+    record = record or {}
+    machine = (record.get('environment') or {}).get('machine') or None
+    pin = (record.get('settings') or {}).get(KERNEL_SETTING)
+    if machine and pin:
+        machine = dict(machine, pinned_kernel=pin)
+    return machine
 
 
 def machine_label(machine):
@@ -182,30 +218,20 @@ def machine_label(machine):
     """
     if not machine:
         return 'not recorded'
-    blas = machine.get('blas')
-    kernels = (['%s %s' % (b.get('internal_api'), b.get('architecture'))
-                for b in blas] if isinstance(blas, list) else [str(blas)])
     return ', '.join([str(machine.get('cpu'))]
                      + ([machine['cpu_id']] if machine.get('cpu_id') else [])
-                     + kernels)
+                     + [provenance.kernel_label(machine)])
 
 
-def same_machine(a, b):
-    """Whether two runs ran on the same kind of machine, and so would
-    repeat each other bit for bit: the same CPU model and BLAS kernels,
-    and the same CPU family and model where both records name them. False
-    where either names no machine.
-
-    This is the cautious test. What has been seen to change the numbers is
-    the BLAS kernel: runs on an AMD EPYC and an Intel Xeon, both with
-    OpenBLAS's SkylakeX kernel, repeated each other bit for bit, while one
-    CPU model with the Haswell and the SkylakeX kernels did not
-    (docs/RESULTS.md, "Machines"). The CPU is kept in the test because
-    NumPy's own SIMD code also depends on it.
+def same_kind(a, b):
+    """Whether two machines are one kind, as the reports' machines table
+    tells them apart: the same CPU model and BLAS library and kernel, and
+    the same CPU family and model where both name them. False where either
+    is None.
 
     Example:
         >>> m = {'cpu': 'AMD EPYC', 'blas': [{'architecture': 'Haswell'}]}
-        >>> same_machine(m, dict(m, blas=[{'architecture': 'SkylakeX'}]))
+        >>> same_kind(m, dict(m, cpu='Intel Xeon'))
         False
     """
     if not a or not b:
@@ -213,3 +239,79 @@ def same_machine(a, b):
     if a.get('cpu_id') and b.get('cpu_id') and a['cpu_id'] != b['cpu_id']:
         return False
     return a.get('cpu') == b.get('cpu') and a.get('blas') == b.get('blas')
+
+
+def same_machine(a, b):
+    """Whether two runs do the same arithmetic, so that a seed pairs them
+    fully: for two runs under the BLAS kernel pin (``pinned_kernel``,
+    :func:`machine_of`), the same BLAS library, version and kernel,
+    whatever the CPU; otherwise the cautious :func:`same_kind`. False where
+    either names no machine.
+
+    The BLAS kernel decides: runs on an AMD EPYC and an Intel Xeon, both
+    with OpenBLAS's SkylakeX kernel, repeated each other bit for bit, while
+    one CPU model with the Haswell and the SkylakeX kernels did not
+    (docs/RESULTS.md, "Machines"). The records made before the pin keep
+    the cautious test, under which their reports were written.
+
+    Example:
+        >>> m = {'cpu': 'AMD EPYC', 'blas': [{'architecture': 'Haswell'}],
+        ...      'pinned_kernel': 'Haswell'}
+        >>> same_machine(m, dict(m, cpu='Intel Xeon'))
+        True
+        >>> same_machine(m, dict(m, blas=[{'architecture': 'SkylakeX'}]))
+        False
+    """
+    if not a or not b:
+        return False
+    if a.get('pinned_kernel') and b.get('pinned_kernel'):
+        return a.get('blas') == b.get('blas')
+    return same_kind(a, b)
+
+
+def _kernel(machine):
+    """A machine's BLAS libraries, versions and kernels, as one label."""
+    blas = (machine or {}).get('blas')
+    if not machine:
+        return 'not recorded'
+    if not isinstance(blas, list):
+        return str(blas)
+    return ', '.join('%s %s %s' % (b.get('internal_api'),
+                                   b.get('architecture'), b.get('version'))
+                     for b in blas)
+
+
+def check_one_kernel(table):
+    """Refuse a table that would pair records of two BLAS kernels, once
+    any of its records ran under the kernel pin (:func:`machine_of`).
+    Tables of records made before the pin are left as they were written.
+
+    Args:
+        table (list): Rows with ``row`` and ``machines`` (``{seed:
+            machine_of(record)}``), as :func:`.summary.summarize` gives.
+
+    Raises:
+        ExperimentError: One line: the kernels, with the runs of all but
+        the most common one.
+    """
+    runs = [(r['row'], seed, m) for r in table
+            for seed, m in sorted((r.get('machines') or {}).items())]
+    if not any(m and m.get('pinned_kernel') for _, _, m in runs):
+        return
+    by_kernel = collections.OrderedDict()
+    for row, seed, m in runs:
+        by_kernel.setdefault(_kernel(m), []).append('%s seed %s' % (row,
+                                                                     seed))
+    if len(by_kernel) < 2:
+        return
+    kernels = sorted(by_kernel.items(), key=lambda kv: -len(kv[1]))
+    raise ExperimentError(
+        'the table would pair records of %d BLAS kernels: %s; a table '
+        'compares the runs of one kernel: run those again under the '
+        "schedule's %s, or move their records away" % (
+            len(kernels), '; '.join(
+                '%d on %s%s' % (len(names), kernel, '' if i == 0 else ' (%s)'
+                                % ', '.join(names[:6] + ['...'] * (
+                                    len(names) > 6)))
+                for i, (kernel, names) in enumerate(kernels)),
+            KERNEL_SETTING))

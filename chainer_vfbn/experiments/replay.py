@@ -15,10 +15,10 @@ compared with the difference between seeds.
 from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import paired
-from chainer_vfbn.experiments.records import config_differences
 from chainer_vfbn.experiments.records import machine_label
 from chainer_vfbn.experiments.records import machine_of
 from chainer_vfbn.experiments.records import same_machine
+from chainer_vfbn.runs.provenance import differences
 
 #: The views a record is scored in.
 VIEWS = ('centre', 'tta')
@@ -58,8 +58,7 @@ def compare_records(a, b, names=('a', 'b')):
     Raises:
         ExperimentError: Two records scored on different images.
     """
-    out = dict(differences=config_differences(a.get('config'),
-                                              b.get('config')),
+    out = dict(differences=differences(a.get('config'), b.get('config')),
                machines=(machine_label(machine_of(a)),
                          machine_label(machine_of(b))),
                same_machine=same_machine(machine_of(a), machine_of(b)),

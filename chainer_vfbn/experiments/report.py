@@ -7,12 +7,23 @@ from chainer_vfbn.runs import record
 from chainer_vfbn.experiments import comparisons
 from chainer_vfbn.experiments.choices import PILOT_GAP
 from chainer_vfbn.experiments.choices import PILOT_P
+from chainer_vfbn.experiments.choices import halving_results
 from chainer_vfbn.experiments.choices import length_check
 from chainer_vfbn.experiments.choices import pilot
+from chainer_vfbn.experiments.choices import tuning_choice
 from chainer_vfbn.experiments.figures import plot
+from chainer_vfbn.experiments.plan import rung_candidates
+from chainer_vfbn.experiments.plan import rung_run
+from chainer_vfbn.experiments.plan import run_error
+from chainer_vfbn.experiments.records import check_one_kernel
+from chainer_vfbn.experiments.records import machine_of
+from chainer_vfbn.experiments.records import read_record
+from chainer_vfbn.experiments.records import record_path
+from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.results_doc import update_results_doc
-from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.experiments.schedules import alpha_name
+from chainer_vfbn.experiments.schedules import halving
+from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.summary import summarize
 
 #: The report's comparisons: (question, row, the row it is compared with).
@@ -31,11 +42,18 @@ COMPARISONS = (
     ('(d) VFBN linear v_f against VFBN', 'vfbn-linear', 'vfbn'),
     ('(d) VFBN MLP v_f against VFBN', 'vfbn-mlp', 'vfbn'),
     ('(d) VFBN linear v_f against BP', 'vfbn-linear', 'bp'),
+    # Evidence III: VFBN among today's local learning (rows absent from a
+    # table, as from Evidence II's, are left out).
+    ('(e) DGL against VFBN', 'dgl', 'vfbn'),
+    ('(e) InfoPro against VFBN', 'infopro', 'vfbn'),
+    ('(e) DGL against BP', 'dgl', 'bp'),
+    ('(e) InfoPro against BP', 'infopro', 'bp'),
 )
 
 #: The rows whose recovered fraction of the bottom-vs-BP gap is reported.
 RECOVERING_ROWS = ('layerwise', 'vfbn-alpha0', 'vfbn', 'vfbn-paper-alpha',
-                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp')
+                   'dni-linear', 'dni-resnet', 'vfbn-linear', 'vfbn-mlp',
+                   'dgl', 'infopro')
 
 
 def _fmt(st, digits=2, per_seed=True):
@@ -64,6 +82,8 @@ def _fmt_gap(res):
 def _fmt_choice(choice):
     if choice is None:
         return '—'
+    if choice[1] is None:       # InfoPro's lambda2
+        return '%g' % choice[0]
     return '%s%s' % (alpha_name(choice[0]),
                      ', B·δ' if choice[1] == 'per-example' else '')
 
@@ -81,10 +101,10 @@ def _md_settings(s, records):
     return lines
 
 
-def _md_alpha(r):
+def _md_alpha(r, s):
     if r['row'] == 'vfbn-alpha0':
         return '0 (untrained)'
-    return _fmt_choice(r['choice']) if r['row'] in TUNED_ROWS else 'n/a'
+    return _fmt_choice(r['choice']) if r['row'] in tuned_rows(s) else 'n/a'
 
 
 def _md_table(s, table, level):
@@ -98,7 +118,7 @@ def _md_table(s, table, level):
                      '%s | %d of %d |' % (
                          r['label'], r['row'],
                          '—' if r['paper'] is None else '%.2f' % r['paper'],
-                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r),
+                         _fmt(r['tta']), _fmt(r['centre']), _md_alpha(r, s),
                          _fmt(r['cos'], 3, False),
                          _fmt(r['norm_ratio'], 3, False),
                          _fmt(r['train_accuracy'], 1, False),
@@ -136,9 +156,98 @@ def _md_tuning(s, table):
     lines += ['| row | scale | ' + ' | '.join(alpha_name(a) for a in grid)
               + ' |', '|---|---|' + '---:|' * len(grid)]
     for r in table:
-        for scale in (s['dni_target_scales'] if r['row'] in TUNED_ROWS
+        for scale in (s['dni_target_scales'] if r['row'] in tuned_rows(s)
                       else ()):
             lines += _md_tuning_row(r, scale, grid)
+    return lines
+
+
+def _err_cell(err, bold=False):
+    txt = ('—' if err is None else 'diverged' if err == float('inf')
+           else '%.1f' % (100 * err))
+    return '**%s**' % txt if bold and err is not None else txt
+
+
+def _last_rung_row(s, row, choice, records):
+    """A last-rung candidate as a table row of the paired comparisons:
+    its validation predictions per seed (None while a run is missing)."""
+    rung = len(s['rungs']) - 1
+    preds, machines = {}, {}
+    for seed in s['last_rung_seeds']:
+        run = rung_run(s, row, choice, seed, rung)
+        if status(run, records) != 'done':
+            return None
+        rec = read_record(record_path(records, run))
+        preds[seed], machines[seed] = rec.get('predictions'), machine_of(rec)
+    return dict(row=row, predictions=preds, machines=machines)
+
+
+def _md_runner_up(s, row, records):
+    """The chosen candidate against the runner-up of the last rung, paired
+    over the validation images and both seeds."""
+    results = halving_results(row, s, records)
+    chosen = tuning_choice(row, s, records)
+    if chosen is None or len(results) < 2:
+        return None
+    other = [r['choice'] for r in results if r['choice'] != chosen][0]
+    res = comparisons.compare_rows(_last_rung_row(s, row, chosen, records),
+                                   _last_rung_row(s, row, other, records),
+                                   'centre')
+    return '%s: %s against the runner-up %s: %s%s' % (
+        row, _fmt_choice(chosen), _fmt_choice(other), '—' if res is None
+        else _fmt_gap(res), '' if res is None or not res.get('seed_test')
+        else '; t over seeds p = %.2g' % res['seed_test']['p'])
+
+
+def _md_halving(s, records):
+    """Evidence III's tuning: each rung's validation errors, the choice,
+    and the choice against the runner-up."""
+    rungs = s['rungs']
+    head = ['rung %d, %d ep.' % (k + 1, ep) for k, (ep, _) in
+            enumerate(rungs[:-1])] + [
+        'rung %d, %d ep., seed %d' % (len(rungs), rungs[-1][0], seed)
+        for seed in s['last_rung_seeds']] + ['mean']
+    lines = ['', '## Tuning: successive halving (validation error %, '
+             'centre view)', '',
+             'Each tuned row had the same budget: its %d candidates ran '
+             '%s epochs (the first epochs of the finals\' own schedule); '
+             'the best %s continued from their snapshots, rung by rung, '
+             'to the finals\' %d epochs, where the last %d also ran with '
+             'seed %s. The choice (bold) has the lowest mean over those '
+             'seeds. "diverged": stopped on a non-finite value, ranked '
+             'last; "—": not run yet.' % (
+                 rungs[0][1], rungs[0][0],
+                 ', then '.join(str(n) for _, n in rungs[1:]),
+                 rungs[-1][0], rungs[-1][1],
+                 ', '.join(str(x) for x in s['last_rung_seeds'][1:])),
+             '', '| row | candidate | ' + ' | '.join(head) + ' |',
+             '|---|---|' + '---:|' * len(head)]
+    verdicts = []
+    for row in tuned_rows(s):
+        chosen = tuning_choice(row, s, records)
+        last = {r['choice']: r for r in halving_results(row, s, records)}
+        for choice in rung_candidates(row, s, records, 0):
+            cells = [_err_cell(run_error(rung_run(
+                s, row, choice, s['tune_seed'], k), records))
+                if choice in (rung_candidates(row, s, records, k) or ())
+                else '' for k in range(len(rungs) - 1)]
+            r = last.get(choice)
+            cells += ([_err_cell(r['errors'][seed])
+                       for seed in s['last_rung_seeds']]
+                      + [_err_cell(r['mean'], choice == chosen)]
+                      if r else [''] * (len(s['last_rung_seeds']) + 1))
+            lines.append('| %s | %s | %s |' % (row, _fmt_choice(choice),
+                                               ' | '.join(cells)))
+        verdict = _md_runner_up(s, row, records)
+        if verdict:
+            verdicts.append('- ' + verdict)
+    if verdicts:
+        lines += ['', 'The choice against the runner-up of the last rung, '
+                  'paired over the validation images and both seeds '
+                  '(difference in points [95% paired-bootstrap interval '
+                  'over images and seeds], exact sign-flip p over images; '
+                  'the t-test over two seeds has one degree of freedom):',
+                  ''] + verdicts
     return lines
 
 
@@ -193,7 +302,8 @@ def markdown(s, records, table, length):
     """The report's text: settings, the table, the comparisons, the
     tuning, the length and the pilot."""
     lines = (_md_settings(s, records) + results_lines(s, table, '##')
-             + _md_tuning(s, table) + _md_length(length)
+             + (_md_halving(s, records) if halving(s)
+                else _md_tuning(s, table)) + _md_length(length)
              + _md_pilot(pilot(s, records)))
     return '\n'.join(lines) + '\n'
 
@@ -207,6 +317,7 @@ def write_report(s, records, log=print, results_doc=None):
         list: The table, :func:`.summary.summarize`.
     """
     table = summarize(s, records)
+    check_one_kernel(table)
     length = length_check(s, records)
     paths = plot(table, length, os.path.join(records, 'figures'))
     md = markdown(s, records, table, length)

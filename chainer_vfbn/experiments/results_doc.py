@@ -20,14 +20,18 @@ def markers(s=None):
     (None: the default).
 
     Example:
-        >>> markers(schedules.settings(split_at='stage1_unit1'))[1]
+        >>> markers(schedules.settings(split_at='stage1_unit1',
+        ...                            protocol='evidence2'))[1]
         '<!-- mini report, split at stage1_unit1: end -->'
+        >>> markers(schedules.settings(split_at='stage1_unit1'))[1]
+        '<!-- mini report, evidence3, split at stage1_unit1: end -->'
     """
     if s is None:
         return DOC_BEGIN, DOC_END
-    differs = ['%s %s' % (label, s[key]) for key, label in
-               (('arch', 'arch'), ('split_at', 'split at'))
-               if s[key] != schedules.MINI[key]]
+    differs = ([s['protocol']] if s.get('protocol') else []) + [
+        '%s %s' % (label, s[key]) for key, label in
+        (('arch', 'arch'), ('split_at', 'split at'))
+        if s[key] != schedules.MINI[key]]
     if not differs:
         return DOC_BEGIN, DOC_END
     tag = 'mini report, ' + ', '.join(differs)

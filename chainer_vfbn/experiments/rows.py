@@ -23,26 +23,39 @@ ROWS = collections.OrderedDict([
     ('vfbn-mlp', ('VFBN, MLP v_f (Eq. 9)', ['--method', 'vfbn-mlp'], None)),
 ])
 # Rows of the mini schedule only: VFBN at the paper's alpha_gs, untuned,
-# where the tuning chose another value.
+# where the tuning chose another value; and the local-learning peers DGL and
+# InfoPro (issue 31), which the paper's table does not have. InfoPro's
+# --local-weight (its lambda2, chainer_vfbn.auxiliary.registry) is the value
+# its code sets for K = 2; DGL has no weight.
 MINI_EXTRA_ROWS = collections.OrderedDict([
     ('vfbn-paper-alpha', ("VFBN, alpha_gs = 1e-3 (the paper's, untuned)",
                           ['--method', 'vfbn', '--alpha-gs', '1e-3'], 5.51)),
+    ('dgl', ('DGL, MLP-SR auxiliary net (Belilovsky et al.)',
+             ['--method', 'dgl'], None)),
+    ('infopro', ('InfoPro, softmax, lambda2 = 0.5 (Wang et al.)',
+                 ['--method', 'infopro', '--local-weight', '0.5'], None)),
 ])
 MINI_ROWS = collections.OrderedDict(list(ROWS.items())
                                     + list(MINI_EXTRA_ROWS.items()))
 # The mini table's label where the row's own says what the tuning changes.
 MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
-# The synthesizer kinds of the registry that have a row.
-TUNED_ROWS = tuple(k for k in registry.names() if k in ROWS)
+# The rows that a tuning sets, each with the train_cifar.py option it tunes:
+# the synthesizer kinds of the registry that have a row (their step size
+# alpha_gs), and InfoPro (its cross-entropy weight lambda2, Evidence III).
+TUNED_OPTIONS = collections.OrderedDict(
+    [(k, '--alpha-gs') for k in registry.names() if k in ROWS]
+    + [('infopro', '--local-weight')])
+TUNED_ROWS = tuple(TUNED_OPTIONS)
 # The order in which the tuning runs start: the cheapest rows first, so that a
 # chunk stopped early has complete grids for as many rows as it could.
-TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'vfbn', 'dni-linear', 'dni-resnet')
+TUNE_ORDER = ('vfbn-linear', 'vfbn-mlp', 'infopro', 'vfbn', 'dni-linear',
+              'dni-resnet')
 # The final runs start seed by seed, and within a seed first the rows that
 # the questions of docs/RESULTS.md compare: a stopped schedule has the
 # most-needed seeds.
 FINAL_ORDER = ('bp', 'vfbn', 'vfbn-alpha0', 'dni-resnet', 'dni-linear',
                'bottom-bp', 'layerwise', 'vfbn-paper-alpha', 'vfbn-linear',
-               'vfbn-mlp')
+               'vfbn-mlp', 'dgl', 'infopro')
 # The rows whose finals run only the schedule's ``closed_form_seeds``. Since
 # Evidence II (issue 18) `vfbn-linear` is a tuned row with every seed; the MLP
 # closed form, not one of its rows, keeps one seed.

@@ -2,14 +2,18 @@
 
 ``paper``, ``short`` and ``smoke`` (the Table 1 schedules) add the same
 arguments to every row; ``mini`` is Table 1 on the real cifar-10-mini
-subset, tuned fairly, in four phases (:data:`PHASES`, planned by
-:mod:`chainer_vfbn.experiments.plan`), with every setting in :data:`MINI`
-(also written into each of its records).
+subset, tuned fairly, in phases (:data:`PHASES`, planned by
+:mod:`chainer_vfbn.experiments.plan`), under one of two protocols
+(:data:`PROTOCOLS`), each with every setting in one table (also written
+into each of its records): :data:`MINI`, Evidence II's, a 4-epoch tuning
+grid and three seeds; :data:`EVIDENCE3`, tuning by successive halving that
+ends at the finals' length, and five seeds.
 """
 import collections
 
 from chainer_vfbn import methods
 from chainer_vfbn import split_step
+from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 
 #: The version of a run's ``config`` (the record's key is
@@ -61,7 +65,9 @@ SCHEDULES = collections.OrderedDict([
 #: The schedules that run every row once per seed with the same arguments.
 TABLE_SCHEDULES = tuple(k for k in SCHEDULES if k != 'mini')
 
-# Every setting of the mini schedule, in one place (also in each record).
+# Every setting of the mini schedule under Evidence II's protocol, in one
+# place (also in each of its records): the committed reports of
+# docs/results/mini and docs/results/mini-stage1_unit1 were made with it.
 MINI = collections.OrderedDict([
     ('data', 'cifar-10-mini: 4,660 training and 846 test images of real '
              'CIFAR-10 (../shared/data/cifar-10-mini)'),
@@ -86,18 +92,74 @@ MINI = collections.OrderedDict([
     # validation split, against BP (Evidence II, 2026-12-03).
     ('pilot_cuts', ('stage1_unit1', 'stem')),
 ])
-#: The mini schedule's phases, in the order they run.
-PHASES = ('length', 'pilot', 'tune', 'final')
+
+# Evidence III (issue 31): the tuning ranks the candidates as the finals
+# would, by successive halving that ends at the finals' length, with the
+# same budget (8 candidates, 144 epochs) for every tuned row; five seeds.
+# Rules fixed on 2026-12-06, before any of its tuning runs.
+EVIDENCE3 = collections.OrderedDict(
+    [('protocol', 'evidence3')]
+    + [(k, v) for k, v in MINI.items()
+       if k not in ('tune_epochs', 'alpha_grid', 'seeds',
+                    'closed_form_seeds')]
+    + [
+        # Every final row, the closed forms too, with five seeds.
+        ('seeds', (0, 1, 2, 3, 4)),
+        ('closed_form_seeds', (0, 1, 2, 3, 4)),
+        ('tuning', 'successive halving'),
+        # (epochs reached, candidates kept): each rung continues the best
+        # runs of the one before from their snapshot, on the finals' own
+        # learning-rate schedule, so the last rung is a final-length run.
+        ('rungs', ((6, 8), (12, 4), (24, 2))),
+        # The last rung's candidates also run from scratch with the second
+        # seed; the choice is the lower mean validation error of the two.
+        ('last_rung_seeds', (0, 1)),
+        # Eight candidates per row. VFBN rows: zero (v_f never trained) and
+        # seven decades. DNI rows: the four decades below 1e-4, where the
+        # Evidence II tuning (validation split) saw every batch-mean run of
+        # 1e-5 and above and every per-example run of 1e-4 and above
+        # diverge at stage1_unit1, times the two target scales.
+        ('alpha_grid', (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+        ('dni_alpha_grid', (1e-8, 1e-7, 1e-6, 1e-5)),
+        # InfoPro's cross-entropy weight lambda2 (its reconstruction weight
+        # stays its code's 5 for K = 2): eight values around its code's 0.1
+        # to 1, zero (the auto-encoder alone) included.
+        ('local_weight_grid', (0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)),
+        # OpenBLAS's kernel for every run (OPENBLAS_CORETYPE): one kernel
+        # per table. Haswell runs on every AVX2 CPU.
+        ('blas_kernel', 'Haswell'),
+    ])
+
+#: Every protocol of the mini schedule; a records folder holds one
+#: (:func:`chainer_vfbn.experiments.choices.protocol_of`).
+PROTOCOLS = collections.OrderedDict([('evidence2', MINI),
+                                     ('evidence3', EVIDENCE3)])
+#: The protocol of new mini runs.
+CURRENT_PROTOCOL = 'evidence3'
+#: The mini schedule's phases, in the order they run (``tune2`` and
+#: ``tune3``, the later rungs of successive halving, plan nothing under a
+#: one-stage tuning).
+PHASES = ('length', 'pilot', 'tune', 'tune2', 'tune3', 'final')
+#: The tuning phases, rung by rung.
+TUNE_PHASES = ('tune', 'tune2', 'tune3')
 
 
-def settings(arch=None, split_at=None):
-    """:data:`MINI`, with the network and the cut replaced where asked.
+def settings(arch=None, split_at=None, protocol=None):
+    """The settings of a protocol (:data:`PROTOCOLS`; None: the current
+    one), with the network and the cut replaced where asked.
 
     Example:
         >>> settings(split_at='stem')['split_at']
         'stem'
+        >>> settings(protocol='evidence2')['tune_epochs']
+        4
     """
-    s = collections.OrderedDict(MINI)
+    if protocol is None:
+        protocol = CURRENT_PROTOCOL
+    if protocol not in PROTOCOLS:
+        raise ValueError('unknown protocol %r; choose from %s'
+                         % (protocol, ', '.join(PROTOCOLS)))
+    s = collections.OrderedDict(PROTOCOLS[protocol])
     if arch:
         s['arch'] = arch
     if split_at:
@@ -105,24 +167,64 @@ def settings(arch=None, split_at=None):
     return s
 
 
+def halving(s):
+    """Whether the settings tune by successive halving."""
+    return s.get('tuning') == 'successive halving'
+
+
 def tuning_grid(row, s):
-    """``[(alpha_gs, target_scale)]`` of one tuned row: the same α grid for
-    every row; the DNI rows also try the per-example target scale.
+    """``[(alpha_gs, target_scale)]`` of one tuned row. Evidence II: the
+    same α grid for every row, the DNI rows also with the per-example
+    target scale. Evidence III: the DNI rows their own α grid, times both
+    scales, as many candidates as the others.
 
     Example:
         >>> len(tuning_grid('dni-linear', MINI)) == 2 * len(
         ...     MINI['alpha_grid'])
         True
+        >>> len(tuning_grid('dni-linear', EVIDENCE3)) == len(
+        ...     tuning_grid('vfbn', EVIDENCE3))
+        True
     """
-    scales = ('batch-mean',) if row in split_step.SCALE_FREE else \
-        s['dni_target_scales']
-    return [(a, sc) for sc in scales for a in s['alpha_grid']]
+    if TUNED_OPTIONS.get(row) == '--local-weight':
+        # No target scale: the choice is (lambda2, None); Evidence II did
+        # not tune it.
+        return [(w, None) for w in s.get('local_weight_grid', ())]
+    if row in split_step.SCALE_FREE:
+        return [(a, 'batch-mean') for a in s['alpha_grid']]
+    alphas = s.get('dni_alpha_grid', s['alpha_grid'])
+    return [(a, sc) for sc in s['dni_target_scales'] for a in alphas]
+
+
+def tuned_rows(s):
+    """The rows that the settings' tuning sets: a tuned kind with no grid
+    in them (InfoPro under Evidence II) runs its row's own value.
+
+    Example:
+        >>> 'infopro' in tuned_rows(MINI), 'infopro' in tuned_rows(EVIDENCE3)
+        (False, True)
+    """
+    return tuple(r for r in TUNED_ROWS if tuning_grid(r, s))
 
 
 def default_alphas():
-    """The untuned fall-back: :data:`methods.DEFAULT_ALPHA_GS`."""
+    """The untuned fall-back: :data:`methods.DEFAULT_ALPHA_GS` of each
+    synthesizer row (InfoPro keeps its row's own weight)."""
     return {row: (methods.DEFAULT_ALPHA_GS[row], 'batch-mean')
-            for row in TUNED_ROWS}
+            for row, option in TUNED_OPTIONS.items()
+            if option == '--alpha-gs'}
+
+
+def choice_name(choice):
+    """A tuning choice as run names write it.
+
+    Example:
+        >>> choice_name((1e-05, 'per-example')), choice_name((0.5, None))
+        ('a1e-5_per-example', 'w0.5')
+    """
+    if choice[1] is None:
+        return 'w%g' % choice[0]
+    return 'a%s_%s' % (alpha_name(choice[0]), choice[1])
 
 
 def alpha_name(alpha):

@@ -14,7 +14,7 @@ from chainer_vfbn.experiments.rows import MINI_EXTRA_ROWS
 from chainer_vfbn.experiments.rows import MINI_LABELS
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.schedules import tuned_rows
 
 
 def stats(values):
@@ -45,7 +45,7 @@ def _figures(summaries, pct, plain):
 
 
 def _tuning(row, s, records):
-    if row not in TUNED_ROWS:
+    if row not in tuned_rows(s):
         return []
     return [dict(alpha=run.choice[0], scale=run.choice[1],
                  val_error=rec['summary']['test_error'],
@@ -53,11 +53,21 @@ def _tuning(row, s, records):
             for run, rec in records_of(plan('tune', s, rows=[row]), records)]
 
 
-def _mini_row(row, s, records, chosen):
+def _final_runs(row, s, chosen):
+    """A row's planned final runs; none while its tuning is not
+    complete."""
     try:
-        runs = plan('final', s, chosen=chosen, rows=[row])
+        return plan('final', s, chosen=chosen, rows=[row])
     except ExperimentError:
-        runs = []
+        return []
+
+
+def _final_records(row, s, records, chosen):
+    return records_of(_final_runs(row, s, chosen), records)
+
+
+def _mini_row(row, s, records, chosen):
+    runs = _final_runs(row, s, chosen)
     done = records_of(runs, records)
     out = dict(
         row=row, label=MINI_LABELS.get(row, MINI_ROWS[row][0]),
@@ -82,8 +92,8 @@ def summarize(s, records, rows=None):
     that have a record)."""
     chosen = chosen_settings(s, records)
     if rows is None:
-        rows = list(ROWS) + [r for r in MINI_EXTRA_ROWS if records_of(
-            plan('final', s, chosen=chosen, rows=[r]), records)]
+        rows = list(ROWS) + [r for r in MINI_EXTRA_ROWS
+                             if _final_records(r, s, records, chosen)]
     return [_mini_row(row, s, records, chosen) for row in rows]
 
 

@@ -12,6 +12,10 @@ sees the command line; this package turns the options that
   one check of both runners) and its snapshots;
 * :mod:`~chainer_vfbn.runs.setup`: the device, the seeds and the data;
 * :mod:`~chainer_vfbn.runs.record`: ``args.json`` and ``summary.json``;
+* :mod:`~chainer_vfbn.runs.provenance`: a run's identity and provenance,
+  defined once: its code (commit, dirty flag, diff), its machine (CPU,
+  BLAS library and kernel), reading ``args.json`` and ``summary.json``,
+  and the differences of two configurations;
 * :mod:`~chainer_vfbn.runs.trainer`: the synchronous run (a Chainer
   ``Trainer``);
 * :mod:`~chainer_vfbn.runs.decoupled`: ``train_cifar.py --decoupled``, one

@@ -15,6 +15,7 @@ import types
 import typing
 
 from chainer_vfbn import methods
+from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.decoupled.placement import synth_placement
 
 # Options a resumed run may change: its length, where its data and device
@@ -80,7 +81,7 @@ class RunConfig(object):
             method): the run's identity.
         defaults (Mapping): The command line's defaults, for options a run
             recorded before they existed
-            (:func:`chainer_vfbn.runs.folder.differences`).
+            (:func:`chainer_vfbn.runs.provenance.differences`).
     """
 
     method: str
@@ -120,6 +121,9 @@ class RunConfig(object):
     max_staleness: typing.Optional[int] = None
     synth_placement: typing.Optional[str] = None
     mpi_timeout: typing.Optional[float] = None
+    # The tunable weight of a local-learning method (infopro's lambda2),
+    # resolved to its default; None for a method without one.
+    local_weight: typing.Optional[float] = None
 
     @classmethod
     def from_options(cls, options, defaults=None):
@@ -147,6 +151,11 @@ class RunConfig(object):
                 method, options.get('alpha_gs'))
         else:   # it means nothing without a synthesizer: not recorded
             options.pop('alpha_gs', None)
+        if method in auxiliary.weighted():
+            options['local_weight'] = auxiliary.resolve_weight(
+                method, options.get('local_weight'))
+        else:   # nor a local weight for a method without one
+            options.pop('local_weight', None)
         device = options.get('device')
         if options.get('gpu') is not None:   # --gpu N, a deprecated alias
             device = options['gpu']
@@ -156,6 +165,7 @@ class RunConfig(object):
         fields.update(
             split_at=parse_split_at(options.get('split_at')),
             alpha_gs=options.get('alpha_gs'),
+            local_weight=options.get('local_weight'),
             options=types.MappingProxyType(options),
             defaults=types.MappingProxyType(dict(defaults or {})))
         return cls(**fields)

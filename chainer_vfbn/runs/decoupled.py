@@ -262,7 +262,8 @@ class _Run(object):
                  self.comm_name, self.description, self.device), flush=True)
         written = record.run_record(
             config, self.device, self.description, self.augment,
-            self.method.split_at, data_sha256=self.test['data_sha256'],
+            self.method.split_at, resumed=self.manifest is not None,
+            data_sha256=self.test['data_sha256'],
             decoupled={'ranks': K, 'communicator': self.comm_name,
                        'max_staleness': config.max_staleness,
                        'synth_placement': config.placement})

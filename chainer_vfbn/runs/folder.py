@@ -11,7 +11,6 @@ traceback (:func:`newest_readable`).
 import errno
 import fcntl
 import glob
-import json
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import zipfile
 import numpy
 
 from chainer_vfbn.methods import SYNTHETIC_METHODS
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.config import RESUMABLE
 from chainer_vfbn.runs.config import UserError
 
@@ -43,31 +43,6 @@ class Busy(Exception):
 
 class CorruptSnapshot(Exception):
     """A snapshot file cannot be read back whole."""
-
-
-def differences(recorded, current, may_change, defaults=None):
-    """Options whose values differ between two configurations.
-
-    Args:
-        recorded (dict): The configuration the folder's run recorded.
-        current (dict): The new command's.
-        may_change (iterable of str): Options a resumed run may change
-            (its length, its logging).
-        defaults (dict): The options' defaults. An option that the run
-            did not record (one added to the program since) counts as
-            unchanged where the new command leaves it at its default.
-
-    Returns:
-        list of str: Sorted names of the other options that differ (an
-        option missing on one side counts as different, but for the case
-        above).
-    """
-    defaults = defaults or {}
-    keys = (set(recorded) | set(current)) - set(may_change)
-    newer = {k for k in keys if k not in recorded and k in defaults and
-             current.get(k) == defaults[k]}
-    return sorted(k for k in keys - newer if recorded.get(k, '<absent>') !=
-                  current.get(k, '<absent>'))
 
 
 def lock(out):
@@ -108,7 +83,8 @@ def check_identity(config):
     """Refuse to resume a run in ``config.out`` that other options made.
 
     Reads the folder's ``args.json`` (writes nothing) and compares its
-    options with ``config.options`` (:func:`differences`, with
+    options with ``config.options``
+    (:func:`~chainer_vfbn.runs.provenance.differences`, with
     ``config.defaults`` for options the run did not record); with
     ``--force-new`` any difference is allowed (:func:`claim_out` moves the
     old run aside).
@@ -120,20 +96,24 @@ def check_identity(config):
         UserError: One line naming each option that differs.
     """
     out = config.out
-    path = os.path.join(out, 'args.json')
-    if config.force_new or not os.path.isfile(path):
+    if config.force_new:
         return
     try:
-        with open(path) as f:
-            recorded = json.load(f)['args']
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError('--out %s holds an unreadable args.json (%s); '
-                        'choose another --out or pass --force-new'
-                        % (out, e))
+        written = provenance.read_args(out)
+    except provenance.Unreadable as e:
+        raise UserError('--out %s: %s; choose another --out or pass '
+                        '--force-new' % (out, e))
+    if written is None:
+        return
+    recorded = written.get('args')
+    if not isinstance(recorded, dict):
+        raise UserError('--out %s: its args.json names no options; choose '
+                        'another --out or pass --force-new' % out)
     current = dict(config.options)
     if recorded.get('method') not in SYNTHETIC_METHODS:
         recorded = {k: v for k, v in recorded.items() if k != 'alpha_gs'}
-    changed = differences(recorded, current, RESUMABLE, config.defaults)
+    changed = provenance.differences(recorded, current, RESUMABLE,
+                                     config.defaults)
     if 'method' in changed and 'alpha_gs' in changed:
         # Another method's default alpha_gs, not an option the user gave:
         # the method is the difference to name.

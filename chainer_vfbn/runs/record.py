@@ -2,83 +2,17 @@
 figures.
 
 Both runners write the same records through these functions, so that the
-two runs of one configuration record the same things.
+two runs of one configuration record the same things; what identifies the
+code and the machine is :mod:`chainer_vfbn.runs.provenance`'s.
 """
 import os
-import platform
-import subprocess
 import sys
 
-import chainer
-import numpy
-
-import chainer_vfbn
 from chainer_vfbn.runs import evaluation
+from chainer_vfbn.runs import provenance
 from chainer_vfbn import split_step
 # The runners' JSON writer (args.json, summary.json, predictions).
 from chainer_vfbn.runs.strict_json import write_json  # NOQA
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-
-
-def code_version():
-    """``git describe`` of the checkout, or the package version."""
-    try:
-        out = subprocess.run(
-            ['git', 'describe', '--always', '--dirty', '--tags'], cwd=REPO,
-            capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return 'git %s (chainer_vfbn %s)' % (out.stdout.strip(),
-                                                  chainer_vfbn.__version__)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return 'chainer_vfbn %s' % chainer_vfbn.__version__
-
-
-def machine(cpuinfo='/proc/cpuinfo'):
-    """The CPU model (and family and model numbers) and the BLAS library and
-    kernel NumPy runs on (from threadpoolctl): a run is bit-identical on one
-    machine, and equal only within seed noise across machines, so its
-    record names the machine."""
-    info = {}
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if not key.strip():
-                    break           # the first processor is enough
-                info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu = info.get('model name')
-    try:
-        import threadpoolctl
-        blas = [{k: lib.get(k) for k in ('internal_api', 'version',
-                                         'architecture', 'threading_layer')}
-                for lib in threadpoolctl.threadpool_info()
-                if lib.get('user_api') == 'blas']
-    except ImportError:
-        blas = 'unknown (threadpoolctl is not installed)'
-    out = {'cpu': cpu or platform.processor() or platform.machine(),
-           'cpu_count': os.cpu_count(), 'blas': blas}
-    if 'cpu family' in info and 'model' in info:
-        # One model name can cover several generations ("AMD EPYC"), whose
-        # BLAS kernels differ.
-        out['cpu_id'] = 'family %s model %s' % (info['cpu family'],
-                                                info['model'])
-    return out
-
-
-def environment():
-    """Python, NumPy, Chainer (and CuPy) versions, platform and machine."""
-    env = {'python': platform.python_version(), 'numpy': numpy.__version__,
-           'chainer': chainer.__version__, 'platform': platform.platform(),
-           'machine': machine()}
-    if chainer.backends.cuda.available:
-        env['cupy'] = chainer.backends.cuda.cupy.__version__
-        env['cudnn'] = bool(chainer.backends.cuda.cudnn_enabled)
-    return env
 
 
 def summary_dict(config, log, split_at, description, device, epochs,
@@ -118,6 +52,13 @@ def summary_dict(config, log, split_at, description, device, epochs,
         'status': 'diverged' if diverged else 'finished',
         'diverged': diverged,
     }
+    # The code that made it, as args.json names it (this run's sessions).
+    try:
+        written = provenance.read_args(config.out) or {}
+    except provenance.Unreadable:
+        written = {}
+    summary['code_version'] = written.get('code_version')
+    summary['code_versions'] = written.get('code_versions')
     if not config.synthetic:
         del summary['alpha_gs']
     return summary
@@ -132,14 +73,31 @@ def diverged_record(error, last_snapshot):
     return record, line
 
 
-def run_record(config, device, description, augment, split_at, **extra):
-    """``args.json``: the options (``config.options``), code version,
-    environment and device; ``split_at`` where the network was cut."""
+def run_record(config, device, description, augment, split_at,
+               resumed=False, **extra):
+    """``args.json``: the options (``config.options``), code, environment
+    and device; ``split_at`` where the network was cut.
+
+    The code is every session's (``code_versions``,
+    :func:`~chainer_vfbn.runs.provenance.code_history`), with the run's
+    ``code_version`` the first session's, as it always was; a session
+    ``resumed`` on other code than the last says so in one line. A
+    modified checkout's diff is kept in ``<out>/diffs/``.
+    """
+    state = provenance.code_state(keep_diff_in=config.out)
+    try:
+        previous = provenance.read_args(config.out)
+    except provenance.Unreadable:
+        previous = None     # only --force-new resumes past one, afresh
+    first, every, line = provenance.code_history(previous, state, resumed)
+    if line:
+        print(line, flush=True)
     record = {
         'args': dict(config.options), 'augment': augment,
         'dataset': description,
-        'split_at': list(split_at), 'code_version': code_version(),
-        'environment': environment(), 'device': str(device),
+        'split_at': list(split_at), 'code_version': first,
+        'code_versions': every,
+        'environment': provenance.environment(), 'device': str(device),
         'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
     }
     record.update(extra)

@@ -175,7 +175,8 @@ def prepare(config, make_net, in_shape=None):
             lr=config.learnrate,
             momentum=config.momentum, weight_decay=config.weight_decay,
             alpha_gs=config.alpha_gs, n_hidden=config.n_hidden,
-            target_scale=config.synth_target_scale, in_shape=in_shape)
+            target_scale=config.synth_target_scale, in_shape=in_shape,
+            local_weight=config.local_weight)
     except ValueError as e:
         raise UserError(str(e))
     resume = None
@@ -205,6 +206,7 @@ def prepare(config, make_net, in_shape=None):
     record.write_json(
         os.path.join(config.out, 'args.json'), record.run_record(
             config, device, description, augment, method.split_at,
+            resumed=resume is not None and resume[0] is not None,
             data_sha256=test['data_sha256']))
     return trainer, method, device, description, test['data_sha256']
 
