@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import numpy
+
 from support import REPO
+
+import compare_runs
 
 SCRIPT = os.path.join(REPO, 'train', 'compare_runs.py')
 
@@ -81,3 +85,93 @@ def test_the_last_rows_say_what_made_each_run(tmp_path):
         'git', 'abc1234', '(chainer_vfbn', '0.1.0)']
     assert lines['CPU'].split() == ['AMD', 'EPYC', '-']
     assert lines['BLAS kernel'].split() == ['openblas', 'Haswell', '-']
+
+
+def _sample_run(path, method, wrong, labels):
+    """A finished sample run whose centre view errs on the images where
+    ``wrong`` is 1, with its per-image predictions (``None``: none)."""
+    from chainer_vfbn.runs.evaluation import encode_classes
+    error = float(wrong.mean())
+    folder = _run_folder(path, {
+        'method': method, 'arch': 'resnet20-paper', 'evaluated_on': 'test',
+        'data_sha256': 'be9bc96c72afd66b', 'test_error': error,
+        'tta_error': None, 'status': 'finished'}, {'seed': 0})
+    if labels is not None:
+        centre = numpy.where(wrong, (labels + 1) % 10, labels)
+        with open(os.path.join(folder, 'predictions.json'), 'w') as f:
+            json.dump({'n_images': len(labels),
+                       'labels': encode_classes(labels),
+                       'centre': encode_classes(centre), 'tta': None}, f)
+    return folder
+
+
+def _compare(capsys, *folders):
+    """compare_runs.py's output on ``folders``, in this process."""
+    assert compare_runs.main(list(folders)) == 0
+    return capsys.readouterr().out
+
+
+def _wrongs(both, only_bp, only_vfbn, n=150):
+    bp, vfbn = numpy.zeros(n, bool), numpy.zeros(n, bool)
+    bp[:both + only_bp] = True
+    vfbn[:both] = True
+    vfbn[both + only_bp:both + only_bp + only_vfbn] = True
+    return bp, vfbn
+
+
+def test_two_sample_runs_are_within_sampling_error(tmp_path, capsys):
+    """The bundled sample's 150 test images: BP at 84.00% against VFBN at
+    77.33% (a sample run of the issue) is within sampling error."""
+    from chainer_vfbn.datasets import get_cifar10
+    ((_, _), (_, labels)), _ = get_cifar10('sample')
+    assert len(labels) == 150
+    labels = numpy.asarray(labels)
+    # Both wrong on 110 images; 16 only BP gets wrong, 6 only VFBN:
+    # 126/150 = 84.00% and 116/150 = 77.33%. Exact McNemar by hand:
+    # 2 * sum_{i<=6} C(22, i) / 2**22 = 2 * 110056 / 4194304 = 0.0525.
+    bp, vfbn = _wrongs(110, 16, 6)
+    a = _sample_run(str(tmp_path / 'sample-bp'), 'bp', bp, labels)
+    b = _sample_run(str(tmp_path / 'sample-vfbn'), 'vfbn', vfbn, labels)
+    r = _compare(capsys, a, b)
+    assert r.splitlines()[-1] == (
+        'warning: sample-bp and sample-vfbn differ by 6.67 points in the '
+        'centre view on 150 test images, within their sampling error: exact '
+        'McNemar p = 0.052 (16 images only sample-bp gets wrong, 6 only '
+        'sample-vfbn); a difference counts at p < 0.05')
+    # 20 against 4 (10.67 points): p = 2 * 12951 / 2**24 = 0.0015, no
+    # warning.
+    bp, vfbn = _wrongs(106, 20, 4)
+    a = _sample_run(str(tmp_path / 'far-bp'), 'bp', bp, labels)
+    b = _sample_run(str(tmp_path / 'far-vfbn'), 'vfbn', vfbn, labels)
+    r = _compare(capsys, a, b)
+    assert 'warning' not in r, r
+
+
+def test_without_both_predictions_the_standard_error_decides(tmp_path, capsys):
+    from chainer_vfbn.datasets import get_cifar10
+    ((_, _), (_, labels)), _ = get_cifar10('sample')
+    labels = numpy.asarray(labels)
+    bp, vfbn = _wrongs(110, 16, 6)
+    a = _sample_run(str(tmp_path / 'sample-bp'), 'bp', bp, labels)
+    b = _sample_run(str(tmp_path / 'old-vfbn'), 'vfbn', vfbn, None)
+    r = _compare(capsys, a, b)
+    # SE = sqrt((0.84 * 0.16 + 0.7733 * 0.2267) / 150) = 4.54 points;
+    # 6.67 < 1.96 * 4.54 = 8.91.
+    assert r.splitlines()[-1] == (
+        'warning: sample-bp and old-vfbn differ by 6.67 points in the centre '
+        'view on 150 test images, within their sampling error: under 1.96 '
+        'standard errors, SE = sqrt((e1(1-e1) + e2(1-e2))/n) = 4.54 points '
+        '(no per-image predictions in both runs, so the runs are taken as '
+        'independent)')
+    # 20 points on 150 images is beyond 1.96 SE: no warning.
+    bp, vfbn = _wrongs(96, 30, 0)
+    a = _sample_run(str(tmp_path / 'far-bp'), 'bp', bp, labels)
+    b = _sample_run(str(tmp_path / 'far-vfbn'), 'vfbn', vfbn, None)
+    r = _compare(capsys, a, b)
+    assert 'warning' not in r, r
+    # Neither has predictions: nothing is checked, and it says so.
+    a = _sample_run(str(tmp_path / 'old-bp'), 'bp', bp, None)
+    r = _compare(capsys, a, b)
+    assert r.splitlines()[-1].startswith(
+        'note: old-bp and far-vfbn differ by 20.00 points')
+    assert 'not checked' in r

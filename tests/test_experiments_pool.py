@@ -5,9 +5,11 @@ import signal
 
 import pytest
 
+from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import strict_json
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import choices
+from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan as planning
 from chainer_vfbn.experiments import records as rec_mod
 from chainer_vfbn.experiments import report
@@ -124,7 +126,8 @@ def test_a_signal_is_passed_on_and_waited_for(tmp_path):
     assert e.value.exit_code == 143 and e.value.name == 'SIGTERM'
     assert len(started) == 1 and got == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGTERM) is previous
-    assert not os.path.exists(str(tmp_path / 'r'))  # no record written
+    # no record written, and the run's lock is gone
+    assert not [f for _, _, fs in os.walk(str(tmp_path / 'r')) for f in fs]
 
 
 def test_deadline_starts_nothing(tmp_path):
@@ -208,3 +211,83 @@ def test_the_committed_records_load_and_match_their_runs():
                    for f in fs if f.endswith('.json')
                    and 'superseded' not in d}
         assert done and on_disk <= done, sorted(on_disk - done)[:3]
+
+
+def test_a_run_another_live_process_holds_is_left_to_it(tmp_path):
+    """Issue #32: a run whose record lock a live process holds is
+    'taken' (said, not trained); a dead holder's lock is taken over."""
+    s = schedules.settings()
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    run = planning.plan('length', s)[0]
+    held = rec_mod.lock_record(records, run)      # a live holder: us
+    said = []
+    FakeProcess.calls = []
+    result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
+                      log=said.append)
+    assert result == {run.key: 'taken'} and FakeProcess.calls == []
+    holder = folder.read_lock(held.path)
+    assert holder.startswith('pid %d on ' % os.getpid())
+    assert said == ['mini: length/bp is being trained by %s; moving on'
+                    % holder]
+    assert rec_mod.status(run, records) == 'todo'
+    held.release()
+    result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
+                      log=quiet)
+    assert result == {run.key: 'done'} and len(FakeProcess.calls) == 1
+    assert not os.path.exists(rec_mod.lock_path(records, run))
+
+
+def test_every_slot_resolves_to_its_phases_run(tmp_path):
+    """The static slots of each phase (plan.slots) resolve, once the
+    records they need are there, to exactly the phase's runs, in order
+    (a later rung's slots to the best candidates of the rung before);
+    before, a tuned row's final slot waits."""
+    s = schedules.settings()
+    records = str(tmp_path / 'rec')
+    row_set = ['bp', 'vfbn', 'dni-linear']
+    final = planning.slots('final', s, row_set)
+    waiting = [x for x in final if x.row in rows.TUNED_ROWS]
+    with pytest.raises(execute.Waiting, match='waits for the tuning of'):
+        execute.resolve(waiting[0], s, records)
+    assert execute.resolve(final[0], s, records).key == final[0].key  # bp
+    FakeProcess.calls = []
+    for phase in schedules.TUNE_PHASES:
+        run_pool(planning.plan(phase, s, rows=row_set, records=records), s,
+                 records, str(tmp_path / 'out'), 'train.py', jobs=4,
+                 popen=FakeProcess, log=quiet)
+    chosen = choices.chosen_settings(s, records)
+    assert sorted(chosen) == ['dni-linear', 'vfbn']
+    for phase in schedules.PHASES:
+        slots = planning.slots(phase, s, row_set)
+        resolved = [execute.resolve(x, s, records) for x in slots]
+        expected = planning.plan(phase, s, rows=row_set, records=records,
+                                 **(dict(chosen=chosen) if phase == 'final'
+                                    else {}))
+        assert [r.key for r in resolved] == [r.key for r in expected]
+        assert [r.args for r in resolved] == [r.args for r in expected]
+        if phase not in schedules.TUNE_PHASES[1:]:   # named by the slot
+            assert [x.key for x in slots] == [r.key for r in expected]
+    # a one-stage tuning (Evidence II) has no later rungs to list
+    old = schedules.settings(protocol='evidence2')
+    assert planning.slots('tune2', old, row_set) == []
+    assert len(planning.slots('tune', old, row_set)) == 7 + 14
+
+
+def test_no_record_from_a_folder_that_holds_another_run(tmp_path):
+    """A run that exits 0 over a folder whose summary is of a longer run
+    (a rung's folder a later rung continued: train_cifar.py finds it
+    finished and does nothing) gets no record of that run's numbers."""
+    s = schedules.settings()
+    run = planning.plan('length', s)[0]
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+
+    class Longer(FakeProcess):
+        def __init__(self, argv, **kw):
+            i = argv.index('--epoch') + 1
+            super().__init__(argv[:i] + ['48'] + argv[i + 1:], **kw)
+    said = []
+    result = run_pool([run], s, records, out, 'train.py', popen=Longer,
+                      log=said.append)
+    assert result == {run.key: 'failed (its folder holds another run)'}
+    assert rec_mod.status(run, records) == 'todo'
+    assert 'does not hold it finished' in said[-1]

@@ -299,8 +299,11 @@ def test_a_summary_without_a_record_is_not_a_result(fake_out):
     assert [x['status'] for x in got['runs']['bp']] == ['complete',
                                                         'incomplete']
     assert got['rows'][0]['test_error_pct']['n'] == 1
-    # and a run would not train over it: refused before anything runs
-    with pytest.raises(ExperimentError, match='without a record'):
+    # and a run would not train over it: its args.json names no arguments
+    # (a finished folder of this very run would be adopted): refused
+    # before anything runs
+    with pytest.raises(ExperimentError, match='holds another run: its '
+                       'args.json names other arguments'):
         execute.check_table_runs(runs, execute.table_records(str(out)),
                                  str(out))
 

@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -12,7 +14,6 @@ from chainer_vfbn.experiments import schedules
 
 import reproduce
 import support
-from chainer_vfbn.runs import folder as run_dir
 from fake_train import FakeProcess
 from fake_train import write_finished_run
 
@@ -30,7 +31,7 @@ def fake_popen(calls, fail=(), on_start=None):
             if rc is None and method in fail:
                 rc = 3
             if rc is None:
-                write_finished_run(out, 0.4, 0.35)
+                write_finished_run(out, 0.4, 0.35, argv=argv[2:])
                 rc = 0
             self.returncode = rc
 
@@ -123,7 +124,8 @@ def test_rows_of_an_older_reproduce_count_as_done(tmp_path, capsys):
                       ('layerwise', ['--method', 'bp'])):   # not its own
         folder = out / row / 'seed0'
         folder.mkdir(parents=True)
-        write_finished_run(str(folder), 0.3, 0.25)
+        # its args.json names no arguments (a real one of then did)
+        write_finished_run(str(folder), 0.3, 0.25, {'iterations': 20})
         legacy = args + ['--arch', 'resnet8-paper', '--batchsize', '50',
                          '--iterations', '20', '--lr-step', '100',
                          '--eval-interval', '1', '--tta-interval', '2',
@@ -140,7 +142,8 @@ def test_rows_of_an_older_reproduce_count_as_done(tmp_path, capsys):
     assert bp['test_error_pct']['mean'] == pytest.approx(30.0)
     assert reproduce.main(['--rows', 'layerwise', '--out', str(out)],
                           popen=fake_popen(calls)) == 2
-    assert 'a result without a record' in capsys.readouterr().err
+    assert 'layerwise/seed0 holds another run: its args.json names other ' \
+        'arguments than smoke/layerwise_seed0' in capsys.readouterr().err
     assert calls == []
 
 
@@ -185,8 +188,13 @@ def test_bad_input_is_one_line(argv, message, capsys):
      '--jobs is for --schedule mini'),
     (['--schedule', 'smoke', '--jobs', '1'],      # even the default value
      '--jobs is for --schedule mini'),
-    (['--schedule', 'short', '--phase', 'tune', '--untuned'],
-     '--phase, --untuned are for --schedule mini'),
+    (['--schedule', 'short', '--jobs', '2', '--untuned'],
+     '--jobs, --untuned are for --schedule mini'),
+    (['--schedule', 'short', '--phase', 'tune'],
+     '--phase tune is not a phase of --schedule short; choose from all, '
+     'short, report'),
+    (['--schedule', 'smoke', '--phase', 'report', '--run-index', '0'],
+     '--run-index and --only run a run; --phase report runs none'),
     (['--schedule', 'paper', '--arch', 'resnet8-paper'],
      '--arch is for --schedule mini'),
     (['--schedule', 'mini', '--report-only'],
@@ -210,33 +218,6 @@ def test_the_defaults_stand_where_a_schedule_reads_them():
     args = reproduce.parse_args(['--schedule', 'mini', '--jobs', '3',
                                  '--phase', 'report'])
     assert args.jobs == 3 and args.phase == 'report' and not args.untuned
-
-
-def test_a_second_live_reproduction_on_one_out_is_refused(tmp_path, capsys):
-    """Issue #20: a lock on --out; released and removed at the end."""
-    out = str(tmp_path / 'r')
-    os.makedirs(out)
-    held = run_dir.lock(out)          # a first reproduce.py, still running
-    calls = []
-    try:
-        rc = reproduce.main(['--rows', 'bp', '--out', out],
-                            popen=fake_popen(calls))
-    finally:
-        held.close()
-    assert rc == 2 and calls == []
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and err.startswith(
-        'reproduce.py: error: another run is writing to %s' % out), err
-    assert os.listdir(out) == [run_dir.LOCK_NAME]   # nothing written
-
-    # The run holds the lock while its rows train, and removes it at the end.
-    def busy(argv):
-        with pytest.raises(run_dir.Busy):
-            run_dir.lock(out).close()
-    assert reproduce.main(['--rows', 'bp', '--out', out],
-                          popen=fake_popen(calls, on_start=busy)) == 0
-    assert len(calls) == 1
-    assert not os.path.exists(os.path.join(out, run_dir.LOCK_NAME))
 
 
 # -- the mini schedule ------------------------------------------------------
@@ -392,3 +373,261 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
             open(os.path.join(records, 'table.md'), 'rb') as b:
         assert a.read() == b.read()
     assert page.read_text() == committed_page
+
+
+# -- a run list, a run of one, one shared folder -----------------------------
+
+def _lines(capsys):
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_list_and_run_index_run_exactly_one(tmp_path, capsys):
+    out = str(tmp_path / 'r')
+    base = ['--schedule', 'smoke', '--rows', 'bp,vfbn', '--seeds', '0,1',
+            '--out', out]
+    assert reproduce.main(base + ['--list']) == 0
+    assert [line.split('\t') for line in _lines(capsys)] == [
+        ['0', 'smoke', 'bp', '0', 'smoke/bp_seed0'],
+        ['1', 'smoke', 'vfbn', '0', 'smoke/vfbn_seed0'],
+        ['2', 'smoke', 'bp', '1', 'smoke/bp_seed1'],
+        ['3', 'smoke', 'vfbn', '1', 'smoke/vfbn_seed1']]
+    assert not os.path.exists(out)          # listing writes nothing
+    calls = []
+    assert reproduce.main(base + ['--run-index', '2'],
+                          popen=fake_popen(calls)) == 0
+    assert len(calls) == 1 and calls[0][calls[0].index('--out') + 1] == \
+        os.path.join(out, 'bp', 'seed1')
+    assert os.path.isfile(os.path.join(out, 'records', 'bp', 'seed1.json'))
+    assert not os.path.exists(os.path.join(out, 'table.md'))   # no report
+    capsys.readouterr()
+    # again: its record is done, so nothing runs, and it says so
+    assert reproduce.main(base + ['--only', 'smoke/bp_seed1'],
+                          popen=fake_popen(calls)) == 0
+    assert len(calls) == 1
+    assert 'smoke/bp_seed1 is recorded already' in capsys.readouterr().out
+    # the other tasks of the array, then the report job
+    for i in (0, 1, 3):
+        assert reproduce.main(base + ['--run-index', str(i)],
+                              popen=fake_popen(calls)) == 0
+    assert len(calls) == 4
+    assert reproduce.main(base + ['--phase', 'report']) == 0
+    with open(os.path.join(out, 'table.json')) as f:
+        assert json.load(f)['runs']['bp'][1]['status'] == 'complete'
+    for bad, why in ((['--run-index', '4'], '--run-index 4: the list has 4 '
+                      'run(s)'), (['--only', 'smoke/nope'],
+                                  '--only smoke/nope: no such run')):
+        assert reproduce.main(base + bad, popen=fake_popen(calls)) == 2
+        err = capsys.readouterr().err
+        assert why in err and err.count('\n') == 1
+
+
+def test_mini_list_has_every_phase_and_a_final_waits_for_its_tuning(
+        tmp_path, capsys, mini_data):
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    base = ['--schedule', 'mini', '--rows', 'bp,vfbn', '--records', records,
+            '--out', out, '--data-dir', mini_data]
+    assert reproduce.main(base + ['--list']) == 0
+    full = [line.split('\t') for line in _lines(capsys)]
+    phases = [f[1] for f in full]
+    assert phases == sorted(phases, key=schedules.PHASES.index)
+    assert set(phases) == set(schedules.PHASES)
+    assert [f[0] for f in full] == [str(i) for i in range(len(full))]
+    # one phase's list is that phase's slice of the full list, re-indexed
+    assert reproduce.main(base + ['--phase', 'final', '--list']) == 0
+    final = [line.split('\t') for line in _lines(capsys)]
+    assert [f[1:] for f in final] == [f[1:] for f in full
+                                      if f[1] == 'final']
+    index = [f[4] for f in final].index('final/vfbn_seed1')
+    FakeProcess.calls = []
+    one = base + ['--phase', 'final', '--run-index', str(index)]
+    assert reproduce.main(one, popen=FakeProcess) == reproduce.EXIT_WAITING
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['reproduce.py: final/vfbn_seed1 waits for the tuning of '
+                   'vfbn: 8 of its 8 tune runs have no record']
+    assert FakeProcess.calls == []
+    # a later rung's slot waits for the rung before too
+    assert reproduce.main(base + ['--phase', 'tune2', '--run-index', '0'],
+                          popen=FakeProcess) == reproduce.EXIT_WAITING
+    assert 'tune2/vfbn_seed0_slot0 waits for the tuning of vfbn: 8 of ' \
+        'its 8 tune runs' in capsys.readouterr().err
+    # each rung's slots as an array task runs them, then the final
+    for phase in schedules.TUNE_PHASES:
+        capsys.readouterr()
+        assert reproduce.main(base + ['--phase', phase, '--list']) == 0
+        slots = [line.split('\t')[4] for line in _lines(capsys)]
+        for i in range(len(slots)):
+            assert reproduce.main(base + ['--phase', phase, '--run-index',
+                                          str(i)], popen=FakeProcess) == 0
+        if phase == 'tune2':     # the best 4 of the 8 (the fake: near 1e-4)
+            ran = [a[a.index('--alpha-gs') + 1] for a in
+                   FakeProcess.calls[-len(slots):]]
+            assert ran == ['0.0001', '1e-05', '0.001', '1e-06']
+    assert len(FakeProcess.calls) == 8 + 4 + 4
+    assert reproduce.main(one, popen=FakeProcess) == 0
+    argv = FakeProcess.calls[-1]
+    assert argv[argv.index('--out') + 1] == os.path.join(out, 'final',
+                                                         'vfbn_seed1')
+    assert argv[argv.index('--alpha-gs') + 1] == '0.0001'  # the fake's best
+
+
+def test_a_deleted_or_damaged_record_and_a_full_disk_strand_nothing(
+        tmp_path, capsys, monkeypatch):
+    """Issue #32: a finished run folder is adopted as its record after
+    the record was deleted, or never written for a full disk (one line, no
+    .tmp left); a damaged record is one line that says what to do."""
+    import errno
+    from chainer_vfbn.runs import strict_json
+    out = str(tmp_path / 'r')
+    argv = ['--rows', 'bp', '--out', out]
+    record = os.path.join(out, 'records', 'bp', 'seed0.json')
+    calls = []
+    assert reproduce.main(argv, popen=fake_popen(calls)) == 0
+    with open(record) as f:
+        first = json.load(f)
+    os.remove(record)
+    capsys.readouterr()
+    assert reproduce.main(argv, popen=fake_popen(calls)) == 0
+    assert len(calls) == 1                 # adopted, not trained again
+    assert 'smoke/bp_seed0: adopted the finished run in %s' % os.path.join(
+        out, 'bp', 'seed0') in capsys.readouterr().out
+    with open(record) as f:
+        again = json.load(f)
+    assert {k: v for k, v in again.items() if k != 'finished'} == \
+        {k: v for k, v in first.items() if k != 'finished'}
+    # damaged: one line that says what to do; then deleted: adopted
+    with open(record, 'w') as f:
+        f.write('{"config": ')
+    assert reproduce.main(argv, popen=fake_popen(calls)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'the record %s is damaged' % record in \
+        err and 'delete it' in err
+    os.remove(record)
+
+    # a full disk while the record is written
+    class FullDisk(object):
+        @staticmethod
+        def dump(obj, f, **kw):
+            f.write('{"config"')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(strict_json, 'json', FullDisk)
+    assert reproduce.main(argv + ['--seeds', '1'],
+                          popen=fake_popen(calls)) == 1
+    assert len(calls) == 2
+    lines = capsys.readouterr()
+    err = lines.err.strip().splitlines()
+    assert err == ['reproduce.py: 1 run(s) failed: smoke/bp_seed1']
+    assert 'smoke/bp_seed1 finished, but its record %s was not written: ' \
+        'the disk is full (No space left on device' % record.replace(
+            'seed0', 'seed1') in lines.out
+    assert not [f for _, _, fs in os.walk(out) for f in fs
+                if '.tmp' in f or f.endswith('.lock')]
+    monkeypatch.undo()
+    assert reproduce.main(argv + ['--seeds', '0,1'],
+                          popen=fake_popen(calls)) == 0
+    assert len(calls) == 2          # both adopted
+    assert os.path.isfile(record) and os.path.isfile(
+        record.replace('seed0', 'seed1'))
+
+
+def _driver(out, rows, seconds, ledger, said):
+    """A reproduce.py process over the fake train_cifar.py (fake_train.py
+    as a script), its output (and its runs') in the file ``said`` (a pipe
+    would stay open while an orphan holds it)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(here)
+    code = ('import sys, reproduce; reproduce.TRAIN_SCRIPT = sys.argv[1]; '
+            'sys.exit(reproduce.main(sys.argv[2:]))')
+    env = dict(os.environ, FAKE_TRAIN_SECONDS=str(seconds),
+               FAKE_TRAIN_LEDGER=ledger, PYTHONPATH=os.pathsep.join(
+                   [repo, os.path.join(repo, 'train')]))
+    with open(said, 'w') as f:     # the process keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, '-c', code, os.path.join(here, 'fake_train.py'),
+             '--rows', rows, '--seeds', '0,1', '--out', out],
+            env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _finish(proc, said, timeout=240):
+    """``(exit status, output)`` of a :func:`_driver`."""
+    proc.wait(timeout=timeout)
+    with open(said) as f:
+        return proc.returncode, f.read()
+
+
+def _ledger(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.split() for line in f]
+
+
+def test_two_reproductions_on_one_folder_train_each_run_once(tmp_path):
+    out, ledger = str(tmp_path / 'r'), str(tmp_path / 'ledger')
+    said = [str(tmp_path / ('said%d' % i)) for i in (0, 1)]
+    procs = [_driver(out, 'bp,vfbn', 2, ledger, s) for s in said]
+    ended = [_finish(p, s) for p, s in zip(procs, said)]
+    outputs = [o for _, o in ended]
+    assert [rc for rc, _ in ended] == [0, 0], outputs
+    trained = sorted(o for o, _ in _ledger(ledger))
+    assert trained == sorted(os.path.join(out, r, 's' + s) for r in
+                             ('bp', 'vfbn') for s in ('eed0', 'eed1'))
+    said = ''.join(outputs)
+    assert 'is being trained by pid' in said or 'recorded meanwhile' in said
+    assert os.path.isfile(os.path.join(out, 'table.md'))
+
+
+def test_kill_9_of_reproduce_takes_its_run_along_and_a_rerun_recovers(
+        tmp_path):
+    out, ledger = str(tmp_path / 'r'), str(tmp_path / 'ledger')
+    said = str(tmp_path / 'said')
+    parent = _driver(out, 'bp', 120, ledger, said)
+    deadline = time.time() + 120
+    while not _ledger(ledger) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _ledger(ledger), open(said).read()
+    child = int(_ledger(ledger)[0][1])
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _running(child):
+        time.sleep(0.2)
+    assert not _running(child), 'the orphan train_cifar.py still runs'
+    rc, said = _finish(_driver(out, 'bp', 0, ledger, said), said)
+    assert rc == 0, said
+    assert 'took over the stale lock of pid %d' % parent.pid in said
+    for seed in (0, 1):
+        assert os.path.isfile(os.path.join(out, 'records', 'bp',
+                                           'seed%d.json' % seed))
+
+
+def _running(pid):
+    """Whether ``pid`` runs (a zombie counts as ended)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def test_help_says_how_long_a_row_takes_from_the_records(tmp_path):
+    """Issue #34: measured from the records' curves, not guessed."""
+    final = tmp_path / 'final'
+    final.mkdir()
+    for seed, secs in ((0, 1080.), (1, 1140.)):
+        (final / ('bp_seed%d.json' % seed)).write_text(json.dumps({
+            'config': {'row': 'bp'},
+            'environment': {'machine': {'cpu': 'Some CPU', 'cpu_count': 2}},
+            'curve': [{'epoch': 24, 'elapsed_time': secs}]}))
+    lines = reproduce.row_times(str(tmp_path))
+    assert 'the 2 final runs of 24 epochs in %s, on Some CPU (2 cores), ' \
+        'two runs at once' % tmp_path in ' '.join(' '.join(lines).split())
+    assert lines[-1] == '    bp                 18-19 min a seed, 0.6 h ' \
+        'for its 2 seed(s)'
+    assert reproduce.row_times(str(tmp_path / 'none')) == [
+        'How long a row takes: not measured here (no records in %s).'
+        % (tmp_path / 'none')]
+    help_text = reproduce.build_parser().format_help()
+    if os.path.isdir(os.path.join(os.path.dirname(reproduce.HERE),
+                                  reproduce.TIMED_RECORDS)):
+        assert 'How long a row of --schedule mini takes (measured' in \
+            help_text

@@ -22,7 +22,7 @@ class _Trainer(object):
         self.extensions.append(extension)
 
 
-def _figures(tmp_path, monkeypatch, eval_prefix, entries):
+def _figures(tmp_path, monkeypatch, eval_prefix, entries, split_at=()):
     """Drive extend_reports' PlotReports over ``entries`` (one per epoch);
     the last figure each one saved, by file name."""
     pytest.importorskip('matplotlib')
@@ -35,7 +35,8 @@ def _figures(tmp_path, monkeypatch, eval_prefix, entries):
     trainer = _Trainer(str(tmp_path))
     run_log.extend_reports(trainer, ['synth'], (1, 'epoch'),
                            eval_prefix=eval_prefix,
-                           run='vfbn on resnet20-paper (sample-vfbn)')
+                           run='vfbn on resnet20-paper (sample-vfbn)',
+                           split_at=split_at)
     plots = [e for e in trainer.extensions
              if isinstance(e, run_log.extensions.PlotReport)]
     assert len(plots) == 5
@@ -88,6 +89,47 @@ def test_plots_say_what_they_show(tmp_path, monkeypatch):
     assert 'relerr' in ax.get_title()
     assert ax.get_ylabel() == '||grad_synth - grad_true|| / ||grad_true||'
     assert ax.get_xlabel() == 'iteration'
+
+
+def test_relerr_plot_marks_one_and_names_the_split(tmp_path, monkeypatch):
+    entries = [{'synth/cos': 0.1, 'synth/relerr': 1.04,
+                'synth/norm_ratio': 0.3},
+               {'synth/cos': 0.2, 'synth/relerr': 1.02,
+                'synth/norm_ratio': 0.4}]
+    saved = _figures(tmp_path, monkeypatch, 'test', entries,
+                     split_at=['stage2_unit9'])
+    ax = saved['synth_relerr.png'].axes[0]
+    lines = {line.get_label(): line for line in ax.lines}
+    assert set(lines) == {'split after stage2_unit9',
+                          '1: grad_synth as far from grad_true as zero is'}
+    assert list(lines['split after stage2_unit9'].get_ydata()) == \
+        pytest.approx([1.04, 1.02])
+    one = lines['1: grad_synth as far from grad_true as zero is']
+    assert list(one.get_ydata()) == [1, 1]
+    # The legend (drawn by PlotReport after the style) shows both lines.
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        'split after stage2_unit9',
+        '1: grad_synth as far from grad_true as zero is']
+    # Only relerr has the reference; cos names the split too.
+    ax = saved['synth_cos.png'].axes[0]
+    assert [line.get_label() for line in ax.lines] == [
+        'split after stage2_unit9']
+
+
+def test_split_labels_name_the_cut_or_the_step():
+    assert run_log.split_label('stage1_unit1') == 'split after stage1_unit1'
+    assert run_log.split_label(1) == 'split after step 1'
+    specs = run_log.plot_specs(['synth0', 'synth1'], split_at=[
+        'stage1_unit9', 'stage2_unit9'])
+    relerr = [style for keys, _, name, style in specs
+              if name == 'synth_relerr.png'][0]
+    assert relerr.series == {
+        'synth0/relerr': ('split after stage1_unit9', 1, False),
+        'synth1/relerr': ('split after stage2_unit9', 1, False)}
+    # Without split points (or a count that does not match), the keys.
+    assert [style.series['synth/cos'][0] for _, _, name, style in
+            run_log.plot_specs(['synth']) if name == 'synth_cos.png'] == \
+        ['synth']
 
 
 def test_plots_of_a_validation_split_say_so(tmp_path, monkeypatch):

@@ -14,16 +14,52 @@ Resuming: a finished row leaves its record (its configuration, summary
 and curve) in ``<out>/records``; a row whose record has the same
 configuration is not run again, and a folder that holds another
 schedule's or other arguments' row is refused in one line, before
-anything runs (a finished row of an older reproduce.py, whose
-``reproduce-row.json`` names the same arguments, gets its record). A row that was interrupted resumes from
-its newest snapshot (train_cifar.py autoloads from its ``--out``). Ctrl-C
-or SIGTERM stops the running row at a snapshot, writes the table of the
-finished rows and exits 130/143. ``--report-only`` only rewrites the table
-and plots. While a reproduction runs it holds a lock on ``--out`` (removed
-at its end): a second one on the same folder is refused in one line.
-Options that the schedule does not read (``--jobs``, ``--phase``,
-``--untuned`` and the other mini ones for smoke, short and paper;
-``--seeds``, ``--dataset`` and ``--report-only`` for mini) are refused.
+anything runs. A finished run folder whose record is missing (deleted, or
+never written: a full disk, a killed reproduce.py) is adopted as its
+record; a damaged record is one line that says what to do. A row that was
+interrupted resumes from its newest snapshot (train_cifar.py autoloads
+from its ``--out``): "resumed", not "started". While runs train, a line
+says each one's epoch of its total, the time left and where its log is.
+Ctrl-C or SIGTERM stops the running row at a snapshot, writes the table of
+the finished rows and exits 130/143; a killed reproduce.py takes its runs
+with it (each gets SIGTERM, snapshots and exits; Linux). ``--phase
+report`` (or ``--report-only``) only rewrites the table and plots.
+
+Many processes may share one --out (and one --records): each run trains
+under a lock beside its record (a dead holder's lock is taken over, with a
+line), its record is looked at again just before it starts, and records
+are written atomically: every run trains once, and a process that finds a
+run taken says so and moves on. Options that the schedule does not read
+(``--jobs``, ``--untuned`` and the other mini ones for smoke, short and
+paper; ``--seeds``, ``--dataset`` and ``--report-only`` for mini) are
+refused.
+
+A run list and a run of one (for job arrays): ``--list`` prints the
+schedule's runs, one a line, tab-separated: its index, phase, row, seed
+and key, in the order the phases need (with --phase: that phase's only).
+``--run-index I`` (0-based, e.g. ``$SLURM_ARRAY_TASK_ID``) runs the I-th
+line of the ``--list`` of the same options, ``--only KEY`` the run of that
+key; either skips a run whose record is done, and writes no report. A
+run whose earlier phase has no records yet (a tuned row's final run,
+before its tuning) prints "KEY waits for ..." and exits 75. A job array
+expresses the order with one array per phase, a phase that needs
+another's records depending on its array (final on tune), then the report
+job, depending on them all (Slurm; a phase with no runs is left out)::
+
+    r="python train/reproduce.py --schedule mini --out /shared/mini"
+    array() {   # one task per run of phase $1; $2: what it waits for
+        sbatch --parsable $2 --array=0-$(($($r --phase $1 --list | wc -l)
+            - 1)) --wrap "$r --phase $1 --run-index \\$SLURM_ARRAY_TASK_ID"
+    }
+    L=$(array length) P=$(array pilot) T=$(array tune)
+    F=$(array final --dependency=afterok:$T)
+    sbatch --dependency=afterok:$L:$P:$F --wrap "$r --phase report"
+
+(A Table 1 schedule is one phase: one array, then ``--phase report``.)
+Exit statuses: 0 done (trained,
+adopted, already recorded, or taken by another live process), 1 a run
+failed, 2 refused input, 75 waits for an earlier phase, 130/143
+interrupted.
 
 Examples::
 
@@ -45,16 +81,16 @@ import textwrap
 from chainer_vfbn import split_points
 from chainer_vfbn.datasets import DatasetError
 from chainer_vfbn.datasets import subset
-from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
 from chainer_vfbn.experiments import plan
 from chainer_vfbn.experiments import pool
 from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.progress import measured_durations
 from chainer_vfbn.experiments.choices import pilot
 from chainer_vfbn.experiments.choices import protocol_of
-from chainer_vfbn.experiments.results_doc import results_doc_block
+from chainer_vfbn.experiments.results_doc import check_page
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.table_report import write_table_report
@@ -63,6 +99,11 @@ from chainer_vfbn.runs.interrupt import Interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_SCRIPT = os.path.join(HERE, 'train_cifar.py')
+# The records whose curves say how long a row takes (--help).
+TIMED_RECORDS = os.path.join('docs', 'results', 'mini-stage1_unit1')
+#: The exit status of a run whose earlier phase has no records yet
+#: (sysexits' EX_TEMPFAIL: try again later).
+EXIT_WAITING = 75
 # The committed records of the mini schedule: read or updated only when
 # named with --records (and --pilot-records).
 COMMITTED_RECORDS = os.path.join('docs', 'results', 'mini')
@@ -75,7 +116,7 @@ MINI_DATA_COMMAND = ('python data/make_mini.py --source '
 # Options that only one kind of schedule reads; given to the other, each
 # is refused in one line rather than silently ignored. The mini schedule
 # has its own seeds and data, and --phase report instead of --report-only.
-MINI_ONLY = ('phase', 'jobs', 'records', 'pilot_records', 'arch',
+MINI_ONLY = ('jobs', 'records', 'pilot_records', 'arch',
              'split_at', 'rerun_without_predictions', 'untuned', 'deadline',
              'results_doc', 'protocol', 'allow_dirty')
 ROWS_ONLY = ('seeds', 'dataset', 'report_only')
@@ -91,7 +132,7 @@ def ignored_options(args):
 
     Example:
         >>> ignored_options(argparse.Namespace(
-        ...     schedule='smoke', phase=None, jobs=2, records=None,
+        ...     schedule='smoke', jobs=2, records=None,
         ...     arch=None, split_at=None, untuned=True, deadline=None,
         ...     results_doc=None))
         ['--jobs', '--untuned']
@@ -101,8 +142,35 @@ def ignored_options(args):
             if getattr(args, k, None) not in (None, False)]
 
 
+def row_times(records=None):
+    """``--help``'s lines on how long a row takes, measured from the final
+    runs' records in ``records`` (default: :data:`TIMED_RECORDS` of this
+    checkout)."""
+    records = records or os.path.relpath(os.path.join(
+        os.path.dirname(HERE), TIMED_RECORDS))
+    found = measured_durations(records)
+    if not found['rows']:
+        return ['How long a row takes: not measured here (no records in '
+                '%s).' % records]
+    head = textwrap.fill(
+        'How long a row of --schedule mini takes (measured: the last '
+        'elapsed_time of the %d final runs of %s epochs in %s, on %s, two '
+        'runs at once with one BLAS thread each, as docs/RESULTS.md says; '
+        'a GPU is another matter)::' % (
+            found['runs'], '/'.join(map(str, found['epochs'])), records,
+            ', '.join(found['machines'])), 75, break_on_hyphens=False,
+        break_long_words=False)
+    lines = [head, '']
+    for row, secs in found['rows'].items():
+        lo, hi = min(secs) / 60., max(secs) / 60.
+        lines.append('    %-17s %3.0f-%.0f min a seed, %.1f h for its %d '
+                     'seed(s)' % (row, lo, hi, sum(secs) / 3600., len(secs)))
+    return lines
+
+
 def _epilog():
-    """``--help``'s end: this docstring, the rows and the schedules."""
+    """``--help``'s end: this docstring, the rows, the schedules and how
+    long a row takes."""
     rows = ['    %-17s %-46s %s' % (row, label, '(not in the paper)'
                                      if paper is None else '%6.2f%%' % paper)
             for row, (label, _, paper) in MINI_ROWS.items()]
@@ -112,7 +180,8 @@ def _epilog():
               for name, s in schedules.SCHEDULES.items()]
     return '\n'.join([__doc__.split('\n', 2)[2], "Rows (the paper's test "
                       'error, Table 1; vfbn-paper-alpha: mini only)::', '']
-                     + rows + ['', 'Schedules (--schedule):', ''] + scheds)
+                     + rows + ['', 'Schedules (--schedule):', ''] + scheds
+                     + [''] + row_times())
 
 
 def build_parser():
@@ -125,8 +194,9 @@ def build_parser():
                         '(not timed; days of GPU time per row); short: a '
                         'reduced GPU schedule (not timed; estimated < 20 min '
                         'for all rows); mini: the evidence schedule on the '
-                        'cifar-10-mini subset, CPU (measured: about 7.2 h of '
-                        'two cores for its 73 runs, 2026-12-01); smoke: the '
+                        'cifar-10-mini subset, CPU (a row\'s final run: '
+                        'see the times below; Evidence III tunes each tuned '
+                        'row with six final-length runs); smoke: the '
                         'bundled sample, CPU (measured by a trial: about 18 '
                         'min on a loaded 2-core machine, 2026-12-02)')
     p.add_argument('--rows', default=','.join(ROWS),
@@ -145,13 +215,23 @@ def build_parser():
     p.add_argument('--data-dir', default=None,
                    help='where cifar-10-python.tar.gz is (passed on)')
     p.add_argument('--report-only', action='store_true',
-                   help='train nothing; rewrite the table and plots')
+                   help='train nothing; rewrite the table and plots (the '
+                        'same as --phase report)')
+    p.add_argument('--phase', default=None,
+                   help="all (the default): every phase, then the report; "
+                        "one phase (mini: %s; a Table 1 schedule: its "
+                        "own name); or report" % ', '.join(schedules.PHASES))
+    one = p.add_mutually_exclusive_group()
+    one.add_argument('--list', action='store_true',
+                     help='print the runs, one a line (index, phase, row, '
+                          'seed, key); run nothing')
+    one.add_argument('--run-index', type=int, default=None, metavar='I',
+                     help="run the I-th (0-based) line of --list's only")
+    one.add_argument('--only', default=None, metavar='KEY',
+                     help="run the run of this key (--list's last column) "
+                          "only")
     mini = p.add_argument_group(
         '--schedule mini (chainer_vfbn/experiments/schedules.py)')
-    mini.add_argument('--phase', default=None,
-                      choices=('all',) + schedules.PHASES + ('report',),
-                      help='all (the default): length and tune, then final, '
-                           'then report')
     mini.add_argument('--jobs', '-j', type=int, default=None,
                       help='runs at once, one BLAS thread each (default: 1)')
     mini.add_argument('--records', default=None,
@@ -195,7 +275,9 @@ def build_parser():
     mini.add_argument('--results-doc', default=None,
                       help='also write the table and comparisons into this '
                            'page, between its "mini report" markers (e.g. '
-                           'docs/RESULTS.md)')
+                           'docs/RESULTS.md), and the results at a glance '
+                           'between its "results at a glance" markers (e.g. '
+                           'README.md)')
     p.add_argument('extra', nargs='*',
                    help='after "--": more train_cifar.py options for every '
                         'row')
@@ -225,11 +307,40 @@ def _check_rows_and_seeds(p, args):
     args.rows = rows
 
 
+def phases_of(schedule):
+    """The phases of a schedule: the mini ones, or a Table 1 schedule's
+    own name.
+
+    Example:
+        >>> phases_of('smoke')
+        ('smoke',)
+    """
+    return schedules.PHASES if schedule == 'mini' else (schedule,)
+
+
+def _check_phase(p, args):
+    """``--phase`` (default all) is one of the schedule's phases, all or
+    report; ``--report-only`` is ``--phase report``."""
+    phase = 'all' if args.phase is None else args.phase
+    known = ('all',) + phases_of(args.schedule) + ('report',)
+    if phase not in known:
+        p.error('--phase %s is not a phase of --schedule %s; choose from %s'
+                % (phase, args.schedule, ', '.join(known)))
+    if args.report_only:
+        phase = 'report'
+    if phase == 'report' and (args.run_index is not None or args.only):
+        p.error('--run-index and --only run a run; --phase report runs none')
+    if args.run_index is not None and args.run_index < 0:
+        p.error('--run-index must be >= 0, got %d' % args.run_index)
+    args.phase = phase
+    args.report_only = phase == 'report'
+
+
 def parse_args(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     _check_rows_and_seeds(p, args)
-    args.phase = 'all' if args.phase is None else args.phase
+    _check_phase(p, args)
     args.jobs = 1 if args.jobs is None else args.jobs
     if args.jobs < 1:
         p.error('--jobs must be >= 1')
@@ -282,15 +393,16 @@ def _resolve_mini(p, args):
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')
-    if args.phase != 'report' and not os.path.isfile(archive):
+    if args.phase != 'report' and not args.list and \
+            not os.path.isfile(archive):
         p.error('the mini schedule needs the cifar-10-mini archive at %s; '
                 'cut it from the official CIFAR-10 archive with %s, then pass '
                 '--data-dir' % (archive, MINI_DATA_COMMAND))
-    if args.phase != 'report':
+    if args.phase != 'report' and not args.list:
         _check_provenance(p, args, archive)
     if args.results_doc:
         try:
-            results_doc_block(args.results_doc, schedules.settings(
+            check_page(args.results_doc, schedules.settings(
                 args.arch, args.split_at, args.protocol))
         except (OSError, ExperimentError) as e:
             p.error(str(e))
@@ -394,33 +506,118 @@ def main_table(args, argv, runs, popen=subprocess.Popen):
     return 0
 
 
+def _slots(args, runs):
+    """``[(slot, mini settings or None)]`` of ``--list``, in its order."""
+    if runs is not None:
+        return plan.slots_of(runs), None
+    s = schedules.settings(args.arch, args.split_at, args.protocol)
+    return [x for phase in execute.mini_phases(args.phase)
+            for x in plan.slots(phase, s, args.rows)], s
+
+
+def main_list(args, runs):
+    """``--list``: one line per slot: index, phase, row, seed, key."""
+    slots, _ = _slots(args, runs)
+    for i, slot in enumerate(slots):
+        print('%d\t%s\t%s\t%d\t%s' % (i, slot.phase, slot.row, slot.seed,
+                                      slot.key))
+    return 0
+
+
+def _pick(args, runs, records):
+    """The run that ``--run-index`` or ``--only`` names (raises Waiting,
+    or ExperimentError for a name not on the list)."""
+    slots, s = _slots(args, runs)
+    if args.run_index is not None:
+        if args.run_index >= len(slots):
+            raise ExperimentError(
+                '--run-index %d: the list has %d run(s) (see --list with the '
+                'same options)' % (args.run_index, len(slots)))
+        slot = slots[args.run_index]
+    else:
+        by_key = {x.key: x for x in slots}
+        slot = by_key.get(args.only)
+        if slot is None:    # a run's key where its slot names it otherwise
+            for x in slots:
+                try:
+                    run = execute.resolve(x, s, records, args.untuned, runs)
+                except execute.Waiting:
+                    continue
+                if run is not None and run.key == args.only:
+                    return run
+            raise ExperimentError('--only %s: no such run in this list (see '
+                                  '--list with the same options)' % args.only)
+    run = execute.resolve(slot, s, records, args.untuned, runs)
+    if run is None:
+        print('%s: the records leave this slot empty (its phase has fewer '
+              'runs for %s); nothing to do' % (slot.key, slot.row))
+    return run
+
+
+def main_one(args, runs, popen=subprocess.Popen):
+    """``--run-index`` or ``--only``: one run, unless its record is done;
+    no report. Exit 0 (done, adopted, recorded, or taken), 1 (failed),
+    :data:`EXIT_WAITING` (an earlier phase has no records yet)."""
+    if runs is not None:
+        records = execute.table_records(args.out)
+        s = dict(schedules.SCHEDULES[args.schedule], schedule=args.schedule)
+        pool = dict(threads=None, capture=False)
+    else:
+        records = args.records
+        s = schedules.settings(args.arch, args.split_at, args.protocol)
+        pool = dict(deadline=args.deadline,
+                    need_predictions=args.rerun_without_predictions)
+    try:
+        run = _pick(args, runs, records)
+    except execute.Waiting as e:
+        return _fail(str(e), EXIT_WAITING)
+    if run is None:
+        return 0
+    if runs is not None:
+        execute.check_table_runs([run], records, args.out)
+    try:
+        result = execute.run_one(run, s, records, args.out,
+                                 train_script=TRAIN_SCRIPT,
+                                 device=args.device, data_dir=args.data_dir,
+                                 popen=popen, **pool)
+    except Interrupted as e:
+        return _fail('%s; %s took a snapshot; the same command resumes it'
+                     % (e, run.key), e.exit_code)
+    if result.startswith(('failed', 'not started')):
+        return _fail('%s %s' % (run.key, result), 1)
+    if result == 'skipped':
+        print('%s: %s is recorded already: nothing to do' % (run.schedule,
+                                                            run.key))
+    return 0
+
+
 def main(argv=None, popen=subprocess.Popen):
     args = parse_args(argv)
     runs = None
     if args.schedule != 'mini':
         runs = plan.table_runs(args.schedule, args.rows, args.seeds,
                                args.dataset, args.extra)
+    if args.list:
+        return main_list(args, runs)
     try:
-        if runs and not args.report_only:   # before anything is written
+        if runs and not args.report_only and args.run_index is None and \
+                args.only is None:   # before anything is written
             execute.check_table_runs(runs, execute.table_records(args.out),
                                      args.out)
         os.makedirs(args.out, exist_ok=True)
-        # One live reproduction per --out (a --report-only one only reads):
-        # a second would train the first one's rows over it.
-        held = None if args.report_only else folder.lock(args.out)
-    except (ExperimentError, folder.Busy) as e:
+    except ExperimentError as e:
         return _fail('error: %s' % e)
     except OSError as e:
         return _fail('error: cannot create --out %s: %s'
                      % (args.out, e.strerror or e))
     try:
+        if args.run_index is not None or args.only is not None:
+            return main_one(args, runs, popen)
         if args.schedule == 'mini':
             return main_mini(args, popen)
         return main_table(args, argv, runs, popen)
     except ExperimentError as e:
         return _fail('error: %s' % e)
-    finally:
-        folder.release_out(held, args.out)
 
 
 if __name__ == '__main__':

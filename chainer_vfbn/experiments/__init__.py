@@ -10,6 +10,7 @@ fairly, with seeds), one idea per module:
   of ``train_cifar.py`` arguments;
 - :mod:`.records`: a run's record, whose ``config`` is the run's identity;
 - :mod:`.pool`: running the runs as subprocesses, ``jobs`` at a time;
+- :mod:`.progress`: how far a running run has come, how long runs took;
 - :mod:`.choices`: what the records choose (the tuned ``alpha_gs``, the
   pilot's cut) and the length check;
 - :mod:`.summary`: per-row statistics from the records;

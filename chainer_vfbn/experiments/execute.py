@@ -5,18 +5,21 @@ the report from the records.
 :func:`run_table` for the Table 1 schedules (``smoke``, ``short``,
 ``paper``) and :func:`run_mini` for the mini schedule.
 """
-import json
 import os
 
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
 from chainer_vfbn.experiments.plan import plan
+from chainer_vfbn.experiments.plan import rung_candidates
 from chainer_vfbn.experiments.pool import run_pool
-from chainer_vfbn.experiments.records import record_run
+from chainer_vfbn.experiments.records import finished_folder
 from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.report import write_report
+from chainer_vfbn.experiments.rows import TUNE_ORDER
 from chainer_vfbn.experiments.schedules import PHASES
+from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import default_alphas
+from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.runs.interrupt import Interrupted
@@ -27,54 +30,25 @@ def table_records(out):
     return os.path.join(out, 'records')
 
 
-#: What reproduce.py wrote into a Table 1 row's folder before the rows had
-#: records (until 2026-12-04): ``{'schedule', 'args'}``, the same identity
-#: as a record's ``protocol`` and ``train_args``.
-LEGACY_ROW_RECORD = 'reproduce-row.json'
-
-
-def _unrecorded_result(run, records, out):
-    """``(folder, whether reproduce.py's legacy file names this run)`` of
-    a finished run without a record, or None."""
-    folder = os.path.join(out, run.folder)
-    if status(run, records) == 'done' or not os.path.isfile(
-            os.path.join(folder, 'summary.json')):
-        return None
-    try:
-        with open(os.path.join(folder, LEGACY_ROW_RECORD)) as f:
-            legacy = json.load(f)
-    except (OSError, ValueError):
-        legacy = None
-    return folder, legacy == {'schedule': run.schedule, 'args': run.args}
-
-
 def check_table_runs(runs, records, out):
     """Refuse, before anything runs, a training folder that holds another
-    run: a record of another configuration, or a result without a record
-    (unless :data:`LEGACY_ROW_RECORD` says it is this run's).
+    run's result: a ``summary.json`` whose ``args.json`` names other
+    arguments (a record of another configuration is refused by
+    :func:`.records.status`). A folder that holds this very run finished
+    is adopted later (:func:`.records.adopt`).
 
     Raises:
         ExperimentError: One line naming the folder and why.
     """
     for run in runs:
-        found = _unrecorded_result(run, records, out)
-        if found is not None and not found[1]:
+        if status(run, records) == 'done':
+            continue
+        found = finished_folder(run, out)
+        if found is not None and found[1] != 'ours':
             raise ExperimentError(
-                '%s holds another run: a result without a record of its '
-                'configuration; use another --out' % found[0])
-
-
-def adopt_legacy_rows(runs, s, records, out):
-    """Write the record of each finished row that an older reproduce.py
-    ran (its folder's :data:`LEGACY_ROW_RECORD` names the same schedule
-    and arguments), so that it counts as done; returns their keys."""
-    adopted = []
-    for run in runs:
-        found = _unrecorded_result(run, records, out)
-        if found is not None and found[1]:
-            record_run(records, run, s, found[0])
-            adopted.append(run.key)
-    return adopted
+                '%s holds another run: its args.json names other arguments '
+                'than %s (or none); move it away or use another --out'
+                % (found[0], run.key))
 
 
 def run_table(runs, s, out, log=print, **pool):
@@ -96,9 +70,6 @@ def run_table(runs, s, out, log=print, **pool):
     """
     records = table_records(out)
     check_table_runs(runs, records, out)
-    for key in adopt_legacy_rows(runs, s, records, out):
-        log('%s: recorded the finished %s of an older reproduce.py' % (
-            runs[0].schedule, key))
     result, interrupted = None, None
     try:
         result = run_pool(runs, s, records, out, jobs=1, log=log,
@@ -120,19 +91,96 @@ def mini_phases(phase):
     return {'all': PHASES, 'report': ()}.get(phase, (phase,))
 
 
+class Waiting(ExperimentError):
+    """A run whose earlier phases' records are not all there yet."""
+
+
+def _tuning_missing(s, row, records, rungs=TUNE_PHASES):
+    """What a row's tuning (its ``rungs``, in order) still lacks: the
+    first rung with runs that have no record (a later rung's runs are
+    planned once the rung before is complete)."""
+    for phase in rungs:
+        runs = plan(phase, s, rows=[row], records=records)
+        missing = sum(status(r, records) != 'done' for r in runs)
+        if missing:
+            return 'the tuning of %s: %d of its %d %s runs have no record' \
+                % (row, missing, len(runs), phase)
+    return 'the tuning of %s' % row
+
+
+def plan_now(phase, s, rows, records, untuned=False):
+    """The runs of one mini phase that the records let run now, and the
+    rows that wait for an earlier phase.
+
+    A phase whose runs depend on records has its case here: a later rung
+    of successive halving needs the rung before complete
+    (:func:`.plan.rung_candidates`), ``final``'s tuned rows their tuning's
+    choice (:func:`.choices.chosen_settings`; ``untuned``: each method's
+    default ``alpha_gs`` instead).
+
+    Returns:
+        tuple: ``(runs, waiting)``, ``waiting`` being ``row -> what it
+        waits for``.
+    """
+    if phase in TUNE_PHASES[1:] and halving(s):
+        rung = TUNE_PHASES.index(phase)
+        waiting = {r: _tuning_missing(s, r, records, TUNE_PHASES[:rung])
+                   for r in rows if r in TUNE_ORDER and
+                   rung_candidates(r, s, records, rung) is None}
+        return plan(phase, s, rows=rows, records=records), waiting
+    if phase != 'final':
+        return plan(phase, s, rows=rows, records=records), {}
+    chosen = default_alphas() if untuned else chosen_settings(s, records)
+    waiting = {r: _tuning_missing(s, r, records) for r in rows
+               if r in tuned_rows(s) and r not in chosen}
+    ready = [r for r in rows if r not in waiting]
+    # (plan reads no rows as every row)
+    return (plan('final', s, chosen=chosen, rows=ready) if ready
+            else []), waiting
+
+
+def resolve(slot, s, records, untuned=False, runs=None):
+    """The run of ``slot`` (:func:`.plan.slots`), from the records now.
+
+    Args:
+        slot (~.plan.Slot): The slot.
+        s (dict): The mini settings.
+        records (str): The records' folder.
+        untuned (bool): As :func:`plan_now`.
+        runs (list): A Table 1 schedule's runs, all fixed by its settings
+            (then the records are not read).
+
+    Returns:
+        Run or None: None for a slot that the records leave empty (a rung
+        that keeps fewer candidates than a row's grid has).
+
+    Raises:
+        Waiting: One line: the run waits for an earlier phase's records.
+    """
+    if runs is not None:
+        return {r.key: r for r in runs}[slot.key]
+    planned, waiting = plan_now(slot.phase, s, [slot.row], records, untuned)
+    if slot.row in waiting:
+        raise Waiting('%s waits for %s' % (slot.key, waiting[slot.row]))
+    same = [r for r in planned if r.row == slot.row and r.seed == slot.seed]
+    return same[slot.index] if slot.index < len(same) else None
+
+
+def run_one(run, s, records, out, **pool):
+    """Train ``run`` alone unless its record is done (no report: the
+    report job writes it); its :func:`.pool.run_pool` result."""
+    return run_pool([run], s, records, out, jobs=1, **pool)[run.key]
+
+
 def _mini_round(s, rows, phases, records, untuned):
     """The runs that can start now (a tuned row's final runs only once its
     grid is complete), and the tuned rows whose final runs wait."""
-    runs = [r for ph in phases if ph != 'final'
-            for r in plan(ph, s, rows=rows, records=records)]
-    waiting = []
-    if 'final' in phases:
-        chosen = default_alphas() if untuned else \
-            chosen_settings(s, records)
-        waiting = [r for r in rows if r in tuned_rows(s) and r not in chosen]
-        runs += plan('final', s, chosen=chosen,
-                     rows=[r for r in rows if r not in waiting])
-    return runs, waiting
+    runs, waiting = [], {}
+    for phase in phases:
+        planned, waits = plan_now(phase, s, rows, records, untuned)
+        runs += planned
+        waiting.update(waits)
+    return runs, sorted(waiting)
 
 
 def run_mini(s, rows, phases, records, out, untuned=False, results_doc=None,

@@ -25,6 +25,14 @@ The mini schedule's four phases (:data:`~.schedules.PHASES`):
 A Table 1 schedule (``smoke``, ``short``, ``paper``) is one phase named
 after it: every row, once per seed, with the schedule's arguments
 (:func:`table_runs`).
+
+A phase's runs may depend on earlier phases' records (a tuned row's final
+run needs its tuning's choice), so a job array lists a schedule as static
+SLOTS (:class:`Slot`, :func:`slots`): one per run that the phase will
+have, known before any record; a slot becomes a :class:`Run` when the
+records it needs are there (:func:`.execute.resolve`). A new phase needs
+its slots here and its plan function (and, if its runs depend on records,
+a line in :func:`.execute.plan_now`).
 """
 import collections
 import os
@@ -46,6 +54,7 @@ from chainer_vfbn.experiments.schedules import SCHEDULES
 from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import alpha_name
 from chainer_vfbn.experiments.schedules import choice_name
+from chainer_vfbn.experiments.schedules import default_alphas
 from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
@@ -298,11 +307,17 @@ def rung_candidates(row, s, records, rung):
     return [before[i] for i in order[:s['rungs'][rung][1]]]
 
 
+def rung_seeds(s, rung):
+    """The seeds of rung ``rung``: ``last_rung_seeds`` for the last one,
+    else ``tune_seed``."""
+    last = rung == len(s['rungs']) - 1
+    return s['last_rung_seeds'] if last else (s['tune_seed'],)
+
+
 def _plan_rung(s, rows, rung, records):
     """The runs of one rung, row by row, best candidate first; the last
     rung runs each candidate with every ``last_rung_seeds``."""
-    last = rung == len(s['rungs']) - 1
-    seeds = s['last_rung_seeds'] if last else (s['tune_seed'],)
+    seeds = rung_seeds(s, rung)
     runs = []
     for row in (r for r in TUNE_ORDER if r in rows):
         for choice in rung_candidates(row, s, records, rung) or ():
@@ -373,3 +388,63 @@ def plan(phase, s, chosen=None, rows=None, records=None):
         return _plan_final(s, rows, common, chosen)
     raise ValueError('unknown phase %r; choose from %s'
                      % (phase, ', '.join(PHASES)))
+
+
+class Slot(collections.namedtuple('Slot', 'phase row seed index name')):
+    """One entry of a schedule's run list, known before any record: the
+    ``index``-th run of ``row`` and ``seed`` in ``phase``.
+
+    ``name`` is the run's name where the slot alone fixes it, else
+    ``<row>_seed<seed>_slot<index>``: a run chosen from earlier records
+    (a later rung's ``index``-th best candidate; :func:`.execute.resolve`).
+    """
+
+    @property
+    def key(self):
+        """``<phase>/<name>``: the run's key where the slot fixes it."""
+        return '%s/%s' % (self.phase, self.name)
+
+
+def slots_of(runs):
+    """The slots of a list of runs that the settings alone fix, in its
+    order: the ``index`` counts the runs of one phase, row and seed.
+
+    Example:
+        >>> [s.key for s in slots_of(table_runs('smoke', ['bp'], [0, 1]))]
+        ['smoke/bp_seed0', 'smoke/bp_seed1']
+    """
+    seen = collections.Counter()
+    out = []
+    for run in runs:
+        index = seen[run.phase, run.row, run.seed]
+        seen[run.phase, run.row, run.seed] += 1
+        out.append(Slot(run.phase, run.row, run.seed, index, run.name))
+    return out
+
+
+def slots(phase, s, rows=None):
+    """The slots of one mini phase, in the order its runs start.
+
+    ``final``'s runs are named by row and seed whatever the tuning
+    chooses: its slots are those of the plan at any choice. A later rung
+    of successive halving has, per row, as many candidates as it keeps,
+    each with the rung's seeds; which candidates, the rung before's
+    records say.
+
+    Example:
+        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> [x.key for x in slots('final', settings(), ['bp', 'vfbn'])][:3]
+        ['final/bp_seed0', 'final/vfbn_seed0', 'final/bp_seed1']
+        >>> [x.key for x in slots('tune3', settings(), ['vfbn'])][:2]
+        ['tune3/vfbn_seed0_slot0', 'tune3/vfbn_seed1_slot0']
+    """
+    if phase == 'final':
+        return slots_of(plan(phase, s, chosen=default_alphas(), rows=rows))
+    if phase in TUNE_PHASES[1:] and halving(s):
+        rung = TUNE_PHASES.index(phase)
+        rows = list(rows or ROWS)
+        return [Slot(phase, row, seed, i, '%s_seed%d_slot%d' % (row, seed, i))
+                for row in TUNE_ORDER if row in rows
+                for i in range(s['rungs'][rung][1])
+                for seed in rung_seeds(s, rung)]
+    return slots_of(plan(phase, s, rows=rows))

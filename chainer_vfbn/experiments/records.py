@@ -6,12 +6,19 @@ version, its summary, its curve and its per-image predictions) at
 configuration is done; a record with another configuration is refused,
 never mixed in. The committed records of ``docs/results/`` are in this
 format.
+
+Many processes (the tasks of a job array) may share one records folder:
+a run is trained under its record's lock (:func:`lock_record`), and a
+finished run folder whose record was lost (deleted, damaged, or never
+written: a full disk, a killed parent) is adopted as its record
+(:func:`finished_folder`) instead of being trained again.
 """
 import collections
 import datetime
 import json
 import os
 
+from chainer_vfbn.runs import folder as run_folder
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs import strict_json
 from chainer_vfbn.runs.provenance import differences
@@ -40,7 +47,11 @@ def read_record(path):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise ExperimentError('unreadable record %s: %s' % (path, e))
+        raise ExperimentError(
+            'the record %s is damaged (%s): delete it (or restore it from '
+            'git) and run the same command again; a finished run folder of '
+            'its run is then adopted as its record, or else the run trains '
+            'again' % (path, ' '.join(str(e).split())))
 
 
 def _jsonable(obj):
@@ -185,6 +196,139 @@ def record_run(records, run, s, run_dir):
                 provenance.save_diff(records, f.read())
     write_record(records, run, record)
     return record
+
+
+def lock_path(records, run):
+    """The lock file of ``run``'s record, beside it.
+
+    Example:
+        >>> from chainer_vfbn.experiments.plan import Run
+        >>> lock_path('rec', Run('tune', 'x', 'bp', 0, []))
+        'rec/tune/x.json.lock'
+    """
+    return record_path(records, run) + '.lock'
+
+
+def lock_record(records, run, say=print):
+    """Lock ``run``'s record while it trains
+    (:func:`~chainer_vfbn.runs.folder.claim_file`: a stale lock of a dead
+    process is taken over, with a line to ``say``).
+
+    Returns:
+        ~chainer_vfbn.runs.folder.LockFile or None: None while another
+        live process holds it (:func:`locked_by` says who).
+    """
+    return run_folder.claim_file(lock_path(records, run), say=say)
+
+
+def locked_by(records, run):
+    """Who holds ``run``'s record lock, or None."""
+    return run_folder.read_lock(lock_path(records, run))
+
+
+def planned_length(args):
+    """``(unit, total)`` of a run's arguments: ``('iteration', N)`` for
+    ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None.
+
+    Example:
+        >>> planned_length(['--epoch', '24', '--seed', '0'])
+        ('epoch', 24)
+    """
+    for unit, flag in (('iteration', '--iterations'), ('epoch', '--epoch')):
+        if flag in args:
+            return unit, int(args[args.index(flag) + 1])
+    return None
+
+
+def _readable(read, folder):
+    """``read(folder)`` (a :mod:`~chainer_vfbn.runs.provenance` reader),
+    or None where the file is missing or damaged."""
+    try:
+        return read(folder)
+    except provenance.Unreadable:
+        return None
+
+
+def _legacy_row(folder):
+    try:
+        with open(os.path.join(folder, LEGACY_ROW_RECORD)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _same_arguments(run, args_json, legacy):
+    """Whether a run folder's ``args.json`` (its ``command``: the run's
+    arguments come first, then ``--out``, the place options after) or an
+    older reproduce.py's row file names ``run``'s arguments."""
+    if legacy is not None and legacy == {'schedule': run.schedule,
+                                         'args': run.args}:
+        return True
+    command = (args_json or {}).get('command')
+    if not isinstance(command, str) or ' ' not in command:
+        return False
+    return (command.split(' ', 1)[1] + ' ').startswith(
+        ' '.join(run.args + ['--out']) + ' ')
+
+
+def _whole_length(run, summary):
+    """Whether ``summary`` is of a run that went the whole planned length
+    (or diverged: a result too)."""
+    state = summary.get('status', 'finished')
+    if state == 'diverged':
+        return True
+    if state != 'finished':
+        return False
+    length = planned_length(run.args)
+    if length is None:
+        return True
+    unit, total = length
+    try:
+        if unit == 'iteration':
+            return summary.get('iterations') == total
+        # an epoch's last batch may end past the epoch's boundary
+        return 0 <= float(summary.get('epochs')) - total < 1
+    except (TypeError, ValueError):
+        return False
+
+
+#: What an older reproduce.py wrote into a Table 1 row's folder before the
+#: rows had records (until 2026-12-04): ``{'schedule', 'args'}``, the same
+#: identity as a record's ``protocol`` and ``train_args``.
+LEGACY_ROW_RECORD = 'reproduce-row.json'
+
+
+def finished_folder(run, out):
+    """The training folder of ``run`` under ``out`` if it holds this run,
+    finished, whatever became of its record: its ``summary.json`` is of a
+    run that went the planned length (or diverged), and its ``args.json``
+    (or :data:`LEGACY_ROW_RECORD`) names ``run``'s arguments.
+
+    Returns:
+        tuple or None: ``(folder, 'ours' | 'another run')`` where a
+        ``summary.json`` is found (``'another run'``: other arguments, or
+        none readable, made it), else None.
+    """
+    path = os.path.join(out, run.folder)
+    summary = _readable(provenance.read_summary, path)
+    if summary is None:
+        return None
+    ours = _same_arguments(run, _readable(provenance.read_args, path),
+                           _legacy_row(path))
+    if not ours:
+        return path, 'another run'
+    return (path, 'ours') if _whole_length(run, summary) else None
+
+
+def adopt(records, run, s, out):
+    """Record ``run`` from its finished training folder
+    (:func:`finished_folder`, :func:`record_run`), if there is one; the
+    folder, or None."""
+    found = finished_folder(run, out)
+    if found is None or found[1] != 'ours':
+        return None
+    record_run(records, run, s, found[0])
+    return found[0]
 
 
 #: The schedule setting that pins OpenBLAS's kernel for every run

@@ -311,7 +311,8 @@ def markdown(s, records, table, length):
 def write_report(s, records, log=print, results_doc=None):
     """Write ``table.md`` and its figures in ``records`` from the records;
     with ``results_doc``, also the table and comparisons block of that
-    page, two heading levels down (:func:`.results_doc.update_results_doc`).
+    page, two heading levels down, and its glance block if it has one
+    (:func:`.results_doc.update_results_doc`).
 
     Returns:
         list: The table, :func:`.summary.summarize`.
@@ -329,7 +330,7 @@ def write_report(s, records, log=print, results_doc=None):
         f.write(md)
     if results_doc:
         update_results_doc(results_doc, results_lines(s, table, '####'),
-                           s)
+                           s, table=table, records=records)
         paths.append(results_doc)
     log('mini: wrote %s%s' % (os.path.join(records, 'table.md'),
                               ''.join(', ' + p for p in paths)))

@@ -236,7 +236,8 @@ class _Run(object):
                 eval_prefix=eval_prefix(config.validation_split),
                 run='%s on %s, decoupled (%s)' % (
                     config.method, config.arch,
-                    os.path.basename(os.path.normpath(config.out))))
+                    os.path.basename(os.path.normpath(config.out))),
+                split_at=method.split_at)
         self.manifest = manifest
 
     def _resume(self):

@@ -1,4 +1,4 @@
-"""A run's output folder (``--out``): its identity, its lock and its
+"""A run's output folder (``--out``): its identity, its locks and its
 snapshots.
 
 A folder holds one run. The run records its configuration
@@ -7,13 +7,27 @@ asks for the same run (:func:`check_identity`, the one check of both
 runners), a lock (:func:`claim_out`) keeps a second live process out, and
 a damaged snapshot is skipped for the one before it instead of ending in a
 traceback (:func:`newest_readable`).
+
+Two kinds of lock, for two kinds of folder:
+
+- a training folder (``--out``) is locked with ``fcntl.flock``
+  (:func:`lock`): the kernel drops it when its process dies, and a run
+  trains on one machine;
+- a shared records folder, written by many jobs on many machines, is
+  locked per record with a lock file that names its holder
+  (:class:`LockFile`): it is taken with ``O_EXCL`` (atomic on local and NFS
+  file systems, where ``flock`` between machines is not guaranteed), kept
+  fresh by its holder, and taken over, with a line, once its holder is
+  dead (:func:`claim_file`).
 """
 import errno
 import fcntl
 import glob
+import json
 import os
 import re
 import shutil
+import socket
 import time
 import zipfile
 
@@ -65,6 +79,172 @@ def lock(out):
                        % (out, os.path.join(out, LOCK_NAME)))
         raise
     return f
+
+
+#: A lock file of another machine whose holder has not refreshed it for this
+#: many seconds is stale (its holder refreshes it every
+#: :data:`LOCK_REFRESH_S`; a dead one does not).
+LOCK_STALE_S = 600
+LOCK_REFRESH_S = 60
+#: A lock file with no holder written yet (its holder is between the
+#: create and the write) counts as live for this long.
+LOCK_UNWRITTEN_S = 60
+
+
+def _start_time(pid):
+    """The start time of process ``pid`` in clock ticks since boot (Linux's
+    ``/proc/<pid>/stat``, field 22), or None: with the pid, it names one
+    process even after the pid is reused."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: count from its ')'.
+    return stat[stat.rindex(')') + 2:].split()[19]
+
+
+def _holder():
+    pid = os.getpid()
+    return {'host': socket.gethostname(), 'pid': pid,
+            'start': _start_time(pid),
+            'since': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+
+
+def holder_alive(holder, age):
+    """Whether the process a lock file names still holds it.
+
+    On this machine: its pid runs and (where ``/proc`` says) started when
+    the lock says. On another machine, which cannot be asked: its lock was
+    refreshed less than :data:`LOCK_STALE_S` seconds ago.
+
+    Args:
+        holder (dict): The lock file's contents (None: not written yet).
+        age (float): Seconds since the lock file was last refreshed.
+
+    Example:
+        >>> holder_alive(_holder(), 0.)
+        True
+    """
+    if not holder:
+        return age < LOCK_UNWRITTEN_S
+    if holder.get('host') != socket.gethostname():
+        return age < LOCK_STALE_S
+    pid = holder.get('pid')
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        pass
+    except (TypeError, OverflowError, ValueError):
+        return False
+    start = _start_time(pid)
+    return start is None or holder.get('start') in (None, start)
+
+
+def describe_holder(holder):
+    """``pid P on host H since T`` of a lock file's contents."""
+    if not holder:
+        return 'a process that has not written its name yet'
+    return 'pid %s on %s since %s' % (holder.get('pid'), holder.get('host'),
+                                      holder.get('since'))
+
+
+def _read_holder(path):
+    """``(contents or None, age in seconds)``; FileNotFoundError if gone."""
+    age = time.time() - os.stat(path).st_mtime
+    try:
+        with open(path) as f:
+            return json.load(f), age
+    except ValueError:
+        return None, age
+
+
+class LockFile(object):
+    """A held lock file (:func:`claim_file`): :meth:`refresh` it now and
+    then, :meth:`release` it at the end.
+
+    Attributes:
+        path (str): The lock file.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.refreshed = time.time()
+
+    def refresh(self, every=LOCK_REFRESH_S):
+        """Touch the file (at most once per ``every`` seconds), so that
+        other machines see its holder alive."""
+        if time.time() - self.refreshed >= every:
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+            self.refreshed = time.time()
+
+    def release(self):
+        """Remove the file: the lock is free."""
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _create(path):
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, 'w') as f:
+        json.dump(_holder(), f)
+    return LockFile(path)
+
+
+def claim_file(path, say=print):
+    """Take the lock file ``path`` for this process.
+
+    The file is created with ``O_EXCL`` (one process wins) and names its
+    holder (host, pid, start). A lock whose holder is dead
+    (:func:`holder_alive`) is taken over, with one line to ``say``; the
+    take-over happens under a ``flock`` of the folder, after the holder is
+    read again, so that two processes never both take one stale lock.
+
+    Returns:
+        LockFile or None: The lock, or None while a live process holds it
+        (:func:`read_lock` says who).
+    """
+    folder_ = os.path.dirname(path) or '.'
+    os.makedirs(folder_, exist_ok=True)
+    try:
+        return _create(path)
+    except FileExistsError:
+        pass
+    guard = os.open(folder_, os.O_RDONLY)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            holder, age = _read_holder(path)
+        except FileNotFoundError:   # released meanwhile
+            holder = age = None
+        if holder is not None or age is not None:
+            if holder_alive(holder, age):
+                return None
+            os.remove(path)
+            say('%s: took over the stale lock of %s, which is no longer '
+                'running' % (path, describe_holder(holder)))
+        try:
+            return _create(path)
+        except FileExistsError:     # another process won the race
+            return None
+    finally:
+        os.close(guard)
+
+
+def read_lock(path):
+    """Who holds the lock file ``path`` (:func:`describe_holder`), or None
+    if it is free."""
+    try:
+        return describe_holder(_read_holder(path)[0])
+    except FileNotFoundError:
+        return None
 
 
 def move_aside(out):
@@ -254,6 +434,28 @@ def newest_intact(out):
     return newest_readable(snapshots(out), say=lambda line: None)[0]
 
 
+def disk_full(error):
+    """What a full disk stopped (``'<strerror>, writing <file>'``), or
+    None if ``error`` is not a full disk.
+
+    Example:
+        >>> import errno
+        >>> disk_full(OSError(errno.ENOSPC, 'No space left on device', 'x'))
+        'No space left on device, writing x'
+    """
+    # The full disk may be the cause of what was raised (a clean-up that
+    # failed in turn), not the error itself.
+    while error is not None and not (isinstance(error, OSError) and
+                                     error.errno in DISK_FULL):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return None
+    what = error.strerror or str(error)
+    if error.filename:
+        what += ', writing %s' % error.filename
+    return what
+
+
 def disk_full_line(error, intact):
     """One line for a run stopped by a full disk, or ``None`` for any other
     error.
@@ -272,16 +474,9 @@ def disk_full_line(error, intact):
         ...                        'o/log'), 'o/snapshot_iter_10')[:64]
         'the disk is full (No space left on device, writing o/log); the n'
     """
-    # The full disk may be the cause of what was raised (a clean-up that
-    # failed in turn), not the error itself.
-    while error is not None and not (isinstance(error, OSError) and
-                                     error.errno in DISK_FULL):
-        error = error.__cause__ or error.__context__
-    if error is None:
+    what = disk_full(error)
+    if what is None:
         return None
-    what = error.strerror or str(error)
-    if error.filename:
-        what += ', writing %s' % error.filename
     if intact:
         then = ('the newest intact snapshot is %s: free some space and run '
                 'the same command to resume from it' % intact)

@@ -27,6 +27,11 @@ SYNTH_LABELS = {'cos': 'cos(grad_synth, grad_true)',
                 'norm_ratio': '||grad_synth|| / ||grad_true||'}
 #: The name of each evaluation set in the plots.
 SET_NAMES = {'test': 'test set', 'val': 'held-out validation split'}
+#: Reference lines of the synthesizer plots: ``value -> [(y, legend)]``.
+#: relerr = 1 is where δ̂ is as far from δ as zero is (‖0 − δ‖/‖δ‖ = 1):
+#: above it, δ̂ = 0 would be the closer estimate.
+SYNTH_REFERENCES = {'relerr': [(1., '1: grad_synth as far from grad_true '
+                                    'as zero is')]}
 
 
 class NoEscapes(object):
@@ -66,11 +71,14 @@ class PlotStyle(object):
         series (dict): ``key -> (label, scale, sparse)`` for the plotted
             keys: the legend's name, a factor applied to the values (100
             for an error in percent) and whether to draw markers only.
+        references (list): ``(y, label)`` of horizontal lines to draw, each
+            named in the legend (e.g. :data:`SYNTH_REFERENCES`).
     """
 
-    def __init__(self, title, ylabel, xlabel, series):
+    def __init__(self, title, ylabel, xlabel, series, references=()):
         self.title, self.ylabel, self.xlabel = title, ylabel, xlabel
         self.series = series
+        self.references = list(references)
 
     def __call__(self, figure, axes, summary):
         axes.set_title(self.title, fontsize=10)
@@ -86,11 +94,26 @@ class PlotStyle(object):
             if sparse:
                 line.set_linestyle('none')
                 line.set_marker('o')
+        for y, label in self.references:
+            axes.axhline(y, color='0.4', linestyle='--', linewidth=1,
+                         label=label)
         axes.relim()
         axes.autoscale_view()
 
 
-def plot_specs(synth_keys, eval_prefix=TEST_PREFIX, run=''):
+def split_label(split_at):
+    """What a plot's legend calls the synthesizer at a split point: a
+    layer name, or a step index of a ``chainer.Sequential``.
+
+    Example:
+        >>> split_label('stage2_unit9'), split_label(1)
+        ('split after stage2_unit9', 'split after step 1')
+    """
+    return 'split after %s' % (split_at if isinstance(split_at, str)
+                               else 'step %d' % split_at)
+
+
+def plot_specs(synth_keys, eval_prefix=TEST_PREFIX, run='', split_at=()):
     """``[(keys, x_key, file_name, PlotStyle)]`` of a run's plots.
 
     Args:
@@ -98,7 +121,12 @@ def plot_specs(synth_keys, eval_prefix=TEST_PREFIX, run=''):
         eval_prefix (str): ``'test'`` or ``'val'``.
         run (str): What the titles name, e.g. ``'vfbn on resnet20-paper
             (result/sample-vfbn)'``.
+        split_at (list): The split point of each of ``synth_keys``
+            (``Method.split_at``), which the synthesizer plots' legends
+            name (:func:`split_label`); empty: the legends name the keys.
     """
+    names = ([split_label(at) for at in split_at]
+             if len(split_at) == len(synth_keys) else list(synth_keys))
     where = SET_NAMES.get(eval_prefix, eval_prefix)
     ev = '%s/main/' % eval_prefix
     specs = [
@@ -117,13 +145,16 @@ def plot_specs(synth_keys, eval_prefix=TEST_PREFIX, run=''):
             'synth_%s.png' % value, PlotStyle(
                 '%s: synthetic gradient, %s' % (run, value),
                 SYNTH_LABELS[value], 'iteration',
-                {'%s/%s' % (k, value): (k, 1, False) for k in synth_keys})))
+                {'%s/%s' % (k, value): (name, 1, False)
+                 for k, name in zip(synth_keys, names)},
+                SYNTH_REFERENCES.get(value, ()))))
     return specs
 
 
 def extend_reports(trainer, synth_keys, trigger, per_synth=('cos',
                                                              'norm_ratio'),
-                   erase_line=False, eval_prefix=TEST_PREFIX, run=''):
+                   erase_line=False, eval_prefix=TEST_PREFIX, run='',
+                   split_at=()):
     """Register LogReport, GrowthWatch, PrintReport and the PlotReports.
 
     Args:
@@ -137,6 +168,8 @@ def extend_reports(trainer, synth_keys, trigger, per_synth=('cos',
         eval_prefix (str): The evaluation figures' prefix, ``'test'`` or
             ``'val'`` (:func:`chainer_vfbn.runs.evaluation.eval_prefix`).
         run (str): The run's name in the plots' titles (method, arch, out).
+        split_at (list): The synthesizers' split points, for the legends
+            (:func:`plot_specs`).
     """
     trainer.extend(extensions.LogReport(trigger=trigger))
     if synth_keys:
@@ -151,7 +184,7 @@ def extend_reports(trainer, synth_keys, trigger, per_synth=('cos',
               "(pip install -e '.[plot]')")
         return
     for keys, x_key, file_name, style in plot_specs(synth_keys, eval_prefix,
-                                                    run):
+                                                    run, split_at):
         trainer.extend(_PlotReport(
             keys, x_key, trigger=trigger, file_name=file_name,
             postprocess=style))

@@ -40,7 +40,8 @@ def write_json(path, obj, indent=2, sort_keys=True):
 
     The text goes to ``<path>.tmp<pid>`` and is renamed over ``path`` once
     whole, so a killed write never leaves half a file (what it leaves is
-    removed by :func:`chainer_vfbn.runs.folder.clean_temporary`). The folder
+    removed by :func:`chainer_vfbn.runs.folder.clean_temporary`); a write
+    that fails (a full disk) removes it and raises. The folder
     is made if needed; the file ends with a newline.
 
     Args:
@@ -58,8 +59,16 @@ def write_json(path, obj, indent=2, sort_keys=True):
     if folder:
         os.makedirs(folder, exist_ok=True)
     tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(json_safe(obj), f, indent=indent, sort_keys=sort_keys,
-                  allow_nan=False)
-        f.write('\n')
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'w') as f:
+            json.dump(json_safe(obj), f, indent=indent, sort_keys=sort_keys,
+                      allow_nan=False)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        # A failed write (a full disk, say) leaves nothing behind.
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise

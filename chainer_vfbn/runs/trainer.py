@@ -80,7 +80,7 @@ def build_trainer(config, method, train_iter, test, device, n_train):
         if method.synthesizers else [], log_trigger,
         erase_line=config.progress and sys.stdout.isatty(),
         eval_prefix=eval_prefix(config.validation_split),
-        run=run_name(config))
+        run=run_name(config), split_at=method.split_at)
     if config.progress:
         trainer.extend(run_log.Progress(
             last, n_train / float(config.batchsize)))
