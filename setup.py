@@ -46,8 +46,10 @@ setup(
     extras_require={
         'cuda12': [CUPY_CUDA12],
         'cuda13': [CUPY_CUDA13],
-        # packaging: tests/test_docker.py reads the version specifiers.
-        'test': ['pytest>=7', 'packaging'],
+        # packaging: tests/test_docker.py reads the version specifiers;
+        # chainercv2 (pure Python): the README's own-model example and
+        # tests/test_sequential.py cut its CIFAR ResNets.
+        'test': ['pytest>=7', 'packaging', 'chainercv2'],
         'plot': ['matplotlib'],
         # The experiment reports' p-values (binomial and Student t tails).
         'report': ['scipy'],

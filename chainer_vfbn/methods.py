@@ -32,33 +32,37 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 from chainer import optimizers
+from chainer.training import updaters as chainer_updaters
 
 from chainer_vfbn import sequential
 from chainer_vfbn import split_step
+from chainer_vfbn import updaters
 from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.sequential import Sequence
 from chainer_vfbn.synthesizers import registry
 
-# The methods without a synthesizer: back-prop, and local learning.
+# The methods without a synthesizer: back-prop, and local learning (the
+# auxiliary registry's). Every other method is a kind of the synthesizer
+# registry, so the lists below are functions of it (a kind registered from
+# outside the package is a method at once).
 BACKPROP_METHODS = ('bp', 'bottom-bp', 'layerwise') + auxiliary.names()
 
 
-def __getattr__(name):
-    # The lists of synthetic methods and their defaults are derived from the
-    # synthesizer registry on each access, never kept as a second copy.
-    if name == 'SYNTHETIC_METHODS':
-        return registry.names()
-    if name == 'METHODS':
-        return BACKPROP_METHODS + registry.names()
-    if name == 'PIPELINE_METHODS':
-        # What a decoupled (one rank per module) run can train:
-        # model-parallel back-propagation over the same modules, or any
-        # synthetic method.
-        return ('bp',) + registry.names()
-    if name == 'DEFAULT_ALPHA_GS':
-        return registry.default_alphas()
-    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+def names():
+    """Every method: :data:`BACKPROP_METHODS`, then each synthesizer kind."""
+    return BACKPROP_METHODS + registry.names()
+
+
+def synthetic(method):
+    """Whether ``method`` trains gradient synthesizers."""
+    return method in registry.KINDS
+
+
+def pipeline_names():
+    """What a decoupled (one rank per module) run trains: model-parallel
+    back-propagation over the same modules, or any synthetic method."""
+    return ('bp',) + registry.names()
 
 
 class Method(object):
@@ -74,15 +78,20 @@ class Method(object):
             methods only).
         decayed (list of str): Names of the optimizers whose learning rate
             follows the step schedule (the synthesizers' Adam does not).
-        split_at (list): Where the network was cut (layer names, or a
-            ``chainer.Sequential``'s step indices); empty for ``bp``.
+        split_at (tuple): Where the network was cut (layer names or dotted
+            paths, or a ``chainer.Sequential``'s step indices); empty for
+            ``bp``.
+        alpha_gs (float): The synthesizers' Adam step size, resolved
+            (``None`` without a synthesizer): what a run records.
+        local_weight (float): A local-learning method's weight, resolved
+            (``None`` for a method without one): what a run records.
         links (list): Every link the method trains (the network, auxiliary
             heads, synthesizers); :meth:`to_device` moves them all.
     """
 
     def __init__(self, name, net, optimizers, predictor, make_updater,
                  modules=(), synthesizers=(), decayed=(), split_at=(),
-                 aux_links=()):
+                 aux_links=(), alpha_gs=None, local_weight=None):
         self.name = name
         self.optimizers = optimizers
         self.predictor = predictor
@@ -90,7 +99,9 @@ class Method(object):
         self.modules = list(modules)
         self.synthesizers = list(synthesizers)
         self.decayed = list(decayed)
-        self.split_at = list(split_at)
+        self.split_at = tuple(split_at)
+        self.alpha_gs = alpha_gs
+        self.local_weight = local_weight
         self.links = [net] + list(aux_links) + list(synthesizers)
 
     def to_device(self, device):
@@ -105,14 +116,28 @@ class Method(object):
 
 
 def resolve_alpha_gs(method, alpha_gs):
-    """``alpha_gs``, or for ``None`` the default of ``method``'s synthesizer
-    (registry): 0 for a back-prop method, which has none; ValueError for an
-    unknown method."""
-    if method not in BACKPROP_METHODS:
-        registry.kind(method)  # raises for an unknown name
-    if alpha_gs is not None:
-        return alpha_gs
-    return 0. if method in BACKPROP_METHODS else registry.kind(method).alpha_gs
+    """``alpha_gs`` checked, or for ``None`` the default of ``method``'s
+    synthesizer kind (registry); ``None`` for a method without a
+    synthesizer. The one place where it is defaulted and checked.
+
+    Raises:
+        ValueError: One line: an unknown method, or a step size out of
+            :func:`alpha_gs_ok`'s bounds.
+
+    Example:
+        >>> resolve_alpha_gs('vfbn', None), resolve_alpha_gs('bp', None)
+        (0.001, None)
+    """
+    if method not in names():
+        raise ValueError('unknown method %r; choose from %s'
+                         % (method, ', '.join(names())))
+    if not synthetic(method):
+        return None
+    if alpha_gs is None:
+        return registry.kind(method).alpha_gs
+    if not alpha_gs_ok(alpha_gs):
+        raise ValueError('alpha_gs must be in [0, 1], got %g' % alpha_gs)
+    return alpha_gs
 
 
 def alpha_gs_ok(alpha_gs):
@@ -123,12 +148,6 @@ def alpha_gs_ok(alpha_gs):
     synthesizer at its initialization.
     """
     return 0 <= alpha_gs <= 1
-
-
-def check_alpha_gs(alpha_gs):
-    """Raise ValueError unless :func:`alpha_gs_ok`."""
-    if not alpha_gs_ok(alpha_gs):
-        raise ValueError('alpha_gs must be in [0, 1], got %g' % alpha_gs)
 
 
 def momentum_sgd(link, lr, momentum, weight_decay):
@@ -147,40 +166,56 @@ def adam(link, alpha):
     return opt
 
 
-def _checked_options(method, alpha_gs, target_scale):
-    """``alpha_gs`` resolved (:func:`resolve_alpha_gs`), once ``method``,
-    ``alpha_gs`` and ``target_scale`` are checked; ``ValueError`` if not."""
-    if method not in BACKPROP_METHODS + registry.names():
-        raise ValueError('unknown method %r; choose from %s'
-                         % (method, ', '.join(BACKPROP_METHODS +
-                                              registry.names())))
-    alpha_gs = resolve_alpha_gs(method, alpha_gs)
-    check_alpha_gs(alpha_gs)
-    split_step.check_target_scale(target_scale, method)
-    if target_scale != 'batch-mean' and method not in registry.KINDS:
-        raise ValueError('target scale %s needs a synthetic-gradient method, '
-                         'not %s' % (target_scale, method))
-    return alpha_gs
+def _check_target_scale(method, target_scale):
+    split_step.check_target_scale(target_scale)
+    if not synthetic(method):
+        if target_scale != 'batch-mean':
+            raise ValueError('target scale %s needs a synthetic-gradient '
+                             'method, not %s' % (target_scale, method))
+    elif target_scale not in registry.kind(method).target_scales:
+        raise ValueError(
+            'target scale %s is for free-form (DNI) synthesizers; %s gives '
+            'the gradient of a batch-mean loss, whose scale is fixed'
+            % (target_scale, method))
+
+
+def _optimizer_factory(make_optimizer, sgd, alpha_gs):
+    """``make(name, link)``: the user's optimizer for that part, or the
+    default (MomentumSGD for the network, Adam for a synthesizer)."""
+    def make(name, link):
+        opt = make_optimizer(name, link) if make_optimizer else None
+        if opt is None:
+            return adam(link, alpha_gs) if name.startswith('synth') else \
+                momentum_sgd(link, **sgd)
+        if getattr(opt, 'target', None) is not link:
+            raise ValueError('make_optimizer(%r, link) must return an '
+                             'optimizer set up on link (opt.setup(link)) or '
+                             'None' % name)
+        return opt
+    return make
 
 
 def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
                  weight_decay=1e-4, alpha_gs=None, n_hidden=256,
                  target_scale='batch-mean', n_class=None, in_shape=None,
-                 loss_func=None, local_weight=None):
+                 loss_func=None, make_optimizer=None, local_weight=None):
     """Build the links, optimizers and updater of a training method.
 
     Works for any sequential chain (:mod:`chainer_vfbn.sequential`): a
-    ``chainer.Sequential``, or a chain with ``layer_names`` such as the
-    project's ResNet. The shapes of ``h`` at the cuts and the number of
-    classes come from one forward pass of a sample batch
-    (:func:`~chainer_vfbn.sequential.forward_shapes`).
+    ``chainer.Sequential``, a chain with ``layer_names`` such as the
+    project's ResNet or chainercv's models, or a chain whose order one
+    forward pass shows (chainercv2's). The shapes of ``h`` at the cuts and
+    the number of classes come from one forward pass of a sample batch
+    (:class:`~chainer_vfbn.sequential.Cut`).
 
     Args:
-        method (str): One of :data:`METHODS`.
+        method (str): One of :func:`names`.
         net: The network, already on its device or not (call
-            :meth:`Method.to_device` afterwards).
-        split_at: Split point(s) where the network is cut: a layer name (or
-            a ``chainer.Sequential``'s step index) or a list of them;
+            :meth:`Method.to_device` afterwards). Its output must be class
+            scores (logits), not probabilities.
+        split_at: Split point(s) where the network is cut: a layer name, a
+            dotted path into nested chains (``'features.stage2.unit2'``),
+            a ``chainer.Sequential``'s step index, or a list of them;
             ``None`` for ``net.default_split``. Checked, but unused, by
             ``bp``; ``bottom-bp`` and ``layerwise`` take one point.
         lr, momentum, weight_decay (float): MomentumSGD of the network.
@@ -191,11 +226,17 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
             (:mod:`chainer_vfbn.split_step`); synthetic methods only.
         n_class (int): Number of classes; ``None`` for the width of the
             network's output. Checked against that width.
-        in_shape (tuple of int): One input example's shape; ``None`` for
-            ``net.in_shape``.
+        in_shape (tuple of int): One input example's shape, ``(C, H, W)``
+            for images; ``None`` for ``net.in_shape``.
         loss_func: The network's loss ``loss_func(y, t)``; ``None`` for the
             mean softmax cross-entropy. A VFBN synthesizer differentiates the
             same loss; the closed forms refuse any other.
+        make_optimizer: ``make_optimizer(name, link)``, called for each
+            part with the optimizer's name (``'main'``, ``'module0'``..,
+            ``'synth'``.., ``'bottom'``, ``'head'``, ``'top'``): an
+            optimizer set up on ``link``, or ``None`` for the default
+            (MomentumSGD(``lr``, ``momentum``) with ``weight_decay`` for
+            the network, Adam(``alpha_gs``) for a synthesizer).
         local_weight (float): The tunable weight of a local-learning method
             that has one (``infopro``'s λ2); ``None`` for its default
             (:mod:`chainer_vfbn.auxiliary.registry`). Refused for another
@@ -210,141 +251,156 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         ...                       in_shape=(3, 32, 32))
         >>> updater = method.make_updater(train_iter, concat_examples, -1)
     """
-    alpha_gs = _checked_options(method, alpha_gs, target_scale)
-    local_weight = auxiliary.resolve_weight(method, local_weight)
-    loss_func = loss_func or F.softmax_cross_entropy
-    # Back-prop ignores the split, but a wrong point is still a mistake.
-    split_at = [] if method == 'bp' and split_at is None else \
-        sequential.resolve_split_at(net, split_at)
-    shapes, n_class = _shapes(net, in_shape, n_class)
-    sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if method == 'bp':
-        return _backprop(net, sgd, loss_func)
-    modules = sequential.split(net, split_at)
-    if method in registry.KINDS:
-        return _synthetic(method, net, split_at, modules, sgd, alpha_gs,
-                          n_hidden, target_scale, shapes, n_class, loss_func)
-    if len(modules) != 2:
-        raise ValueError('%s takes one split point, got %d'
-                         % (method, len(split_at)))
-    if method in auxiliary.KINDS:
-        aux = auxiliary.build_auxiliary(
-            method, shapes[split_at[0]], in_shape or net.in_shape, n_class,
-            loss_func, local_weight)
-        return _layerwise(net, split_at, modules, aux, sgd, loss_func,
-                          name=method, local_loss=aux.local_loss)
-    head = Head(shapes[split_at[0]][0], n_class)
-    build = _bottom_bp if method == 'bottom-bp' else _layerwise
-    return build(net, split_at, modules, head, sgd, loss_func)
+    return _build(method, net, split_at, lr, momentum, weight_decay,
+                  alpha_gs, n_hidden, target_scale, n_class, in_shape,
+                  loss_func, make_optimizer, local_weight,
+                  model_parallel=False)
 
 
-def _shapes(net, in_shape, n_class):
-    """``(h shapes, n_class)`` from one forward pass; one line if wrong."""
-    in_shape = in_shape or getattr(net, 'in_shape', None)
-    if in_shape is None:
-        raise ValueError(
-            'give in_shape, the shape of one input example (e.g. (3, 32, '
-            "32)): h's shapes come from one forward pass")
-    shapes = sequential.forward_shapes(net, in_shape)
-    out = list(shapes.values())[-1]
-    if len(out) != 1:
-        raise ValueError('the network gives an output of shape %s per '
-                         'example; the methods need class scores (B, '
-                         'n_class)' % (out,))
-    if n_class is not None and n_class != out[0]:
-        raise ValueError('n_class is %d but the network gives %d class '
-                         'scores' % (n_class, out[0]))
-    return shapes, out[0]
-
-
-def _standard_updater(opts):
-    from chainer.training import updaters as chainer_updaters
-
-    def make(iterator, converter, device):
-        return chainer_updaters.StandardUpdater(
-            iterator, opts, converter=converter, device=device)
-    return make
-
-
-def _backprop(net, sgd, loss_func):
-    opts = {'main': momentum_sgd(L.Classifier(net, lossfun=loss_func),
-                                 **sgd)}
-    return Method('bp', net, opts, net, _standard_updater(opts),
-                  modules=[net], decayed=['main'])
-
-
-def _bottom_bp(net, split_at, modules, head, sgd, loss_func):
-    predictor = Sequence([('bottom', modules[0]), ('aux_head', head)])
-    opts = {'main': momentum_sgd(
-        L.Classifier(predictor, lossfun=loss_func), **sgd)}
-    return Method('bottom-bp', net, opts, predictor, _standard_updater(opts),
-                  modules=[modules[0]], decayed=['main'], split_at=split_at,
-                  aux_links=[head])
-
-
-def _layerwise(net, split_at, modules, head, sgd, loss_func,
-               name='layerwise', local_loss=None):
-    from chainer_vfbn import updaters
-    bottom, top = modules
-    opts = {'bottom': momentum_sgd(bottom, **sgd),
-            'head': momentum_sgd(head, **sgd),
-            'top': momentum_sgd(top, **sgd)}
-
-    def make(iterator, converter, device):
-        return updaters.LayerwiseUpdater(
-            iterator, bottom, head, top, opts, converter=converter,
-            device=device, loss_func=loss_func, local_loss=local_loss)
-    return Method(name, net, opts, net, make, modules=modules,
-                  decayed=list(opts), split_at=split_at, aux_links=[head])
-
-
-def _synthetic(method, net, split_at, modules, sgd, alpha_gs, n_hidden,
-               target_scale, shapes, n_class, loss_func):
-    from chainer_vfbn import updaters
-
-    synths = [registry.build_synthesizer(method, shapes[name], n_class,
-                                         n_hidden, loss_func)
-              for name in split_at]
-    opts = {'module%d' % k: momentum_sgd(m, **sgd)
-            for k, m in enumerate(modules)}
-    for name, synth in zip(split_step.synth_names(len(synths)), synths):
-        opts[name] = adam(synth, alpha_gs)
-
-    def make(iterator, converter, device):
-        return updaters.SyntheticGradientUpdater(
-            iterator, modules, synths, opts, converter=converter,
-            device=device, loss_func=loss_func, target_scale=target_scale)
-    return Method(method, net, opts, net, make, modules=modules,
-                  synthesizers=synths,
-                  decayed=['module%d' % k for k in range(len(modules))],
-                  split_at=split_at)
-
-
-def build_pipeline(method, net, split_at=None, lr=0.1, momentum=0.9,
-                   weight_decay=1e-4, alpha_gs=None, n_hidden=256,
-                   target_scale='batch-mean'):
+def build_pipeline(method, net, split_at=None, **kwargs):
     """The modules of a method trained one module per process.
 
-    As :func:`build_method`, except that ``'bp'`` is model-parallel
-    back-propagation: the network cut at ``split_at`` like a synthetic
-    method, one MomentumSGD per module (``'module0'`` ..), no synthesizer.
+    As :func:`build_method` (the same arguments), except that ``'bp'`` is
+    model-parallel back-propagation: the network cut at ``split_at`` like a
+    synthetic method, one MomentumSGD per module (``'module0'`` ..), no
+    synthesizer. Every rank builds all of it, with the same random
+    initialization where each seeds its generators alike first.
 
     Returns:
         Method: With :attr:`Method.modules` and, for a synthetic method,
         :attr:`Method.synthesizers`; its ``make_updater`` is the synchronous
         one (none for ``'bp'``).
     """
-    if method not in ('bp',) + registry.names():
+    if method not in pipeline_names():
         raise ValueError('a decoupled run trains %s, not %s'
-                         % (', '.join(('bp',) + registry.names()), method))
-    if method != 'bp':
-        return build_method(method, net, split_at=split_at, lr=lr,
-                            momentum=momentum, weight_decay=weight_decay,
-                            alpha_gs=alpha_gs, n_hidden=n_hidden,
-                            target_scale=target_scale)
-    split_at = sequential.resolve_split_at(net, split_at)
-    modules = sequential.split(net, split_at)
-    opts = {'module%d' % k: momentum_sgd(m, lr, momentum, weight_decay)
+                         % (', '.join(pipeline_names()), method))
+    return _build(method, net, split_at, model_parallel=True, **kwargs)
+
+
+def _build(method, net, split_at=None, lr=0.1, momentum=0.9,
+           weight_decay=1e-4, alpha_gs=None, n_hidden=256,
+           target_scale='batch-mean', n_class=None, in_shape=None,
+           loss_func=None, make_optimizer=None, local_weight=None,
+           model_parallel=False):
+    alpha_gs = resolve_alpha_gs(method, alpha_gs)
+    local_weight = auxiliary.resolve_weight(method, local_weight)
+    _check_target_scale(method, target_scale)
+    loss_func = loss_func or F.softmax_cross_entropy
+    in_shape = in_shape or getattr(net, 'in_shape', None)
+    if in_shape is None:
+        raise ValueError(
+            'give in_shape, the shape of one input example (e.g. (3, 32, '
+            "32)): h's shapes come from one forward pass")
+    # Back-prop ignores the split, but a wrong point is still a mistake.
+    whole = method == 'bp' and not model_parallel
+    cut = sequential.Cut(net, () if whole and split_at is None else split_at,
+                         in_shape)
+    n_class = _n_class(net, cut, n_class)
+    make = _optimizer_factory(make_optimizer, dict(
+        lr=lr, momentum=momentum, weight_decay=weight_decay), alpha_gs)
+    if whole:
+        return _backprop(net, make, loss_func)
+    modules, split_at = cut.parts(), cut.points
+    if method == 'bp':
+        opts = {'module%d' % k: make('module%d' % k, m)
+                for k, m in enumerate(modules)}
+        return Method(method, net, opts, net, None, modules=modules,
+                      decayed=list(opts), split_at=split_at)
+    if synthetic(method):
+        synths = [registry.build_synthesizer(method, cut.shapes[name],
+                                             n_class, n_hidden, loss_func)
+                  for name in split_at]
+        return _synthetic(method, net, split_at, modules, synths, make,
+                          target_scale, loss_func, alpha_gs)
+    if len(modules) != 2:
+        raise ValueError('%s takes one split point, got %d'
+                         % (method, len(split_at)))
+    if method in auxiliary.KINDS:
+        aux = auxiliary.build_auxiliary(
+            method, cut.shapes[split_at[0]], in_shape, n_class, loss_func,
+            local_weight)
+        return _layerwise(net, split_at, modules, aux, make, loss_func,
+                          name=method, local_loss=aux.local_loss,
+                          local_weight=local_weight)
+    head = Head(cut.shapes[split_at[0]][0], n_class)
+    build = _bottom_bp if method == 'bottom-bp' else _layerwise
+    return build(net, split_at, modules, head, make, loss_func)
+
+
+def _n_class(net, cut, n_class):
+    """The width of the network's class scores; one line if its output is
+    not class scores."""
+    out = cut.output
+    if out.ndim != 2:
+        raise ValueError('the network gives an output of shape %s per '
+                         'example; the methods need class scores (B, '
+                         'n_class)' % (tuple(out.shape[1:]),))
+    xp = chainer.backend.get_array_module(out)
+    if bool((out >= 0).all()) and \
+            float(xp.abs(out.sum(axis=1) - 1).max()) <= 1e-5:
+        last = list(cut.shapes)
+        hint = ''
+        if hasattr(net, 'pick') and len(last) > 1:
+            hint = " (a chainercv model: set model.pick = %r)" % last[-2]
+        raise ValueError(
+            'the network gives probabilities (each row non-negative, '
+            'summing to 1), not class scores: the methods train on logits '
+            'through the loss; cut off its last layer %r%s'
+            % (last[-1], hint))
+    if n_class is not None and n_class != out.shape[1]:
+        raise ValueError('n_class is %d but the network gives %d class '
+                         'scores' % (n_class, out.shape[1]))
+    return out.shape[1]
+
+
+def _standard_updater(opts):
+    def make(iterator, converter, device):
+        return chainer_updaters.StandardUpdater(
+            iterator, opts, converter=converter, device=device)
+    return make
+
+
+def _backprop(net, make, loss_func):
+    opts = {'main': make('main', L.Classifier(net, lossfun=loss_func))}
+    return Method('bp', net, opts, net, _standard_updater(opts),
+                  modules=[net], decayed=['main'])
+
+
+def _bottom_bp(net, split_at, modules, head, make, loss_func):
+    predictor = Sequence([('bottom', modules[0]), ('aux_head', head)])
+    opts = {'main': make('main', L.Classifier(predictor, lossfun=loss_func))}
+    return Method('bottom-bp', net, opts, predictor, _standard_updater(opts),
+                  modules=[modules[0]], decayed=['main'], split_at=split_at,
+                  aux_links=[head])
+
+
+def _layerwise(net, split_at, modules, head, make, loss_func,
+               name='layerwise', local_loss=None, local_weight=None):
+    bottom, top = modules
+    opts = {'bottom': make('bottom', bottom), 'head': make('head', head),
+            'top': make('top', top)}
+
+    def make_updater(iterator, converter, device):
+        return updaters.LayerwiseUpdater(
+            iterator, bottom, head, top, opts, converter=converter,
+            device=device, loss_func=loss_func, local_loss=local_loss)
+    return Method(name, net, opts, net, make_updater, modules=modules,
+                  decayed=list(opts), split_at=split_at, aux_links=[head],
+                  local_weight=local_weight)
+
+
+def _synthetic(method, net, split_at, modules, synths, make, target_scale,
+               loss_func, alpha_gs):
+    opts = {'module%d' % k: make('module%d' % k, m)
             for k, m in enumerate(modules)}
-    return Method(method, net, opts, net, None, modules=modules,
-                  decayed=list(opts), split_at=split_at)
+    for name, synth in zip(split_step.synth_names(len(synths)), synths):
+        opts[name] = make(name, synth)
+
+    def make_updater(iterator, converter, device):
+        return updaters.SyntheticGradientUpdater(
+            iterator, modules, synths, opts, converter=converter,
+            device=device, loss_func=loss_func, target_scale=target_scale)
+    return Method(method, net, opts, net, make_updater, modules=modules,
+                  synthesizers=synths,
+                  decayed=['module%d' % k for k in range(len(modules))],
+                  split_at=split_at, alpha_gs=alpha_gs)

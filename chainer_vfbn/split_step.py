@@ -21,7 +21,8 @@ Target scale (``target_scale``):
     weights are ``B`` times a ``batch-mean`` one applies the same δ̂.
     VFBN's δ̂ is the gradient of a batch-mean loss through ``v_f`` and has
     δ's scale by construction, so ``per-example`` is refused for VFBN
-    (:data:`SCALE_FREE`, the registry's kinds that allow ``batch-mean`` only).
+    (the registry's kinds whose ``target_scales`` are ``batch-mean`` only,
+    :func:`chainer_vfbn.synthesizers.registry.scale_free`).
 """
 import chainer
 import chainer.functions as F
@@ -29,16 +30,6 @@ import chainer.functions as F
 from chainer_vfbn.divergence import check_finite
 
 TARGET_SCALES = ('batch-mean', 'per-example')
-
-
-def __getattr__(name):
-    # SCALE_FREE: the synthesizers whose output is a real gradient of the
-    # batch-mean loss (their scale is fixed by that loss, not a free output
-    # layer), derived from the registry on each access.
-    if name == 'SCALE_FREE':
-        from chainer_vfbn.synthesizers import registry
-        return registry.scale_free()
-    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def synth_name(k, n_splits):
@@ -51,18 +42,12 @@ def synth_names(n_splits):
     return [synth_name(k, n_splits) for k in range(n_splits)]
 
 
-def check_target_scale(target_scale, method=None):
-    """Raise ValueError for an unknown scale, or one the method cannot take."""
+def check_target_scale(target_scale):
+    """Raise ValueError for an unknown scale (which scales a synthesizer
+    kind may predict is the registry's ``Kind.target_scales``)."""
     if target_scale not in TARGET_SCALES:
         raise ValueError('unknown target scale %r; choose from %s'
                          % (target_scale, ', '.join(TARGET_SCALES)))
-    from chainer_vfbn.synthesizers import registry
-    if method in registry.KINDS and \
-            target_scale not in registry.KINDS[method].target_scales:
-        raise ValueError(
-            'target scale %s is for free-form (DNI) synthesizers; %s gives '
-            'the gradient of a batch-mean loss, whose scale is fixed'
-            % (target_scale, method))
 
 
 def check_loss(synth, loss_func, name='synth'):

@@ -12,6 +12,10 @@ import shutil
 import subprocess
 import sys
 
+import chainer_vfbn  # NOQA  (its _compat runs before Chainer is imported)
+import chainer
+import numpy
+
 # The checkout the tests belong to.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -136,3 +140,33 @@ def use_as_mini(monkeypatch, tmp_path):
     monkeypatch.setattr(provenance, 'REPO', git_checkout(
         os.path.join(str(tmp_path), 'checkout')))
     return folder
+
+
+class OneBatch(chainer.dataset.Iterator):
+    """Yields the same batch forever (a unit test's iterator)."""
+
+    def __init__(self, x, t):
+        self.examples = list(zip(x, t))
+        self.epoch, self.is_new_epoch, self.epoch_detail = 0, False, 0.
+
+    def __next__(self):
+        return self.examples
+
+
+def update(updater):
+    """One update; returns the reported observation as floats."""
+    observation = {}
+    with chainer.Reporter().scope(observation):
+        updater.update()
+    return {k: float(chainer.as_array(v)) for k, v in observation.items()}
+
+
+def optimizer_states(updater):
+    """Every optimizer's step count and per-parameter state, by name."""
+    out = {}
+    for name, opt in updater.get_all_optimizers().items():
+        out[name + '/t'] = numpy.array(opt.t)
+        for pname, p in opt.target.namedparams():
+            for key, value in p.update_rule.state.items():
+                out['%s%s/%s' % (name, pname, key)] = value.copy()
+    return out

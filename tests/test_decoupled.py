@@ -60,7 +60,7 @@ def _method(method, split):
     """The network and its method, built the same way on every rank."""
     numpy.random.seed(0)
     net = resnet_cifar(ARCH)
-    return net, ranks.build_method(method, net, split_at=split, lr=LR,
+    return net, methods.build_pipeline(method, net, split_at=split, lr=LR,
                                    alpha_gs=ALPHA_GS)
 
 

@@ -41,7 +41,7 @@ def _iterator():
 
 def _method(name, split):
     numpy.random.seed(0)
-    return ranks.build_method(name, resnet_cifar(ARCH), split_at=split,
+    return methods.build_pipeline(name, resnet_cifar(ARCH), split_at=split,
                               lr=LR, alpha_gs=ALPHA_GS)
 
 

@@ -1,6 +1,7 @@
 """The local-learning peers `dgl` and `infopro` as methods: built by
 build_method on a user's chainer.Sequential, one step checked against finite
 differences, snapshots, and the command line on the bundled sample."""
+import argparse
 import copy
 import json
 import os
@@ -19,6 +20,9 @@ from chainer_vfbn.auxiliary import InfoProAuxiliary
 from support import load_script
 from support import run_cli
 from support import TINY
+from support import OneBatch
+from support import update
+from support import optimizer_states
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -46,22 +50,6 @@ def build(method, seed=0, lr=LR, **kwargs):
         return model, methods.build_method(method, model, split_at=2,
                                            in_shape=IN_SHAPE, lr=lr,
                                            **kwargs)
-
-
-class OneBatch(chainer.dataset.Iterator):
-    def __init__(self, x, t):
-        self.examples = list(zip(x, t))
-        self.epoch, self.is_new_epoch, self.epoch_detail = 0, False, 0.
-
-    def __next__(self):
-        return self.examples
-
-
-def update(updater):
-    observation = {}
-    with chainer.Reporter().scope(observation):
-        updater.update()
-    return {k: float(chainer.as_array(v)) for k, v in observation.items()}
 
 
 def params(link):
@@ -98,7 +86,7 @@ def test_one_step_gradients_by_finite_differences(method):
     assert isinstance(aux, {'dgl': DGLAuxiliary,
                             'infopro': InfoProAuxiliary}[method])
     assert sorted(built.optimizers) == ['bottom', 'head', 'top']
-    assert built.predictor is model and built.split_at == [2]
+    assert built.predictor is model and built.split_at == (2,)
     b0, a0, t0 = (copy.deepcopy(link) for link in (bottom, aux, top))
     before = [params(link) for link in (bottom, aux, top)]
     x, t = batch()
@@ -208,16 +196,6 @@ def test_a_flat_split_and_a_named_chain(method):
 
 # -- snapshots ---------------------------------------------------------------
 
-def optimizer_states(updater):
-    out = {}
-    for name, opt in updater.get_all_optimizers().items():
-        out[name + '/t'] = numpy.array(opt.t)
-        for pname, p in opt.target.namedparams():
-            for key, value in p.update_rule.state.items():
-                out['%s%s/%s' % (name, pname, key)] = value.copy()
-    return out
-
-
 def persistents(link):
     return {name + '/' + key: numpy.array(getattr(sub, key))
             for name, sub in link.namedlinks() for key in sub._persistent}
@@ -302,16 +280,27 @@ def test_local_weight_on_the_command_line(tmp_path):
     config = script.parse_config(['--method', 'infopro', '--local-weight',
                                   '2'])
     assert config.local_weight == 2. and config.options['local_weight'] == 2.
-    assert script.parse_config(['--method', 'infopro']).local_weight == 0.5
+    # The default is the method's, resolved where it is built, once.
+    config = script.parse_config(['--method', 'infopro'])
+    assert config.local_weight is None
+    config = config.resolved(argparse.Namespace(alpha_gs=None,
+                                                local_weight=0.5))
+    assert config.local_weight == config.options['local_weight'] == 0.5
     for method in ('dgl', 'vfbn', 'bp'):
         config = script.parse_config(['--method', method])
         assert config.local_weight is None
         assert 'local_weight' not in config.options
     assert 'infopro: lambda2' in ' '.join(
         script.build_parser().format_help().split())
-    bad = script.option_errors(script.build_parser().parse_args(
-        ['--method', 'infopro', '--local-weight', '-1']))
-    assert bad == ['--local-weight must be finite and >= 0, got -1.0']
+    # Its bounds are checked where it is resolved (build_method), still
+    # before --out is touched.
+    r = run_cli(TINY + ['--method', 'infopro', '--local-weight', '-1',
+                        '--split-at', 'stage1_unit1', '--out',
+                        str(tmp_path / 'o')], timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        'train_cifar.py: error: local_weight must be finite and >= 0, got '
+        '-1.0']
     r = run_cli(['--method', 'dgl', '--local-weight', '1', '--out',
                  str(tmp_path / 'o')], timeout=60)
     assert r.returncode == 2

@@ -15,6 +15,7 @@ from chainer_vfbn import split_step
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.synthesizers import registry
 from support import load_script
+from support import OneBatch
 
 K = 10
 IN_SHAPE = (3, 8, 8)
@@ -48,17 +49,6 @@ def batch(n=4, seed=0, dtype=numpy.float32):
     rng = numpy.random.RandomState(seed)
     return (rng.randn(n, *IN_SHAPE).astype(dtype),
             (numpy.arange(n) % K).astype(numpy.int32))
-
-
-class OneBatch(chainer.dataset.Iterator):
-    """Yields the same batch forever."""
-
-    def __init__(self, x, t):
-        self.examples = list(zip(x, t))
-        self.epoch, self.is_new_epoch, self.epoch_detail = 0, False, 0.
-
-    def __next__(self):
-        return self.examples
 
 
 def one_step(method, x, t):
@@ -109,6 +99,29 @@ def test_split_shares_parameters(make, at):
     changed = [name for name, p in model.namedparams()
                if not numpy.array_equal(p.array, before[name])]
     assert len(changed) == len(before)
+
+
+def test_a_dotted_path_cuts_inside_a_nested_sequential():
+    """A step of a chainer.Sequential is named by its index at every
+    level: '0.2' cuts inside the first step, after its third."""
+    model = chainer.Sequential(
+        chainer.Sequential(L.Convolution2D(3, 4, 3, pad=1),
+                           L.BatchNormalization(4), F.relu),
+        L.Convolution2D(4, 6, 3, pad=1, stride=2), F.relu,
+        L.Linear(6 * 4 * 4, K))
+    bottom, top = chainer_vfbn.split(model, '0.1')
+    assert bottom.layer_names == ['0'] and top.layer_names[0] == '0'
+    assert getattr(bottom, '0').layer_names == ['0', '1']
+    assert getattr(top, '0').layer_names == ['step2']
+    x, _ = batch()
+    with chainer.using_config('train', True):
+        numpy.testing.assert_array_equal(top(bottom(x)).array,
+                                         model(x).array)
+    built = methods.build_method('vfbn', model, split_at='0.1',
+                                 in_shape=IN_SHAPE)
+    assert built.split_at == ('0.1',)
+    assert built.synthesizers[0](chainer.Variable(
+        bottom(x).array), numpy.zeros(4, numpy.int32)).shape == (4, 4, 8, 8)
 
 
 def test_resnet_is_a_case_of_the_rule():
@@ -197,7 +210,7 @@ def test_exact_synthetic_gradient_when_vf_is_the_top():
 def test_every_kind_builds_and_has_a_default_alpha(name):
     kind = registry.kind(name)
     assert 0 < kind.alpha_gs <= 1
-    assert methods.DEFAULT_ALPHA_GS[name] == kind.alpha_gs
+    assert methods.resolve_alpha_gs(name, None) == kind.alpha_gs
     assert kind.target_scales[0] == 'batch-mean'
     assert set(kind.target_scales) <= set(split_step.TARGET_SCALES)
     assert kind.description and '\n' not in kind.description
@@ -208,9 +221,14 @@ def test_every_kind_builds_and_has_a_default_alpha(name):
 
 
 def test_the_derived_lists_are_the_registry():
-    assert methods.SYNTHETIC_METHODS == registry.names()
-    assert methods.METHODS == methods.BACKPROP_METHODS + registry.names()
-    assert split_step.SCALE_FREE == ('vfbn', 'vfbn-linear', 'vfbn-mlp')
+    assert methods.names() == methods.BACKPROP_METHODS + registry.names()
+    assert methods.pipeline_names() == ('bp',) + registry.names()
+    assert [m for m in methods.names() if methods.synthetic(m)] == \
+        list(registry.names())
+    assert registry.scale_free() == ('vfbn', 'vfbn-linear', 'vfbn-mlp')
+    # One meaning of SYNTHESIZERS: the registry itself, {name: Kind}.
+    assert chainer_vfbn.SYNTHESIZERS is registry.KINDS
+    assert chainer_vfbn.synthesizers.SYNTHESIZERS is registry.KINDS
     from chainer_vfbn.experiments import rows
     # The experiment's rows, which its run records are matched on.
     # (InfoPro's tuned weight, Evidence III)
@@ -219,6 +237,21 @@ def test_the_derived_lists_are_the_registry():
     assert [r for r, o in rows.TUNED_OPTIONS.items()
             if o == '--alpha-gs'] == list(registry.names())
     assert set(rows.ONE_SEED_ROWS) <= set(registry.closed_forms())
+
+
+def test_the_public_face():
+    from chainer_vfbn import updaters
+    assert chainer_vfbn.SyntheticGradientUpdater is \
+        updaters.SyntheticGradientUpdater
+    assert chainer_vfbn.LayerwiseUpdater is updaters.LayerwiseUpdater
+    assert chainer_vfbn.register_synthesizer is registry.register
+    assert chainer_vfbn.build_pipeline is methods.build_pipeline
+
+
+def test_no_module_getattr_names():
+    """The package's names are real attributes, visible to dir()."""
+    for module in (methods, split_step, chainer_vfbn.synthesizers):
+        assert not hasattr(module, '__getattr__'), module.__name__
 
 
 class HalfGradient(chainer.Chain):
@@ -233,38 +266,57 @@ class HalfGradient(chainer.Chain):
         return F.broadcast_to(self.w, h.shape) * h
 
 
-def test_adding_a_kind_is_one_registry_entry(monkeypatch):
-    monkeypatch.setitem(registry.KINDS, 'half', registry.Kind(
+@pytest.fixture
+def half_kind():
+    """The kind ``half``, registered from here as a user's module would,
+    and removed after the test."""
+    chainer_vfbn.register_synthesizer('half', chainer_vfbn.Kind(
         lambda h_shape, n_class, n_hidden, loss_func: HalfGradient(),
-        0.25, registry.BATCH_MEAN, False, 'w * h, for the test'))
+        alpha_gs=0.25, target_scales=registry.BATCH_MEAN,
+        description='w * h, for the test'))
+    yield 'half'
+    del registry.KINDS['half']
+
+
+def test_a_kind_registered_from_outside_trains(half_kind):
     # Every list of kinds has it, with its defaults.
-    assert 'half' in methods.METHODS and 'half' in methods.PIPELINE_METHODS
-    assert methods.DEFAULT_ALPHA_GS['half'] == 0.25
+    assert 'half' in methods.names() and 'half' in methods.pipeline_names()
     assert methods.resolve_alpha_gs('half', None) == 0.25
-    assert 'half' in split_step.SCALE_FREE
+    assert 'half' in registry.scale_free()
     train_cifar = load_script()
-    assert train_cifar.parse_config(['--method', 'half']).alpha_gs == 0.25
     assert 'w * h, for the test' in train_cifar.build_parser().format_help()
     with pytest.raises(ValueError, match='fixed'):
         methods.build_method('half', sequential(), split_at=2,
                              in_shape=IN_SHAPE, target_scale='per-example')
-    # And it trains.
+    # And it trains through build_method, its default alpha_gs resolved.
     built = methods.build_method('half', sequential(), split_at=2,
                                  in_shape=IN_SHAPE)
+    assert built.alpha_gs == 0.25
+    assert built.optimizers['synth'].alpha == 0.25
     x, t = batch()
     one_step(built, x, t)
     assert built.synthesizers[0].w.array != 0
 
 
+def test_register_refuses_a_taken_name_or_a_bad_entry():
+    with pytest.raises(ValueError, match="a method named 'vfbn' exists"):
+        chainer_vfbn.register_synthesizer('vfbn', registry.KINDS['vfbn'])
+    with pytest.raises(ValueError, match="a method named 'bp' exists"):
+        chainer_vfbn.register_synthesizer('bp', registry.KINDS['vfbn'])
+    with pytest.raises(ValueError, match='entry must be a '):
+        chainer_vfbn.register_synthesizer('new', lambda *a: None)
+    assert 'new' not in registry.KINDS
+
+
 def test_an_unknown_kind_raises_instead_of_a_frozen_synthesizer():
-    with pytest.raises(ValueError, match="unknown synthesizer 'vfbn-lin'"):
+    with pytest.raises(ValueError, match="unknown method 'vfbn-lin'"):
         methods.resolve_alpha_gs('vfbn-lin', None)
     with pytest.raises(ValueError, match="unknown synthesizer 'nope'"):
         registry.build_synthesizer('nope', (4, 3, 3))
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         methods.build_method('nope', sequential(), split_at=2,
                              in_shape=IN_SHAPE)
-    assert methods.resolve_alpha_gs('bp', None) == 0.
+    assert methods.resolve_alpha_gs('bp', None) is None
 
 
 # -- the loss agrees -------------------------------------------------------
@@ -334,9 +386,15 @@ class LyingNames(Named):
 
 @pytest.mark.parametrize('call,message', [
     (lambda: chainer_vfbn.split(NotSequential(), 'fc'),
-     "cannot split NotSequential: split needs a chainer.Sequential, or a "
-     "chain whose layer_names lists its layers in forward order (as "
-     "chainercv's PickableSequentialChain)"),
+     "cannot split NotSequential: its forward pass does not declare the "
+     "order of its layers; give in_shape to learn it from one forward pass, "
+     "or declare its order: give model a layer_names attribute, the names "
+     "of its children (fc) in forward order, or make it a "
+     "chainer.Sequential"),
+    (lambda: chainer_vfbn.split(L.Linear(3, 4), 0),
+     "cannot split Linear: it is not a sequential chain (a "
+     "chainer.Sequential, or a chain whose layer_names lists its layers in "
+     "forward order, as chainercv's PickableSequentialChain)"),
     (lambda: chainer_vfbn.split(LyingNames(), 'conv'),
      "LyingNames.layer_names has 'pool', which is not a layer of it"),
     (lambda: chainer_vfbn.split(Named(), 'dense'),
@@ -378,6 +436,28 @@ class LyingNames(Named):
     (lambda: methods.build_method('bottom-bp', sequential(), split_at=[0, 2],
                                   in_shape=IN_SHAPE),
      'bottom-bp takes one split point, got 2'),
+    (lambda: methods.build_method('vfbn', sequential(), split_at=2,
+                                  in_shape=(8, 8, 3)),
+     'in_shape (8, 8, 3) looks channels-last; Chainer takes (C, H, W), e.g. '
+     '(3, 8, 8)'),
+    (lambda: methods.build_method('vfbn', sequential(), split_at=2,
+                                  in_shape=(4, 8, 8)),
+     'one forward pass failed on a batch of shape (2, 4, 8, 8): '
+     'InvalidType: Invalid operation is performed in: Convolution2DFunction '
+     '(Forward)'),
+    (lambda: methods.build_method('vfbn', chainer.Sequential(
+        L.Linear(3 * 8 * 8, 6), F.relu, L.Linear(6, K)), split_at=1,
+        in_shape=IN_SHAPE),
+     "'vfbn' (a convolutional v_f) needs h_shape (C, H, W), got (6,): for a "
+     "flat h use vfbn-linear or vfbn-mlp"),
+    (lambda: methods.build_method('vfbn', sequential(), split_at=2,
+                                  in_shape=IN_SHAPE, alpha_gs=2),
+     'alpha_gs must be in [0, 1], got 2'),
+    (lambda: methods.build_method('bp', chainer.Sequential(
+        L.Linear(3 * 8 * 8, K), F.softmax), in_shape=IN_SHAPE),
+     'the network gives probabilities (each row non-negative, summing to '
+     '1), not class scores: the methods train on logits through the loss; '
+     'cut off its last layer 1'),
 ])
 def test_one_line_errors(call, message):
     with pytest.raises(ValueError) as e:

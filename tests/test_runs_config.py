@@ -7,7 +7,7 @@ from chainer_vfbn.runs.config import device_spec
 from chainer_vfbn.runs.config import parse_split_at
 from chainer_vfbn.runs.config import RunConfig
 
-# A script's options as parsed (train_own_model.py's set: no decoupled ones).
+# A script's options as parsed (a set without the decoupled ones).
 OPTIONS = dict(
     method='vfbn', arch='vgg-own', split_at='1', alpha_gs=None,
     synth_target_scale='batch-mean', n_hidden=256, dataset='sample',
@@ -18,12 +18,25 @@ OPTIONS = dict(
     eval_interval=1, tta_interval=0, test_batchsize=128, progress=False)
 
 
-def test_alpha_gs_resolved_once_and_recorded_only_where_it_means_something():
+class Built(object):
+    """What a built method tells the run: its resolved alpha_gs."""
+
+    def __init__(self, alpha_gs):
+        self.alpha_gs = alpha_gs
+
+
+def test_alpha_gs_resolved_by_the_method_recorded_where_it_means_something():
     vfbn = RunConfig.from_options(OPTIONS)
-    assert vfbn.alpha_gs == vfbn.options['alpha_gs'] == 1e-3   # registry's
+    # Not defaulted here: build_method resolves it, once.
+    assert vfbn.alpha_gs is None and vfbn.options['alpha_gs'] is None
+    resolved = vfbn.resolved(Built(1e-3))
+    assert resolved.alpha_gs == resolved.options['alpha_gs'] == 1e-3
+    assert list(resolved.options) == list(vfbn.options)   # same key order
     given = RunConfig.from_options(dict(OPTIONS, alpha_gs=0.01))
     assert given.alpha_gs == given.options['alpha_gs'] == 0.01
     bp = RunConfig.from_options(dict(OPTIONS, method='bp', alpha_gs=0.5))
+    assert bp.alpha_gs is None and 'alpha_gs' not in bp.options
+    bp = bp.resolved(Built(None))
     assert bp.alpha_gs is None and 'alpha_gs' not in bp.options
     assert not bp.synthetic and vfbn.synthetic
 

@@ -34,7 +34,8 @@ def test_summary_wall_time_counts_every_session(tmp_path):
     run = runner._Run.__new__(runner._Run)
     run.config = load_script().parse_config(
         ['--method', 'vfbn', '--arch', 'resnet8-paper', '--batchsize', '10',
-         '--decoupled', '--out', str(tmp_path)])
+         '--decoupled', '--out', str(tmp_path)]).resolved(
+             argparse.Namespace(alpha_gs=1e-3))   # as the built method's
     run.worker, run.state, run.trainer, run.K = worker, state, _Trainer(), 2
     run.method = argparse.Namespace(split_at=['stage2_unit2'])
     run.description, run.device = 'sample', '@numpy'
@@ -70,7 +71,7 @@ def test_a_full_disk_stops_the_job_in_one_line(tmp_path, capsys):
     error = OSError(errno.ENOSPC, 'No space left on device',
                     os.path.join(out, 'snapshot_iter_12.rank1.npz.tmp.npz'))
     with pytest.raises(_Aborted) as e:
-        runner._stop_failed(config, 1, error, _MPI())
+        runner._stop_failed(config, 1, error, _MPI(), 'train_cifar.py')
     assert e.value.args == (1,)
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'Traceback' not in err
@@ -79,6 +80,7 @@ def test_a_full_disk_stops_the_job_in_one_line(tmp_path, capsys):
         out, 'snapshot_iter_8.json') in err
     # Any other error is abort()'s, as before.
     with pytest.raises(_Aborted):
-        runner._stop_failed(config, 1, ValueError('bug'), _MPI())
+        runner._stop_failed(config, 1, ValueError('bug'), _MPI(),
+                            'train_cifar.py')
     assert 'decoupled: rank 1 stops the run: ValueError: bug' in \
         capsys.readouterr().err

@@ -53,8 +53,8 @@ def randomize(link, rng, scale=0.3):
 # The factory and the common interface.
 
 def test_factory_names_and_classes():
-    assert SYNTHESIZERS == ('dni-linear', 'dni-resnet', 'vfbn', 'vfbn-linear',
-                            'vfbn-mlp')
+    assert tuple(SYNTHESIZERS) == ('dni-linear', 'dni-resnet', 'vfbn',
+                                   'vfbn-linear', 'vfbn-mlp')
     expected = dict(zip(SYNTHESIZERS, (DNILinear, DNIResNet, VFBNResNet,
                                        VFBNLinear, VFBNMLP)))
     for method in SYNTHESIZERS:

@@ -1,4 +1,5 @@
 """End-to-end tests of train/train_cifar.py on the bundled real sample (CPU)."""
+import argparse
 import dataclasses
 import json
 import os
@@ -140,7 +141,7 @@ def _truncated_archive(tmp_path):
     (['--device', '@cupy:0'], 'asks for CUDA'),
     (['--gpu', '0'], 'asks for CUDA'),
     (['--epoch', '0'], '--epoch must be >= 1'),
-    (['--alpha-gs', '-1'], '--alpha-gs must be finite and in [0, 1]'),
+    (['--alpha-gs', '-1'], 'alpha_gs must be in [0, 1], got -1'),
 ])
 def test_bad_input_one_clear_line(tmp_path, extra, message):
     if 'CUDA' in message:
@@ -267,8 +268,12 @@ def test_help_in_groups_each_option_with_help_and_one_true_default():
 
 
 def _config(argv):
-    """train_cifar.parse_config, the script loaded by its path."""
-    return _script().parse_config(argv)
+    """train_cifar.parse_config, the script loaded by its path, resolved as
+    a runner resolves it once the method is built (its alpha_gs)."""
+    from chainer_vfbn import methods
+    config = _script().parse_config(argv)
+    return config.resolved(argparse.Namespace(
+        alpha_gs=methods.resolve_alpha_gs(config.method, config.alpha_gs)))
 
 
 def test_alpha_gs_only_for_synthetic_methods(tmp_path):

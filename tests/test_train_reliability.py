@@ -36,7 +36,7 @@ def test_every_bad_number_is_one_line_and_leaves_no_folder(tmp_path):
     out = tmp_path / 'o'
     bad = [('--learnrate', 'nan'), ('--momentum', '-3'),
            ('--weight-decay', '-1'), ('--lr-decay', '-1'), ('--seed', '-1'),
-           ('--alpha-gs', 'inf'), ('--lr-step', 'nan'),
+           ('--lr-step', 'nan'),
            ('--mpi-timeout', '0')]
     argv = TINY + ['--iterations', '1', '--out', str(out)]
     for flag, value in bad:
@@ -52,7 +52,8 @@ def test_every_bad_number_is_one_line_and_leaves_no_folder(tmp_path):
 
 
 @pytest.mark.parametrize('extra,message', [
-    (['--alpha-gs', '10'], '--alpha-gs must be finite and in [0, 1]'),
+    # Checked where it is defaulted (build_method), still before --out.
+    (['--alpha-gs', '10'], 'alpha_gs must be in [0, 1], got 10'),
     (['--momentum', '1'], '--momentum must be finite and in [0, 1)'),
     (['--seed', str(2 ** 32)], '--seed must be in [0, 2**32)'),
     (['--batchsize', '100000'], '--batchsize 100000 is larger than the '

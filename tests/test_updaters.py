@@ -20,6 +20,8 @@ from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.models.resnet import Head
 from chainer_vfbn.updaters import LayerwiseUpdater
 from chainer_vfbn.updaters import SyntheticGradientUpdater
+from support import update
+from support import optimizer_states
 
 ARCH = 'resnet8-paper'   # n = 1: stem, stage{1,2,3}_unit1, head; 24x24 input
 BATCH = 4
@@ -116,14 +118,6 @@ def make_synthetic(splits, synth='vfbn', alpha_gs=1e-3, lr=0.1, seed=0,
                                        target_scale=target_scale)
     return dict(net=net, modules=modules, synths=synths, names=names,
                 opts=opts, x=x, t=t, updater=updater)
-
-
-def update(updater):
-    """One update; returns the reported observation as floats."""
-    observation = {}
-    with chainer.Reporter().scope(observation):
-        updater.update()
-    return {k: float(chainer.as_array(v)) for k, v in observation.items()}
 
 
 def grads(link):
@@ -450,16 +444,6 @@ def test_same_seed_gives_bit_identical_runs():
         for name in a:
             numpy.testing.assert_array_equal(a[name], b[name])
     assert reports_a != reports_c
-
-
-def optimizer_states(updater):
-    out = {}
-    for name, opt in updater.get_all_optimizers().items():
-        out[name + '/t'] = numpy.array(opt.t)
-        for pname, p in opt.target.namedparams():
-            for key, value in p.update_rule.state.items():
-                out['%s%s/%s' % (name, pname, key)] = value.copy()
-    return out
 
 
 @pytest.mark.parametrize('kind', ['synthetic', 'layerwise'])

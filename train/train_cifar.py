@@ -1,14 +1,16 @@
 #!/usr/bin/env python
-"""Train the CIFAR-10 ResNet with back-propagation or synthetic gradients.
+"""Train the CIFAR-10 ResNet or your own model by BP or synthetic gradients.
 
 Examples::
 
     # the paper's VFBN row on the full CIFAR-10, on GPU 0 (432 epochs of
     # ResNet-110: see the README for what that costs)
     python train/train_cifar.py --method vfbn --device 0
-    # on the CPU, on the real sample bundled in data/
+    # on the CPU, on the real sample bundled with the package
     python train/train_cifar.py --method vfbn --dataset sample \\
         --arch resnet20-paper --epoch 3 --batchsize 50 --lr-step 2
+    # your own network: small_cnn() of mymodels.py (or a module's path)
+    python train/train_cifar.py --model mymodels:small_cnn --split-at 2
 
 The defaults are the paper's recipe, i.e. the 2016 mitmul/chainer-cifar10
 code it was built on (``--recipe mitmul2016``, docs/mitmul2016.md):
@@ -20,6 +22,7 @@ view of each).
 """
 import argparse
 import math
+import re
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
@@ -29,7 +32,9 @@ from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.auxiliary import registry as auxiliary  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 from chainer_vfbn.runs import folder  # NOQA
+from chainer_vfbn.runs import decoupled  # NOQA
 from chainer_vfbn.runs import trainer  # NOQA
+from chainer_vfbn.runs import user_model  # NOQA
 from chainer_vfbn.runs.config import RunConfig  # NOQA
 from chainer_vfbn.runs.config import UserError  # NOQA
 from chainer_vfbn.synthesizers import registry  # NOQA
@@ -72,23 +77,34 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return text + ' (default: %(default)s)'
 
 
-def option_defaults():
-    """``{dest: default}`` of every option."""
-    return {a.dest: a.default for a in build_parser()._actions
+def option_defaults(user=None):
+    """``{dest: default}`` of every option (``user``: a
+    :class:`~chainer_vfbn.runs.user_model.UserModel` whose defaults
+    apply)."""
+    return {a.dest: a.default for a in build_parser(user)._actions
             if a.dest != 'help'}
 
 
-def build_parser():
+def build_parser(user=None):
+    """The command line; ``user`` (``--model``'s
+    :class:`~chainer_vfbn.runs.user_model.UserModel`) sets its defaults."""
     rec = RECIPES['mitmul2016']
-    p = _Parser(prog='train_cifar.py', description=__doc__.split('\n')[0],
+    description = __doc__.split('\n')[0]
+    if user is not None:
+        description = 'Train %s with back-propagation or synthetic ' \
+                      'gradients (the defaults below are its RUN_DEFAULTS ' \
+                      'where it sets them).' % user.where
+    p = _Parser(prog='train_cifar.py', description=description,
                 formatter_class=_Formatter)
 
     g = p.add_argument_group('data')
     g.add_argument('--dataset', default='cifar10',
                    choices=('cifar10', 'sample'),
                    help='cifar10: the official archive (or a subset in its '
-                        'format, e.g. cifar-10-mini, see --data-dir); '
-                        'sample: the small real sample bundled in data/')
+                        'format, e.g. cifar-10-mini, see --data-dir), '
+                        'downloaded (about 170 MB) if not found; sample: the '
+                        '500 real training and 150 test images bundled with '
+                        'the package (offline)')
     g.add_argument('--data-dir', default=None,
                    help='where cifar-10-python.tar.gz (or its extracted '
                         'folder) is (default: $CHAINER_VFBN_DATA, then '
@@ -110,22 +126,34 @@ def build_parser():
                         '*-he)')
 
     g = p.add_argument_group('model')
-    g.add_argument('--arch', default=rec['arch'],
+    g.add_argument('--model', default=None, metavar='MODULE:FACTORY',
+                   help='your own network: FACTORY() of MODULE (importable, '
+                        'or a path to a .py file), a sequential chain giving '
+                        'class scores; the module\'s RUN_DEFAULTS dict, if '
+                        'any, sets this script\'s defaults (default: the '
+                        'project\'s ResNet, --arch)')
+    g.add_argument('--arch', default=rec['arch'] if user is None else
+                   user.where.split('()')[0],
                    help='resnet<6n+2>-{paper,he}, e.g. resnet110-paper, '
-                        'resnet20-paper, resnet110-he')
+                        'resnet20-paper, resnet110-he; with --model, the '
+                        'network\'s name in the records')
     g.add_argument('--split-at', default=None,
-                   help='comma-separated layer names after which the network '
-                        'is cut (default: the paper\'s point, the middle of '
-                        'stage 2)')
+                   help='comma-separated split points after which the '
+                        'network is cut: layer names, dotted paths into '
+                        'nested chains (features.stage2.unit2) or a '
+                        'chainer.Sequential\'s step indices (default: the '
+                        'network\'s default_split; the ResNet\'s is the '
+                        'paper\'s point, the middle of stage 2)')
 
     g = p.add_argument_group('method')
-    g.add_argument('--method', default='vfbn', choices=methods.METHODS,
+    g.add_argument('--method', default='vfbn', choices=methods.names(),
                    help='training method (a row of the paper\'s Table 1)')
     g.add_argument('--alpha-gs', type=float, default=None,
                    help='Adam step size of the gradient synthesizer, for '
                         'the synthetic methods only (0: untrained; default: '
                         'the kind\'s own, from '
-                        'chainer_vfbn.synthesizers.registry). Kinds: %s'
+                        'chainer_vfbn.synthesizers.registry; checked by '
+                        'build_method). Kinds: %s'
                         % registry.help_line().replace('%', '%%'))
     g.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
                    default='batch-mean',
@@ -231,13 +259,39 @@ def build_parser():
     g.add_argument('--mpi-timeout', type=float, default=300.,
                    help='seconds a rank waits for a message before it stops '
                         'the run')
+    if user is not None:
+        unknown = sorted(set(user.defaults) - {a.dest for a in p._actions})
+        if unknown:
+            p.error('--model: RUN_DEFAULTS has %s, not options of this '
+                    'script' % ', '.join(unknown))
+        p.set_defaults(**user.defaults)
+        for action in p._actions:   # the model's default, not the ResNet's
+            if action.dest in user.defaults and action.help:
+                action.help = re.sub(r' \(default: .*\)$', '', action.help,
+                                     flags=re.S)
     return p
 
 
-def parse_args(argv=None):
+def load_model(argv=None):
+    """``--model``'s network, read before the command line is parsed (its
+    module may set defaults and register synthesizer kinds); ``None``
+    without ``--model``. Exits 2 with one line if it cannot be loaded."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--model')
+    spec = pre.parse_known_args(argv)[0].model
+    if spec is None:
+        return None
+    try:
+        return user_model.load(spec)
+    except UserError as e:
+        sys.stderr.write('train_cifar.py: error: %s\n' % e)
+        sys.exit(2)
+
+
+def parse_args(argv=None, user=None):
     """The command line's options, checked (exits 2, one line per bad
     value); as given: :func:`parse_config` resolves them."""
-    p = build_parser()
+    p = build_parser(user)
     args = p.parse_args(argv)
     if args.gpu is not None and args.device is not None:
         p.error('give --device or --gpu, not both')
@@ -249,11 +303,12 @@ def parse_args(argv=None):
     return args
 
 
-def parse_config(argv=None):
+def parse_config(argv=None, user=None):
     """The run's :class:`~chainer_vfbn.runs.config.RunConfig`: the options
-    resolved once (device, ``alpha_gs``, ``split_at``), with their
-    defaults for the run's identity."""
-    return RunConfig.from_options(vars(parse_args(argv)), option_defaults())
+    turned into values once (device, ``split_at``), with their defaults
+    for the run's identity."""
+    return RunConfig.from_options(vars(parse_args(argv, user)),
+                                  option_defaults(user))
 
 
 def option_errors(args):
@@ -261,34 +316,26 @@ def option_errors(args):
 
     Bounds are those where the value means something: a momentum of 1 or
     more never forgets, a decay above 1 grows the learning rate
-    (``alpha_gs``: :func:`chainer_vfbn.methods.alpha_gs_ok`; given for a
-    method without a synthesizer, it is an error of its own).
+    (``alpha_gs`` is checked where it is defaulted,
+    :func:`chainer_vfbn.methods.resolve_alpha_gs`; given for a method
+    without a synthesizer, it is an error of its own).
     """
     lines = []
     values = dict(vars(args))
-    if args.method not in methods.SYNTHETIC_METHODS:
-        if args.alpha_gs is not None:
-            lines.append('--alpha-gs is the step size of a gradient '
-                         'synthesizer: it applies to %s only, not to '
-                         '--method %s' % (', '.join(methods.SYNTHETIC_METHODS),
-                                          args.method))
-        values['alpha_gs'] = None
-    if args.method not in auxiliary.weighted():
-        if args.local_weight is not None:
-            lines.append('--local-weight applies to %s only, not to '
-                         '--method %s' % (', '.join(auxiliary.weighted()),
-                                          args.method))
-        values['local_weight'] = None
+    if not methods.synthetic(args.method) and args.alpha_gs is not None:
+        lines.append('--alpha-gs is the step size of a gradient '
+                     'synthesizer: it applies to %s only, not to --method %s'
+                     % (', '.join(registry.names()), args.method))
+    if args.method not in auxiliary.weighted() and \
+            args.local_weight is not None:
+        lines.append('--local-weight applies to %s only, not to --method %s'
+                     % (', '.join(auxiliary.weighted()), args.method))
     checks = [  # (option, value, allowed, what it must be)
         ('learnrate', lambda v: v > 0, '> 0'),
         ('momentum', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('weight_decay', lambda v: v >= 0, '>= 0'),
         ('lr_step', lambda v: v > 0, '> 0'),
         ('lr_decay', lambda v: 0 < v <= 1, 'in (0, 1]'),
-        ('alpha_gs', lambda v: v is None or methods.alpha_gs_ok(v),
-         'in [0, 1]'),
-        ('local_weight', lambda v: v is None or auxiliary.weight_ok(v),
-         '>= 0'),
         ('validation_split', lambda v: 0 <= v < 1, 'in [0, 1)'),
         ('mpi_timeout', lambda v: v > 0, '> 0'),
         ('seed', lambda v: 0 <= v < 2 ** 32, 'in [0, 2**32)'),
@@ -313,12 +360,17 @@ def option_errors(args):
 
 
 def main(argv=None):
-    config = parse_config(argv)
+    user = load_model(argv)
+    config = parse_config(argv, user)
+    if user is not None:
+        make_net = user.factory
+    else:
+        def make_net():
+            return resnet_cifar(config.arch)
     if config.decoupled:
-        from chainer_vfbn.runs import decoupled
-        return decoupled.main(config)
+        return decoupled.main(config, make_net)
     try:
-        return trainer.run(config, lambda: resnet_cifar(config.arch))
+        return trainer.run(config, make_net)
     except UserError as e:
         sys.stderr.write('train_cifar.py: error: %s\n' % e)
         return 2

@@ -1,18 +1,22 @@
 #!/usr/bin/env python
 """Train a model of your own with back-propagation, DNI or VFBN.
 
-The model is a VGG-style CNN defined here as a plain ``chainer.Sequential``;
-chainer_vfbn's public API cuts it after a step (``--split-at``, a step
-index) and builds any method of the paper's Table 1 for it. The options,
-log, plots, snapshots and ``summary.json`` are train_cifar.py's (the run
-itself is :func:`chainer_vfbn.runs.trainer.run`); only the network differs.
+The network is :func:`vgg` below, a VGG-style CNN written as a plain
+``chainer.Sequential``: replace it with yours. Running this file runs
+``train/train_cifar.py --model train/train_own_model.py:vgg``, the one run
+command for any network, so the options, checks, log, plots, snapshots,
+records, resume and ``--decoupled`` are train_cifar.py's; ``RUN_DEFAULTS``
+below are this network's defaults (``--help`` lists every option with its
+default). It trains on the sample bundled with the package by default
+(offline); ``--dataset cifar10`` downloads CIFAR-10 (about 170 MB) if it is
+not found.
 
 Example::
 
-    python train/train_own_model.py --method vfbn --dataset sample --epoch 2
+    python train/train_own_model.py --method vfbn --epoch 2
 """
-import argparse
 import functools
+import os
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
@@ -20,10 +24,20 @@ import chainer  # NOQA
 import chainer.functions as F  # NOQA
 import chainer.links as L  # NOQA
 
-from chainer_vfbn import methods, split_step  # NOQA
-from chainer_vfbn.runs import RunConfig, trainer, UserError  # NOQA
-
-IN_SHAPE = (3, 32, 32)   # pad-crop-flip views of the CIFAR images
+# This network's defaults for train_cifar.py's options.
+RUN_DEFAULTS = dict(
+    arch='vgg-own',          # its name in the records
+    split_at='1',            # cut after step 1, block(32): h is 32x8x8
+    dataset='sample',        # the bundled sample: offline, 500 images
+    augment='standard',      # pad-crop-flip 32x32 views
+    batchsize=64,            # images per iteration
+    epoch=5,                 # passes over the training images
+    learnrate=0.05,          # MomentumSGD
+    weight_decay=5e-4,
+    lr_step=1000,            # epochs between decays: none in a short run
+    tta_interval=0,          # no 36-view test
+    out='result/own-model',
+)
 
 
 def block(channels):
@@ -46,56 +60,14 @@ def vgg(n_class=10):
                               global_average, L.Linear(None, n_class))
 
 
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog='train_own_model.py', description=__doc__.split('\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--method', default='vfbn', choices=methods.METHODS)
-    p.add_argument('--alpha-gs', type=float, default=None)  # None: registry's
-    p.add_argument('--synth-target-scale', choices=split_step.TARGET_SCALES,
-                   default='batch-mean')
-    p.add_argument('--n-hidden', type=int, default=256)
-    p.add_argument('--split-at', default='1')  # cut after step 1: block(32)
-    p.add_argument('--device', '-d', default=None)
-    p.add_argument('--batchsize', '-b', type=int, default=64)
-    p.add_argument('--epoch', '-e', type=int, default=5)
-    p.add_argument('--iterations', type=int, default=None)
-    p.add_argument('--learnrate', '-l', type=float, default=0.05)
-    p.add_argument('--momentum', type=float, default=0.9)
-    p.add_argument('--weight-decay', type=float, default=5e-4)
-    p.add_argument('--lr-step', type=float, default=1000)  # epochs per decay
-    p.add_argument('--lr-decay', type=float, default=0.1)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', '-o', default='result/own-model')
-    p.add_argument('--resume', '-r', default=None)
-    p.add_argument('--no-autoload', dest='autoload', action='store_false')
-    p.add_argument('--force-new', action='store_true')
-    p.add_argument('--frequency', '-f', type=int, default=1)
-    p.add_argument('--dataset', default='sample', choices=('cifar10',
-                                                           'sample'))
-    p.add_argument('--data-dir', default=None)
-    p.add_argument('--no-download', dest='download', action='store_false')
-    p.add_argument('--validation-split', type=float, default=0.)
-    p.add_argument('--eval-interval', type=int, default=1)
-    p.add_argument('--tta-interval', type=int, default=0)
-    p.add_argument('--test-batchsize', type=int, default=128)
-    p.add_argument('--no-progress', dest='progress', action='store_false')
-    # What train_cifar.py also records, fixed for this network.
-    p.set_defaults(arch='vgg-own', augment='standard')
-    return p
-
-
 def main(argv=None):
-    parser = build_parser()
-    options = vars(parser.parse_args(argv))
-    defaults = {a.dest: a.default for a in parser._actions}
-    try:
-        config = RunConfig.from_options(options, defaults)
-        return trainer.run(config, vgg, parser.prog, IN_SHAPE)
-    except UserError as e:
-        sys.stderr.write('%s: error: %s\n' % (parser.prog, e))
-        return 2
+    """Run train_cifar.py on :func:`vgg` (it replaces this process)."""
+    here = os.path.abspath(__file__)
+    script = os.path.join(os.path.dirname(here), 'train_cifar.py')
+    argv = sys.argv[1:] if argv is None else list(argv)
+    os.execv(sys.executable, [sys.executable, script, '--model',
+                              here + ':vgg'] + argv)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

@@ -11,7 +11,7 @@ values)``.
 
 :data:`KINDS` names them, with their builder, the default of their tunable
 weight (``None`` for a method without one) and its meaning; the methods'
-list (:data:`chainer_vfbn.methods.METHODS`), the command line's choices and
+list (:func:`chainer_vfbn.methods.names`), the command line's choices and
 help, and the checks of ``local_weight`` derive from it.
 """
 import collections

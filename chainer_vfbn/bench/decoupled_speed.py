@@ -35,7 +35,7 @@ def _method(arch, method, split, seed=0):
     """The network and every rank's parts, as the CLI builds them."""
     numpy.random.seed(seed)
     net = resnet_cifar(arch)
-    return net, ranks.build_method(method, net, split_at=split)
+    return net, methods.build_pipeline(method, net, split_at=split)
 
 
 def _batches(net, batchsize, n=4):

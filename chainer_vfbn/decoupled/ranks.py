@@ -1,21 +1,11 @@
-"""Building one rank's parts: the same way in the CLI, the benchmark and the
-tests, so that every rank of a run builds (and initialises) exactly the
-network and synthesizers of the others.
+"""Building one rank's worker: the same way in the CLI, the benchmark and
+the tests. Every rank first builds the whole method with
+:func:`chainer_vfbn.methods.build_pipeline` (the same initialisation on every
+rank when each seeds its generators alike), then keeps its own parts.
 """
-from chainer_vfbn import methods
 from chainer_vfbn import split_step
 from chainer_vfbn.decoupled.placement import synth_placement
 from chainer_vfbn.decoupled.worker import DecoupledWorker
-
-
-def build_method(method, net, split_at=None, **kwargs):
-    """Every rank's modules, synthesizers and optimizers (all of them).
-
-    :func:`chainer_vfbn.methods.build_pipeline`: the same random
-    initialisation on every rank when each seeds its generators alike
-    first.
-    """
-    return methods.build_pipeline(method, net, split_at=split_at, **kwargs)
 
 
 def make_worker(method, transport, max_staleness=0, placement='above',
@@ -27,7 +17,8 @@ def make_worker(method, transport, max_staleness=0, placement='above',
     of synth_{k-1}.
 
     Args:
-        method (~chainer_vfbn.methods.Method): From :func:`build_method`.
+        method (~chainer_vfbn.methods.Method): From
+            :func:`chainer_vfbn.methods.build_pipeline`.
         transport: A transport, or a ChainerMN communicator.
         max_staleness, device, target_scale: As
             :class:`~chainer_vfbn.decoupled.worker.DecoupledWorker`.

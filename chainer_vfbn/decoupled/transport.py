@@ -210,7 +210,7 @@ class MPITransport(_Transport):
         return result
 
     def _wait_all(self, requests, what, peer):
-        from mpi4py import MPI
+        from mpi4py import MPI  # optional (the mpi extra): MPI transport only
         self._poll(lambda: MPI.Request.Testall(requests), what, peer)
 
     def isend(self, dest, tag, head, arrays):
@@ -223,7 +223,7 @@ class MPITransport(_Transport):
 
     def reap(self):
         """Release the buffers of completed sends (Test drives progress)."""
-        from mpi4py import MPI
+        from mpi4py import MPI  # optional (the mpi extra): MPI transport only
         self._sends = [(reqs, bufs) for reqs, bufs in self._sends
                        if not MPI.Request.Testall(reqs)]
 

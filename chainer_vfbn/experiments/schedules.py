@@ -12,9 +12,9 @@ ends at the finals' length, and five seeds.
 import collections
 
 from chainer_vfbn import methods
-from chainer_vfbn import split_step
 from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.synthesizers import registry
 
 #: The version of a run's ``config`` (the record's key is
 #: ``protocol_version``, a name the committed records keep).
@@ -190,7 +190,7 @@ def tuning_grid(row, s):
         # No target scale: the choice is (lambda2, None); Evidence II did
         # not tune it.
         return [(w, None) for w in s.get('local_weight_grid', ())]
-    if row in split_step.SCALE_FREE:
+    if row in registry.scale_free():
         return [(a, 'batch-mean') for a in s['alpha_grid']]
     alphas = s.get('dni_alpha_grid', s['alpha_grid'])
     return [(a, sc) for sc in s['dni_target_scales'] for a in alphas]
@@ -208,9 +208,9 @@ def tuned_rows(s):
 
 
 def default_alphas():
-    """The untuned fall-back: :data:`methods.DEFAULT_ALPHA_GS` of each
+    """The untuned fall-back: the registry's default alpha_gs of each
     synthesizer row (InfoPro keeps its row's own weight)."""
-    return {row: (methods.DEFAULT_ALPHA_GS[row], 'batch-mean')
+    return {row: (methods.resolve_alpha_gs(row, None), 'batch-mean')
             for row, option in TUNED_OPTIONS.items()
             if option == '--alpha-gs'}
 

@@ -4,13 +4,16 @@ The science (:mod:`chainer_vfbn.models`, :mod:`chainer_vfbn.synthesizers`,
 :mod:`chainer_vfbn.functions`, :mod:`chainer_vfbn.split_step`,
 :mod:`chainer_vfbn.updaters`, the decoupled worker and transport) never
 sees the command line; this package turns the options that
-``train/train_cifar.py`` and ``train/train_own_model.py`` parsed into a run:
+``train/train_cifar.py`` parsed into a run:
 
 * :mod:`~chainer_vfbn.runs.config`: :class:`RunConfig`, the options
   resolved once, which both runners receive;
+* :mod:`~chainer_vfbn.runs.user_model`: ``--model module:factory``, a
+  user's network, taken by both runners as the ResNet is;
 * :mod:`~chainer_vfbn.runs.folder`: ``--out``, its lock, its identity (the
   one check of both runners) and its snapshots;
-* :mod:`~chainer_vfbn.runs.setup`: the device, the seeds and the data;
+* :mod:`~chainer_vfbn.runs.setup`: the device, the seeds, the network and
+  its method (built the same way by both runners) and the data;
 * :mod:`~chainer_vfbn.runs.record`: ``args.json`` and ``summary.json``;
 * :mod:`~chainer_vfbn.runs.provenance`: a run's identity and provenance,
   defined once: its code (commit, dirty flag, diff), its machine (CPU,

@@ -1,14 +1,15 @@
 """A run's configuration, resolved once from the command line's options.
 
-``train/train_cifar.py`` and ``train/train_own_model.py`` parse and check
-their options, then :meth:`RunConfig.from_options` resolves them once:
-the device spec, the synthesizer's step size ``alpha_gs`` (the registry's
-default of the method's kind), the cut points ``split_at`` (a tuple of
-layer names or step indices, ``None`` for the model's own
-``default_split``) and where a decoupled run trains its synthesizers. Both
-runners, the synchronous trainer (:mod:`chainer_vfbn.runs.trainer`) and the
-decoupled MPI runner (:mod:`chainer_vfbn.runs.decoupled`), read this one
-frozen object and never an ``argparse.Namespace``.
+``train/train_cifar.py`` parses and checks its options, then
+:meth:`RunConfig.from_options` turns them into values once: the device
+spec, the cut points ``split_at`` (a tuple of layer names, dotted paths or
+step indices, ``None`` for the model's own ``default_split``) and where a
+decoupled run trains its synthesizers. What the science defaults itself is
+taken from what it built (:meth:`RunConfig.resolved`: the synthesizers'
+``alpha_gs``). Both runners, the synchronous trainer
+(:mod:`chainer_vfbn.runs.trainer`) and the decoupled MPI runner
+(:mod:`chainer_vfbn.runs.decoupled`), read this one frozen object and never
+an ``argparse.Namespace``.
 """
 import dataclasses
 import types
@@ -72,9 +73,11 @@ class RunConfig(object):
         split_at (tuple or None): Where the network is cut (layer names, or
             a ``chainer.Sequential``'s step indices as text); ``None`` for
             the model's ``default_split``.
-        alpha_gs (float or None): The synthesizers' Adam step size, the
-            kind's default where not given; ``None`` for a method without a
-            synthesizer.
+        alpha_gs (float or None): The synthesizers' Adam step size; ``None``
+            for the kind's default until :meth:`resolved`, and for a method
+            without a synthesizer.
+        model (str or None): ``module:factory`` of a user's model, ``None``
+            for the project's ResNet (``arch``).
         device (str): A Chainer device spec (:func:`device_spec`).
         options (Mapping): The options as the run records them in
             ``args.json`` (``alpha_gs`` resolved, and only for a synthetic
@@ -121,8 +124,10 @@ class RunConfig(object):
     max_staleness: typing.Optional[int] = None
     synth_placement: typing.Optional[str] = None
     mpi_timeout: typing.Optional[float] = None
-    # The tunable weight of a local-learning method (infopro's lambda2),
-    # resolved to its default; None for a method without one.
+    # train_cifar.py's --model (None: the project's ResNet, --arch).
+    model: typing.Optional[str] = None
+    # The tunable weight of a local-learning method (infopro's lambda2):
+    # None for its default until resolved(), and for a method without one.
     local_weight: typing.Optional[float] = None
 
     @classmethod
@@ -142,19 +147,15 @@ class RunConfig(object):
             >>> args = build_parser().parse_args(['--method', 'vfbn'])
             >>> config = RunConfig.from_options(vars(args), defaults)
             >>> config.alpha_gs, config.split_at, config.device
-            (0.001, None, '@numpy')
+            (None, None, '@numpy')
         """
         options = dict(options)
         method = options['method']
-        if method in methods.SYNTHETIC_METHODS:
-            options['alpha_gs'] = methods.resolve_alpha_gs(
-                method, options.get('alpha_gs'))
-        else:   # it means nothing without a synthesizer: not recorded
+        if not methods.synthetic(method):
+            # it means nothing without a synthesizer: not recorded
             options.pop('alpha_gs', None)
-        if method in auxiliary.weighted():
-            options['local_weight'] = auxiliary.resolve_weight(
-                method, options.get('local_weight'))
-        else:   # nor a local weight for a method without one
+        if method not in auxiliary.weighted():
+            # nor a local weight for a method without one
             options.pop('local_weight', None)
         device = options.get('device')
         if options.get('gpu') is not None:   # --gpu N, a deprecated alias
@@ -170,10 +171,29 @@ class RunConfig(object):
             defaults=types.MappingProxyType(dict(defaults or {})))
         return cls(**fields)
 
+    def resolved(self, method):
+        """This configuration with what building the method resolved: the
+        synthesizers' ``alpha_gs`` and a local-learning method's
+        ``local_weight`` (their defaults where none was given), in the
+        fields and in the recorded options.
+
+        Args:
+            method (~chainer_vfbn.methods.Method): The method built from
+                this configuration.
+        """
+        options = dict(self.options)
+        for name in ('alpha_gs', 'local_weight'):
+            if getattr(method, name, None) is not None:
+                options[name] = getattr(method, name)
+        return dataclasses.replace(
+            self, alpha_gs=method.alpha_gs,
+            local_weight=getattr(method, 'local_weight', None),
+            options=types.MappingProxyType(options))
+
     @property
     def synthetic(self):
         """Whether the method trains gradient synthesizers."""
-        return self.method in methods.SYNTHETIC_METHODS
+        return methods.synthetic(self.method)
 
     @property
     def placement(self):

@@ -33,15 +33,15 @@ import time
 
 import chainer
 
-from chainer_vfbn.runs import run_log
+from chainer_vfbn import methods
 from chainer_vfbn import split_step
+from chainer_vfbn.runs import run_log
 from chainer_vfbn.decoupled import ranks
 from chainer_vfbn.decoupled import worker as wk
 from chainer_vfbn.decoupled.transport import abort
 from chainer_vfbn.divergence import Diverged
 from chainer_vfbn.runs.evaluation import eval_prefix
 from chainer_vfbn.runs.evaluation import evaluate_views
-from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
 from chainer_vfbn.runs import relay
@@ -63,7 +63,13 @@ def create_communicator(device):
 
     Returns:
         tuple: ``(communicator, its name)``.
+
+    Raises:
+        ImportError: No mpi4py (or no MPI library).
     """
+    # Imported here: ChainerMN needs mpi4py and an MPI library, an optional
+    # dependency (the 'mpi' extra) that only a decoupled run needs.
+    import mpi4py  # NOQA
     import chainermn
     if device_spec(device).startswith('@cupy'):
         try:
@@ -74,34 +80,28 @@ def create_communicator(device):
     return chainermn.create_communicator('naive'), 'naive'
 
 
-def _build(config, comm, device):
+def _setup(config, comm, make_net, in_shape):
+    """Everything before the loop; raises UserError on bad input.
+
+    Returns:
+        tuple: ``(config resolved by the built method, (device, method,
+        worker, data, manifest))``.
+    """
+    device = run_setup.get_device(config.device, offset=comm.intra_rank)
     run_setup.set_seed(config.seed, device)  # the same init on every rank
-    try:
-        net = resnet_cifar(config.arch)
-        method = ranks.build_method(
-            config.method, net, split_at=config.split_at,
-            lr=config.learnrate, momentum=config.momentum,
-            weight_decay=config.weight_decay, alpha_gs=config.alpha_gs,
-            n_hidden=config.n_hidden, target_scale=config.synth_target_scale)
-    except ValueError as e:
-        raise UserError(str(e))
+    net, method, in_shape = run_setup.build(config, make_net, in_shape,
+                                            methods.build_pipeline)
+    config = config.resolved(method)
     if len(method.modules) != comm.size:
         raise UserError(
             'the split at %s makes %d modules: launch with mpiexec -n %d '
-            '(this run has %d ranks)' % (','.join(method.split_at),
+            '(this run has %d ranks)' % (','.join(map(str, method.split_at)),
                                           len(method.modules),
                                           len(method.modules), comm.size))
-    return net, method
-
-
-def _setup(config, comm):
-    """Everything before the loop; raises UserError on bad input."""
-    device = run_setup.get_device(config.device, offset=comm.intra_rank)
-    net, method = _build(config, comm, device)
     data = manifest = None
     if comm.rank == 0:
         # As train_cifar.py: validate everything before --out is touched.
-        data = run_setup.setup_data(config, net.insize)
+        data = run_setup.setup_data(config, in_shape[-1])
         if config.resume is not None:
             manifest = snapshots.find(config.out, config.resume, comm.size,
                                       config.placement)
@@ -114,29 +114,37 @@ def _setup(config, comm):
         method, comm, max_staleness=config.max_staleness,
         placement=config.placement, device=device,
         target_scale=config.synth_target_scale, timeout=config.mpi_timeout)
-    return device, method, worker, data, manifest
+    return config, (device, method, worker, data, manifest)
 
 
-def main(config):
+def main(config, make_net, prog='train_cifar.py', in_shape=None):
     """Run ``train_cifar.py --decoupled`` on this MPI rank.
+
+    Args:
+        config (~chainer_vfbn.runs.config.RunConfig): The run's options.
+        make_net: ``make_net() -> net``, as the synchronous runner's
+            (:func:`chainer_vfbn.runs.trainer.run`): every rank builds the
+            whole network after seeding alike, and keeps its module.
+        prog (str): The script's name, for the messages.
+        in_shape (tuple): One input's shape; ``None`` for ``net.in_shape``
+            or the augmentation's.
 
     Returns:
         int: 0 on success, 2 on bad input (one line on stderr from rank 0).
     """
     try:
-        import mpi4py  # NOQA
         comm, comm_name = create_communicator(config.device)
     except ImportError as e:
-        sys.stderr.write('train_cifar.py: error: --decoupled needs mpi4py '
-                         "and an MPI (pip install -e '.[mpi]'; apt-get "
-                         'install openmpi-bin libopenmpi-dev): %s\n' % e)
+        sys.stderr.write('%s: error: --decoupled needs mpi4py and an MPI '
+                         "(pip install -e '.[mpi]'; apt-get install "
+                         'openmpi-bin libopenmpi-dev): %s\n' % (prog, e))
         return 2
     mpi = comm.mpi_comm
     # Setup on every rank, then agree (a collective, before any training):
     # a bad option makes every rank return 2 cleanly.
     error, setup = None, None
     try:
-        setup = _setup(config, comm)
+        config, setup = _setup(config, comm, make_net, in_shape)
     except UserError as e:
         error = str(e)
     except Exception as e:  # a bug or an unreadable file on one rank
@@ -144,7 +152,7 @@ def main(config):
     errors = [e for e in mpi.allgather(error) if e]
     if errors:
         if comm.rank == 0:
-            sys.stderr.write('train_cifar.py: error: %s\n' % errors[0])
+            sys.stderr.write('%s: error: %s\n' % (prog, errors[0]))
         return 2
     try:
         status = _Run(config, comm, comm_name, *setup).train()
@@ -152,12 +160,12 @@ def main(config):
             folder.release_out(_LOCKS.pop(), config.out)
         return status
     except Diverged as e:
-        _stop_diverged(config, comm.rank, e, mpi)
+        _stop_diverged(config, comm.rank, e, mpi, prog)
     except BaseException as e:
-        _stop_failed(config, comm.rank, e, mpi)
+        _stop_failed(config, comm.rank, e, mpi, prog)
 
 
-def _stop_failed(config, rank, error, mpi):
+def _stop_failed(config, rank, error, mpi, prog):
     """Any rank: end the job on an error; a full disk is one line that
     names the newest complete snapshot set (its manifest is written last,
     so a set cut short by the disk has none)."""
@@ -165,12 +173,12 @@ def _stop_failed(config, rank, error, mpi):
     if line is None:
         abort(mpi, rank, error)
         return
-    sys.stderr.write('train_cifar.py: rank %d: error: %s\n' % (rank, line))
+    sys.stderr.write('%s: rank %d: error: %s\n' % (prog, rank, line))
     sys.stderr.flush()
     mpi.Abort(1)
 
 
-def _stop_diverged(config, rank, error, mpi):
+def _stop_diverged(config, rank, error, mpi, prog):
     """Any rank: record the divergence, say it in one line, end the job.
 
     The rank that saw it writes summary.json (only rank 0 has the log, and
@@ -184,7 +192,7 @@ def _stop_diverged(config, rank, error, mpi):
         'method': config.method, 'arch': config.arch, 'decoupled': True,
         'status': 'diverged', 'diverged': diverged,
         'iterations': error.iteration})
-    sys.stderr.write('train_cifar.py: rank %d: %s\n' % (rank, line))
+    sys.stderr.write('%s: rank %d: %s\n' % (prog, rank, line))
     sys.stderr.flush()
     mpi.Abort(EXIT_DIVERGED)
 

@@ -33,7 +33,7 @@ import zipfile
 
 import numpy
 
-from chainer_vfbn.methods import SYNTHETIC_METHODS
+from chainer_vfbn.methods import synthetic
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.config import RESUMABLE
 from chainer_vfbn.runs.config import UserError
@@ -290,7 +290,7 @@ def check_identity(config):
         raise UserError('--out %s: its args.json names no options; choose '
                         'another --out or pass --force-new' % out)
     current = dict(config.options)
-    if recorded.get('method') not in SYNTHETIC_METHODS:
+    if not synthetic(recorded.get('method')):
         recorded = {k: v for k, v in recorded.items() if k != 'alpha_gs'}
     changed = provenance.differences(recorded, current, RESUMABLE,
                                      config.defaults)

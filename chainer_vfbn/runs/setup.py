@@ -54,6 +54,46 @@ def set_seed(seed, device):
         device.xp.random.seed(seed)
 
 
+def image_shape(augment):
+    """One training image's shape under an augmentation: ``(3, 24, 24)``
+    for the paper's views, ``(3, 32, 32)`` otherwise (standard, the
+    default for a model without ``in_shape``)."""
+    return (3, 24, 24) if augment == 'paper' else (3, 32, 32)
+
+
+def build(config, make_net, in_shape, build):
+    """The run's network and method, built the same way by both runners.
+
+    Args:
+        config (~chainer_vfbn.runs.config.RunConfig): The run's options.
+        make_net: ``make_net() -> net`` (called after the seeding).
+        in_shape (tuple): One input's shape; ``None`` for ``net.in_shape``,
+            or else :func:`image_shape` of ``config.augment``.
+        build: :func:`chainer_vfbn.methods.build_method`, or
+            :func:`~chainer_vfbn.methods.build_pipeline` for a decoupled
+            run.
+
+    Returns:
+        tuple: ``(net, method, in_shape)``.
+
+    Raises:
+        UserError: One line: the network or the method cannot be built.
+    """
+    try:
+        net = make_net()
+        in_shape = in_shape or getattr(net, 'in_shape', None) or \
+            image_shape(config.augment)
+        method = build(
+            config.method, net, split_at=config.split_at,
+            lr=config.learnrate, momentum=config.momentum,
+            weight_decay=config.weight_decay, alpha_gs=config.alpha_gs,
+            n_hidden=config.n_hidden, target_scale=config.synth_target_scale,
+            in_shape=in_shape, local_weight=config.local_weight)
+    except ValueError as e:
+        raise UserError(str(e))
+    return net, method, tuple(in_shape)
+
+
 def setup_data(config, insize):
     """Load the data set and build the training iterator.
 

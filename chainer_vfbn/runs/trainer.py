@@ -1,8 +1,8 @@
 """One synchronous training run: its Trainer, resume, loop and summary.
 
-``train/train_cifar.py`` (the ResNet) and ``train/train_own_model.py`` (a
-user's own sequential model) run the same way through :func:`run`: the
-method from :func:`chainer_vfbn.methods.build_method`, the device, seed and
+``train/train_cifar.py`` runs the ResNet and a user's own sequential model
+(``--model``) the same way through :func:`run`: the method from
+:func:`chainer_vfbn.methods.build_method`, the device, seed and
 data of :mod:`chainer_vfbn.runs.setup`, ``--out`` of
 :mod:`chainer_vfbn.runs.folder`, a Chainer ``Trainer`` with the log, plots
 and snapshots of :mod:`chainer_vfbn.runs.run_log`, and the records of
@@ -158,27 +158,21 @@ def prepare(config, make_net, in_shape=None):
         make_net: ``make_net() -> net``, a sequential chain (called after
             the generators are seeded).
         in_shape (tuple): One input image's shape, ``(3, S, S)``; ``None``
-            for ``net.in_shape``.
+            for ``net.in_shape``, or else the augmentation's
+            (:func:`~chainer_vfbn.runs.setup.image_shape`).
 
     Returns:
-        tuple: ``(trainer, method, device, description, data_sha256)``;
-        ``trainer`` is ``None`` when ``--out`` holds this run, finished
-        (there is nothing to do, and nothing is rewritten).
+        tuple: ``(config, trainer, method, device, description,
+        data_sha256)``: ``config`` resolved by the built method
+        (:meth:`~chainer_vfbn.runs.config.RunConfig.resolved`); ``trainer``
+        is ``None`` when ``--out`` holds this run, finished (there is
+        nothing to do, and nothing is rewritten).
     """
     device = setup.get_device(config.device)
     setup.set_seed(config.seed, device)
-    try:
-        net = make_net()
-        in_shape = in_shape or net.in_shape
-        method = methods.build_method(
-            config.method, net, split_at=config.split_at,
-            lr=config.learnrate,
-            momentum=config.momentum, weight_decay=config.weight_decay,
-            alpha_gs=config.alpha_gs, n_hidden=config.n_hidden,
-            target_scale=config.synth_target_scale, in_shape=in_shape,
-            local_weight=config.local_weight)
-    except ValueError as e:
-        raise UserError(str(e))
+    net, method, in_shape = setup.build(config, make_net, in_shape,
+                                        methods.build_method)
+    config = config.resolved(method)
     resume = None
     if config.resume is not None:
         resume = (config.resume, read_resume(config.resume))
@@ -200,7 +194,8 @@ def prepare(config, make_net, in_shape=None):
         print('%s holds this run, finished at iteration %d: nothing to do '
               '(a longer --epoch or --iterations continues it)'
               % (config.out, trainer.updater.iteration))
-        return None, method, device, description, test['data_sha256']
+        return config, None, method, device, description, \
+            test['data_sha256']
     print('chainer_vfbn: %s on %s, %s, device %s, %s augmentation'
           % (config.method, config.arch, description, device, augment))
     record.write_json(
@@ -208,7 +203,7 @@ def prepare(config, make_net, in_shape=None):
             config, device, description, augment, method.split_at,
             resumed=resume is not None and resume[0] is not None,
             data_sha256=test['data_sha256']))
-    return trainer, method, device, description, test['data_sha256']
+    return config, trainer, method, device, description, test['data_sha256']
 
 
 def run(config, make_net, prog='train_cifar.py', in_shape=None):
@@ -227,7 +222,7 @@ def run(config, make_net, prog='train_cifar.py', in_shape=None):
 
 
 def _run(config, make_net, prog, in_shape):
-    trainer, method, device, description, data_sha256 = prepare(
+    config, trainer, method, device, description, data_sha256 = prepare(
         config, make_net, in_shape)
     if trainer is None:
         return 0

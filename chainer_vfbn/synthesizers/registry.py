@@ -2,10 +2,19 @@
 
 Every list of kinds in the project is derived from :data:`KINDS`: the
 synthetic methods and their default α_gs (:mod:`chainer_vfbn.methods`), the
-kinds whose scale is fixed (:data:`chainer_vfbn.split_step.SCALE_FREE`), the
+kinds whose scale is fixed (:func:`scale_free`), the
 command line's choices and help, the experiment protocol's tuned and
 closed-form rows, and the benchmarks' method list. Adding a kind is one new
-file (its Link, called as ``synth(h, t) -> δ̂``) and one entry here.
+file (its Link, called as ``synth(h, t) -> δ̂``) and one entry here; from
+outside the package, :func:`register` adds the entry, and the kind is then a
+method of :func:`chainer_vfbn.build_method` like the project's own::
+
+    from chainer_vfbn.synthesizers import Kind, register
+    register('half', Kind(lambda h_shape, n_class, n_hidden, loss_func:
+                          HalfGradient(), alpha_gs=0.25,
+                          description='w * h'))
+    method = chainer_vfbn.build_method('half', model, split_at=1,
+                                       in_shape=(3, 32, 32))
 """
 import collections
 
@@ -29,7 +38,7 @@ Kind = collections.namedtuple('Kind', [
     'target_scales',  # the scales it may predict; the first is the default
     'closed_form',    # δ̂ in closed form (no double back-propagation)
     'description',    # one line, for the help and the docs
-])
+], defaults=(ANY_SCALE, False, ''))
 
 
 def _flat(h_shape):
@@ -47,7 +56,8 @@ def _softmax_only(name, loss_func):
 def _vfbn(h_shape, n_class, n_hidden, loss_func):
     if len(h_shape) != 3:
         raise ValueError("'vfbn' (a convolutional v_f) needs h_shape "
-                         '(C, H, W), got %s' % (h_shape,))
+                         '(C, H, W), got %s: for a flat h use vfbn-linear or '
+                         'vfbn-mlp' % (h_shape,))
     return VFBNResNet(h_shape[0], n_class, loss_func)
 
 
@@ -90,6 +100,37 @@ KINDS = collections.OrderedDict([
         _vfbn_mlp, 1e-3, BATCH_MEAN, True,
         'VFBN with a one-hidden-layer v_f, in closed form (Eq. 9)')),
 ])
+
+
+def register(name, entry):
+    """Add a synthesizer kind, e.g. from a user's own module.
+
+    The kind is then a method of :func:`chainer_vfbn.build_method`, and in
+    every list derived from :data:`KINDS` (the command line's choices
+    included, where the script imports the module that registers it).
+
+    Args:
+        name (str): The method's name; not one already taken.
+        entry (Kind): Its builder and defaults.
+
+    Raises:
+        ValueError: One line: the name is taken, or ``entry`` is not a
+            :class:`Kind` with a callable ``build``.
+
+    Example:
+        >>> register('half', Kind(build_half, alpha_gs=0.25,
+        ...                       description='w * h'))
+    """
+    # Deferred: methods imports this module (the names it owns are a cycle).
+    from chainer_vfbn.methods import BACKPROP_METHODS
+    if name in KINDS or name in BACKPROP_METHODS:
+        raise ValueError('a method named %r exists already' % name)
+    if not isinstance(entry, Kind) or not callable(entry.build):
+        raise ValueError('register(%r, entry): entry must be a '
+                         'chainer_vfbn.synthesizers.Kind whose build is '
+                         'build(h_shape, n_class, n_hidden, loss_func) -> '
+                         'Link' % name)
+    KINDS[name] = entry
 
 
 def names():
