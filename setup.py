@@ -3,7 +3,7 @@
 Install (Chainer 7.8.1 needs setuptools<81 in its build; see README.md)::
 
     PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt \\
-        pip install -e '.[test,plot]'
+        pip install -e '.[test,plot,report]'
 """
 import os
 
@@ -51,6 +51,8 @@ setup(
         # tests/test_sequential.py cut its CIFAR ResNets.
         'test': ['pytest>=7', 'packaging', 'chainercv2'],
         'plot': ['matplotlib'],
+        # The experiment reports' p-values (binomial and Student t tails).
+        'report': ['scipy'],
         'mpi': ['mpi4py'],
     },
     classifiers=[

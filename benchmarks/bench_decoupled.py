@@ -48,6 +48,18 @@ import sys
 import tempfile
 import time
 
+import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
+
+import chainer
+import numpy
+
+from chainer_vfbn.bench.decoupled_speed import time_one_process
+from chainer_vfbn.bench.decoupled_speed import time_ranks
+from chainer_vfbn.bench.machine import cpu_name
+from chainer_vfbn.bench.pipeline import print_costs
+from chainer_vfbn.bench.pipeline import rank_costs
+from chainer_vfbn.models import resnet_cifar
+
 # The checkout this script lies in: train/train_cifar.py for (d), and the
 # mini set beside it (../shared/data).
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,8 +70,10 @@ MINI = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar-10-mini')
 
 def worker(opts):
     """MPI rank of (a) or (b): steady-state iterations timed on the top."""
+    # Imported here: chainermn loads mpi4py (the optional `mpi` extra),
+    # which starts MPI; only the ranks do, never the driver that launches
+    # them.
     import chainermn
-    from chainer_vfbn.bench.decoupled_speed import time_ranks
     comm = chainermn.create_communicator('naive')
     method = 'bp' if opts.mode == 'bp' else opts.method
     result = time_ranks(comm, opts.arch, method, opts.split, opts.batchsize,
@@ -72,7 +86,6 @@ def worker(opts):
 
 def single(opts):
     """(c) plain BP or (e) synchronous VFBN, in this process."""
-    from chainer_vfbn.bench.decoupled_speed import time_one_process
     result = time_one_process(opts.mode, opts.arch, opts.split,
                               opts.batchsize, opts.warmup, opts.iterations)
     with open(opts.result, 'w') as f:
@@ -86,9 +99,6 @@ def costs(opts):
     paper's split and each of ``--split`` (comma separated):
     :func:`chainer_vfbn.bench.pipeline.rank_costs`.
     """
-    import numpy
-    from chainer_vfbn.bench.pipeline import rank_costs
-    from chainer_vfbn.models import resnet_cifar
     numpy.random.seed(0)
     net = resnet_cifar(opts.arch)
     extra = [s for s in (opts.split or '').split(',') if s]
@@ -255,9 +265,6 @@ def _measure(args, loads):
 
 def _print_setting(argv, loads):
     """Device, date, stack, command and load of the run."""
-    import chainer
-    import numpy
-    from chainer_vfbn.bench.machine import cpu_name
     print()
     print('device : %s (CPU only; each rank OMP_NUM_THREADS=1)' % cpu_name())
     print('date   : %s' % datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
@@ -335,7 +342,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.warmup < 1:   # the clock starts when step `warmup` ends
         parser.error('--warmup must be at least 1, got %d' % args.warmup)
-    import chainer_vfbn  # NOQA  (before chainer)
     if args.worker:
         args.mode = args.worker
         return worker(args)
@@ -356,7 +362,6 @@ def main(argv=None):
     if cost:
         print()
         print('costs: %s, batch %d' % (args.arch, args.batchsize))
-        from chainer_vfbn.bench.pipeline import print_costs
         print_costs(cost, args.method)
     if rows:
         _print_speed(args, rows)

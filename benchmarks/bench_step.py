@@ -47,11 +47,9 @@ GOALS = {'vfbn': 1.10, 'dni-linear': 1.05}   # step time / BP step time
 
 def time_method(method, args, device, batch):
     """Median step time (s) of ``method``, and every step's time."""
-    from chainer_vfbn.methods import build_method
-
     numpy.random.seed(args.seed)
     net = resnet_cifar(args.arch)
-    built = build_method(method, net, split_at=args.split,
+    built = _methods.build_method(method, net, split_at=args.split,
                          alpha_gs=args.alpha_gs)
     built.to_device(device)
     updater = built.make_updater(FixedBatchIterator(batch), as_is, None)

@@ -181,6 +181,8 @@ def make_steps(wanted, args, device, x, t):
     for name in wanted:
         try:
             if name == 'torch':
+                # Imported here: PyTorch is a heavy optional dependency;
+                # without it the other participants are still timed.
                 import torch
                 if args.cudnn_benchmark:
                     torch.backends.cudnn.benchmark = True

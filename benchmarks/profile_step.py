@@ -46,6 +46,7 @@ import time
 import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 
 import chainer  # NOQA
+from chainer.backends import cuda  # NOQA
 import numpy  # NOQA
 
 from chainer_vfbn.bench import machine  # NOQA
@@ -66,7 +67,6 @@ def stack(device):
     out = {'device': machine.device_name(device), 'device_spec': str(device),
            'nsys': shutil.which('nsys'), 'ncu': shutil.which('ncu')}
     if device.xp is not numpy:
-        from chainer.backends import cuda
         out['cuda_runtime'] = cuda.cupy.cuda.runtime.runtimeGetVersion()
         out['cuda_driver'] = cuda.cupy.cuda.runtime.driverGetVersion()
     return out

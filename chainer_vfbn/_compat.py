@@ -43,7 +43,9 @@ package never calls it (resizing is done with Pillow), so it is not patched.
 """
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
+import re
 import sys
 import types
 import warnings
@@ -68,6 +70,7 @@ def _environment_check_importable():
     # setuptools 74-80 (no distutils.msvccompiler); pkg_resources is gone in
     # setuptools >= 81. Where both import, Chainer's own check runs as is
     # (importing them here first only spares their deprecation warnings).
+    # Imported here: whether they import is this function's question.
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         try:
@@ -119,8 +122,6 @@ def cupy_major():
     Read from the package's ``_version.py`` without importing CuPy (which
     would load CUDA at start-up).
     """
-    import importlib.util
-    import re
     try:
         spec = importlib.util.find_spec('cupy')
     except (ImportError, ValueError):

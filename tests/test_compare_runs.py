@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy
+import pytest
 
 from support import REPO
 
@@ -145,6 +146,23 @@ def test_two_sample_runs_are_within_sampling_error(tmp_path, capsys):
     b = _sample_run(str(tmp_path / 'far-vfbn'), 'vfbn', vfbn, labels)
     r = _compare(capsys, a, b)
     assert 'warning' not in r, r
+
+
+def test_without_scipy_the_mcnemar_check_is_one_line(tmp_path, capsys,
+                                                     monkeypatch):
+    from chainer_vfbn.datasets import get_cifar10
+    ((_, _), (_, labels)), _ = get_cifar10('sample')
+    bp, vfbn = _wrongs(110, 16, 6)
+    a = _sample_run(str(tmp_path / 'bp'), 'bp', bp, numpy.asarray(labels))
+    b = _sample_run(str(tmp_path / 'vfbn'), 'vfbn', vfbn,
+                    numpy.asarray(labels))
+    monkeypatch.setitem(sys.modules, 'scipy', None)
+    with pytest.raises(SystemExit) as e:
+        compare_runs.main([a, b])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (
+        "compare_runs.py: error: the p-values need scipy: pip install -e "
+        "'.[report]'\n")
 
 
 def test_without_both_predictions_the_standard_error_decides(tmp_path, capsys):

@@ -24,6 +24,7 @@ from support import REPO
 DOCKERFILE = os.path.join(REPO, 'Dockerfile')
 SETUP = os.path.join(REPO, 'setup.py')
 README = os.path.join(REPO, 'README.md')
+CI_RUN = os.path.join(REPO, '.ci', 'run')
 
 FAITHFUL_PYTHON = '3.11'
 
@@ -271,6 +272,7 @@ def test_setup_pins(setup_info):
     assert not spec_allows(spec, '14.0') and not spec_allows(spec, '12.3')
     assert extras['cuda12'] == [constants['CUPY_CUDA12']]
     assert extras['plot'] == ['matplotlib']
+    assert extras['report'] == ['scipy']
 
 
 def test_dockerfile_installs_with_the_recipe(docker_recipe, setup_info):
@@ -282,6 +284,20 @@ def test_dockerfile_installs_with_the_recipe(docker_recipe, setup_info):
     assert dextras is not None, "the Dockerfile should pip install -e '.[...]'"
     assert set(dextras) == {'cuda12', 'plot'}
     assert set(dextras) <= set(setup_info[2])
+
+
+def test_ci_installs_what_the_tests_need(setup_info):
+    """.ci/run installs the test extra with the plot and report extras
+    (the reports' figures and p-values, which the tests regenerate), each
+    one an extra of setup.py."""
+    installs = [e.split(',') for e in
+                re.findall(r"install\s.*-e\s+'\.\[([^\]]*)\]'", read(CI_RUN))]
+    with_tests = [e for e in installs if 'test' in e]
+    assert with_tests, ".ci/run installs no '.[test,...]'"
+    for extras in installs:
+        assert set(extras) <= set(setup_info[2]), extras
+    for extras in with_tests:
+        assert {'plot', 'report'} <= set(extras), extras
 
 
 def test_faithful_constraints_match_setup(setup_info):

@@ -1,8 +1,13 @@
 """Tests of the paired statistics (chainer_vfbn/experiments/paired.py)."""
+import math
+import sys
+
 import numpy
 import pytest
 
+from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import paired
+from chainer_vfbn.experiments import summary
 
 
 def test_mcnemar_exact_by_hand():
@@ -100,16 +105,6 @@ def test_errors_must_be_zero_or_one():
         paired.mcnemar_exact([2, 0], [0, 0])
 
 
-@pytest.mark.parametrize('t,df', [(12.7062, 1), (4.302653, 2), (3.182446, 3),
-                                  (2.776445, 4), (2.228139, 10)])
-def test_student_t_at_the_tables_5_percent_points(t, df):
-    # the two-sided 5% points of Student's t from any printed table
-    assert paired.student_t_two_sided(t, df) == pytest.approx(0.05, abs=1e-6)
-    assert paired.student_t_two_sided(-t, df) == pytest.approx(0.05,
-                                                                abs=1e-6)
-    assert paired.student_t_two_sided(0., df) == 1.
-
-
 def test_seed_t_test_by_hand():
     # row a errs on 4, 2 and 3 more of 100 images than row b in seeds 0-2:
     # mean 3, sd 1, t = 3 / (1 / sqrt 3) = 5.196 with df 2, and for df 2
@@ -128,3 +123,41 @@ def test_seed_t_test_by_hand():
     assert same['t'] == float('inf') and same['p'] == 0.
     # one seed: no test
     assert paired.seed_t_test(a[:1], b[:1])['p'] is None
+
+
+def test_seed_t_test_with_one_degree_of_freedom_by_hand():
+    # df 1 is Cauchy's: p = 1 - 2 atan(t) / pi. Differences 1 and 3 points:
+    # mean 2, sd sqrt 2, t = 2 / (sqrt 2 / sqrt 2) = 2.
+    b = numpy.zeros((2, 100), dtype=int)
+    a = b.copy()
+    a[0, :1], a[1, :3] = 1, 1
+    res = paired.seed_t_test(a, b)
+    assert res['t'] == pytest.approx(2.) and res['df'] == 1
+    assert res['p'] == pytest.approx(1 - 2 * math.atan(2.) / math.pi)
+
+
+def test_the_p_values_without_scipy_are_one_line(monkeypatch):
+    # sys.modules[name] = None makes `import name` raise ImportError.
+    monkeypatch.setitem(sys.modules, 'scipy', None)
+    monkeypatch.setitem(sys.modules, 'scipy.stats', None)
+    for test in (lambda: paired.mcnemar_exact([1, 0], [0, 0]),
+                 lambda: paired.seed_t_test([[1, 0], [1, 1]],
+                                            [[0, 0], [0, 0]])):
+        with pytest.raises(ExperimentError) as e:
+            test()
+        assert str(e.value) == ("the p-values need scipy: "
+                                "pip install -e '.[report]'")
+    # what needs no p-value runs without it
+    assert paired.sign_flip_test([1, 0], [0, 0])['p'] == pytest.approx(1.)
+    assert paired.seed_t_test([[1, 0]], [[0, 0]])['p'] is None
+
+
+def test_summary_stats_by_hand():
+    # 1, 2, 6: mean 3, squared deviations 4 + 1 + 9 = 14, sample sd
+    # sqrt(14 / 2) = sqrt 7
+    res = summary.stats([1., None, 2., 6.])
+    assert res['mean'] == pytest.approx(3.) and res['n'] == 3
+    assert res['std'] == pytest.approx(7 ** 0.5)
+    assert isinstance(summary.stats([10, 10])['mean'], float)
+    assert summary.stats([4.])['std'] is None
+    assert summary.stats([None]) is None

@@ -32,6 +32,8 @@ import pkgutil
 import re
 import sys
 
+import numpy
+
 # The wheels this check was written against (private APIs): CuPy 13 with
 # CUDA 12.9's NVRTC (the runtime wheel supplies cuda_fp16.h and must match
 # NVRTC's major.minor), CuPy 14 with CUDA 13's. NumPy < 2 for CuPy 13.
@@ -119,7 +121,8 @@ def kernel_source(name, spec, dtypes):
     arrays are taken C-contiguous, their non-raw ones reduced to 1-D, as
     CuPy does for contiguous arguments.
     """
-    import numpy
+    # Imported here: CuPy is a heavy optional dependency (a CUDA wheel, with
+    # the CUDA path prepared first: prepare_cuda_13).
     import cupy
     from cupy._core import _kernel, _carray, _scalar, core
 
@@ -179,6 +182,7 @@ def compile_source(source, name, arch):
 
     Raises ``cupy.cuda.compiler.CompileException`` with NVRTC's log.
     """
+    # Imported here: CuPy is a heavy optional dependency (kernel_source's).
     from cupy._core import core
     from cupy.cuda import compiler
     options = core.assemble_cupy_compiler_options(()) + ('-arch=%s' % arch,)
@@ -232,6 +236,8 @@ def main(argv=None):
         return 0
     prepare_cuda_13()
     try:
+        # Imported here: CuPy is a heavy optional dependency, loaded once
+        # the CUDA path is prepared (and --requirements needs none).
         import cupy
         from cupy.cuda import nvrtc
         version = nvrtc.getVersion()

@@ -23,6 +23,7 @@ import sys
 import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 
 import chainer
+from chainer.backends import cuda
 import numpy
 
 from chainer_vfbn.runs.cuda_status import unavailable_reason
@@ -68,13 +69,13 @@ def stack():
     reason = unavailable_reason()
     info['gpu_usable'] = reason is None
     info['gpu_unusable_reason'] = reason
-    from chainer.backends import cuda
     if cuda.available:
         cupy = cuda.cupy
         info['cupy'] = cupy.__version__
         info['cudnn'] = (str(cuda.cudnn.getVersion())
                          if cuda.cudnn_enabled else 'off')
         try:
+            # Imported here: NCCL is optional in CuPy, and may not load.
             from cupy.cuda import nccl
             info['nccl'] = (str(nccl.get_version()) if nccl.available
                             else 'not available')

@@ -2,7 +2,7 @@
 # Build an offline install kit: a folder of wheels from which chainer-vfbn's
 # dependencies install on a machine without internet (many GPU clusters).
 #
-#   tools/make_kit.sh [--python-version 3.12] [--no-mpich] [--plot] KIT_DIR
+#   tools/make_kit.sh [--python-version 3.12] [--no-mpich] [--plot] [--report] KIT_DIR
 #
 # Run it where the package registry can be reached. The kit holds, for the
 # target Python on manylinux x86_64:
@@ -14,7 +14,9 @@
 #   - the `mpich` wheel (mpiexec and libmpi, about 13 MB) for the decoupled
 #     runs where the target has mpi4py but no MPI launcher; --no-mpich leaves
 #     it out;
-#   - with --plot, matplotlib and its dependencies (about 17 MB more).
+#   - with --plot, matplotlib and its dependencies (about 17 MB more);
+#   - with --report, scipy (the `report` extra: the p-values of the mini
+#     schedule's report, train/reproduce.py; about 35 MB more).
 # NumPy and CuPy are left out: the target brings its own (they must match its
 # CUDA and Python). On the target, in a venv that sees them:
 #   python3 -m venv --system-site-packages .venv
@@ -25,14 +27,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 [--python-version X.Y] [--no-mpich] [--plot] KIT_DIR" >&2; exit 2; }
-pyver=3.12 mpich=1 plot=0 kit=
+usage() { echo "usage: $0 [--python-version X.Y] [--no-mpich] [--plot] [--report] KIT_DIR" >&2; exit 2; }
+pyver=3.12 mpich=1 plot=0 report=0 kit=
 while [ $# -gt 0 ]; do
     case "$1" in
         --python-version) [ $# -ge 2 ] || usage; pyver=$2; shift 2 ;;
         --no-mpich) mpich=0; shift ;;
         --plot) plot=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --report) report=1; shift ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         -*) usage ;;
         *) [ -z "$kit" ] || usage; kit=$1; shift ;;
     esac
@@ -70,8 +73,9 @@ EOF
 wanted=('setuptools<81' pillow threadpoolctl pytest "${chainer_deps[@]}")
 [ "$mpich" = 1 ] && wanted+=(mpich)
 [ "$plot" = 1 ] && wanted+=(matplotlib)
+[ "$report" = 1 ] && wanted+=(scipy)
 # Binary wheels for the target, whatever the host's Python. A dependency that
-# resolves to NumPy (matplotlib's) is pulled too; it is removed below.
+# resolves to NumPy (matplotlib's, scipy's) is pulled too; it is removed below.
 "$host_python" -m pip download -q --only-binary=:all: --dest "$kit" \
     --python-version "$pyver" --implementation cp --abi "$abi" \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
@@ -88,5 +92,6 @@ rm -f "$kit"/numpy-*.whl "$kit"/cupy*.whl
     echo 'threadpoolctl'
     echo 'pytest'
     [ "$plot" = 1 ] && echo 'matplotlib'
+    [ "$report" = 1 ] && echo 'scipy'
 } > "$kit/requirements.txt"
 echo "make_kit: $(ls "$kit"/*.whl | wc -l) wheels, $(du -sh "$kit" | cut -f1) in $kit (CPython $pyver)"

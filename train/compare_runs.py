@@ -36,6 +36,7 @@ import os
 import statistics
 import sys
 
+from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.paired import mcnemar_exact
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
@@ -231,9 +232,12 @@ def main(argv=None):
         preds = [read_predictions(f) for f in args.folders]
         for i in range(1, len(runs)):
             for view in VIEWS:
-                line = sampling_check([names[0], names[i]],
-                                      [runs[0], runs[i]],
-                                      [preds[0], preds[i]], view)
+                try:
+                    line = sampling_check([names[0], names[i]],
+                                          [runs[0], runs[i]],
+                                          [preds[0], preds[i]], view)
+                except ExperimentError as e:    # no scipy for McNemar's p
+                    parser.exit(2, 'compare_runs.py: error: %s\n' % e)
                 if line:
                     print(line)
     return 0

@@ -68,6 +68,7 @@ import subprocess
 import sys
 import textwrap
 
+from chainer_vfbn import split_points
 from chainer_vfbn.datasets import DatasetError
 from chainer_vfbn.datasets import subset
 from chainer_vfbn.runs import provenance
@@ -83,6 +84,7 @@ from chainer_vfbn.experiments.results_doc import check_page
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
 from chainer_vfbn.experiments.table_report import write_table_report
+from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.runs.interrupt import Interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -347,8 +349,6 @@ def _resolve_mini(p, args):
                 "every setting is the schedule's")
     arch = args.arch or schedules.MINI['arch']
     if args.split_at not in (None, 'pilot'):
-        from chainer_vfbn import split_points
-        from chainer_vfbn.models import resnet_cifar
         points = split_points(resnet_cifar(arch))
         if args.split_at not in points:
             p.error('--split-at %s is not a cut of %s; choose from %s, or '

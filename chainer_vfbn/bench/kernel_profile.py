@@ -104,6 +104,8 @@ def gpu_profiler(device):
     if device.xp is numpy:
         return None, 'no GPU profiler: the device is the CPU (%s)' % device
     try:
+        # Imported here: PyTorch is a heavy optional dependency (its
+        # profiler, where a GPU has one).
         import torch
         import torch.profiler
     except ImportError as e:
@@ -122,11 +124,12 @@ def gpu_profiler(device):
 
 
 def profile_kernels(step, n_steps, torch):
-    """:func:`kernel_stats` of ``n_steps`` steps, plus their wall time."""
-    from torch.profiler import profile, ProfilerActivity
+    """:func:`kernel_stats` of ``n_steps`` steps, plus their wall time
+    (``torch``: :func:`gpu_profiler`'s)."""
+    activity = torch.profiler.ProfilerActivity
     step.synchronize()
-    with profile(activities=[ProfilerActivity.CPU,
-                             ProfilerActivity.CUDA]) as prof:
+    with torch.profiler.profile(
+            activities=[activity.CPU, activity.CUDA]) as prof:
         start = time.perf_counter()
         for _ in range(n_steps):
             step()

@@ -15,6 +15,7 @@ import os
 import platform
 
 import chainer
+from chainer.backends import cuda
 import numpy
 
 import chainer_vfbn
@@ -33,7 +34,6 @@ def device_name(device):
         return 'CPU %s (%s, %d cores)' % (
             platform.processor() or platform.machine(), platform.platform(),
             os.cpu_count())
-    from chainer.backends import cuda
     props = cuda.cupy.cuda.runtime.getDeviceProperties(device.device.id)
     name = props['name']
     return name.decode() if isinstance(name, bytes) else name
@@ -58,13 +58,14 @@ def versions(with_torch=False):
     out = {'python': platform.python_version(), 'numpy': numpy.__version__,
            'chainer': chainer.__version__,
            'chainer_vfbn': chainer_vfbn.__version__}
-    from chainer.backends import cuda
     if cuda.available:
         out['cupy'] = cuda.cupy.__version__
         out['cudnn'] = (str(cuda.cudnn.getVersion()) if cuda.cudnn_enabled
                         else 'off')
     if with_torch:
         try:
+            # Imported here: PyTorch is a heavy optional dependency (the
+            # benchmarks' twin).
             import torch
             out['torch'] = torch.__version__
             if torch.cuda.is_available():

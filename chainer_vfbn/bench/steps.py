@@ -25,6 +25,8 @@ import chainer
 import numpy
 
 from chainer_vfbn.bench.machine import synchronize
+from chainer_vfbn.methods import build_method
+from chainer_vfbn.models import resnet_cifar
 
 
 class FixedBatchIterator(chainer.dataset.Iterator):
@@ -49,7 +51,6 @@ class FixedBatchIterator(chainer.dataset.Iterator):
 def random_batch(arch, batchsize, seed):
     """A fixed batch of random images and labels for ``arch`` (NumPy
     arrays): what the step benchmarks time, without data loading."""
-    from chainer_vfbn.models import resnet_cifar
     net = resnet_cifar(arch)
     rng = numpy.random.RandomState(seed)
     x = rng.randn(batchsize, 3, net.insize, net.insize).astype(numpy.float32)
@@ -63,15 +64,9 @@ def as_is(batch, device=None):
 
 
 class ChainerStep(object):
-    """One training step of a method built by ``methods.build_method``.
-
-    Raises ImportError (with the missing module) when the method's parts are
-    not available in this checkout.
-    """
+    """One training step of a method built by ``methods.build_method``."""
 
     def __init__(self, method, arch, batch, device, lr, alpha_gs, seed):
-        from chainer_vfbn.methods import build_method  # lazy: may be absent
-        from chainer_vfbn.models import resnet_cifar
         numpy.random.seed(seed)
         net = resnet_cifar(arch)
         built = build_method(method, net, lr=lr, momentum=0.9,
@@ -100,6 +95,8 @@ class TorchStep(object):
     """One training step of the PyTorch eager twin (``torch_resnet``)."""
 
     def __init__(self, arch, x, t, device_spec, lr, seed):
+        # Imported here: PyTorch (which torch_resnet imports) is a heavy
+        # optional dependency, for the benchmarks' PyTorch twin only.
         import torch
         from chainer_vfbn.bench import torch_resnet
         self.torch = torch

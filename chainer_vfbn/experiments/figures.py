@@ -3,6 +3,8 @@ quality), the tuning curves and the length check. Each is skipped, with
 the reason, where matplotlib is not installed."""
 import os
 
+import numpy
+
 from chainer_vfbn.datasets import augment
 
 #: Why the plots were skipped, where matplotlib is not installed.
@@ -13,6 +15,8 @@ NO_MATPLOTLIB = ("plots skipped: matplotlib is not installed "
 def _pyplot():
     """matplotlib's pyplot on the Agg backend, or None."""
     try:
+        # Imported here: matplotlib is a heavy optional dependency (the
+        # `plot` extra); without it the plots are skipped.
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
@@ -33,7 +37,6 @@ def _save(plt, fig, path):
 
 def _seed_band(r):
     """Epochs and the per-seed centre-view errors (%) of a row's runs."""
-    import numpy
     series = [[(e['epoch'], e['validation/main/error']) for e in curve
                if e.get('validation/main/error') is not None]
               for curve in r['curves']]

@@ -27,11 +27,19 @@ degrees of freedom.
 
 Errors are given as 0/1 arrays ``(seeds, images)``: 1 where the run's
 predicted class is wrong.
+
+The binomial and Student t tails come from ``scipy.stats`` (the ``report``
+extra), the mean and deviation from :mod:`statistics`; the sign-flip test
+and the bootstrap, which pair images and seeds as no library does, are
+written here.
 """
 import functools
 import math
+import statistics
 
 import numpy
+
+from chainer_vfbn.experiments import ExperimentError
 
 
 def mcnemar_exact(wrong_a, wrong_b):
@@ -54,9 +62,8 @@ def mcnemar_exact(wrong_a, wrong_b):
         raise ValueError('mcnemar_exact needs two (N,) arrays, got %s and %s'
                          % (a.shape, b.shape))
     only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
-    n, k = only_a + only_b, min(only_a, only_b)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2. ** n
-    return dict(only_a=only_a, only_b=only_b, p=min(1., 2. * tail))
+    tail = _scipy_stats().binom.cdf(min(only_a, only_b), only_a + only_b, 0.5)
+    return dict(only_a=only_a, only_b=only_b, p=min(1., 2. * float(tail)))
 
 
 def sign_flip_test(wrong_a, wrong_b):
@@ -155,36 +162,6 @@ def _draws(n_seeds, n_images, n_boot, seed):
     return image_counts, counts(n_seeds, n_boot)
 
 
-def student_t_two_sided(t, df):
-    """Two-sided p-value of Student's t with an integer number of degrees
-    of freedom, in closed form (Abramowitz and Stegun 26.7.3-4).
-
-    Example:
-        >>> round(student_t_two_sided(4.302653, 2), 6)
-        0.05
-    """
-    if df < 1 or int(df) != df:
-        raise ValueError('df must be a positive integer, got %r' % (df,))
-    theta = math.atan(abs(t) / math.sqrt(df))
-    c2, term = math.cos(theta) ** 2, 1.
-    if df % 2:      # odd: (2/pi) (theta + sin cos (1 + 2/3 c2 + ...))
-        series = 0.
-        if df > 1:
-            series = 1.
-            for k in range(2, df - 1, 2):
-                term *= c2 * k / (k + 1.)
-                series += term
-        a = 2. / math.pi * (theta + math.sin(theta) * math.cos(theta)
-                            * series)
-    else:           # even: sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...)
-        series = 1.
-        for k in range(1, df - 2, 2):
-            term *= c2 * k / (k + 1.)
-            series += term
-        a = math.sin(theta) * series
-    return min(1., max(0., 1. - a))
-
-
 def seed_t_test(wrong_a, wrong_b):
     """Paired t-test over the seeds: does row a err more than row b from
     one training run to the next?
@@ -212,17 +189,17 @@ def seed_t_test(wrong_a, wrong_b):
     a, b = _paired(wrong_a, wrong_b)
     diffs = [float(x) for x in 100. * (a.mean(axis=1) - b.mean(axis=1))]
     n = len(diffs)
-    mean = sum(diffs) / n
+    mean = statistics.fmean(diffs)
     out = dict(diffs=diffs, mean=mean, df=n - 1, t=None, p=None)
     if n < 2:
         return out
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    sd = statistics.stdev(diffs)
     if sd == 0:
         out.update(t=0. if mean == 0 else math.copysign(math.inf, mean),
                    p=1. if mean == 0 else 0.)
     else:
         out['t'] = mean / (sd / math.sqrt(n))
-        out['p'] = student_t_two_sided(out['t'], n - 1)
+        out['p'] = 2. * float(_scipy_stats().t.sf(abs(out['t']), n - 1))
     return out
 
 
@@ -239,6 +216,19 @@ def holm(pvalues):
         running = max(running, min(1., (m - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted
+
+
+def _scipy_stats():
+    """``scipy.stats``, or a one-line error naming the extra that brings it."""
+    try:
+        # Imported here: scipy is a heavy optional dependency (the `report`
+        # extra) that only the p-values need; planning and running the
+        # schedules, the Table 1 report and --help work without it.
+        from scipy import stats
+    except ImportError:
+        raise ExperimentError(
+            "the p-values need scipy: pip install -e '.[report]'") from None
+    return stats
 
 
 def _as_wrong(w):

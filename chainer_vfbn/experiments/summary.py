@@ -1,6 +1,6 @@
 """Per-row figures of a schedule, from its records only."""
-import math
 import os
+import statistics
 
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.choices import chosen_settings
@@ -27,10 +27,9 @@ def stats(values):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    mean = sum(values) / len(values)
-    std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-           if len(values) > 1 else None)
-    return dict(mean=mean, std=std, n=len(values), values=values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return dict(mean=statistics.fmean(values), std=std, n=len(values),
+                values=values)
 
 
 def _figures(summaries, pct, plain):

@@ -4,6 +4,7 @@ The GPU tests skip, or with ``CHAINER_VFBN_REQUIRE_GPU=1`` fail, with this
 reason, and ``tools/gpu_stack.py`` prints it. Nothing here needs a GPU to
 import.
 """
+from chainer.backends import cuda
 
 
 def unavailable_reason(device_id=0):
@@ -18,7 +19,6 @@ def unavailable_reason(device_id=0):
         str or None: One line, e.g. ``'CuPy does not import: ImportError:
         libcublas.so.13: cannot open shared object file'``.
     """
-    from chainer.backends import cuda
     if not cuda.available:
         error = getattr(cuda, '_resolution_error', None)
         if error is None:

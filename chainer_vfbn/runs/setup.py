@@ -10,6 +10,8 @@ import random
 import chainer
 import numpy
 
+from chainer_vfbn import datasets
+from chainer_vfbn.datasets import subset
 from chainer_vfbn.runs.config import device_spec
 from chainer_vfbn.runs.config import UserError
 
@@ -107,8 +109,6 @@ def setup_data(config, insize):
         :func:`chainer_vfbn.datasets.subset.content_hash` (before any
         validation split).
     """
-    from chainer_vfbn import datasets
-    from chainer_vfbn.datasets import subset
     try:
         ((train_x, train_t), (test_x, test_t)), description = \
             datasets.get_cifar10(config.dataset, config.data_dir,

@@ -20,6 +20,11 @@ from chainer_vfbn import methods
 from chainer_vfbn.runs import run_log
 from chainer_vfbn import split_step
 from chainer_vfbn.divergence import Diverged
+from chainer_vfbn.divergence import FiniteCheck
+from chainer_vfbn.runs.evaluation import eval_prefix
+from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
+from chainer_vfbn.runs.evaluation import predictions_record
+from chainer_vfbn.runs.evaluation import ViewEvaluator
 from chainer_vfbn.runs.interrupt import acknowledge
 from chainer_vfbn.runs.interrupt import Interrupt
 from chainer_vfbn.runs.interrupt import StopOnInterrupt
@@ -29,6 +34,7 @@ from chainer_vfbn.runs import record
 from chainer_vfbn.runs import setup
 from chainer_vfbn.runs.config import EXIT_DIVERGED
 from chainer_vfbn.runs.config import UserError
+from chainer_vfbn.runs.triggers import EpochsOrEnd
 
 _LOCKS = []  # the lock on --out, held until the process exits
 
@@ -36,10 +42,6 @@ _LOCKS = []  # the lock on --out, held until the process exits
 def build_trainer(config, method, train_iter, test, device, n_train):
     """The run's ``Trainer``: updater, schedule, evaluation, snapshots and
     reports; ``test`` is :func:`~chainer_vfbn.runs.setup.setup_data`'s."""
-    from chainer_vfbn.divergence import FiniteCheck
-    from chainer_vfbn.runs.evaluation import eval_prefix
-    from chainer_vfbn.runs.triggers import EpochsOrEnd
-
     updater = method.make_updater(train_iter, chainer.dataset.concat_examples,
                                   device)
     if config.iterations is not None:
@@ -89,10 +91,6 @@ def build_trainer(config, method, train_iter, test, device, n_train):
 def _extend_evaluator(trainer, config, method, test, device, last,
                       trigger):
     """The evaluation (test set or validation split) of the run."""
-    from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
-    from chainer_vfbn.runs.evaluation import ViewEvaluator
-    from chainer_vfbn.runs.evaluation import eval_prefix
-    from chainer_vfbn.runs.evaluation import predictions_record
     trainer.extend(
         ViewEvaluator(method.predictor, test['images'], test['labels'],
                       augment=test['augment'],
