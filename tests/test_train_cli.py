@@ -248,7 +248,8 @@ def test_help_in_groups_each_option_with_help_and_one_true_default():
     assert '--method' in groups['method'] and '--alpha-gs' in groups['method']
     assert '--learnrate' in groups['optimization']
     assert set(groups['decoupled']) == {'--decoupled', '--max-staleness',
-                                        '--synth-placement', '--mpi-timeout'}
+                                        '--synth-placement', '--mpi-timeout',
+                                        '--mpiexec'}
     text = parser.format_help()
     assert '(default: True)' not in text and '(default: False)' not in text
     assert '(default: None)' not in text

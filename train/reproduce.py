@@ -41,21 +41,11 @@ and key, in the order the phases need (with --phase: that phase's only).
 line of the ``--list`` of the same options, ``--only KEY`` the run of that
 key; either skips a run whose record is done, and writes no report. A
 run whose earlier phase has no records yet (a tuned row's final run,
-before its tuning) prints "KEY waits for ..." and exits 75. A job array
-expresses the order with one array per phase, a phase that needs
-another's records depending on its array (final on tune), then the report
-job, depending on them all (Slurm; a phase with no runs is left out)::
-
-    r="python train/reproduce.py --schedule mini --out /shared/mini"
-    array() {   # one task per run of phase $1; $2: what it waits for
-        sbatch --parsable $2 --array=0-$(($($r --phase $1 --list | wc -l)
-            - 1)) --wrap "$r --phase $1 --run-index \\$SLURM_ARRAY_TASK_ID"
-    }
-    L=$(array length) P=$(array pilot) T=$(array tune)
-    F=$(array final --dependency=afterok:$T)
-    sbatch --dependency=afterok:$L:$P:$F --wrap "$r --phase report"
-
-(A Table 1 schedule is one phase: one array, then ``--phase report``.)
+before its tuning) prints "KEY waits for ..." and exits 75. On Slurm,
+``tools/slurm/submit.sh -- OPTIONS`` submits one job array per phase of
+the ``--list``, each after the one before (``afterok``: a phase's runs
+are known from the records of the one before), then the ``--phase
+report`` job after them all (docs/cluster.md).
 Exit statuses: 0 done (trained,
 adopted, already recorded, or taken by another live process), 1 a run
 failed, 2 refused input, 75 waits for an earlier phase, 130/143
@@ -191,7 +181,7 @@ def build_parser():
     p.add_argument('--schedule', default='smoke',
                    choices=list(schedules.SCHEDULES),
                    help='paper: the full recipe, ResNet-110, 432 epochs '
-                        '(not timed; days of GPU time per row); short: a '
+                        '(its GPU-hours, from the measured step: below); short: a '
                         'reduced GPU schedule (not timed; estimated < 20 min '
                         'for all rows); mini: the evidence schedule on the '
                         'cifar-10-mini subset, CPU (a row\'s final run: '

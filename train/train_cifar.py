@@ -22,7 +22,9 @@ view of each).
 """
 import argparse
 import math
+import os
 import re
+import shlex
 import sys
 
 import chainer_vfbn  # NOQA  (before chainer: compatibility shims)
@@ -31,8 +33,8 @@ from chainer_vfbn import methods  # NOQA
 from chainer_vfbn import split_step  # NOQA
 from chainer_vfbn.auxiliary import registry as auxiliary  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
-from chainer_vfbn.runs import folder  # NOQA
 from chainer_vfbn.runs import decoupled  # NOQA
+from chainer_vfbn.runs import folder  # NOQA
 from chainer_vfbn.runs import trainer  # NOQA
 from chainer_vfbn.runs import user_model  # NOQA
 from chainer_vfbn.runs.config import RunConfig  # NOQA
@@ -259,6 +261,13 @@ def build_parser(user=None):
     g.add_argument('--mpi-timeout', type=float, default=300.,
                    help='seconds a rank waits for a message before it stops '
                         'the run')
+    g.add_argument('--mpiexec', metavar='COMMAND',
+                   help="start the ranks yourself with COMMAND (e.g. "
+                        "'mpiexec -n 2'), so that Ctrl-C or SIGTERM stops "
+                        'them with a snapshot set and exit 130/143 (Open '
+                        "MPI's mpiexec kills its ranks within 2 s of its own "
+                        "Ctrl-C; MPICH's passes it on, so there plain "
+                        'mpiexec does the same)')
     if user is not None:
         unknown = sorted(set(user.defaults) - {a.dest for a in p._actions})
         if unknown:
@@ -359,8 +368,32 @@ def option_errors(args):
     return lines
 
 
+def _launch(argv, command):
+    """``--mpiexec COMMAND``: this command line, less that option, as the
+    ranks' command under COMMAND."""
+    ranks = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == '--mpiexec':
+            skip = True
+        elif not arg.startswith('--mpiexec='):
+            ranks.append(arg)
+    return decoupled.launch(shlex.split(command) + [
+        sys.executable, os.path.abspath(__file__)] + ranks)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     user = load_model(argv)
+    args = parse_args(argv, user)
+    if args.mpiexec is not None:
+        if not args.decoupled:
+            sys.stderr.write('train_cifar.py: error: --mpiexec starts a '
+                             '--decoupled run (see --help)\n')
+            return 2
+        return _launch(argv, args.mpiexec)
     config = parse_config(argv, user)
     if user is not None:
         make_net = user.factory

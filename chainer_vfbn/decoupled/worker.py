@@ -278,7 +278,8 @@ class DecoupledWorker(object):
             iterator: Rank 0's training iterator (ignored elsewhere).
             converter: ``converter(batch, device) -> (x, t)``.
             events: Rank 0's ``events(iteration, iterator) -> bits`` that
-                every rank acts upon after that iteration.
+                every rank acts upon after that iteration; :data:`STOP`
+                among them ends the run there (e.g. on a signal).
             on_events: ``on_events(worker, bits)``, called on every rank
                 after an iteration whose bits are not 0 (after the
                 :data:`STOP` iteration's δ's are consumed).
@@ -378,6 +379,8 @@ def _run_first(worker, stop_iteration, iterator, converter, events,
             bits |= STOP
         worker.step(x, t, EpochInfo.of(iterator), bits)
         _after(worker, bits, on_events)
+        if bits & STOP:   # before stop_iteration: the events asked for it
+            break
 
 
 def _run_other(worker, on_events):

@@ -12,6 +12,7 @@ ends at the finals' length, and five seeds.
 import collections
 
 from chainer_vfbn import methods
+from chainer_vfbn.experiments import gpu_cost
 from chainer_vfbn.experiments.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.rows import TUNED_ROWS
 from chainer_vfbn.synthesizers import registry
@@ -29,8 +30,7 @@ SCHEDULES = collections.OrderedDict([
         about='the full recipe: ResNet-110 paper preset on CIFAR-10, 432 '
               'standard epochs (12 paper epochs), lr x0.1 every 180; '
               'centre-view test error every 6 epochs, 36-view TTA every 36 '
-              '(once per paper epoch, as the 2016 code evaluated). Days of '
-              'GPU time per row')),
+              '(once per paper epoch, as the 2016 code evaluated)')),
     ('short', dict(
         dataset='cifar10',
         args=['--arch', 'resnet20-paper', '--batchsize', '128',
@@ -62,6 +62,9 @@ SCHEDULES = collections.OrderedDict([
               '20 iterations, 36-view TTA at the end. Compares nothing; it '
               'shows that every row runs and the report is written')),
 ])
+# Its cost, computed in one place (gpu_cost.py) from the measured GPU step.
+SCHEDULES['paper']['about'] += '. ' + gpu_cost.sentence(
+    SCHEDULES['paper']['args'])
 #: The schedules that run every row once per seed with the same arguments.
 TABLE_SCHEDULES = tuple(k for k in SCHEDULES if k != 'mini')
 

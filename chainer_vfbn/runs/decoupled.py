@@ -13,6 +13,14 @@ same ``--out`` resumes a killed run from its newest complete snapshot set
 (:mod:`chainer_vfbn.runs.snapshot_sets`). ``--method bp`` runs
 model-parallel back-propagation over the same ranks.
 
+Stopping: a rank told SIGINT or SIGTERM (or SIGUSR1/SIGUSR2, the same two
+passed on by a launcher, :mod:`chainer_vfbn.runs.interrupt`) goes on to
+the end of its iteration; rank 0 decides, so every rank stops after the
+same iteration, with a snapshot set there, and exits 130 or 143. MPICH's
+``mpiexec`` passes its Ctrl-C on to the ranks; Open MPI's kills them two
+seconds after it, so there run the ranks through :func:`launch`
+(``train_cifar.py --mpiexec 'mpiexec -n 2'``).
+
 Rank 0 writes into ``--out``: ``args.json``, ``log`` (every rank's figures
 merged), ``loss.png``, ``error.png``, ``synth_cos.png`` and
 ``summary.json``.
@@ -28,6 +36,8 @@ schedule rule the Trainer's triggers use
 (:func:`chainer_vfbn.runs.triggers.epochs_or_end`).
 """
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -43,6 +53,7 @@ from chainer_vfbn.divergence import Diverged
 from chainer_vfbn.runs.evaluation import eval_prefix
 from chainer_vfbn.runs.evaluation import evaluate_views
 from chainer_vfbn.runs import folder
+from chainer_vfbn.runs import interrupt as interrupts
 from chainer_vfbn.runs import record
 from chainer_vfbn.runs import relay
 from chainer_vfbn.runs import setup as run_setup
@@ -130,7 +141,8 @@ def main(config, make_net, prog='train_cifar.py', in_shape=None):
             or the augmentation's.
 
     Returns:
-        int: 0 on success, 2 on bad input (one line on stderr from rank 0).
+        int: 0 on success, 2 on bad input (one line on stderr from rank 0),
+        130 or 143 when a signal stopped the run (with a snapshot set).
     """
     try:
         comm, comm_name = create_communicator(config.device)
@@ -139,6 +151,17 @@ def main(config, make_net, prog='train_cifar.py', in_shape=None):
                          "(pip install -e '.[mpi]'; apt-get install "
                          'openmpi-bin libopenmpi-dev): %s\n' % (prog, e))
         return 2
+    mpi = comm.mpi_comm
+    # A signal from here on stops the run after an iteration; rank 0 says
+    # so at once and decides (the others' copies of it are the same).
+    with interrupts.Interrupt(
+            interrupts.acknowledge(prog) if comm.rank == 0 else None,
+            interrupts.SIGNALS + tuple(interrupts.FORWARDED)) as interrupt:
+        return _main(config, make_net, prog, in_shape, comm, comm_name,
+                     interrupt)
+
+
+def _main(config, make_net, prog, in_shape, comm, comm_name, interrupt):
     mpi = comm.mpi_comm
     # Setup on every rank, then agree (a collective, before any training):
     # a bad option makes every rank return 2 cleanly.
@@ -155,9 +178,14 @@ def main(config, make_net, prog='train_cifar.py', in_shape=None):
             sys.stderr.write('%s: error: %s\n' % (prog, errors[0]))
         return 2
     try:
-        status = _Run(config, comm, comm_name, *setup).train()
+        status = _Run(config, comm, comm_name, *setup,
+                      interrupt=interrupt, prog=prog).train()
         while _LOCKS:  # the run is over: no 0-byte .lock left behind
             folder.release_out(_LOCKS.pop(), config.out)
+        if status:
+            # mpiexec kills the other ranks once one exits non-zero: none
+            # does before rank 0 has released the lock.
+            mpi.Barrier()
         return status
     except Diverged as e:
         _stop_diverged(config, comm.rank, e, mpi, prog)
@@ -197,13 +225,17 @@ def _stop_diverged(config, rank, error, mpi, prog):
     mpi.Abort(EXIT_DIVERGED)
 
 
-def events_fn(config, stop_iteration):
-    """Rank 0's ``events(iteration, iterator) -> bits`` for this run."""
+def events_fn(config, stop_iteration, interrupt=None):
+    """Rank 0's ``events(iteration, iterator) -> bits`` for this run; once
+    ``interrupt`` (an :class:`~chainer_vfbn.runs.interrupt.Interrupt`) has
+    a signal, the next iteration is the last, with a snapshot set."""
     eval_k, snap_k = config.eval_interval, config.frequency
     lr_step = config.lr_step
 
     def events(iteration, iterator):
         bits = 0
+        if interrupt is not None and interrupt.signum is not None:
+            bits |= wk.STOP | wk.SNAPSHOT
         when = (iteration, stop_iteration, iterator.is_new_epoch,
                 iterator.epoch)
         if epochs_or_end(*when, eval_k):
@@ -223,8 +255,9 @@ class _Run(object):
     """One rank's training loop and what it does on the event bits."""
 
     def __init__(self, config, comm, comm_name, device, method, worker, data,
-                 manifest):
+                 manifest, interrupt=None, prog='train_cifar.py'):
         self.config, self.comm, self.comm_name = config, comm, comm_name
+        self.interrupt, self.prog = interrupt, prog
         self.k, self.K = comm.rank, comm.size
         self.device, self.method, self.worker = device, method, worker
         self.iterator = self.test = self.stop = None
@@ -294,12 +327,27 @@ class _Run(object):
                 self.stop, iterator=self.iterator,
                 converter=lambda batch, _: chainer.dataset.concat_examples(
                     batch, device),
-                events=events_fn(self.config, self.stop) if self.k == 0
-                else None, on_events=self.on_events, abort_on_error=False)
-        self.comm.mpi_comm.Barrier()  # every rank is done, messages flushed
+                events=events_fn(self.config, self.stop, self.interrupt)
+                if self.k == 0 else None, on_events=self.on_events,
+                abort_on_error=False)
+        mpi = self.comm.mpi_comm
+        mpi.Barrier()  # every rank is done, messages flushed
+        if worker.iteration < self.stop:  # a signal stopped every rank
+            return mpi.bcast(self._stopped() if self.k == 0 else None,
+                             root=0)
         if self.k == 0:
             self._summarize(worker.iteration - start_iteration)
         return 0
+
+    def _stopped(self):
+        """Rank 0, after a signal: say where the run stopped; its status."""
+        iteration = self.worker.iteration
+        newest = snapshots.newest(self.config.out)
+        sys.stderr.write(interrupts.stopped_line(
+            self.prog, self.interrupt, iteration,
+            newest if iteration else None) + '\n')
+        sys.stderr.flush()
+        return self.interrupt.exit_code
 
     def on_events(self, w, bits):
         """Every rank, after an iteration whose event bits are not 0."""
@@ -376,3 +424,44 @@ class _Run(object):
               % (worker.iteration, wall, self.K, done,
                  summary['evaluated_on'],
                  record.pct(summary['test_error'])), flush=True)
+
+
+def launch(command):
+    """Run ``command`` (``mpiexec ... train_cifar.py --decoupled ...``) so
+    that this process's Ctrl-C or SIGTERM stops it with a snapshot set.
+
+    ``mpiexec`` runs in a session of its own, out of the terminal's reach,
+    and this process passes SIGINT and SIGTERM on as SIGUSR1 and SIGUSR2,
+    which ``mpiexec`` forwards to every rank
+    (:data:`~chainer_vfbn.runs.interrupt.FORWARD_AS`); a second signal is
+    passed on too, and stops the ranks at once.
+
+    Args:
+        command (list of str): The launcher and the ranks' command.
+
+    Returns:
+        int: ``mpiexec``'s exit status (``128 + signal`` where it was
+        killed by one); 2 with one line where it cannot be started.
+
+    Example:
+        >>> launch(['mpiexec', '-n', '2', sys.executable,
+        ...         'train/train_cifar.py', '--decoupled', '--out', 'r'])
+        0
+    """
+    try:
+        proc = subprocess.Popen(command, start_new_session=True)
+    except OSError as e:
+        sys.stderr.write('train_cifar.py: error: cannot start %s: %s\n'
+                         % (command[0], e.strerror or e))
+        return 2
+
+    def forward(signum, frame):
+        proc.send_signal(interrupts.FORWARD_AS[signum])
+
+    previous = {s: signal.signal(s, forward) for s in interrupts.FORWARD_AS}
+    try:
+        status = proc.wait()   # retried after each signal (PEP 475)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - status if status < 0 else status

@@ -6,11 +6,22 @@ SIGINT, 143 for SIGTERM), not print a traceback from inside an update. The
 handler only records the request; the loop that can stop cleanly asks
 :attr:`Interrupt.signum`. A second signal stops at once
 (``KeyboardInterrupt``), for a loop that does not come back.
+
+A decoupled run's ranks run under ``mpiexec``, and Open MPI's ``mpiexec``
+does not pass SIGINT or SIGTERM on: it sends every rank SIGCONT, SIGTERM one
+second later (``odls_base_sigkill_timeout``) and SIGKILL one second after
+that, then exits 1, too soon for any snapshot. It does forward SIGUSR1 and
+SIGUSR2, so a launcher (:func:`chainer_vfbn.runs.decoupled.launch`) turns
+its own SIGINT and SIGTERM into those (:data:`FORWARD_AS`), and the ranks
+take them as the signal they stand for (:data:`FORWARDED`).
 """
 import signal
 import sys
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How a launcher passes a signal through mpiexec, and back.
+FORWARD_AS = {signal.SIGINT: signal.SIGUSR1, signal.SIGTERM: signal.SIGUSR2}
+FORWARDED = {v: k for k, v in FORWARD_AS.items()}
 
 
 class Interrupt(object):
@@ -19,13 +30,16 @@ class Interrupt(object):
     Args:
         on_signal (callable): Called with the signal number when the first
             signal arrives (e.g. to forward it to child processes).
+        signals (tuple): The signals to record; one of :data:`FORWARDED`
+            counts as the signal it stands for.
 
     Attributes:
         signum (int or None): The first signal received.
     """
 
-    def __init__(self, on_signal=None):
+    def __init__(self, on_signal=None, signals=SIGNALS):
         self.on_signal = on_signal
+        self.signals = tuple(signals)
         self.signum = None
         self._previous = {}
 
@@ -41,12 +55,13 @@ class Interrupt(object):
     def _handle(self, signum, frame):
         if self.signum is not None:
             raise KeyboardInterrupt
+        signum = FORWARDED.get(signum, signum)
         self.signum = signum
         if self.on_signal is not None:
             self.on_signal(signum)
 
     def __enter__(self):
-        for s in SIGNALS:
+        for s in self.signals:
             self._previous[s] = signal.signal(s, self._handle)
         return self
 
@@ -79,6 +94,26 @@ def acknowledge(prog):
         except (OSError, RuntimeError, ValueError):  # a closed or busy stream
             pass
     return on_signal
+
+
+def stopped_line(prog, interrupt, iteration, snapshot):
+    """The line a run stopped by ``interrupt`` ends with.
+
+    Args:
+        prog (str): The script's name.
+        interrupt (Interrupt): The context that recorded the signal.
+        iteration (int): The iteration the run stopped after.
+        snapshot (str): The snapshot (or snapshot set) taken there; None
+            where none was taken (no iteration done).
+
+    Example:
+        >>> stopped_line('train_cifar.py', interrupt, 7, 'out/snapshot_iter_7')
+        'train_cifar.py: interrupted by SIGINT at iteration 7; snapshot ...'
+    """
+    return ('%s: interrupted by %s at iteration %d; %s; the same command '
+            'resumes it' % (prog, interrupt.name, iteration,
+                            'snapshot %s' % snapshot if snapshot else
+                            'no snapshot (no iteration done)'))
 
 
 class Interrupted(Exception):

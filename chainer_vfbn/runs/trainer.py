@@ -28,6 +28,7 @@ from chainer_vfbn.runs.evaluation import ViewEvaluator
 from chainer_vfbn.runs.interrupt import acknowledge
 from chainer_vfbn.runs.interrupt import Interrupt
 from chainer_vfbn.runs.interrupt import StopOnInterrupt
+from chainer_vfbn.runs.interrupt import stopped_line
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
 from chainer_vfbn.runs import setup
@@ -260,9 +261,6 @@ def stop_interrupted(trainer, out, interrupt, prog='train_cifar.py'):
     path = os.path.join(out, 'snapshot_iter_%d' % iteration)
     if iteration and not os.path.isfile(path):
         trainer.get_extension('snapshot')(trainer)
-    sys.stderr.write(
-        '%s: interrupted by %s at iteration %d; %s; the same '
-        'command resumes it\n' % (prog, interrupt.name, iteration,
-                                   'snapshot %s' % path if iteration else
-                                   'no snapshot (no iteration done)'))
+    sys.stderr.write(stopped_line(prog, interrupt, iteration,
+                                  path if iteration else None) + '\n')
     return interrupt.exit_code
