@@ -154,9 +154,20 @@ def main(config, make_net, prog='train_cifar.py', in_shape=None):
     mpi = comm.mpi_comm
     # A signal from here on stops the run after an iteration; rank 0 says
     # so at once and decides (the others' copies of it are the same).
-    with interrupts.Interrupt(
-            interrupts.acknowledge(prog) if comm.rank == 0 else None,
-            interrupts.SIGNALS + tuple(interrupts.FORWARDED)) as interrupt:
+    interrupt = interrupts.Interrupt(
+        None, interrupts.SIGNALS + tuple(interrupts.FORWARDED))
+    if comm.rank == 0:
+        acknowledge = interrupts.acknowledge(prog)
+
+        def on_signal(signum):
+            # A raw SIGTERM is what Open MPI's mpiexec sends every rank when
+            # another rank aborts (a divergence, a failure), whose own line
+            # says why; a user's signal reaches a rank as SIGINT, or
+            # forwarded as SIGUSR1/SIGUSR2 (interrupts.FORWARD_AS).
+            if interrupt.raw_signum != signal.SIGTERM:
+                acknowledge(signum)
+        interrupt.on_signal = on_signal
+    with interrupt:
         return _main(config, make_net, prog, in_shape, comm, comm_name,
                      interrupt)
 

@@ -35,12 +35,15 @@ class Interrupt(object):
 
     Attributes:
         signum (int or None): The first signal received.
+        raw_signum (int or None): That signal as it arrived (a forwarded
+            one is SIGUSR1 or SIGUSR2, :data:`FORWARD_AS`).
     """
 
     def __init__(self, on_signal=None, signals=SIGNALS):
         self.on_signal = on_signal
         self.signals = tuple(signals)
         self.signum = None
+        self.raw_signum = None
         self._previous = {}
 
     @property
@@ -55,6 +58,7 @@ class Interrupt(object):
     def _handle(self, signum, frame):
         if self.signum is not None:
             raise KeyboardInterrupt
+        self.raw_signum = signum
         signum = FORWARDED.get(signum, signum)
         self.signum = signum
         if self.on_signal is not None:

@@ -238,8 +238,8 @@ def _read(folder, name):
     try:
         with open(path) as f:
             data = json.load(f)
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None     # no run there (a path under a file: no folder yet)
     except (OSError, ValueError) as e:
         raise Unreadable('%s is unreadable (%s)' % (
             path, ' '.join(str(getattr(e, 'strerror', None) or e).split())))
