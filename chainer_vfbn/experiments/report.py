@@ -226,11 +226,15 @@ def _md_halving(s, records):
     for row in tuned_rows(s):
         chosen = tuning_choice(row, s, records)
         last = {r['choice']: r for r in halving_results(row, s, records)}
-        for choice in rung_candidates(row, s, records, 0):
+        # each rung's candidates once (each is found from the records of
+        # every rung before it)
+        entered = [rung_candidates(row, s, records, k) or ()
+                   for k in range(len(rungs) - 1)]
+        for choice in entered[0]:
             cells = [_err_cell(run_error(rung_run(
                 s, row, choice, s['tune_seed'], k), records))
-                if choice in (rung_candidates(row, s, records, k) or ())
-                else '' for k in range(len(rungs) - 1)]
+                if choice in entered[k] else ''
+                for k in range(len(rungs) - 1)]
             r = last.get(choice)
             cells += ([_err_cell(r['errors'][seed])
                        for seed in s['last_rung_seeds']]
