@@ -3,7 +3,6 @@ the pilot's cut; the protocol a records folder holds; and the length check
 of its epochs."""
 import glob
 import json
-import math
 import os
 
 from chainer_vfbn.experiments import ExperimentError
@@ -12,10 +11,7 @@ from chainer_vfbn.experiments.plan import plan
 from chainer_vfbn.experiments.plan import rung_candidates
 from chainer_vfbn.experiments.plan import rung_run
 from chainer_vfbn.experiments.plan import run_error
-from chainer_vfbn.experiments.records import read_record
-from chainer_vfbn.experiments.records import record_path
 from chainer_vfbn.experiments.records import records_of
-from chainer_vfbn.experiments.records import status
 from chainer_vfbn.experiments.schedules import PROTOCOLS
 from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.schedules import tuned_rows
@@ -88,11 +84,9 @@ def tuning_choice(row, s, records):
     for alpha, scale in tuning_grid(row, s):
         run = [r for r in plan('tune', s, rows=[row])
                if r.choice == (alpha, scale)][0]
-        if status(run, records) != 'done':
+        err = run_error(run, records)
+        if err is None:
             return None
-        err = read_record(record_path(records, run))['summary']['test_error']
-        if err is None or not math.isfinite(err):
-            err = float('inf')
         if best is None or err < best[0]:
             best = (err, alpha, scale)
     return None if best is None else (best[1], best[2])
