@@ -66,7 +66,7 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
 
 def test_every_planned_command_parses():
     s = schedules.settings(protocol='evidence2')
-    chosen = schedules.default_alphas()
+    chosen = schedules.default_choices()
     for phase in schedules.PHASES:
         for run in planning.plan(phase, s, chosen=chosen):
             args = train_cifar.parse_args(run.args + ['--out', 'x'])

@@ -83,6 +83,7 @@ from chainer_vfbn.experiments.choices import protocol_of
 from chainer_vfbn.experiments.results_doc import check_page
 from chainer_vfbn.experiments.rows import MINI_ROWS
 from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.rows import default_rows
 from chainer_vfbn.experiments.table_report import write_table_report
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.runs.interrupt import Interrupted
@@ -189,9 +190,10 @@ def build_parser():
                         'row with six final-length runs); smoke: the '
                         'bundled sample, CPU (measured by a trial: about 18 '
                         'min on a loaded 2-core machine, 2026-12-02)')
-    p.add_argument('--rows', default=','.join(ROWS),
-                   help='comma-separated rows (default: all): %s'
-                        % ', '.join(ROWS))
+    p.add_argument('--rows', default=None,
+                   help="comma-separated rows (default: Table 1's; mini "
+                        'under --protocol evidence3: every mini row): %s'
+                        % ', '.join(MINI_ROWS))
     p.add_argument('--seeds', default=None,
                    help='comma-separated seeds; several give mean and spread '
                         '(default: 0)')
@@ -275,12 +277,16 @@ def build_parser():
 
 
 def _check_rows_and_seeds(p, args):
-    rows = [r for r in args.rows.split(',') if r]
-    known = MINI_ROWS if args.schedule == 'mini' else ROWS
-    unknown = [r for r in rows if r not in known]
-    if unknown or not rows:
-        p.error('unknown row(s) %s; choose from %s'
-                % (', '.join(unknown) or '(none)', ', '.join(known)))
+    if args.rows is not None:
+        rows = [r for r in args.rows.split(',') if r]
+        known = MINI_ROWS if args.schedule == 'mini' else ROWS
+        unknown = [r for r in rows if r not in known]
+        if unknown or not rows:
+            p.error('unknown row(s) %s; choose from %s'
+                    % (', '.join(unknown) or '(none)', ', '.join(known)))
+        args.rows = rows
+    elif args.schedule != 'mini':   # mini's depend on its protocol
+        args.rows = list(ROWS)
     ignored = ignored_options(args)
     if ignored:
         p.error('%s %s for %s' % (
@@ -294,7 +300,6 @@ def _check_rows_and_seeds(p, args):
         p.error('--seeds must be comma-separated integers, got %r' % seeds)
     if not args.seeds or len(set(args.seeds)) != len(args.seeds):
         p.error('--seeds must name distinct integers, got %r' % seeds)
-    args.rows = rows
 
 
 def phases_of(schedule):
@@ -380,6 +385,9 @@ def _resolve_mini(p, args):
     elif found not in (None, args.protocol):
         p.error('%s holds records of the %s protocol, not %s; use another '
                 '--records' % (args.records, found, args.protocol))
+    if args.rows is None:
+        args.rows = list(default_rows(schedules.settings(
+            protocol=args.protocol)))
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')

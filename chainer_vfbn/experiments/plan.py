@@ -54,7 +54,7 @@ from chainer_vfbn.experiments.schedules import SCHEDULES
 from chainer_vfbn.experiments.schedules import TUNE_PHASES
 from chainer_vfbn.experiments.schedules import alpha_name
 from chainer_vfbn.experiments.schedules import choice_name
-from chainer_vfbn.experiments.schedules import default_alphas
+from chainer_vfbn.experiments.schedules import default_choices
 from chainer_vfbn.experiments.schedules import halving
 from chainer_vfbn.experiments.schedules import tuned_rows
 from chainer_vfbn.experiments.schedules import tuning_grid
@@ -439,7 +439,7 @@ def slots(phase, s, rows=None):
         ['tune3/vfbn_seed0_slot0', 'tune3/vfbn_seed1_slot0']
     """
     if phase == 'final':
-        return slots_of(plan(phase, s, chosen=default_alphas(), rows=rows))
+        return slots_of(plan(phase, s, chosen=default_choices(), rows=rows))
     if phase in TUNE_PHASES[1:] and halving(s):
         rung = TUNE_PHASES.index(phase)
         rows = list(rows or ROWS)
