@@ -78,6 +78,7 @@ def table_cost(args, rows=len(ROWS), seeds=SEEDS):
         plus the evaluations' bound).
 
     Example:
+        >>> from chainer_vfbn.experiments.schedules import SCHEDULES
         >>> table_cost(SCHEDULES['paper']['args'])['runs']
         27
     """
@@ -94,7 +95,8 @@ def sentence(args):
     docs/cluster.md show it.
 
     Example:
-        >>> sentence(SCHEDULES['paper']['args'])
+        >>> from chainer_vfbn.experiments.schedules import SCHEDULES
+        >>> sentence(SCHEDULES['paper']['args'])  # doctest: +ELLIPSIS
         'GPU-hours from the one measured step (BP 0.227 s, VFBN 0.310 s; ...'
     """
     c = table_cost(args)
