@@ -1,4 +1,4 @@
-"""The one GPU-hours estimate (chainer_vfbn.experiments.gpu_cost): the
+"""The one GPU-hours estimate (chainer_vfbn.experiments.protocol.gpu_cost): the
 measured step, the arithmetic, and the same words wherever it is shown."""
 import json
 import os
@@ -8,8 +8,8 @@ import sys
 
 from support import load_script
 from support import REPO
-from chainer_vfbn.experiments import gpu_cost
-from chainer_vfbn.experiments.schedules import SCHEDULES
+from chainer_vfbn.experiments.protocol import gpu_cost
+from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
 
 MEASURED = os.path.join(REPO, 'docs', 'benchmarks', 'gpu_h200_2026-11-30',
                         'vs_pytorch.json')

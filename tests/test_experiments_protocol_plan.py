@@ -1,4 +1,4 @@
-"""The runs a schedule plans (chainer_vfbn/experiments/plan.py)."""
+"""The runs a schedule plans (chainer_vfbn/experiments/protocol/plan.py)."""
 import math
 import os
 
@@ -6,9 +6,9 @@ import pytest
 
 import train_cifar
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import plan as planning
-from chainer_vfbn.experiments import rows
-from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.protocol import plan as planning
+from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol import schedules
 
 
 # -- the mini schedule ------------------------------------------------------
@@ -192,7 +192,7 @@ def _tuned_by_halving(tmp_path, popen):
 
 
 def test_halving_same_budget_and_the_best_survive(tmp_path):
-    from chainer_vfbn.experiments import choices
+    from chainer_vfbn.experiments.protocol import choices
     from fake_train import FakeProcess
     s, records, failed = _tuned_by_halving(tmp_path, FakeProcess)
     assert failed == []
@@ -221,7 +221,7 @@ def test_halving_same_budget_and_the_best_survive(tmp_path):
 
 
 def test_halving_ranks_a_diverged_run_last(tmp_path):
-    from chainer_vfbn.experiments import choices
+    from chainer_vfbn.experiments.protocol import choices
     from fake_train import DivergingProcess
     s, records, failed = _tuned_by_halving(tmp_path, DivergingProcess)
     diverged = planning.rung_run(s, 'vfbn-linear', (1e-3, 'batch-mean'),

@@ -1,4 +1,4 @@
-"""chainer_vfbn/experiments/records.py: what a record keeps of its run's
+"""chainer_vfbn/experiments/records/: what a record keeps of its run's
 code and machine, and which tables it may join."""
 import hashlib
 import json
@@ -7,8 +7,9 @@ import os
 import pytest
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import records
-from chainer_vfbn.experiments.plan import Run
+from chainer_vfbn.experiments.records import machines
+from chainer_vfbn.experiments.records import store as records
+from chainer_vfbn.experiments.protocol.plan import Run
 from chainer_vfbn.runs import provenance
 from fake_train import MACHINE
 from fake_train import write_finished_run
@@ -65,10 +66,10 @@ def test_a_run_folder_without_its_files_is_one_line(tmp_path):
 
 def test_the_pin_marks_a_records_machine():
     rec = {'environment': {'machine': MACHINE},
-           'settings': {records.KERNEL_SETTING: 'Haswell'}}
-    assert records.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell')
-    assert records.machine_of(dict(rec, settings={})) == MACHINE
-    assert records.machine_of({'settings': rec['settings']}) is None
+           'settings': {machines.KERNEL_SETTING: 'Haswell'}}
+    assert machines.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell')
+    assert machines.machine_of(dict(rec, settings={})) == MACHINE
+    assert machines.machine_of({'settings': rec['settings']}) is None
 
 
 def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
@@ -78,17 +79,17 @@ def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
     table = [dict(row='bp', machines={0: haswell, 1: haswell}),
              dict(row='vfbn', machines={0: haswell, 1: skylake})]
     with pytest.raises(ExperimentError) as e:
-        records.check_one_kernel(table)
+        machines.check_one_kernel(table)
     assert str(e.value).startswith(
         'the table would pair records of 2 BLAS kernels: 3 on openblas '
         'Haswell None; 1 on openblas SkylakeX None (vfbn seed 1); ')
     # one kernel, on any CPU: a table
-    records.check_one_kernel([dict(row='bp', machines={
+    machines.check_one_kernel([dict(row='bp', machines={
         0: haswell, 1: dict(haswell, cpu='Another CPU')})])
     # a pinned record beside one that names no machine: refused too
     with pytest.raises(ExperimentError, match='not recorded'):
-        records.check_one_kernel([dict(row='bp', machines={
+        machines.check_one_kernel([dict(row='bp', machines={
             0: haswell, 1: None})])
     # records made before the pin are reported as they were
-    records.check_one_kernel([dict(row='bp', machines={
+    machines.check_one_kernel([dict(row='bp', machines={
         0: MACHINE, 1: dict(MACHINE, blas=skylake['blas'])})])

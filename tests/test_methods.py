@@ -229,7 +229,7 @@ def test_the_derived_lists_are_the_registry():
     # One meaning of SYNTHESIZERS: the registry itself, {name: Kind}.
     assert chainer_vfbn.SYNTHESIZERS is registry.KINDS
     assert chainer_vfbn.synthesizers.SYNTHESIZERS is registry.KINDS
-    from chainer_vfbn.experiments import rows
+    from chainer_vfbn.experiments.protocol import rows
     # The experiment's rows, which its run records are matched on.
     # (InfoPro's tuned weight, Evidence III)
     assert rows.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from chainer_vfbn.experiments import results_doc
-from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.reporting import results_doc
+from chainer_vfbn.experiments.protocol import schedules
 
 import reproduce
 import support

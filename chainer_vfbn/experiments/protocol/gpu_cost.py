@@ -13,7 +13,7 @@ timed (each is taken to cost between BP's step and VFBN's), and the
 evaluations were not timed (a forward pass of an image costs less than its
 share of a training step, so they add at most their share of the images).
 """
-from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
 from chainer_vfbn.runs.triggers import tta_due
 
 #: Seconds per training step of ResNet-110 (``paper`` preset), batch 128,

@@ -28,36 +28,33 @@ after it: every row, once per seed, with the schedule's arguments
 
 A phase's runs may depend on earlier phases' records (a tuned row's final
 run needs its tuning's choice), so a job array lists a schedule as static
-SLOTS (:class:`Slot`, :func:`slots`): one per run that the phase will
-have, known before any record; a slot becomes a :class:`Run` when the
-records it needs are there (:func:`.execute.resolve`). A new phase needs
-its slots here and its plan function (and, if its runs depend on records,
-a line in :func:`.execute.plan_now`).
+slots (:mod:`.slots`). A new phase needs its plan function here, its slots
+there (and, if its runs depend on records, a line in
+:func:`chainer_vfbn.experiments.execute.plan_now`).
 """
 import collections
 import os
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.rows import ONE_SEED_ROWS
-from chainer_vfbn.experiments.rows import FINAL_ORDER
-from chainer_vfbn.experiments.rows import MINI_ROWS
-from chainer_vfbn.experiments.rows import ROWS
-from chainer_vfbn.experiments.rows import TUNE_ORDER
-from chainer_vfbn.experiments.rows import TUNED_OPTIONS
-from chainer_vfbn.experiments.rows import UNSPLIT_ROWS
-from chainer_vfbn.experiments.records import read_record
-from chainer_vfbn.experiments.records import record_path
-from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.schedules import CONFIG_VERSION
-from chainer_vfbn.experiments.schedules import PHASES
-from chainer_vfbn.experiments.schedules import SCHEDULES
-from chainer_vfbn.experiments.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.schedules import alpha_name
-from chainer_vfbn.experiments.schedules import choice_name
-from chainer_vfbn.experiments.schedules import default_alphas
-from chainer_vfbn.experiments.schedules import halving
-from chainer_vfbn.experiments.schedules import tuned_rows
-from chainer_vfbn.experiments.schedules import tuning_grid
+from chainer_vfbn.experiments.protocol.rows import FINAL_ORDER
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ONE_SEED_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import TUNED_OPTIONS
+from chainer_vfbn.experiments.protocol.rows import TUNE_ORDER
+from chainer_vfbn.experiments.protocol.rows import UNSPLIT_ROWS
+from chainer_vfbn.experiments.protocol.schedules import CONFIG_VERSION
+from chainer_vfbn.experiments.protocol.schedules import PHASES
+from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
+from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
+from chainer_vfbn.experiments.protocol.schedules import alpha_name
+from chainer_vfbn.experiments.protocol.schedules import choice_name
+from chainer_vfbn.experiments.protocol.schedules import halving
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.protocol.schedules import tuning_grid
+from chainer_vfbn.experiments.records.store import read_record
+from chainer_vfbn.experiments.records.store import record_path
+from chainer_vfbn.experiments.records.store import status
 
 # Options that do not change a run's numbers: where it runs and reads, and
 # the evaluation batch (the test-mode forward is per image).
@@ -256,7 +253,7 @@ def rung_run(s, row, choice, seed, rung):
     from the snapshot that the one before left.
 
     Example:
-        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> from chainer_vfbn.experiments.protocol.schedules import settings
         >>> r = rung_run(settings(), 'vfbn', (1e-3, 'batch-mean'), 0, 1)
         >>> r.key, r.folder, r.record
         ('tune2/vfbn_a1e-3_batch-mean_seed0_e12', \
@@ -369,7 +366,7 @@ def plan(phase, s, chosen=None, rows=None, records=None):
             complete, that rung plans nothing for the row.
 
     Example:
-        >>> from chainer_vfbn.experiments.schedules import settings
+        >>> from chainer_vfbn.experiments.protocol.schedules import settings
         >>> [r.key for r in plan('length', settings())]
         ['length/bp']
     """
@@ -388,63 +385,3 @@ def plan(phase, s, chosen=None, rows=None, records=None):
         return _plan_final(s, rows, common, chosen)
     raise ValueError('unknown phase %r; choose from %s'
                      % (phase, ', '.join(PHASES)))
-
-
-class Slot(collections.namedtuple('Slot', 'phase row seed index name')):
-    """One entry of a schedule's run list, known before any record: the
-    ``index``-th run of ``row`` and ``seed`` in ``phase``.
-
-    ``name`` is the run's name where the slot alone fixes it, else
-    ``<row>_seed<seed>_slot<index>``: a run chosen from earlier records
-    (a later rung's ``index``-th best candidate; :func:`.execute.resolve`).
-    """
-
-    @property
-    def key(self):
-        """``<phase>/<name>``: the run's key where the slot fixes it."""
-        return '%s/%s' % (self.phase, self.name)
-
-
-def slots_of(runs):
-    """The slots of a list of runs that the settings alone fix, in its
-    order: the ``index`` counts the runs of one phase, row and seed.
-
-    Example:
-        >>> [s.key for s in slots_of(table_runs('smoke', ['bp'], [0, 1]))]
-        ['smoke/bp_seed0', 'smoke/bp_seed1']
-    """
-    seen = collections.Counter()
-    out = []
-    for run in runs:
-        index = seen[run.phase, run.row, run.seed]
-        seen[run.phase, run.row, run.seed] += 1
-        out.append(Slot(run.phase, run.row, run.seed, index, run.name))
-    return out
-
-
-def slots(phase, s, rows=None):
-    """The slots of one mini phase, in the order its runs start.
-
-    ``final``'s runs are named by row and seed whatever the tuning
-    chooses: its slots are those of the plan at any choice. A later rung
-    of successive halving has, per row, as many candidates as it keeps,
-    each with the rung's seeds; which candidates, the rung before's
-    records say.
-
-    Example:
-        >>> from chainer_vfbn.experiments.schedules import settings
-        >>> [x.key for x in slots('final', settings(), ['bp', 'vfbn'])][:3]
-        ['final/bp_seed0', 'final/vfbn_seed0', 'final/bp_seed1']
-        >>> [x.key for x in slots('tune3', settings(), ['vfbn'])][:2]
-        ['tune3/vfbn_seed0_slot0', 'tune3/vfbn_seed1_slot0']
-    """
-    if phase == 'final':
-        return slots_of(plan(phase, s, chosen=default_alphas(), rows=rows))
-    if phase in TUNE_PHASES[1:] and halving(s):
-        rung = TUNE_PHASES.index(phase)
-        rows = list(rows or ROWS)
-        return [Slot(phase, row, seed, i, '%s_seed%d_slot%d' % (row, seed, i))
-                for row in TUNE_ORDER if row in rows
-                for i in range(s['rungs'][rung][1])
-                for seed in rung_seeds(s, rung)]
-    return slots_of(plan(phase, s, rows=rows))

@@ -3,7 +3,7 @@
 ``paper``, ``short`` and ``smoke`` (the Table 1 schedules) add the same
 arguments to every row; ``mini`` is Table 1 on the real cifar-10-mini
 subset, tuned fairly, in phases (:data:`PHASES`, planned by
-:mod:`chainer_vfbn.experiments.plan`), under one of two protocols
+:mod:`chainer_vfbn.experiments.protocol.plan`), under one of two protocols
 (:data:`PROTOCOLS`), each with every setting in one table (also written
 into each of its records): :data:`MINI`, Evidence II's, a 4-epoch tuning
 grid and three seeds; :data:`EVIDENCE3`, tuning by successive halving that
@@ -12,9 +12,9 @@ ends at the finals' length, and five seeds.
 import collections
 
 from chainer_vfbn import methods
-from chainer_vfbn.experiments import gpu_cost
-from chainer_vfbn.experiments.rows import TUNED_OPTIONS
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.protocol import gpu_cost
+from chainer_vfbn.experiments.protocol.rows import TUNED_OPTIONS
+from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
 from chainer_vfbn.synthesizers import registry
 
 #: The version of a run's ``config`` (the record's key is
@@ -49,8 +49,8 @@ SCHEDULES = collections.OrderedDict([
         about='Table 1 on the real cifar-10-mini subset, on CPU: a '
               'validation split, equal alpha_gs tuning for every synthetic '
               'row, seeds, in phases (--phase), with every setting in '
-              'chainer_vfbn/experiments/schedules.py (MINI); its report is '
-              'written from its run records (--records)')),
+              'chainer_vfbn/experiments/protocol/schedules.py (MINI); its '
+              'report is written from its run records (--records)')),
     ('smoke', dict(
         dataset='sample',
         args=['--arch', 'resnet8-paper', '--batchsize', '50',
@@ -134,7 +134,7 @@ EVIDENCE3 = collections.OrderedDict(
     ])
 
 #: Every protocol of the mini schedule; a records folder holds one
-#: (:func:`chainer_vfbn.experiments.choices.protocol_of`).
+#: (:func:`chainer_vfbn.experiments.protocol.choices.protocol_of`).
 PROTOCOLS = collections.OrderedDict([('evidence2', MINI),
                                      ('evidence3', EVIDENCE3)])
 #: The protocol of new mini runs.

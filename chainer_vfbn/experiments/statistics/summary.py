@@ -3,18 +3,18 @@ import os
 import statistics
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.choices import chosen_settings
-from chainer_vfbn.experiments.plan import plan
-from chainer_vfbn.experiments.records import records_of
-from chainer_vfbn.experiments.records import machine_of
-from chainer_vfbn.experiments.records import read_record
-from chainer_vfbn.experiments.records import record_path
-from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.rows import MINI_EXTRA_ROWS
-from chainer_vfbn.experiments.rows import MINI_LABELS
-from chainer_vfbn.experiments.rows import MINI_ROWS
-from chainer_vfbn.experiments.rows import ROWS
-from chainer_vfbn.experiments.schedules import tuned_rows
+from chainer_vfbn.experiments.protocol.choices import chosen_settings
+from chainer_vfbn.experiments.protocol.plan import plan
+from chainer_vfbn.experiments.protocol.rows import MINI_EXTRA_ROWS
+from chainer_vfbn.experiments.protocol.rows import MINI_LABELS
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.records.machines import machine_of
+from chainer_vfbn.experiments.records.store import read_record
+from chainer_vfbn.experiments.records.store import record_path
+from chainer_vfbn.experiments.records.store import records_of
+from chainer_vfbn.experiments.records.store import status
 
 
 def stats(values):
@@ -100,7 +100,7 @@ def summarize(s, records, rows=None):
 def _run_state(run, records, out):
     """A Table 1 run's record (or None) and ``complete``, ``incomplete``
     (a training folder without a record) or ``missing``; a record of
-    another run is refused (:func:`.records.status`)."""
+    another run is refused (:func:`.store.status`)."""
     if status(run, records) == 'done':
         return read_record(record_path(records, run)), 'complete'
     if os.path.isdir(os.path.join(out, run.folder)):
