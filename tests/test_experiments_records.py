@@ -14,7 +14,7 @@ from chainer_vfbn.runs import provenance
 from fake_train import MACHINE
 from fake_train import write_finished_run
 
-RUN = Run('final', 'bp_seed0', 'bp', 0, ['--seed', '0'])
+RUN = Run('final', 'bp_seed0', 'bp', 0, {'seed': 0})
 
 
 def _run_dir(tmp_path, sessions):

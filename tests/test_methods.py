@@ -235,7 +235,7 @@ def test_the_derived_lists_are_the_registry():
     assert rows.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',
                                'vfbn-linear', 'vfbn-mlp', 'infopro')
     assert [r for r, o in rows.TUNED_OPTIONS.items()
-            if o == '--alpha-gs'] == list(registry.names())
+            if o == 'alpha_gs'] == list(registry.names())
     assert set(rows.ONE_SEED_ROWS) <= set(registry.closed_forms())
 
 

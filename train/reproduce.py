@@ -480,7 +480,7 @@ def main_table(args, argv, runs, popen=subprocess.Popen):
         write_table_report(runs, execute.table_records(args.out), args.out)
         return 0
     _write_invocation(args, argv, runs)
-    s = dict(schedules.SCHEDULES[args.schedule], schedule=args.schedule)
+    s = schedules.table_settings(args.schedule)
     done = execute.run_table(runs, s, args.out, train_script=TRAIN_SCRIPT,
                              device=args.device, data_dir=args.data_dir,
                              popen=popen)
@@ -552,7 +552,7 @@ def main_one(args, runs, popen=subprocess.Popen):
     :data:`EXIT_WAITING` (an earlier phase has no records yet)."""
     if runs is not None:
         records = execute.table_records(args.out)
-        s = dict(schedules.SCHEDULES[args.schedule], schedule=args.schedule)
+        s = schedules.table_settings(args.schedule)
         pool = dict(threads=None, capture=False)
     else:
         records = args.records

@@ -1,4 +1,11 @@
-"""The runs of a schedule, each a list of ``train_cifar.py`` arguments.
+"""The runs of a schedule, each planned as ``train_cifar.py``'s typed options.
+
+A run's options are ``{dest: value}``, keyed by the names of
+``train_cifar.py``'s parser (``{'epoch': 24, 'alpha_gs': 1e-3}``); its
+argument list, which its record keeps as its identity, is written from
+them in one place (:func:`chainer_vfbn.runs.command_line.command_line`),
+which takes every flag from the parser itself: an option renamed or
+removed there fails the plan, at once.
 
 The mini schedule's four phases (:data:`~.schedules.PHASES`):
 
@@ -23,7 +30,7 @@ The mini schedule's four phases (:data:`~.schedules.PHASES`):
             seeds, with the settings chosen in ``tune``.
 
 A Table 1 schedule (``smoke``, ``short``, ``paper``) is one phase named
-after it: every row, once per seed, with the schedule's arguments
+after it: every row, once per seed, with the schedule's options
 (:func:`table_runs`).
 
 A phase's runs may depend on earlier phases' records (a tuned row's final
@@ -47,7 +54,6 @@ from chainer_vfbn.experiments.protocol.schedules import CONFIG_VERSION
 from chainer_vfbn.experiments.protocol.schedules import PHASES
 from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
 from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.protocol.schedules import alpha_name
 from chainer_vfbn.experiments.protocol.schedules import choice_name
 from chainer_vfbn.experiments.protocol.schedules import halving
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
@@ -55,44 +61,58 @@ from chainer_vfbn.experiments.protocol.schedules import tuning_grid
 from chainer_vfbn.experiments.records.store import read_record
 from chainer_vfbn.experiments.records.store import record_path
 from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.runs.command_line import command_line
+from chainer_vfbn.runs.command_line import flag
 
 # Options that do not change a run's numbers: where it runs and reads, and
 # the evaluation batch (the test-mode forward is per image).
-PLACE_OPTIONS = ('--out', '--device', '--data-dir', '--test-batchsize')
+PLACE_OPTIONS = ('out', 'device', 'data_dir', 'test_batchsize')
 
 
 class Run(object):
-    """One run: its schedule, phase, name and train_cifar.py arguments.
+    """One run: its schedule, phase, name and train_cifar.py options.
 
     Args:
         phase (str): A mini phase, or the Table 1 schedule's name.
         name (str): Unique within the phase.
         row (str): A key of :data:`.rows.MINI_ROWS`.
         seed (int): ``--seed``.
-        args (list of str): The arguments its numbers depend on.
+        options (dict): ``{dest: value}`` of its ``train_cifar.py``
+            options, in the order its arguments are written; those of
+            :data:`PLACE_OPTIONS` are written after the others.
         choice (tuple): What a tuning or pilot run tries.
         schedule (str): The schedule that planned it.
         folder (str): Its training folder, relative to the output folder
             (default ``<phase>/<name>``).
-        place (list of str): More arguments that do not change its
-            numbers (:data:`PLACE_OPTIONS`), passed after the others.
         record (str): Its record's path under the records folder, without
             ``.json`` (default: ``folder``; the rungs of successive halving
             share a folder and each has a record).
+        extra (list of str): More arguments as a user wrote them
+            (``reproduce.py`` after ``--``), after the options (they win).
+
+    Attributes:
+        args (list of str): The arguments its numbers depend on, its
+            identity (:meth:`config`).
+        place (list of str): The others (:data:`PLACE_OPTIONS`), passed
+            after ``--out``.
     """
 
-    def __init__(self, phase, name, row, seed, args, choice=None,
-                 schedule='mini', folder=None, place=(), record=None):
+    def __init__(self, phase, name, row, seed, options, choice=None,
+                 schedule='mini', folder=None, record=None, extra=()):
         self.phase = phase
         self.name = name
         self.row = row
         self.seed = seed
-        self.args = list(args)
+        self.options = dict(options)
         self.choice = choice
         self.schedule = schedule
         self.folder = folder or os.path.join(phase, name)
-        self.place = list(place)
         self.record = record or self.folder
+        extra_args, extra_place = split_place(extra)
+        self.args = command_line({k: v for k, v in self.options.items()
+                                  if k not in PLACE_OPTIONS}) + extra_args
+        self.place = command_line({k: v for k, v in self.options.items()
+                                   if k in PLACE_OPTIONS}) + extra_place
 
     @property
     def key(self):
@@ -111,25 +131,30 @@ def command(run, out, device=None, data_dir=None):
     """The ``train_cifar.py`` argument list of a run (no interpreter).
 
     Example:
-        >>> command(Run('tune', 'x', 'bp', 0, ['--seed', '0']), 'o', '@numpy')
+        >>> command(Run('tune', 'x', 'bp', 0, {'seed': 0}), 'o', '@numpy')
         ['--seed', '0', '--out', 'o/tune/x', '--device', '@numpy']
     """
-    tail = (['--device', str(device)] if device is not None else []) + \
-        (['--data-dir', data_dir] if data_dir is not None else [])
-    return run.args + ['--out', os.path.join(out, run.folder)] + tail + \
-        run.place
+    where = {'out': os.path.join(out, run.folder)}
+    if device is not None:
+        where['device'] = str(device)
+    if data_dir is not None:
+        where['data_dir'] = data_dir
+    return run.args + command_line(where) + run.place
 
 
 def split_place(argv):
-    """``(the arguments a run's numbers depend on, the others)``.
+    """``(the arguments a run's numbers depend on, the others)`` of an
+    argument list as a user wrote it (the others: the long flags of
+    :data:`PLACE_OPTIONS`, each with its value).
 
     Example:
         >>> split_place(['--seed', '1', '--device', '0'])
         (['--seed', '1'], ['--device', '0'])
     """
+    flags = {flag(dest) for dest in PLACE_OPTIONS}
     args, place, i = [], [], 0
     while i < len(argv):
-        if argv[i] in PLACE_OPTIONS:
+        if argv[i] in flags:
             place += argv[i:i + 2]
             i += 2
             continue
@@ -138,9 +163,29 @@ def split_place(argv):
     return args, place
 
 
+def joined(*parts):
+    """One run's options from ``parts`` (dicts), in their order. An option
+    in two parts is refused: where it is written, and so the run's
+    identity, would depend on which part won.
+
+    Example:
+        >>> joined({'method': 'bp'}, {'seed': 0})
+        {'method': 'bp', 'seed': 0}
+    """
+    options = {}
+    for part in parts:
+        for dest, value in part.items():
+            if dest in options:
+                raise ValueError('the option %s is planned twice (%r, %r)'
+                                 % (dest, options[dest], value))
+            options[dest] = value
+    return options
+
+
 def table_runs(schedule, rows, seeds, dataset=None, extra=()):
     """The runs of a Table 1 schedule: each row once per seed, seed-major,
-    in ``<row>/seed<seed>``; ``extra`` options come last (they win).
+    in ``<row>/seed<seed>``; ``extra`` arguments (as a user wrote them)
+    come last (they win).
 
     Example:
         >>> [(r.key, r.folder) for r in table_runs('smoke', ['bp'], [0, 1])]
@@ -150,65 +195,70 @@ def table_runs(schedule, rows, seeds, dataset=None, extra=()):
     runs = []
     for seed in seeds:
         for row in rows:
-            args, place = split_place(
-                list(ROWS[row][1]) + list(sched['args'])
-                + ['--dataset', dataset or sched['dataset'],
-                   '--seed', str(seed)] + list(extra))
+            options = joined(ROWS[row].options, sched['options'],
+                             {'dataset': dataset or sched['dataset'],
+                              'seed': seed})
             runs.append(Run(schedule, '%s_seed%d' % (row, seed), row, seed,
-                            args, schedule=schedule,
+                            options, schedule=schedule,
                             folder=os.path.join(row, 'seed%d' % seed),
-                            place=place))
+                            extra=extra))
     return runs
 
 
-def _schedule_args(s, epochs):
+def _schedule_options(s, epochs):
+    """``epochs`` long, on the learning-rate steps of ``lr_steps_at``."""
     step = s['lr_steps_at'][0] * epochs
     if any(abs(f * epochs - (k + 1) * step) > 1e-9
            for k, f in enumerate(s['lr_steps_at'])):
         raise ValueError('lr_steps_at must be evenly spaced multiples')
-    return ['--epoch', str(epochs), '--lr-step', repr(step)]
+    return {'epoch': epochs, 'lr_step': step}
 
 
-def _common_args(s):
-    return ['--arch', s['arch'], '--batchsize', str(s['batchsize']),
-            '--learnrate', repr(s['learnrate']), '--dataset', 'cifar10',
-            '--no-download', '--no-progress']
+def _common_options(s):
+    return {'arch': s['arch'], 'batchsize': s['batchsize'],
+            'learnrate': s['learnrate'], 'dataset': 'cifar10',
+            'download': False, 'progress': False}
 
 
-def choice_args(row, choice):
+def choice_options(row, choice):
     """The train_cifar.py options of a tuned row's choice.
 
     Example:
-        >>> choice_args('infopro', (0.5, None))
-        ['--local-weight', '0.5']
+        >>> choice_options('infopro', (0.5, None))
+        {'local_weight': 0.5}
+        >>> choice_options('vfbn', (1e-05, 'batch-mean'))
+        {'alpha_gs': 1e-05, 'synth_target_scale': 'batch-mean'}
     """
     if choice[1] is None:
-        return [TUNED_OPTIONS[row], repr(choice[0])]
-    return [TUNED_OPTIONS[row], repr(choice[0]), '--synth-target-scale',
-            choice[1]]
+        return {TUNED_OPTIONS[row]: choice[0]}
+    return {TUNED_OPTIONS[row]: choice[0], 'synth_target_scale': choice[1]}
 
 
-def _row_args(row, s):
-    """A row's train_cifar.py arguments; a tuned row's own value of the
+def _row_options(row, s):
+    """A row's train_cifar.py options; a tuned row's own value of the
     tuned option (the paper's, for the other schedules) is left out: the
     tuning sets it."""
-    args = list(MINI_ROWS[row][1])
-    if row in tuned_rows(s) and TUNED_OPTIONS[row] in args:
-        i = args.index(TUNED_OPTIONS[row])
-        del args[i:i + 2]
+    options = dict(MINI_ROWS[row].options)
+    if row in tuned_rows(s):
+        options.pop(TUNED_OPTIONS[row], None)
     if s['split_at'] and row not in UNSPLIT_ROWS:
-        args += ['--split-at', s['split_at']]
-    return args
+        options['split_at'] = s['split_at']
+    return options
+
+
+def _evaluated(seed, every, tta):
+    """Seeded ``seed``, evaluated every ``every`` epochs, 36 views every
+    ``tta`` evaluations (0: never)."""
+    return {'seed': seed, 'eval_interval': every, 'tta_interval': tta}
 
 
 def _plan_length(s, rows, common, val):
     # BP's curve does not depend on the cut: the default cut's check holds.
     if 'bp' not in rows or s['split_at']:
         return []
-    return [Run('length', 'bp', 'bp', s['tune_seed'],
-                ROWS['bp'][1] + common + val + _schedule_args(s, s['epochs'])
-                + ['--seed', str(s['tune_seed']), '--eval-interval', '1',
-                   '--tta-interval', '0'])]
+    return [Run('length', 'bp', 'bp', s['tune_seed'], joined(
+        ROWS['bp'].options, common, val, _schedule_options(s, s['epochs']),
+        _evaluated(s['tune_seed'], 1, 0)))]
 
 
 def _plan_pilot(s, common, val):
@@ -216,14 +266,15 @@ def _plan_pilot(s, common, val):
     validation split, with the final runs' length and 36-view end."""
     if s['split_at']:
         return []
-    tail = common + val + _schedule_args(s, s['epochs']) + [
-        '--seed', str(s['tune_seed']), '--eval-interval', '1',
-        '--tta-interval', str(s['epochs'] + 1)]
-    runs = [Run('pilot', 'bp', 'bp', s['tune_seed'], ROWS['bp'][1] + tail)]
+    tail = joined(common, val, _schedule_options(s, s['epochs']),
+                  _evaluated(s['tune_seed'], 1, s['epochs'] + 1))
+    runs = [Run('pilot', 'bp', 'bp', s['tune_seed'],
+                joined(ROWS['bp'].options, tail))]
     for cut in s['pilot_cuts']:
         runs.append(Run('pilot', 'bottom-bp_' + cut, 'bottom-bp',
-                        s['tune_seed'], ROWS['bottom-bp'][1]
-                        + ['--split-at', cut] + tail, choice=(cut,)))
+                        s['tune_seed'], joined(ROWS['bottom-bp'].options,
+                                               {'split_at': cut}, tail),
+                        choice=(cut,)))
     return runs
 
 
@@ -231,17 +282,15 @@ def _plan_tune(s, rows, common, val):
     """Evidence II's tuning: every grid point, ``tune_epochs`` long."""
     runs = []
     for row in (r for r in TUNE_ORDER if r in rows):
-        for alpha, scale in tuning_grid(row, s):
+        for choice in tuning_grid(row, s):
             runs.append(Run(
-                'tune', '%s_a%s_%s' % (row, alpha_name(alpha), scale), row,
-                s['tune_seed'],
-                _row_args(row, s) + common + val
-                + _schedule_args(s, s['tune_epochs'])
-                + ['--alpha-gs', repr(alpha), '--synth-target-scale', scale,
-                   '--seed', str(s['tune_seed']),
-                   '--eval-interval', str(s['tune_epochs']),
-                   '--tta-interval', '0'],
-                choice=(alpha, scale)))
+                'tune', '%s_%s' % (row, choice_name(choice)), row,
+                s['tune_seed'], joined(
+                    _row_options(row, s), common, val,
+                    _schedule_options(s, s['tune_epochs']),
+                    choice_options(row, choice),
+                    _evaluated(s['tune_seed'], s['tune_epochs'], 0)),
+                choice=choice))
     return runs
 
 
@@ -263,14 +312,13 @@ def rung_run(s, row, choice, seed, rung):
     folder = os.path.join('tune', '%s_%s_seed%d' % (
         row, choice_name(choice), seed))
     # The rung's length, on the schedule of the finals' length.
-    lr = _schedule_args(s, s['epochs'])[2:]
+    lr = _schedule_options(s, s['epochs'])['lr_step']
     return Run(TUNE_PHASES[rung], '%s_e%d' % (os.path.basename(folder),
                                               epochs), row, seed,
-               _row_args(row, s) + _common_args(s)
-               + ['--validation-split', repr(s['validation_split']),
-                  '--epoch', str(epochs)] + lr + choice_args(row, choice)
-               + ['--seed', str(seed), '--eval-interval', '1',
-                  '--tta-interval', '0'],
+               joined(_row_options(row, s), _common_options(s),
+                      {'validation_split': s['validation_split'],
+                       'epoch': epochs, 'lr_step': lr},
+                      choice_options(row, choice), _evaluated(seed, 1, 0)),
                choice=choice, folder=folder,
                record='%s_e%d' % (folder, epochs))
 
@@ -323,19 +371,18 @@ def _plan_rung(s, rows, rung, records):
 
 
 def _final_run(s, row, seed, common, chosen):
-    extra, choice = [], None
+    tuned, choice = {}, None
     if row in tuned_rows(s):
         if not chosen or row not in chosen:
             raise ExperimentError('final %s: its tuning is not complete (run '
                                   'the tune phase first)' % row)
         choice = chosen[row]
-        extra = choice_args(row, choice)
-    return Run('final', '%s_seed%d' % (row, seed), row, seed,
-               _row_args(row, s) + common + _schedule_args(s, s['epochs'])
-               + extra + ['--seed', str(seed), '--eval-interval', '1',
-                          # the 36 views once, at the end
-                          '--tta-interval', str(s['epochs'] + 1)],
-               choice=choice)
+        tuned = choice_options(row, choice)
+    return Run('final', '%s_seed%d' % (row, seed), row, seed, joined(
+        _row_options(row, s), common, _schedule_options(s, s['epochs']),
+        tuned,
+        # the 36 views once, at the end
+        _evaluated(seed, 1, s['epochs'] + 1)), choice=choice)
 
 
 def _plan_final(s, rows, common, chosen):
@@ -371,8 +418,8 @@ def plan(phase, s, chosen=None, rows=None, records=None):
         ['length/bp']
     """
     rows = list(rows or ROWS)
-    common = _common_args(s)
-    val = ['--validation-split', repr(s['validation_split'])]
+    common = _common_options(s)
+    val = {'validation_split': s['validation_split']}
     if phase == 'length':
         return _plan_length(s, rows, common, val)
     if phase == 'pilot':

@@ -11,19 +11,21 @@ import os
 
 from chainer_vfbn.experiments.records.store import record_run
 from chainer_vfbn.runs import provenance
+from chainer_vfbn.runs.command_line import flag
 
 
 def planned_length(args):
     """``(unit, total)`` of a run's arguments: ``('iteration', N)`` for
-    ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None.
+    ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None (the
+    flags are the parser's, :func:`~chainer_vfbn.runs.command_line.flag`).
 
     Example:
         >>> planned_length(['--epoch', '24', '--seed', '0'])
         ('epoch', 24)
     """
-    for unit, flag in (('iteration', '--iterations'), ('epoch', '--epoch')):
-        if flag in args:
-            return unit, int(args[args.index(flag) + 1])
+    for unit, dest in (('iteration', 'iterations'), ('epoch', 'epoch')):
+        if flag(dest) in args:
+            return unit, int(args[args.index(flag(dest)) + 1])
     return None
 
 

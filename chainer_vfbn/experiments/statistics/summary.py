@@ -15,6 +15,7 @@ from chainer_vfbn.experiments.records.store import read_record
 from chainer_vfbn.experiments.records.store import record_path
 from chainer_vfbn.experiments.records.store import records_of
 from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.runs.command_line import command_line
 
 
 def stats(values):
@@ -70,8 +71,8 @@ def _mini_row(row, s, records, chosen):
     runs = _final_runs(row, s, chosen)
     done = records_of(runs, records)
     out = dict(
-        row=row, label=MINI_LABELS.get(row, MINI_ROWS[row][0]),
-        paper=MINI_ROWS[row][2], seeds=[r.seed for r, _ in done],
+        row=row, label=MINI_LABELS.get(row, MINI_ROWS[row].label),
+        paper=MINI_ROWS[row].paper, seeds=[r.seed for r, _ in done],
         planned_seeds=[r.seed for r in runs], choice=chosen.get(row),
         tuning=_tuning(row, s, records),
         curves=[rec['curve'] for _, rec in done],
@@ -121,9 +122,9 @@ def collect(runs, records, out):
     """
     table = {}
     for run in runs:
-        label, flags, paper = ROWS[run.row]
+        label, options, paper = ROWS[run.row]
         row = table.setdefault(run.row, dict(
-            row=run.row, label=label, flags=' '.join(flags),
+            row=run.row, label=label, flags=' '.join(command_line(options)),
             paper_error_pct=paper, runs=[]))
         rec, state = _run_state(run, records, out)
         row['runs'].append(dict(
