@@ -12,6 +12,8 @@ from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.protocol import choices
 from chainer_vfbn.experiments.protocol import plan as planning
 from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol.run import command
+from chainer_vfbn.experiments.protocol.run import joined
 from chainer_vfbn.experiments.protocol import schedules
 from chainer_vfbn.experiments.records import store
 from chainer_vfbn.models import resnet_cifar
@@ -107,7 +109,7 @@ def test_every_planned_run_round_trips_through_the_real_parser():
     phases = {run.phase for run in runs}
     assert set(schedules.PHASES) | set(schedules.TABLE_SCHEDULES) <= phases
     for run in runs:
-        argv = planning.command(run, 'o', device='@numpy', data_dir='d')
+        argv = command(run, 'o', device='@numpy', data_dir='d')
         parsed = vars(train_cifar.parse_args(argv))
         planned = dict(run.options, out=os.path.join('o', run.folder),
                        device='@numpy', data_dir='d')
@@ -132,7 +134,7 @@ def test_an_option_the_parser_loses_fails_the_plan(monkeypatch):
 
 def test_an_option_planned_twice_is_refused():
     with pytest.raises(ValueError, match='option seed is planned twice'):
-        planning.joined({'seed': 0}, {'method': 'bp', 'seed': 1})
+        joined({'seed': 0}, {'method': 'bp', 'seed': 1})
 
 
 def _planned_as(record, s):
@@ -198,7 +200,7 @@ def test_table_runs_and_their_command():
                                extra=['--lr-step', '7'])
     assert [(r.key, r.folder) for r in runs] == [
         ('smoke/vfbn-alpha0_seed3', os.path.join('vfbn-alpha0', 'seed3'))]
-    argv = planning.command(runs[0], 'o', device='@numpy')
+    argv = command(runs[0], 'o', device='@numpy')
     assert argv == [
         '--method', 'vfbn', '--alpha-gs', '0',
         '--arch', 'resnet8-paper', '--batchsize', '50', '--iterations', '20',
@@ -211,7 +213,7 @@ def test_table_runs_and_their_command():
     assert '--test-batchsize' not in runs[0].config()['train_args']
     assert runs[0].config()['protocol'] == 'smoke'
     run, = planning.table_runs('paper', ['bp'], [0], dataset='sample')
-    argv = planning.command(run, 'o', data_dir='/d')
+    argv = command(run, 'o', data_dir='/d')
     assert argv[argv.index('--epoch') + 1] == '432'
     assert argv[argv.index('--lr-step') + 1] == '180'
     assert argv[argv.index('--dataset') + 1] == 'sample'
@@ -223,7 +225,7 @@ def test_extra_place_options_win():
     """An option after "--" comes last, so it wins, even a place option."""
     run, = planning.table_runs('smoke', ['bp'], [0],
                                extra=['--device', '@cupy:1'])
-    argv = planning.command(run, 'o', device='@numpy')
+    argv = command(run, 'o', device='@numpy')
     assert argv[-2:] == ['--device', '@cupy:1']
     assert train_cifar.parse_args(argv).device == '@cupy:1'
 
@@ -240,7 +242,7 @@ def test_paper_numbers():
 def test_commands_follow_the_cli_contract(schedule):
     """Every row's argv parses with train_cifar.py's own parser."""
     for run in planning.table_runs(schedule, list(rows.ROWS), [0]):
-        args = train_cifar.parse_args(planning.command(run, 'o'))
+        args = train_cifar.parse_args(command(run, 'o'))
         assert args.method == rows.ROWS[run.row].options['method']
         assert args.out == os.path.join('o', run.row, 'seed0')
         if run.row == 'vfbn-alpha0':

@@ -9,7 +9,7 @@ import pytest
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.records import machines
 from chainer_vfbn.experiments.records import store as records
-from chainer_vfbn.experiments.protocol.plan import Run
+from chainer_vfbn.experiments.protocol.run import Run
 from chainer_vfbn.runs import provenance
 from fake_train import MACHINE
 from fake_train import write_finished_run

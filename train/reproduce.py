@@ -79,6 +79,7 @@ from chainer_vfbn.experiments.protocol.choices import pilot
 from chainer_vfbn.experiments.protocol.choices import protocol_of
 from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.run import command
 from chainer_vfbn.experiments.protocol.slots import phase_slots
 from chainer_vfbn.experiments.protocol.slots import slots_of
 from chainer_vfbn.experiments.reporting.results_doc import check_page
@@ -469,7 +470,7 @@ def _write_invocation(args, argv, runs):
                 timespec='seconds'),
             argv=sys.argv[1:] if argv is None else list(argv),
             schedule=args.schedule, rows=args.rows, seeds=args.seeds,
-            commands={'%s/seed%d' % (r.row, r.seed): plan.command(
+            commands={'%s/seed%d' % (r.row, r.seed): command(
                 r, args.out, args.device, args.data_dir) for r in runs}),
             f, indent=2)
 

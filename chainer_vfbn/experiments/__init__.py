@@ -5,12 +5,13 @@ and the ``mini`` schedule (Table 1 on the real cifar-10-mini subset, tuned
 fairly, with seeds), in one subpackage per concern:
 
 - :mod:`.protocol`: what runs. The rows and the schedules, each in one
-  table (:mod:`~.protocol.rows`, :mod:`~.protocol.schedules`); a
-  schedule's runs (:mod:`~.protocol.plan`), each planned as
-  ``train_cifar.py``'s typed options and written as its command line in
-  one place (:func:`chainer_vfbn.runs.command_line.command_line`); the
-  static slots of a job array (:mod:`~.protocol.slots`); what the records
-  choose (:mod:`~.protocol.choices`); a schedule's GPU cost
+  table (:mod:`~.protocol.rows`, :mod:`~.protocol.schedules`); a run
+  (:mod:`~.protocol.run`), planned as ``train_cifar.py``'s typed options
+  and written as its command line in one place
+  (:func:`chainer_vfbn.runs.command_line.command_line`); a schedule's
+  runs (:mod:`~.protocol.plan`) and the static slots of a job array
+  (:mod:`~.protocol.slots`); what the records choose
+  (:mod:`~.protocol.choices`); a schedule's GPU cost
   (:mod:`~.protocol.gpu_cost`).
 - :mod:`.records`: a run's record, whose ``config`` is the run's identity
   (:mod:`~.records.store`); its lock (:mod:`~.records.locks`); a finished

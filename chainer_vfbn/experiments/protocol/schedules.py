@@ -85,6 +85,7 @@ def table_settings(schedule):
         ('args', command_line(sched['options'])),
         ('about', sched['about']), ('schedule', schedule)])
 
+
 # Every setting of the mini schedule under Evidence II's protocol, in one
 # place (also in each of its records): the committed reports of
 # docs/results/mini and docs/results/mini-stage1_unit1 were made with it.

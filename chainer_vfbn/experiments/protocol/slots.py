@@ -3,7 +3,7 @@
 A phase's runs may depend on earlier phases' records (a tuned row's final
 run needs its tuning's choice), so a job array lists a schedule as SLOTS
 (:class:`Slot`, :func:`phase_slots`): one per run that the phase will have,
-known before any record; a slot becomes a :class:`~.plan.Run` when the
+known before any record; a slot becomes a :class:`~.run.Run` when the
 records it needs are there
 (:func:`chainer_vfbn.experiments.execute.resolve`).
 """

@@ -9,7 +9,7 @@ def lock_path(records, run):
     """The lock file of ``run``'s record, beside it.
 
     Example:
-        >>> from chainer_vfbn.experiments.protocol.plan import Run
+        >>> from chainer_vfbn.experiments.protocol.run import Run
         >>> lock_path('rec', Run('tune', 'x', 'bp', 0, []))
         'rec/tune/x.json.lock'
     """

@@ -25,7 +25,7 @@ def record_path(records, run):
     folder's) under ``records``.
 
     Example:
-        >>> from chainer_vfbn.experiments.protocol.plan import Run
+        >>> from chainer_vfbn.experiments.protocol.run import Run
         >>> record_path('rec', Run('tune', 'x', 'bp', 0, []))
         'rec/tune/x.json'
     """

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from chainer_vfbn.experiments.protocol.plan import command
+from chainer_vfbn.experiments.protocol.run import command
 from chainer_vfbn.experiments.records.adoption import adopt
 from chainer_vfbn.experiments.records.adoption import finished_folder
 from chainer_vfbn.experiments.records.locks import lock_record
