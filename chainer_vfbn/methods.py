@@ -246,10 +246,26 @@ def build_method(method, net, split_at=None, lr=0.1, momentum=0.9,
         Method
 
     Example:
-        >>> net = chainer.Sequential(block1, block2, L.Linear(None, 10))
+        >>> import chainer
+        >>> import chainer.functions as F
+        >>> import chainer.links as L
+        >>> import numpy
+        >>> net = chainer.Sequential(L.Convolution2D(3, 8, 3, pad=1), F.relu,
+        ...                          L.Convolution2D(8, 8, 3, pad=1), F.relu,
+        ...                          L.Linear(None, 10))
         >>> method = build_method('vfbn', net, split_at=1,
-        ...                       in_shape=(3, 32, 32))
-        >>> updater = method.make_updater(train_iter, concat_examples, -1)
+        ...                       in_shape=(3, 8, 8))
+        >>> len(method.modules), len(method.synthesizers)
+        (2, 1)
+        >>> x = numpy.random.RandomState(0).rand(4, 3, 8, 8)
+        >>> data = chainer.datasets.TupleDataset(
+        ...     x.astype(numpy.float32), numpy.arange(4, dtype=numpy.int32))
+        >>> train_iter = chainer.iterators.SerialIterator(data, 4)
+        >>> updater = method.make_updater(
+        ...     train_iter, chainer.dataset.concat_examples, -1)
+        >>> updater.update()
+        >>> updater.iteration
+        1
     """
     return _build(method, net, split_at, lr, momentum, weight_decay,
                   alpha_gs, n_hidden, target_scale, n_class, in_shape,

@@ -45,6 +45,8 @@ class Sequence(chainer.Chain):
             :class:`~chainer.Link` or any callable.
 
     Example:
+        >>> import chainer.functions as F
+        >>> import chainer.links as L
         >>> net = Sequence([('fc1', L.Linear(4, 8)), ('act', F.relu),
         ...                 ('fc2', L.Linear(8, 3))])
         >>> net.layer_names
@@ -399,6 +401,8 @@ def split(chain, at=None, in_shape=None):
         computes exactly ``chain(x)``.
 
     Example:
+        >>> import chainer.functions as F
+        >>> import chainer.links as L
         >>> model = chainer.Sequential(L.Linear(4, 8), F.relu,
         ...                            L.Linear(8, 3))
         >>> bottom, top = split(model, 1)      # cut after F.relu
@@ -441,6 +445,8 @@ def forward_shapes(chain, in_shape, at=()):
         of every layer, in forward order; the last is the model's output.
 
     Example:
+        >>> import chainer.functions as F
+        >>> import chainer.links as L
         >>> forward_shapes(chainer.Sequential(L.Linear(4, 8), F.relu), (4,))
         OrderedDict([(0, (8,)), (1, (8,))])
     """
@@ -466,8 +472,21 @@ class Cut(object):
         output: The model's output on the probe batch (an array).
 
     Example:
-        >>> cut = Cut(model, 'features.stage2.unit2', (3, 32, 32))
+        >>> import chainer.functions as F
+        >>> import chainer.links as L
+        >>> features = Sequence([
+        ...     ('conv1', L.Convolution2D(3, 4, 3, pad=1)), ('relu1', F.relu),
+        ...     ('conv2', L.Convolution2D(4, 8, 3, stride=2, pad=1))])
+        >>> model = Sequence([('features', features),
+        ...                   ('output', L.Linear(None, 10))])
+        >>> cut = Cut(model, 'features.relu1', (3, 8, 8))
+        >>> cut.points, cut.shapes['features.relu1'], cut.shapes['output']
+        (('features.relu1',), (4, 8, 8), (10,))
         >>> bottom, top = cut.parts()
+        >>> bottom.features.layer_names, top.features.layer_names
+        (['conv1', 'relu1'], ['conv2'])
+        >>> top.layer_names
+        ['features', 'output']
     """
 
     def __init__(self, chain, at, in_shape):

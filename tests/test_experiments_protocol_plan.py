@@ -94,9 +94,8 @@ def _every_planned_run():
                       for row in schedules.tuned_rows(s)}
             runs += planning.plan('final', s, chosen=chosen,
                                   rows=list(rows.MINI_ROWS))
-            if protocol == 'evidence2':    # InfoPro is not tuned there
-                runs += planning.plan('final', s,
-                                      chosen=schedules.default_alphas())
+            runs += planning.plan('final', s,
+                                  chosen=schedules.default_choices())
     return runs
 
 
@@ -257,7 +256,7 @@ def test_commands_follow_the_cli_contract(schedule):
 def test_halving_rungs_continue_one_folder_on_the_finals_schedule():
     s = schedules.settings(split_at='stage1_unit1')
     assert s['protocol'] == 'evidence3' and len(s['seeds']) == 5
-    finals = planning.plan('final', s, chosen=schedules.default_alphas(),
+    finals = planning.plan('final', s, chosen=schedules.default_choices(),
                            rows=['bp'])[0]
     for rung, (epochs, _) in enumerate(s['rungs']):
         run = planning.rung_run(s, 'vfbn', (1e-3, 'batch-mean'), 0, rung)

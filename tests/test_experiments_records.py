@@ -67,7 +67,10 @@ def test_a_run_folder_without_its_files_is_one_line(tmp_path):
 def test_the_pin_marks_a_records_machine():
     rec = {'environment': {'machine': MACHINE},
            'settings': {machines.KERNEL_SETTING: 'Haswell'}}
-    assert machines.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell')
+    assert machines.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell',
+                                           numpy=None)
+    rec['environment']['numpy'] = '2.4.6'
+    assert machines.machine_of(rec)['numpy'] == '2.4.6'
     assert machines.machine_of(dict(rec, settings={})) == MACHINE
     assert machines.machine_of({'settings': rec['settings']}) is None
 
@@ -82,7 +85,8 @@ def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
         machines.check_one_kernel(table)
     assert str(e.value).startswith(
         'the table would pair records of 2 BLAS kernels: 3 on openblas '
-        'Haswell None; 1 on openblas SkylakeX None (vfbn seed 1); ')
+        'Haswell, NumPy None; 1 on openblas SkylakeX, NumPy None (vfbn seed '
+        '1); ')
     # one kernel, on any CPU: a table
     machines.check_one_kernel([dict(row='bp', machines={
         0: haswell, 1: dict(haswell, cpu='Another CPU')})])
@@ -90,6 +94,21 @@ def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
     with pytest.raises(ExperimentError, match='not recorded'):
         machines.check_one_kernel([dict(row='bp', machines={
             0: haswell, 1: None})])
+    # SciPy's own OpenBLAS, loaded beside NumPy's (Chainer imports SciPy
+    # where it is installed), before or after it: the same kernel
+    scipy_lib = dict(MACHINE['blas'][0], version='0.3.30')
+    both = [dict(haswell, blas=MACHINE['blas'] + [scipy_lib]),
+            dict(haswell, blas=[scipy_lib] + MACHINE['blas'])]
+    machines.check_one_kernel([dict(row='bp', machines={
+        0: haswell, 1: both[0], 3: both[1]})])
+    assert machines.same_machine(haswell, both[1])
+    # another NumPy wheel bundles another OpenBLAS build: another kernel
+    with pytest.raises(ExperimentError, match='NumPy 2.3.5'):
+        machines.check_one_kernel([dict(row='bp', machines={
+            0: dict(haswell, numpy='2.4.6'),
+            1: dict(haswell, numpy='2.3.5')})])
+    assert not machines.same_machine(dict(haswell, numpy='2.4.6'),
+                                     dict(haswell, numpy='2.3.5'))
     # records made before the pin are reported as they were
     machines.check_one_kernel([dict(row='bp', machines={
         0: MACHINE, 1: dict(MACHINE, blas=skylake['blas'])})])

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from chainer_vfbn.experiments.reporting import results_doc
 from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.reporting import results_doc
 
 import reproduce
 import support
@@ -419,6 +421,26 @@ def test_list_and_run_index_run_exactly_one(tmp_path, capsys):
         assert reproduce.main(base + bad, popen=fake_popen(calls)) == 2
         err = capsys.readouterr().err
         assert why in err and err.count('\n') == 1
+
+
+def test_without_rows_a_mini_table_has_its_protocols_rows(tmp_path, capsys,
+                                                          mini_data):
+    """Evidence III's table holds every mini row (the peers and the paper's
+    alpha_gs too, issue 31) unless --rows names others; Evidence II's, and
+    a Table 1 schedule's, Table 1's rows."""
+    def final_rows(*extra):
+        assert reproduce.main(['--schedule', 'mini', '--phase', 'final',
+                               '--records', str(tmp_path / 'rec'),
+                               '--out', str(tmp_path / 'out'), '--data-dir',
+                               mini_data, '--list'] + list(extra)) == 0
+        return {line.split('\t')[2] for line in _lines(capsys)}
+
+    assert final_rows() == set(MINI_ROWS)
+    assert final_rows('--protocol', 'evidence2') == set(ROWS)
+    assert final_rows('--rows', 'bp,dgl') == {'bp', 'dgl'}
+    assert reproduce.main(['--schedule', 'smoke', '--out',
+                           str(tmp_path / 's'), '--list']) == 0
+    assert {line.split('\t')[2] for line in _lines(capsys)} == set(ROWS)
 
 
 def test_mini_list_has_every_phase_and_a_final_waits_for_its_tuning(

@@ -1,8 +1,6 @@
 """train_cifar.py's command line (chainer_vfbn/runs/command_line.py): the
 parser the script parses with, and the one way from option values back to
 an argument list."""
-import doctest
-
 import pytest
 
 import train_cifar
@@ -52,7 +50,3 @@ def test_flags_come_from_the_option_table():
     with pytest.raises(ValueError, match='no option progress that takes a '
                                          'value'):
         command_line.flag('progress')
-
-
-def test_doctests():
-    assert doctest.testmod(command_line).failed == 0

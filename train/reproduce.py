@@ -79,6 +79,7 @@ from chainer_vfbn.experiments.protocol.choices import pilot
 from chainer_vfbn.experiments.protocol.choices import protocol_of
 from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import default_rows
 from chainer_vfbn.experiments.protocol.run import command
 from chainer_vfbn.experiments.protocol.slots import phase_slots
 from chainer_vfbn.experiments.protocol.slots import slots_of
@@ -192,9 +193,10 @@ def build_parser():
                         'row with six final-length runs); smoke: the '
                         'bundled sample, CPU (measured by a trial: about 18 '
                         'min on a loaded 2-core machine, 2026-12-02)')
-    p.add_argument('--rows', default=','.join(ROWS),
-                   help='comma-separated rows (default: all): %s'
-                        % ', '.join(ROWS))
+    p.add_argument('--rows', default=None,
+                   help="comma-separated rows (default: Table 1's; mini "
+                        'under --protocol evidence3: every mini row): %s'
+                        % ', '.join(MINI_ROWS))
     p.add_argument('--seeds', default=None,
                    help='comma-separated seeds; several give mean and spread '
                         '(default: 0)')
@@ -278,12 +280,16 @@ def build_parser():
 
 
 def _check_rows_and_seeds(p, args):
-    rows = [r for r in args.rows.split(',') if r]
-    known = MINI_ROWS if args.schedule == 'mini' else ROWS
-    unknown = [r for r in rows if r not in known]
-    if unknown or not rows:
-        p.error('unknown row(s) %s; choose from %s'
-                % (', '.join(unknown) or '(none)', ', '.join(known)))
+    if args.rows is not None:
+        rows = [r for r in args.rows.split(',') if r]
+        known = MINI_ROWS if args.schedule == 'mini' else ROWS
+        unknown = [r for r in rows if r not in known]
+        if unknown or not rows:
+            p.error('unknown row(s) %s; choose from %s'
+                    % (', '.join(unknown) or '(none)', ', '.join(known)))
+        args.rows = rows
+    elif args.schedule != 'mini':   # mini's depend on its protocol
+        args.rows = list(ROWS)
     ignored = ignored_options(args)
     if ignored:
         p.error('%s %s for %s' % (
@@ -297,7 +303,6 @@ def _check_rows_and_seeds(p, args):
         p.error('--seeds must be comma-separated integers, got %r' % seeds)
     if not args.seeds or len(set(args.seeds)) != len(args.seeds):
         p.error('--seeds must name distinct integers, got %r' % seeds)
-    args.rows = rows
 
 
 def phases_of(schedule):
@@ -383,6 +388,9 @@ def _resolve_mini(p, args):
     elif found not in (None, args.protocol):
         p.error('%s holds records of the %s protocol, not %s; use another '
                 '--records' % (args.records, found, args.protocol))
+    if args.rows is None:
+        args.rows = list(default_rows(schedules.settings(
+            protocol=args.protocol)))
     if args.data_dir is None:
         args.data_dir = MINI_DATA
     archive = os.path.join(args.data_dir, 'cifar-10-python.tar.gz')

@@ -43,6 +43,7 @@ class DGLAuxiliary(chainer.Chain):
             the mean softmax cross-entropy in DGL.
 
     Example:
+        >>> import numpy
         >>> aux = DGLAuxiliary((32, 22, 22), 10)
         >>> aux(numpy.zeros((2, 32, 22, 22), numpy.float32)).shape
         (2, 10)

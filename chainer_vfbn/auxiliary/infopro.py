@@ -177,8 +177,14 @@ class InfoProAuxiliary(chainer.Chain):
             classifier. Default :data:`CLASSIFIER_WEIGHT`.
 
     Example:
+        >>> import numpy
         >>> aux = InfoProAuxiliary((32, 22, 22), (3, 24, 24), 10)
+        >>> h = numpy.zeros((2, 32, 22, 22), numpy.float32)
+        >>> x = numpy.zeros((2, 3, 24, 24), numpy.float32)
+        >>> t = numpy.array([3, 7], numpy.int32)
         >>> loss, y, values = aux.local_loss(h, x, t)
+        >>> loss.shape, y.shape
+        ((), (2, 10))
         >>> sorted(values)
         ['classification', 'reconstruction']
     """

@@ -93,10 +93,23 @@ def check_content(path, expected, name):
         ~chainer_vfbn.datasets.DatasetError: One line: unreadable, or
             another content hash.
 
-    Example::
+    Example (the project's mini set, where there is a copy)::
 
-        >>> check_content('../shared/data/cifar-10-mini', MINI_SHA256,
-        ...               'the cifar-10-mini set')
+        >>> mini = '../shared/data/cifar-10-mini/cifar-10-python.tar.gz'
+        >>> check_content(mini, MINI_SHA256,
+        ...               'the cifar-10-mini set')  # doctest: +SKIP
+
+    and on the bundled sample, which is not the mini set::
+
+        >>> import os
+        >>> from chainer_vfbn.datasets.cifar10 import SAMPLE_DIR
+        >>> sample = os.path.join(SAMPLE_DIR, 'cifar-10-python.tar.gz')
+        >>> check_content(sample, MINI_SHA256, 'the cifar-10-mini set')
+        ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        chainer_vfbn.datasets.cifar10_format.DatasetError:
+        .../sample/cifar-10-python.tar.gz is not the cifar-10-mini set:
+        its content sha256 is be9bc96c..., not 5e2e1156...
     """
     digest = content_hash(*cifar10.read_cifar10(path))
     if digest != expected:
@@ -191,11 +204,27 @@ def cut_subset(source, out, train_per_batch=MINI_TRAIN_PER_BATCH,
         ~chainer_vfbn.datasets.DatasetError: ``source`` is unreadable or has
             fewer images than asked for.
 
-    Example::
+    Example (the mini set, from the official archive)::
 
         >>> cut_subset('cifar-10-python.tar.gz',
         ...            'mini/cifar-10-python.tar.gz') == MINI_SHA256
+        ... # doctest: +SKIP
         True
+
+    and a smaller subset of the bundled sample, checked after::
+
+        >>> import os
+        >>> import tempfile
+        >>> from chainer_vfbn.datasets.cifar10 import SAMPLE_DIR
+        >>> sample = os.path.join(SAMPLE_DIR, 'cifar-10-python.tar.gz')
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> out = os.path.join(folder.name, 'cifar-10-python.tar.gz')
+        >>> digest = cut_subset(sample, out, train_per_batch=10, n_test=5)
+        >>> train, test = cifar10.read_cifar10(out)
+        >>> len(train[0]), len(test[0]), digest == content_hash(train, test)
+        (50, 5, True)
+        >>> check_content(out, digest, 'the small subset')
+        >>> folder.cleanup()
     """
     if train_per_batch < 1 or n_test < 1:
         raise ValueError('train_per_batch and n_test must be >= 1')

@@ -14,7 +14,7 @@ from chainer_vfbn.experiments.protocol.plan import rung_candidates
 from chainer_vfbn.experiments.protocol.rows import TUNE_ORDER
 from chainer_vfbn.experiments.protocol.schedules import PHASES
 from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.protocol.schedules import default_alphas
+from chainer_vfbn.experiments.protocol.schedules import default_choices
 from chainer_vfbn.experiments.protocol.schedules import halving
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
 from chainer_vfbn.experiments.records.adoption import finished_folder
@@ -130,7 +130,7 @@ def plan_now(phase, s, rows, records, untuned=False):
         return plan(phase, s, rows=rows, records=records), waiting
     if phase != 'final':
         return plan(phase, s, rows=rows, records=records), {}
-    chosen = default_alphas() if untuned else chosen_settings(s, records)
+    chosen = default_choices() if untuned else chosen_settings(s, records)
     waiting = {r: _tuning_missing(s, r, records) for r in rows
                if r in tuned_rows(s) and r not in chosen}
     ready = [r for r in rows if r not in waiting]

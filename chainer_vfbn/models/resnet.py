@@ -135,7 +135,13 @@ class ResNetCIFAR(Sequence):
         default_split (str): The paper's cut (see the property).
 
     Example:
-        >>> bottom, top = chainer_vfbn.split(ResNetCIFAR(1), 'stage2_unit1')
+        >>> import chainer_vfbn
+        >>> model = ResNetCIFAR(1)
+        >>> model.layer_names
+        ['stem', 'stage1_unit1', 'stage2_unit1', 'stage3_unit1', 'head']
+        >>> bottom, top = chainer_vfbn.split(model, 'stage2_unit1')
+        >>> bottom.layer_names, top.layer_names
+        (['stem', 'stage1_unit1', 'stage2_unit1'], ['stage3_unit1', 'head'])
     """
 
     def __init__(self, n=18, preset='paper', n_class=10):

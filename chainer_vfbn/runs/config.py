@@ -143,11 +143,25 @@ class RunConfig(object):
         Returns:
             RunConfig
 
-        Example:
-            >>> args = build_parser().parse_args(['--method', 'vfbn'])
-            >>> config = RunConfig.from_options(vars(args), defaults)
+        Example (the options every training script has, at
+        ``train_cifar.py``'s defaults)::
+
+            >>> options = dict(
+            ...     method='vfbn', arch='resnet110-paper', split_at=None,
+            ...     alpha_gs=None, synth_target_scale='batch-mean',
+            ...     n_hidden=256, dataset='cifar10', data_dir=None,
+            ...     download=True, validation_split=0., augment=None,
+            ...     batchsize=128, epoch=432, iterations=None, learnrate=0.1,
+            ...     momentum=0.9, weight_decay=1e-4, lr_step=180,
+            ...     lr_decay=0.1, seed=0, device=None, out='result',
+            ...     resume=None, autoload=True, force_new=False, frequency=1,
+            ...     eval_interval=1, tta_interval=36, test_batchsize=128,
+            ...     progress=True)
+            >>> config = RunConfig.from_options(options, defaults=options)
             >>> config.alpha_gs, config.split_at, config.device
             (None, None, '@numpy')
+            >>> config.options['device'], config.defaults['device']
+            ('@numpy', None)
         """
         options = dict(options)
         method = options['method']

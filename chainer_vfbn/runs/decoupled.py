@@ -454,10 +454,17 @@ def launch(command):
         int: ``mpiexec``'s exit status (``128 + signal`` where it was
         killed by one); 2 with one line where it cannot be started.
 
-    Example:
-        >>> launch(['mpiexec', '-n', '2', sys.executable,
+    Example (a decoupled training run, which needs MPI and the data)::
+
+        >>> launch(['mpiexec', '-n', '2', sys.executable,  # doctest: +SKIP
         ...         'train/train_cifar.py', '--decoupled', '--out', 'r'])
         0
+
+    and a command that exits at once, with its status::
+
+        >>> import sys
+        >>> launch([sys.executable, '-c', 'raise SystemExit(3)'])
+        3
     """
     try:
         proc = subprocess.Popen(command, start_new_session=True)

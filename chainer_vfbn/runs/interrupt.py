@@ -111,7 +111,11 @@ def stopped_line(prog, interrupt, iteration, snapshot):
             where none was taken (no iteration done).
 
     Example:
+        >>> import signal
+        >>> with Interrupt() as interrupt:
+        ...     signal.raise_signal(signal.SIGINT)
         >>> stopped_line('train_cifar.py', interrupt, 7, 'out/snapshot_iter_7')
+        ... # doctest: +ELLIPSIS
         'train_cifar.py: interrupted by SIGINT at iteration 7; snapshot ...'
     """
     return ('%s: interrupted by %s at iteration %d; %s; the same command '

@@ -16,6 +16,7 @@ Example:
     ...                         'architecture': 'Haswell'}]})
     'openblas Haswell'
 """
+import collections
 import hashlib
 import json
 import os
@@ -214,12 +215,20 @@ def machine_under(env):
 
 def kernel_label(machine):
     """The BLAS library and kernel of a :func:`machine`, e.g.
-    ``'openblas Haswell'`` (``', '``-joined where NumPy loaded several)."""
+    ``'openblas Haswell'`` (``', '``-joined where the process loaded
+    several of different kernels; each kernel once).
+
+    Example:
+        >>> lib = {'internal_api': 'openblas', 'architecture': 'Haswell'}
+        >>> kernel_label({'blas': [lib, dict(lib, version='0.3.30')]})
+        'openblas Haswell'
+    """
     blas = (machine or {}).get('blas')
     if not isinstance(blas, list):
         return str(blas)
-    return ', '.join('%s %s' % (b.get('internal_api'), b.get('architecture'))
-                     for b in blas)
+    return ', '.join(collections.OrderedDict.fromkeys(
+        '%s %s' % (b.get('internal_api'), b.get('architecture'))
+        for b in blas))
 
 
 def environment():

@@ -51,9 +51,17 @@ def write_json(path, obj, indent=2, sort_keys=True):
             protocol record).
 
     Example:
-        >>> write_json('/tmp/summary.json', {'test_error': float('nan')})
-        >>> open('/tmp/summary.json').read()
+        >>> import os
+        >>> import tempfile
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(folder.name, 'run', 'summary.json')
+        >>> write_json(path, {'test_error': float('nan')})
+        >>> with open(path) as f:
+        ...     f.read()
         '{\\n  "test_error": null\\n}\\n'
+        >>> os.listdir(os.path.dirname(path))
+        ['summary.json']
+        >>> folder.cleanup()
     """
     folder = os.path.dirname(path)
     if folder:

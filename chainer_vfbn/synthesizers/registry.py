@@ -117,9 +117,29 @@ def register(name, entry):
         ValueError: One line: the name is taken, or ``entry`` is not a
             :class:`Kind` with a callable ``build``.
 
-    Example:
+    Example (a kind ``half``, δ̂ = w · h with one learned scale ``w``)::
+
+        >>> import chainer
+        >>> import chainer.functions as F
+        >>> import numpy
+        >>> class HalfGradient(chainer.Link):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         with self.init_scope():
+        ...             self.w = chainer.Parameter(0.5, ())
+        ...     def forward(self, h, t):
+        ...         return F.broadcast_to(self.w, h.shape) * h
+        >>> def build_half(h_shape, n_class, n_hidden, loss_func):
+        ...     return HalfGradient()
         >>> register('half', Kind(build_half, alpha_gs=0.25,
         ...                       description='w * h'))
+        >>> kind('half').alpha_gs, 'half' in names()
+        (0.25, True)
+        >>> synth = build_synthesizer('half', (3,))
+        >>> synth(numpy.ones((2, 3), numpy.float32), numpy.zeros(2)).array
+        array([[0.5, 0.5, 0.5],
+               [0.5, 0.5, 0.5]], dtype=float32)
+        >>> del KINDS['half']   # the registry as it was
     """
     # Deferred: methods imports this module (the names it owns are a cycle).
     from chainer_vfbn.methods import BACKPROP_METHODS

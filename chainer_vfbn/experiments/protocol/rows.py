@@ -48,8 +48,10 @@ MINI_EXTRA_ROWS = collections.OrderedDict([
 ])
 MINI_ROWS = collections.OrderedDict(list(ROWS.items())
                                     + list(MINI_EXTRA_ROWS.items()))
-# The mini table's label where the row's own says what the tuning changes.
-MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)'}
+# The mini table's label of a row that the protocol tunes, where the row's own
+# says what the tuning changes.
+MINI_LABELS = {'vfbn': 'VFBN, alpha_gs tuned (paper: 1e-3)',
+               'infopro': 'InfoPro, softmax, lambda2 tuned (Wang et al.)'}
 # The rows that a tuning sets, each with the train_cifar.py option it tunes
 # (its dest): the synthesizer kinds of the registry that have a row (their
 # step size alpha_gs), and InfoPro (its cross-entropy weight lambda2,
@@ -75,3 +77,17 @@ ONE_SEED_ROWS = ('vfbn-mlp',)
 # Rows whose network has no split: their runs never name the cut, so that
 # one BP run serves every cut.
 UNSPLIT_ROWS = ('bp',)
+
+
+def default_rows(s):
+    """The rows of a mini table unless named: Table 1's under Evidence II
+    (whose settings name no protocol; a row of the mini schedule's own
+    shows where it has records), every mini row under Evidence III, whose
+    questions (issue 31) need the local-learning peers and the paper's
+    alpha_gs beside the tuned one.
+
+    Example:
+        >>> default_rows({'protocol': 'evidence3'})[-3:]
+        ('vfbn-paper-alpha', 'dgl', 'infopro')
+    """
+    return tuple(MINI_ROWS if s.get('protocol') == 'evidence3' else ROWS)

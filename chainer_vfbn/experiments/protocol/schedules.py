@@ -13,6 +13,7 @@ halving that ends at the finals' length, and five seeds.
 import collections
 
 from chainer_vfbn import methods
+from chainer_vfbn.auxiliary import registry as auxiliary
 from chainer_vfbn.experiments.protocol import gpu_cost
 from chainer_vfbn.experiments.protocol.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
@@ -228,12 +229,19 @@ def tuned_rows(s):
     return tuple(r for r in TUNED_ROWS if tuning_grid(r, s))
 
 
-def default_alphas():
-    """The untuned fall-back: the registry's default alpha_gs of each
-    synthesizer row (InfoPro keeps its row's own weight)."""
-    return {row: (methods.resolve_alpha_gs(row, None), 'batch-mean')
-            for row, option in TUNED_OPTIONS.items()
-            if option == 'alpha_gs'}
+def default_choices():
+    """The untuned fall-back of every row that a protocol may tune: the
+    registry's default alpha_gs of each synthesizer row, and InfoPro's
+    lambda2 as its code sets it (:mod:`chainer_vfbn.auxiliary.registry`).
+
+    Example:
+        >>> default_choices()['infopro']
+        (0.5, None)
+    """
+    return {row: ((methods.resolve_alpha_gs(row, None), 'batch-mean')
+                  if option == 'alpha_gs'
+                  else (auxiliary.resolve_weight(row, None), None))
+            for row, option in TUNED_OPTIONS.items()}
 
 
 def choice_name(choice):

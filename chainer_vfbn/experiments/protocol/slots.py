@@ -14,7 +14,7 @@ from chainer_vfbn.experiments.protocol.plan import rung_seeds
 from chainer_vfbn.experiments.protocol.rows import ROWS
 from chainer_vfbn.experiments.protocol.rows import TUNE_ORDER
 from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.protocol.schedules import default_alphas
+from chainer_vfbn.experiments.protocol.schedules import default_choices
 from chainer_vfbn.experiments.protocol.schedules import halving
 
 
@@ -69,7 +69,7 @@ def phase_slots(phase, s, rows=None):
         ['tune3/vfbn_seed0_slot0', 'tune3/vfbn_seed1_slot0']
     """
     if phase == 'final':
-        return slots_of(plan(phase, s, chosen=default_alphas(), rows=rows))
+        return slots_of(plan(phase, s, chosen=default_choices(), rows=rows))
     if phase in TUNE_PHASES[1:] and halving(s):
         rung = TUNE_PHASES.index(phase)
         rows = list(rows or ROWS)

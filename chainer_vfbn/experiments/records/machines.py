@@ -20,12 +20,14 @@ def machine_of(record):
     CPU, BLAS library and kernel, and, since 2026-12-04, the CPU's family
     and model), or None where the record names none (before 2026-12-03).
     Where the record's settings pin the BLAS kernel
-    (:data:`KERNEL_SETTING`), the pin is added as ``pinned_kernel``."""
+    (:data:`KERNEL_SETTING`), the pin is added as ``pinned_kernel``, and
+    the run's NumPy version as ``numpy`` (:func:`kernel_of`)."""
     record = record or {}
-    machine = (record.get('environment') or {}).get('machine') or None
+    env = record.get('environment') or {}
+    machine = env.get('machine') or None
     pin = (record.get('settings') or {}).get(KERNEL_SETTING)
     if machine and pin:
-        machine = dict(machine, pinned_kernel=pin)
+        machine = dict(machine, pinned_kernel=pin, numpy=env.get('numpy'))
     return machine
 
 
@@ -46,9 +48,9 @@ def machine_label(machine):
 
 def same_kind(a, b):
     """Whether two machines are one kind, as the reports' machines table
-    tells them apart: the same CPU model and BLAS library and kernel, and
-    the same CPU family and model where both name them. False where either
-    is None.
+    tells them apart: the same CPU model and BLAS library and kernel
+    (:func:`kernel_of`), and the same CPU family and model where both name
+    them. False where either is None.
 
     Example:
         >>> m = {'cpu': 'AMD EPYC', 'blas': [{'architecture': 'Haswell'}]}
@@ -59,7 +61,7 @@ def same_kind(a, b):
         return False
     if a.get('cpu_id') and b.get('cpu_id') and a['cpu_id'] != b['cpu_id']:
         return False
-    return a.get('cpu') == b.get('cpu') and a.get('blas') == b.get('blas')
+    return a.get('cpu') == b.get('cpu') and kernel_of(a) == kernel_of(b)
 
 
 def same_machine(a, b):
@@ -86,20 +88,32 @@ def same_machine(a, b):
     if not a or not b:
         return False
     if a.get('pinned_kernel') and b.get('pinned_kernel'):
-        return a.get('blas') == b.get('blas')
+        return kernel_of(a) == kernel_of(b)
     return same_kind(a, b)
 
 
-def _kernel(machine):
-    """A machine's BLAS libraries, versions and kernels, as one label."""
-    blas = (machine or {}).get('blas')
+def kernel_of(machine):
+    """What decides a pinned run's arithmetic, as one label: the BLAS
+    kernels loaded, each once, and NumPy's version, whose wheel fixes the
+    OpenBLAS build that NumPy computes with. The other OpenBLAS that a
+    run may load (SciPy's, which Chainer imports where SciPy is installed)
+    computes none of its numbers, runs the same pinned kernel, and comes
+    before or after NumPy's in the list as the loader found them: neither
+    its version nor the order counts.
+
+    Example:
+        >>> lib = {'internal_api': 'openblas', 'architecture': 'Haswell'}
+        >>> kernel_of({'blas': [dict(lib, version='0.3.31'),
+        ...                     dict(lib, version='0.3.30')], 'numpy': '2.4.6'})
+        'openblas Haswell, NumPy 2.4.6'
+    """
     if not machine:
         return 'not recorded'
+    blas = machine.get('blas')
     if not isinstance(blas, list):
-        return str(blas)
-    return ', '.join('%s %s %s' % (b.get('internal_api'),
-                                   b.get('architecture'), b.get('version'))
-                     for b in blas)
+        return '%s, NumPy %s' % (blas, machine.get('numpy'))
+    return '%s, NumPy %s' % (provenance.kernel_label(machine),
+                             machine.get('numpy'))
 
 
 def check_one_kernel(table):
@@ -121,7 +135,7 @@ def check_one_kernel(table):
         return
     by_kernel = collections.OrderedDict()
     for row, seed, m in runs:
-        by_kernel.setdefault(_kernel(m), []).append('%s seed %s' % (row,
+        by_kernel.setdefault(kernel_of(m), []).append('%s seed %s' % (row,
                                                                      seed))
     if len(by_kernel) < 2:
         return

@@ -92,7 +92,8 @@ def _fmt_choice(choice):
 
 
 def _md_settings(s, records):
-    lines = ['# Table 1 on cifar-10-mini (protocol `mini`)', '',
+    lines = ['# Table 1 on cifar-10-mini (protocol `mini`%s)' % (
+        ', `%s`' % s['protocol'] if s.get('protocol') else ''), '',
              'Written by `python train/reproduce.py --schedule mini --phase '
              'report` from the run records in `%s`; every number below comes '
              'from those files.' % records, '', '| setting | value |',

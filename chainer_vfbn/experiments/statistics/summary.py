@@ -9,6 +9,7 @@ from chainer_vfbn.experiments.protocol.rows import MINI_EXTRA_ROWS
 from chainer_vfbn.experiments.protocol.rows import MINI_LABELS
 from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import default_rows
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
 from chainer_vfbn.experiments.records.machines import machine_of
 from chainer_vfbn.experiments.records.store import read_record
@@ -71,7 +72,8 @@ def _mini_row(row, s, records, chosen):
     runs = _final_runs(row, s, chosen)
     done = records_of(runs, records)
     out = dict(
-        row=row, label=MINI_LABELS.get(row, MINI_ROWS[row].label),
+        row=row, label=(MINI_LABELS[row] if row in MINI_LABELS
+                        and row in tuned_rows(s) else MINI_ROWS[row].label),
         paper=MINI_ROWS[row].paper, seeds=[r.seed for r, _ in done],
         planned_seeds=[r.seed for r in runs], choice=chosen.get(row),
         tuning=_tuning(row, s, records),
@@ -89,12 +91,13 @@ def _mini_row(row, s, records, chosen):
 
 def summarize(s, records, rows=None):
     """Per-row figures of the mini schedule's final runs and its tuning
-    grid (by default the rows of Table 1, and the mini schedule's own rows
-    that have a record)."""
+    grid (by default the protocol's rows, :func:`.rows.default_rows`, and
+    the mini schedule's other rows that have a record)."""
     chosen = chosen_settings(s, records)
     if rows is None:
-        rows = list(ROWS) + [r for r in MINI_EXTRA_ROWS
-                             if _final_records(r, s, records, chosen)]
+        rows = list(default_rows(s))
+        rows += [r for r in MINI_EXTRA_ROWS if r not in rows
+                 and _final_records(r, s, records, chosen)]
     return [_mini_row(row, s, records, chosen) for row in rows]
 
 
