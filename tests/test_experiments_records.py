@@ -68,7 +68,7 @@ def test_the_pin_marks_a_records_machine():
     rec = {'environment': {'machine': MACHINE},
            'settings': {machines.KERNEL_SETTING: 'Haswell'}}
     assert machines.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell',
-                                           numpy=None)
+                                            numpy=None)
     rec['environment']['numpy'] = '2.4.6'
     assert machines.machine_of(rec)['numpy'] == '2.4.6'
     assert machines.machine_of(dict(rec, settings={})) == MACHINE

@@ -124,8 +124,8 @@ def test_the_pinned_kernel_reaches_every_run_and_one_kernel_is_a_table(
         del rec['settings'][KERNEL_SETTING]
         with open(path, 'w') as f:
             json.dump(rec, f)
-    mini_report.write_report(schedules.settings(protocol='evidence2'), records,
-                        log=quiet)
+    mini_report.write_report(schedules.settings(protocol='evidence2'),
+                             records, log=quiet)
     with open(os.path.join(records, 'table.md')) as f:
         md = f.read()
     assert '| `vfbn` | 0: A, 1: B, 2: A |' in md
@@ -146,8 +146,8 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
     # the block is the report's own table, and a second write changes nothing
     row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
     assert row and row[0] in text
-    mini_report.write_report(schedules.settings(protocol='evidence2'), records, log=quiet,
-                        results_doc=str(page))
+    mini_report.write_report(schedules.settings(protocol='evidence2'),
+                             records, log=quiet, results_doc=str(page))
     assert page.read_text() == text
 
 
@@ -219,7 +219,7 @@ def write_run(out, run, summary=None, log=None):
                 json.dump(content, f)
     if summary is not None:
         store.write_record(execute.table_records(str(out)), run,
-                             store.make_record(run, {}, folder))
+                           store.make_record(run, {}, folder))
 
 
 @pytest.fixture

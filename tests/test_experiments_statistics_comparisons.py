@@ -174,8 +174,7 @@ def test_the_fraction_table_shows_the_gap_it_divides_by():
     bottom = _row('bottom-bp', {s: range(40) for s in (0, 1)})
     bp = _row('bp', {s: range(20) for s in (0, 1)})
     row = _row('vfbn', {s: range(30) for s in (0, 1)})
-    md = md_recovered([bp, bottom, row], ['vfbn'], '##',
-                                  n_boot=200)
+    md = md_recovered([bp, bottom, row], ['vfbn'], '##', n_boot=200)
     gap = [line for line in md if line.startswith('| the gap itself')]
     assert len(gap) == 1
     cells = [c.strip() for c in gap[0].split('|')[2:4]]
@@ -184,6 +183,5 @@ def test_the_fraction_table_shows_the_gap_it_divides_by():
     assert any('| `vfbn` | +0.50 [' in line for line in md)
     # without predictions for BP there is no gap line and no fraction
     no_pred = dict(bp, predictions={})
-    md = md_recovered([no_pred, bottom, row], ['vfbn'], '##',
-                                  n_boot=100)
+    md = md_recovered([no_pred, bottom, row], ['vfbn'], '##', n_boot=100)
     assert not any(line.startswith('| the gap itself') for line in md)
