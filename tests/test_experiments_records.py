@@ -1,4 +1,4 @@
-"""chainer_vfbn/experiments/records.py: what a record keeps of its run's
+"""chainer_vfbn/experiments/records/: what a record keeps of its run's
 code and machine, and which tables it may join."""
 import hashlib
 import json
@@ -7,13 +7,14 @@ import os
 import pytest
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import records
-from chainer_vfbn.experiments.plan import Run
+from chainer_vfbn.experiments.records import machines
+from chainer_vfbn.experiments.records import store as records
+from chainer_vfbn.experiments.protocol.run import Run
 from chainer_vfbn.runs import provenance
 from fake_train import MACHINE
 from fake_train import write_finished_run
 
-RUN = Run('final', 'bp_seed0', 'bp', 0, ['--seed', '0'])
+RUN = Run('final', 'bp_seed0', 'bp', 0, {'seed': 0})
 
 
 def _run_dir(tmp_path, sessions):
@@ -65,13 +66,13 @@ def test_a_run_folder_without_its_files_is_one_line(tmp_path):
 
 def test_the_pin_marks_a_records_machine():
     rec = {'environment': {'machine': MACHINE},
-           'settings': {records.KERNEL_SETTING: 'Haswell'}}
-    assert records.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell',
-                                           numpy=None)
+           'settings': {machines.KERNEL_SETTING: 'Haswell'}}
+    assert machines.machine_of(rec) == dict(MACHINE, pinned_kernel='Haswell',
+                                            numpy=None)
     rec['environment']['numpy'] = '2.4.6'
-    assert records.machine_of(rec)['numpy'] == '2.4.6'
-    assert records.machine_of(dict(rec, settings={})) == MACHINE
-    assert records.machine_of({'settings': rec['settings']}) is None
+    assert machines.machine_of(rec)['numpy'] == '2.4.6'
+    assert machines.machine_of(dict(rec, settings={})) == MACHINE
+    assert machines.machine_of({'settings': rec['settings']}) is None
 
 
 def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
@@ -81,33 +82,33 @@ def test_a_table_of_two_kernels_is_refused_only_under_the_pin():
     table = [dict(row='bp', machines={0: haswell, 1: haswell}),
              dict(row='vfbn', machines={0: haswell, 1: skylake})]
     with pytest.raises(ExperimentError) as e:
-        records.check_one_kernel(table)
+        machines.check_one_kernel(table)
     assert str(e.value).startswith(
         'the table would pair records of 2 BLAS kernels: 3 on openblas '
         'Haswell, NumPy None; 1 on openblas SkylakeX, NumPy None (vfbn seed '
         '1); ')
     # one kernel, on any CPU: a table
-    records.check_one_kernel([dict(row='bp', machines={
+    machines.check_one_kernel([dict(row='bp', machines={
         0: haswell, 1: dict(haswell, cpu='Another CPU')})])
     # a pinned record beside one that names no machine: refused too
     with pytest.raises(ExperimentError, match='not recorded'):
-        records.check_one_kernel([dict(row='bp', machines={
+        machines.check_one_kernel([dict(row='bp', machines={
             0: haswell, 1: None})])
     # SciPy's own OpenBLAS, loaded beside NumPy's (Chainer imports SciPy
     # where it is installed), before or after it: the same kernel
     scipy_lib = dict(MACHINE['blas'][0], version='0.3.30')
     both = [dict(haswell, blas=MACHINE['blas'] + [scipy_lib]),
             dict(haswell, blas=[scipy_lib] + MACHINE['blas'])]
-    records.check_one_kernel([dict(row='bp', machines={
+    machines.check_one_kernel([dict(row='bp', machines={
         0: haswell, 1: both[0], 3: both[1]})])
-    assert records.same_machine(haswell, both[1])
+    assert machines.same_machine(haswell, both[1])
     # another NumPy wheel bundles another OpenBLAS build: another kernel
     with pytest.raises(ExperimentError, match='NumPy 2.3.5'):
-        records.check_one_kernel([dict(row='bp', machines={
+        machines.check_one_kernel([dict(row='bp', machines={
             0: dict(haswell, numpy='2.4.6'),
             1: dict(haswell, numpy='2.3.5')})])
-    assert not records.same_machine(dict(haswell, numpy='2.4.6'),
-                                    dict(haswell, numpy='2.3.5'))
+    assert not machines.same_machine(dict(haswell, numpy='2.4.6'),
+                                     dict(haswell, numpy='2.3.5'))
     # records made before the pin are reported as they were
-    records.check_one_kernel([dict(row='bp', machines={
+    machines.check_one_kernel([dict(row='bp', machines={
         0: MACHINE, 1: dict(MACHINE, blas=skylake['blas'])})])

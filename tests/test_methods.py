@@ -229,13 +229,13 @@ def test_the_derived_lists_are_the_registry():
     # One meaning of SYNTHESIZERS: the registry itself, {name: Kind}.
     assert chainer_vfbn.SYNTHESIZERS is registry.KINDS
     assert chainer_vfbn.synthesizers.SYNTHESIZERS is registry.KINDS
-    from chainer_vfbn.experiments import rows
+    from chainer_vfbn.experiments.protocol import rows
     # The experiment's rows, which its run records are matched on.
     # (InfoPro's tuned weight, Evidence III)
     assert rows.TUNED_ROWS == ('dni-linear', 'dni-resnet', 'vfbn',
                                'vfbn-linear', 'vfbn-mlp', 'infopro')
     assert [r for r, o in rows.TUNED_OPTIONS.items()
-            if o == '--alpha-gs'] == list(registry.names())
+            if o == 'alpha_gs'] == list(registry.names())
     assert set(rows.ONE_SEED_ROWS) <= set(registry.closed_forms())
 
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from chainer_vfbn.experiments import results_doc
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.rows import MINI_ROWS
-from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.reporting import results_doc
 
 import reproduce
 import support

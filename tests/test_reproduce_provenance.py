@@ -8,7 +8,7 @@ import pytest
 
 import reproduce
 import support
-from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.protocol import schedules
 from chainer_vfbn.runs import provenance
 from fake_train import FakeProcess
 

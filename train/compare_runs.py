@@ -37,7 +37,7 @@ import statistics
 import sys
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.paired import mcnemar_exact
+from chainer_vfbn.experiments.statistics.paired import mcnemar_exact
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.evaluation import PREDICTIONS_FILE
 from chainer_vfbn.runs.evaluation import decode_classes

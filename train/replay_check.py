@@ -15,16 +15,17 @@ the share of images on which they predict the same class, and the exact
 McNemar p (those two need per-image predictions, which records hold since
 2026-12-03). A replay on the same kind of machine repeats its curve; with
 another BLAS kernel it drifts. Comparing two seeds of one configuration gives the
-yardstick (:mod:`chainer_vfbn.experiments.replay`). Exits 1 with one line
-on a missing record, or on records scored on different images.
+yardstick (:mod:`chainer_vfbn.experiments.statistics.replay`). Exits 1 with one
+line on a missing record, or on records scored on different images.
 """
 import argparse
 import os
 import sys
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import replay
-from chainer_vfbn.experiments.records import read_record
+from chainer_vfbn.experiments.records.store import read_record
+from chainer_vfbn.experiments.reporting.comparison_tables import md_replays
+from chainer_vfbn.experiments.statistics import replay
 
 
 def pairs_of(paths):
@@ -62,7 +63,7 @@ def main(argv=None):
     except ExperimentError as e:
         print('replay_check.py: %s' % e, file=sys.stderr)
         return 1
-    print('\n'.join(replay.md_lines(results)))
+    print('\n'.join(md_replays(results)))
     return 0
 
 

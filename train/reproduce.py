@@ -71,21 +71,24 @@ import textwrap
 from chainer_vfbn import split_points
 from chainer_vfbn.datasets import DatasetError
 from chainer_vfbn.datasets import subset
-from chainer_vfbn.runs import provenance
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
-from chainer_vfbn.experiments import plan
-from chainer_vfbn.experiments import pool
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.progress import measured_durations
-from chainer_vfbn.experiments.choices import pilot
-from chainer_vfbn.experiments.choices import protocol_of
-from chainer_vfbn.experiments.results_doc import check_page
-from chainer_vfbn.experiments.rows import MINI_ROWS
-from chainer_vfbn.experiments.rows import ROWS
-from chainer_vfbn.experiments.rows import default_rows
-from chainer_vfbn.experiments.table_report import write_table_report
+from chainer_vfbn.experiments.protocol import plan
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.choices import pilot
+from chainer_vfbn.experiments.protocol.choices import protocol_of
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import default_rows
+from chainer_vfbn.experiments.protocol.run import command
+from chainer_vfbn.experiments.protocol.slots import phase_slots
+from chainer_vfbn.experiments.protocol.slots import slots_of
+from chainer_vfbn.experiments.reporting.results_doc import check_page
+from chainer_vfbn.experiments.reporting.table_report import write_table_report
+from chainer_vfbn.experiments.running.process import thread_env
+from chainer_vfbn.experiments.running.progress import measured_durations
 from chainer_vfbn.models import resnet_cifar
+from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.interrupt import Interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -223,7 +226,7 @@ def build_parser():
                      help="run the run of this key (--list's last column) "
                           "only")
     mini = p.add_argument_group(
-        '--schedule mini (chainer_vfbn/experiments/schedules.py)')
+        '--schedule mini (chainer_vfbn/experiments/protocol/schedules.py)')
     mini.add_argument('--jobs', '-j', type=int, default=None,
                       help='runs at once, one BLAS thread each (default: 1)')
     mini.add_argument('--records', default=None,
@@ -429,7 +432,7 @@ def _check_provenance(p, args, archive):
                              args.protocol).get('blas_kernel')
     if not pin:
         return
-    machine = provenance.machine_under(pool.thread_env(1, pin))
+    machine = provenance.machine_under(thread_env(1, pin))
     runs = {b.get('architecture') for b in (machine or {}).get('blas') or []
             if b.get('internal_api') == 'openblas'}
     if machine is None or runs - {pin}:
@@ -475,7 +478,7 @@ def _write_invocation(args, argv, runs):
                 timespec='seconds'),
             argv=sys.argv[1:] if argv is None else list(argv),
             schedule=args.schedule, rows=args.rows, seeds=args.seeds,
-            commands={'%s/seed%d' % (r.row, r.seed): plan.command(
+            commands={'%s/seed%d' % (r.row, r.seed): command(
                 r, args.out, args.device, args.data_dir) for r in runs}),
             f, indent=2)
 
@@ -486,7 +489,7 @@ def main_table(args, argv, runs, popen=subprocess.Popen):
         write_table_report(runs, execute.table_records(args.out), args.out)
         return 0
     _write_invocation(args, argv, runs)
-    s = dict(schedules.SCHEDULES[args.schedule], schedule=args.schedule)
+    s = schedules.table_settings(args.schedule)
     done = execute.run_table(runs, s, args.out, train_script=TRAIN_SCRIPT,
                              device=args.device, data_dir=args.data_dir,
                              popen=popen)
@@ -507,10 +510,10 @@ def main_table(args, argv, runs, popen=subprocess.Popen):
 def _slots(args, runs):
     """``[(slot, mini settings or None)]`` of ``--list``, in its order."""
     if runs is not None:
-        return plan.slots_of(runs), None
+        return slots_of(runs), None
     s = schedules.settings(args.arch, args.split_at, args.protocol)
     return [x for phase in execute.mini_phases(args.phase)
-            for x in plan.slots(phase, s, args.rows)], s
+            for x in phase_slots(phase, s, args.rows)], s
 
 
 def main_list(args, runs):
@@ -558,7 +561,7 @@ def main_one(args, runs, popen=subprocess.Popen):
     :data:`EXIT_WAITING` (an earlier phase has no records yet)."""
     if runs is not None:
         records = execute.table_records(args.out)
-        s = dict(schedules.SCHEDULES[args.schedule], schedule=args.schedule)
+        s = schedules.table_settings(args.schedule)
         pool = dict(threads=None, capture=False)
     else:
         records = args.records

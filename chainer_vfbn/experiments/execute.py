@@ -8,20 +8,20 @@ the report from the records.
 import os
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.choices import chosen_settings
-from chainer_vfbn.experiments.plan import plan
-from chainer_vfbn.experiments.plan import rung_candidates
-from chainer_vfbn.experiments.pool import run_pool
-from chainer_vfbn.experiments.records import finished_folder
-from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.report import write_report
-from chainer_vfbn.experiments.rows import TUNE_ORDER
-from chainer_vfbn.experiments.schedules import PHASES
-from chainer_vfbn.experiments.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.schedules import default_choices
-from chainer_vfbn.experiments.schedules import halving
-from chainer_vfbn.experiments.schedules import tuned_rows
-from chainer_vfbn.experiments.table_report import write_table_report
+from chainer_vfbn.experiments.protocol.choices import chosen_settings
+from chainer_vfbn.experiments.protocol.plan import plan
+from chainer_vfbn.experiments.protocol.plan import rung_candidates
+from chainer_vfbn.experiments.protocol.rows import TUNE_ORDER
+from chainer_vfbn.experiments.protocol.schedules import PHASES
+from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
+from chainer_vfbn.experiments.protocol.schedules import default_choices
+from chainer_vfbn.experiments.protocol.schedules import halving
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.records.adoption import finished_folder
+from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.experiments.reporting.mini_report import write_report
+from chainer_vfbn.experiments.reporting.table_report import write_table_report
+from chainer_vfbn.experiments.running.pool import run_pool
 from chainer_vfbn.runs.interrupt import Interrupted
 
 
@@ -34,8 +34,8 @@ def check_table_runs(runs, records, out):
     """Refuse, before anything runs, a training folder that holds another
     run's result: a ``summary.json`` whose ``args.json`` names other
     arguments (a record of another configuration is refused by
-    :func:`.records.status`). A folder that holds this very run finished
-    is adopted later (:func:`.records.adopt`).
+    :func:`.store.status`). A folder that holds this very run finished
+    is adopted later (:func:`.adoption.adopt`).
 
     Raises:
         ExperimentError: One line naming the folder and why.
@@ -140,7 +140,7 @@ def plan_now(phase, s, rows, records, untuned=False):
 
 
 def resolve(slot, s, records, untuned=False, runs=None):
-    """The run of ``slot`` (:func:`.plan.slots`), from the records now.
+    """The run of ``slot`` (:func:`.slots.phase_slots`), from the records now.
 
     Args:
         slot (~.plan.Slot): The slot.

@@ -1,21 +1,23 @@
 """Every schedule's settings, in one table each.
 
 ``paper``, ``short`` and ``smoke`` (the Table 1 schedules) add the same
-arguments to every row; ``mini`` is Table 1 on the real cifar-10-mini
-subset, tuned fairly, in phases (:data:`PHASES`, planned by
-:mod:`chainer_vfbn.experiments.plan`), under one of two protocols
-(:data:`PROTOCOLS`), each with every setting in one table (also written
-into each of its records): :data:`MINI`, Evidence II's, a 4-epoch tuning
-grid and three seeds; :data:`EVIDENCE3`, tuning by successive halving that
-ends at the finals' length, and five seeds.
+``train_cifar.py`` options to every row (``{dest: value}``, written by
+:func:`chainer_vfbn.runs.command_line.command_line`); ``mini`` is Table 1
+on the real cifar-10-mini subset, tuned fairly, in phases (:data:`PHASES`,
+planned by :mod:`chainer_vfbn.experiments.protocol.plan`), under one of two
+protocols (:data:`PROTOCOLS`), each with every setting in one table (also
+written into each of its records): :data:`MINI`, Evidence II's, a 4-epoch
+tuning grid and three seeds; :data:`EVIDENCE3`, tuning by successive
+halving that ends at the finals' length, and five seeds.
 """
 import collections
 
 from chainer_vfbn import methods
 from chainer_vfbn.auxiliary import registry as auxiliary
-from chainer_vfbn.experiments import gpu_cost
-from chainer_vfbn.experiments.rows import TUNED_OPTIONS
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.protocol import gpu_cost
+from chainer_vfbn.experiments.protocol.rows import TUNED_OPTIONS
+from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
+from chainer_vfbn.runs.command_line import command_line
 from chainer_vfbn.synthesizers import registry
 
 #: The version of a run's ``config`` (the record's key is
@@ -25,18 +27,18 @@ CONFIG_VERSION = 1
 SCHEDULES = collections.OrderedDict([
     ('paper', dict(
         dataset='cifar10',
-        args=['--arch', 'resnet110-paper', '--batchsize', '128',
-              '--epoch', '432', '--lr-step', '180',      # 12 / 5 paper epochs
-              '--eval-interval', '6', '--tta-interval', '6'],
+        options=dict(arch='resnet110-paper', batchsize=128,
+                     epoch=432, lr_step=180,       # 12 / 5 paper epochs
+                     eval_interval=6, tta_interval=6),
         about='the full recipe: ResNet-110 paper preset on CIFAR-10, 432 '
               'standard epochs (12 paper epochs), lr x0.1 every 180; '
               'centre-view test error every 6 epochs, 36-view TTA every 36 '
               '(once per paper epoch, as the 2016 code evaluated)')),
     ('short', dict(
         dataset='cifar10',
-        args=['--arch', 'resnet20-paper', '--batchsize', '128',
-              '--epoch', '10', '--lr-step', '4',
-              '--eval-interval', '2', '--tta-interval', '5'],
+        options=dict(arch='resnet20-paper', batchsize=128,
+                     epoch=10, lr_step=4,
+                     eval_interval=2, tta_interval=5),
         about='a reduced schedule meant to finish all nine rows on one GPU '
               'in under 20 minutes: ResNet-20 paper preset (n = 3, the same '
               '24x24 pipeline and 32/64/64 maps; the split after '
@@ -46,18 +48,18 @@ SCHEDULES = collections.OrderedDict([
               'budget is an estimate, and its errors are far from the '
               "paper's (it compares methods only)")),
     ('mini', dict(
-        dataset='cifar10', args=[],
+        dataset='cifar10', options={},
         about='Table 1 on the real cifar-10-mini subset, on CPU: a '
               'validation split, equal alpha_gs tuning for every synthetic '
               'row, seeds, in phases (--phase), with every setting in '
-              'chainer_vfbn/experiments/schedules.py (MINI); its report is '
-              'written from its run records (--records)')),
+              'chainer_vfbn/experiments/protocol/schedules.py (MINI); its '
+              'report is written from its run records (--records)')),
     ('smoke', dict(
         dataset='sample',
-        args=['--arch', 'resnet8-paper', '--batchsize', '50',
-              '--iterations', '20', '--lr-step', '100',
-              '--eval-interval', '1', '--tta-interval', '2',
-              '--test-batchsize', '150', '--no-progress'],
+        options=dict(arch='resnet8-paper', batchsize=50,
+                     iterations=20, lr_step=100,
+                     eval_interval=1, tta_interval=2,
+                     test_batchsize=150, progress=False),
         about='a CPU check of minutes: the bundled real sample (500 '
               'training, 150 test images), ResNet-8 paper preset, batch 50, '
               '20 iterations, 36-view TTA at the end. Compares nothing; it '
@@ -65,9 +67,25 @@ SCHEDULES = collections.OrderedDict([
 ])
 # Its cost, computed in one place (gpu_cost.py) from the measured GPU step.
 SCHEDULES['paper']['about'] += '. ' + gpu_cost.sentence(
-    SCHEDULES['paper']['args'])
-#: The schedules that run every row once per seed with the same arguments.
+    SCHEDULES['paper']['options'])
+#: The schedules that run every row once per seed with the same options.
 TABLE_SCHEDULES = tuple(k for k in SCHEDULES if k != 'mini')
+
+
+def table_settings(schedule):
+    """The settings that a Table 1 schedule's records keep: its data set,
+    its options as ``train_cifar.py`` writes them, its text and its name.
+
+    Example:
+        >>> table_settings('smoke')['args'][:4]
+        ['--arch', 'resnet8-paper', '--batchsize', '50']
+    """
+    sched = SCHEDULES[schedule]
+    return collections.OrderedDict([
+        ('dataset', sched['dataset']),
+        ('args', command_line(sched['options'])),
+        ('about', sched['about']), ('schedule', schedule)])
+
 
 # Every setting of the mini schedule under Evidence II's protocol, in one
 # place (also in each of its records): the committed reports of
@@ -135,7 +153,7 @@ EVIDENCE3 = collections.OrderedDict(
     ])
 
 #: Every protocol of the mini schedule; a records folder holds one
-#: (:func:`chainer_vfbn.experiments.choices.protocol_of`).
+#: (:func:`chainer_vfbn.experiments.protocol.choices.protocol_of`).
 PROTOCOLS = collections.OrderedDict([('evidence2', MINI),
                                      ('evidence3', EVIDENCE3)])
 #: The protocol of new mini runs.
@@ -190,7 +208,7 @@ def tuning_grid(row, s):
         ...     tuning_grid('vfbn', EVIDENCE3))
         True
     """
-    if TUNED_OPTIONS.get(row) == '--local-weight':
+    if TUNED_OPTIONS.get(row) == 'local_weight':
         # No target scale: the choice is (lambda2, None); Evidence II did
         # not tune it.
         return [(w, None) for w in s.get('local_weight_grid', ())]
@@ -221,7 +239,7 @@ def default_choices():
         (0.5, None)
     """
     return {row: ((methods.resolve_alpha_gs(row, None), 'batch-mean')
-                  if option == '--alpha-gs'
+                  if option == 'alpha_gs'
                   else (auxiliary.resolve_weight(row, None), None))
             for row, option in TUNED_OPTIONS.items()}
 

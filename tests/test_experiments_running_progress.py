@@ -1,15 +1,15 @@
 """A running run's progress and the time a run takes
-(chainer_vfbn/experiments/progress.py), and their lines in the pool."""
+(chainer_vfbn/experiments/running/progress.py), and their lines in the pool."""
 import json
 import os
 import re
 
 import numpy
 
-from chainer_vfbn.experiments import plan as planning
-from chainer_vfbn.experiments import progress
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.pool import run_pool
+from chainer_vfbn.experiments.protocol import plan as planning
+from chainer_vfbn.experiments.running import progress
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.running.pool import run_pool
 from fake_train import write_finished_run
 
 

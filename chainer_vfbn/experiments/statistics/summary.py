@@ -3,19 +3,20 @@ import os
 import statistics
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments.choices import chosen_settings
-from chainer_vfbn.experiments.plan import plan
-from chainer_vfbn.experiments.records import records_of
-from chainer_vfbn.experiments.records import machine_of
-from chainer_vfbn.experiments.records import read_record
-from chainer_vfbn.experiments.records import record_path
-from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.rows import MINI_EXTRA_ROWS
-from chainer_vfbn.experiments.rows import MINI_LABELS
-from chainer_vfbn.experiments.rows import MINI_ROWS
-from chainer_vfbn.experiments.rows import default_rows
-from chainer_vfbn.experiments.rows import ROWS
-from chainer_vfbn.experiments.schedules import tuned_rows
+from chainer_vfbn.experiments.protocol.choices import chosen_settings
+from chainer_vfbn.experiments.protocol.plan import plan
+from chainer_vfbn.experiments.protocol.rows import MINI_EXTRA_ROWS
+from chainer_vfbn.experiments.protocol.rows import MINI_LABELS
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import default_rows
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.records.machines import machine_of
+from chainer_vfbn.experiments.records.store import read_record
+from chainer_vfbn.experiments.records.store import record_path
+from chainer_vfbn.experiments.records.store import records_of
+from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.runs.command_line import command_line
 
 
 def stats(values):
@@ -72,8 +73,8 @@ def _mini_row(row, s, records, chosen):
     done = records_of(runs, records)
     out = dict(
         row=row, label=(MINI_LABELS[row] if row in MINI_LABELS
-                        and row in tuned_rows(s) else MINI_ROWS[row][0]),
-        paper=MINI_ROWS[row][2], seeds=[r.seed for r, _ in done],
+                        and row in tuned_rows(s) else MINI_ROWS[row].label),
+        paper=MINI_ROWS[row].paper, seeds=[r.seed for r, _ in done],
         planned_seeds=[r.seed for r in runs], choice=chosen.get(row),
         tuning=_tuning(row, s, records),
         curves=[rec['curve'] for _, rec in done],
@@ -103,7 +104,7 @@ def summarize(s, records, rows=None):
 def _run_state(run, records, out):
     """A Table 1 run's record (or None) and ``complete``, ``incomplete``
     (a training folder without a record) or ``missing``; a record of
-    another run is refused (:func:`.records.status`)."""
+    another run is refused (:func:`.store.status`)."""
     if status(run, records) == 'done':
         return read_record(record_path(records, run)), 'complete'
     if os.path.isdir(os.path.join(out, run.folder)):
@@ -124,9 +125,9 @@ def collect(runs, records, out):
     """
     table = {}
     for run in runs:
-        label, flags, paper = ROWS[run.row]
+        label, options, paper = ROWS[run.row]
         row = table.setdefault(run.row, dict(
-            row=run.row, label=label, flags=' '.join(flags),
+            row=run.row, label=label, flags=' '.join(command_line(options)),
             paper_error_pct=paper, runs=[]))
         rec, state = _run_state(run, records, out)
         row['runs'].append(dict(

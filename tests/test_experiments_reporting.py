@@ -1,5 +1,5 @@
-"""The reports, from the records only (chainer_vfbn/experiments/report.py,
-table_report.py, figures.py, results_doc.py, execute.py).
+"""The reports, from the records only (chainer_vfbn/experiments/reporting/:
+mini_report.py, table_report.py, figures.py, results_doc.py; execute.py).
 
 The Table 1 runs' records are written here from folders written by hand
 (a LogReport ``log`` and a ``summary.json`` each, as train_cifar.py writes
@@ -14,14 +14,15 @@ import pytest
 
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
-from chainer_vfbn.experiments import figures
-from chainer_vfbn.experiments import plan as planning
-from chainer_vfbn.experiments import records as rec_mod
-from chainer_vfbn.experiments import report
-from chainer_vfbn.experiments import results_doc
-from chainer_vfbn.experiments import rows
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.table_report import write_table_report
+from chainer_vfbn.experiments.reporting import figures
+from chainer_vfbn.experiments.protocol import plan as planning
+from chainer_vfbn.experiments.records import store
+from chainer_vfbn.experiments.records.machines import KERNEL_SETTING
+from chainer_vfbn.experiments.reporting import mini_report
+from chainer_vfbn.experiments.reporting import results_doc
+from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.reporting.table_report import write_table_report
 from fake_train import FakeProcess
 
 
@@ -46,8 +47,8 @@ def _run_mini(tmp_path, results_page=None, s=None, run_rows=None):
 def _pinned():
     """Evidence II's settings with the BLAS kernel pin of Evidence III."""
     s = schedules.settings(protocol='evidence2')
-    assert rec_mod.KERNEL_SETTING not in s      # Evidence II had none
-    s[rec_mod.KERNEL_SETTING] = schedules.EVIDENCE3[rec_mod.KERNEL_SETTING]
+    assert KERNEL_SETTING not in s      # Evidence II had none
+    s[KERNEL_SETTING] = schedules.EVIDENCE3[KERNEL_SETTING]
     return s
 
 
@@ -61,7 +62,7 @@ def test_report_end_to_end_with_fake_runs(tmp_path):
     assert 'Gain over the last fifth' in md
     # every comparison of two Table 1 rows has its line in both views: a
     # misspelled row would be skipped
-    for question, a, b in report.COMPARISONS:
+    for question, a, b in mini_report.COMPARISONS:
         if a in rows.ROWS and b in rows.ROWS:
             for view in ('centre', 'tta'):
                 assert '| %s | `%s` − `%s` | %s | ' % (question, a, b,
@@ -79,7 +80,7 @@ def test_report_end_to_end_with_fake_runs(tmp_path):
     assert 'B: Fake CPU, openblas SkylakeX.' in md
     assert 'blas_kernel' not in md
     n_tests = 2 * sum(a in rows.ROWS and b in rows.ROWS
-                      for _, a, b in report.COMPARISONS)
+                      for _, a, b in mini_report.COMPARISONS)
     assert 'adjusted for the %d tests of this table' % n_tests in md
     # The pilot: stage1_unit1's bottom errs on 8 more images than BP, all
     # one way: McNemar p = 2 / 2**8 < 0.01 and 8 >= 5 points: chosen.
@@ -110,7 +111,7 @@ def test_the_pinned_kernel_reaches_every_run_and_one_kernel_is_a_table(
         json.dump(rec, f)
     os.remove(os.path.join(records, 'table.md'))
     with pytest.raises(ExperimentError) as e:
-        report.write_report(_pinned(), records, log=quiet)
+        mini_report.write_report(_pinned(), records, log=quiet)
     message = str(e.value)
     assert '\n' not in message and '2 BLAS kernels' in message
     assert '(vfbn seed 1)' in message and 'openblas Haswell' in message
@@ -120,11 +121,11 @@ def test_the_pinned_kernel_reaches_every_run_and_one_kernel_is_a_table(
     for path in glob.glob(os.path.join(records, '*', '*.json')):
         with open(path) as f:
             rec = json.load(f)
-        del rec['settings'][rec_mod.KERNEL_SETTING]
+        del rec['settings'][KERNEL_SETTING]
         with open(path, 'w') as f:
             json.dump(rec, f)
-    report.write_report(schedules.settings(protocol='evidence2'), records,
-                        log=quiet)
+    mini_report.write_report(schedules.settings(protocol='evidence2'),
+                             records, log=quiet)
     with open(os.path.join(records, 'table.md')) as f:
         md = f.read()
     assert '| `vfbn` | 0: A, 1: B, 2: A |' in md
@@ -145,8 +146,8 @@ def test_report_writes_its_block_into_the_results_page(tmp_path):
     # the block is the report's own table, and a second write changes nothing
     row = [l for l in table_md.splitlines() if l.startswith('| Back prop')]
     assert row and row[0] in text
-    report.write_report(schedules.settings(protocol='evidence2'), records, log=quiet,
-                        results_doc=str(page))
+    mini_report.write_report(schedules.settings(protocol='evidence2'),
+                             records, log=quiet, results_doc=str(page))
     assert page.read_text() == text
 
 
@@ -217,8 +218,8 @@ def write_run(out, run, summary=None, log=None):
             with open(os.path.join(folder, name), 'w') as f:
                 json.dump(content, f)
     if summary is not None:
-        rec_mod.write_record(execute.table_records(str(out)), run,
-                             rec_mod.make_record(run, {}, folder))
+        store.write_record(execute.table_records(str(out)), run,
+                           store.make_record(run, {}, folder))
 
 
 @pytest.fixture

@@ -1,14 +1,24 @@
-"""The runs a schedule plans (chainer_vfbn/experiments/plan.py)."""
+"""The runs a schedule plans (chainer_vfbn/experiments/protocol/plan.py)."""
+import glob
+import json
 import math
 import os
 
 import pytest
 
 import train_cifar
+from chainer_vfbn import split_points
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import plan as planning
-from chainer_vfbn.experiments import rows
-from chainer_vfbn.experiments import schedules
+from chainer_vfbn.experiments.protocol import choices
+from chainer_vfbn.experiments.protocol import plan as planning
+from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol.run import command
+from chainer_vfbn.experiments.protocol.run import joined
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.records import store
+from chainer_vfbn.models import resnet_cifar
+from chainer_vfbn.runs import command_line
+from support import REPO
 
 
 # -- the mini schedule ------------------------------------------------------
@@ -16,7 +26,7 @@ from chainer_vfbn.experiments import schedules
 def test_tuning_grid_is_the_same_for_every_synthetic_row():
     s = schedules.settings(protocol='evidence2')
     synthetic = [r for r in rows.TUNED_ROWS
-                 if rows.TUNED_OPTIONS[r] == '--alpha-gs']
+                 if rows.TUNED_OPTIONS[r] == 'alpha_gs']
     # Evidence II did not tune InfoPro's weight
     assert schedules.tuned_rows(s) == tuple(synthetic)
     grids = {row: sorted({a for a, _ in schedules.tuning_grid(row, s)})
@@ -31,9 +41,8 @@ def test_tuning_grid_is_the_same_for_every_synthetic_row():
     assert {r.row for r in tune} == set(synthetic)
     assert 'vfbn-alpha0' not in {r.row for r in tune}
     for run in tune:   # the same budget: the same epochs for every row
-        assert run.args[run.args.index('--epoch') + 1] == str(
-            s['tune_epochs'])
-        assert '--validation-split' in run.args
+        assert run.options['epoch'] == s['tune_epochs']
+        assert run.options['validation_split'] == s['validation_split']
 
 
 def test_final_needs_the_tuning_and_uses_the_test_set():
@@ -44,11 +53,10 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
     final = planning.plan('final', s, chosen=chosen)
     by_row = {}
     for run in final:
-        assert '--validation-split' not in run.args
+        assert 'validation_split' not in run.options
         by_row.setdefault(run.row, []).append(run.seed)
         if run.row in rows.TUNED_ROWS:
-            i = run.args.index('--alpha-gs')
-            assert float(run.args[i + 1]) == 1e-4
+            assert run.options['alpha_gs'] == 1e-4
     for row in rows.ROWS:
         want = (s['closed_form_seeds'] if row in rows.ONE_SEED_ROWS
                 else s['seeds'])
@@ -64,21 +72,113 @@ def test_final_needs_the_tuning_and_uses_the_test_set():
         ('bp', 0), ('vfbn', 0), ('vfbn-alpha0', 0)]
 
 
-def test_every_planned_command_parses():
+def _every_planned_run():
+    """Every run of every schedule: the Table 1 schedules' rows, and the
+    mini schedule's phases under both protocols at every cut, each rung of
+    successive halving with every candidate and seed, the finals at the
+    default and at a tuned choice."""
+    runs = [run for schedule in schedules.TABLE_SCHEDULES
+            for run in planning.table_runs(schedule, list(rows.ROWS), [0, 1])]
+    for protocol in schedules.PROTOCOLS:
+        for cut in (None,) + tuple(split_points(resnet_cifar(
+                schedules.MINI['arch']))):
+            s = schedules.settings(split_at=cut, protocol=protocol)
+            for phase in ('length', 'pilot', 'tune'):
+                runs += planning.plan(phase, s, rows=list(rows.MINI_ROWS))
+            for rung in range(len(s.get('rungs', ()))):
+                runs += [planning.rung_run(s, row, choice, seed, rung)
+                         for row in schedules.tuned_rows(s)
+                         for choice in schedules.tuning_grid(row, s)
+                         for seed in planning.rung_seeds(s, rung)]
+            chosen = {row: schedules.tuning_grid(row, s)[-1]
+                      for row in schedules.tuned_rows(s)}
+            runs += planning.plan('final', s, chosen=chosen,
+                                  rows=list(rows.MINI_ROWS))
+            runs += planning.plan('final', s,
+                                  chosen=schedules.default_choices())
+    return runs
+
+
+def test_every_planned_run_round_trips_through_the_real_parser():
+    """The argument list of every planned run, parsed by train_cifar.py's
+    own parser and checks, gives back every option as planned: the flags
+    are the parser's, the values its types."""
+    runs = _every_planned_run()
+    assert len(runs) > 1000
+    phases = {run.phase for run in runs}
+    assert set(schedules.PHASES) | set(schedules.TABLE_SCHEDULES) <= phases
+    for run in runs:
+        argv = command(run, 'o', device='@numpy', data_dir='d')
+        parsed = vars(train_cifar.parse_args(argv))
+        planned = dict(run.options, out=os.path.join('o', run.folder),
+                       device='@numpy', data_dir='d')
+        got = {dest: parsed[dest] for dest in planned}
+        assert got == planned, (run.key, argv)
+        assert all(type(got[k]) is type(v) or isinstance(v, (int, float))
+                   for k, v in planned.items()), run.key
+
+
+def test_an_option_the_parser_loses_fails_the_plan(monkeypatch):
+    """Planning writes each flag from the parser's option table: an option
+    renamed or removed there (here ``alpha_gs``, as if --alpha-gs had gone)
+    fails at once, naming it, not when a schedule runs."""
+    table = dict(command_line.option_table())
+    del table['alpha_gs']
+    monkeypatch.setattr(command_line, 'option_table', lambda: table)
     s = schedules.settings(protocol='evidence2')
-    chosen = schedules.default_choices()
-    for phase in schedules.PHASES:
-        for run in planning.plan(phase, s, chosen=chosen):
-            args = train_cifar.parse_args(run.args + ['--out', 'x'])
-            assert args.arch == s['arch']
+    with pytest.raises(ValueError, match='no option alpha_gs'):
+        planning.plan('tune', s, rows=['vfbn'])
+    assert planning.plan('length', s)      # BP names no alpha_gs
+
+
+def test_an_option_planned_twice_is_refused():
+    with pytest.raises(ValueError, match='option seed is planned twice'):
+        joined({'seed': 0}, {'method': 'bp', 'seed': 1})
+
+
+def _planned_as(record, s):
+    """The run that ``s`` plans for a committed record: its phase, row and
+    seed, at the choice the record names."""
+    config = record['config']
+    phase, row, seed = config['phase'], config['row'], config['seed']
+    choice = tuple(record['choice']) if record['choice'] else None
+    if phase in schedules.TUNE_PHASES and schedules.halving(s):
+        return planning.rung_run(s, row, choice, seed,
+                                 schedules.TUNE_PHASES.index(phase))
+    chosen = {row: choice} if phase == 'final' and choice else None
+    runs = [r for r in planning.plan(phase, s, chosen=chosen, rows=[row])
+            if r.seed == seed and r.choice == choice]
+    assert len(runs) == 1, (phase, row, seed, choice)
+    return runs[0]
+
+
+def test_every_committed_record_is_its_planned_run():
+    """Every record under docs/results/ (what the committed reports are
+    made of) is the run its schedule plans today, argument for argument
+    and at the same path: a flag renamed in the parser, even with its
+    dest kept, or an option planned in another order, would orphan them."""
+    found = glob.glob(os.path.join(REPO, 'docs', 'results', '*', '*',
+                                   '*.json'))
+    records = [p for p in found if os.sep + 'superseded' + os.sep not in p
+               and os.sep + 'closed_form' + os.sep not in p]
+    assert len(records) >= 100
+    for path in records:
+        with open(path) as f:
+            record = json.load(f)
+        folder = os.path.dirname(os.path.dirname(path))
+        kept = record['settings']
+        s = schedules.settings(kept['arch'], kept['split_at'],
+                               choices.protocol_of(folder))
+        run = _planned_as(record, s)
+        assert json.loads(json.dumps(run.config())) == record['config'], path
+        assert store.record_path(folder, run) == path
 
 
 def test_lr_steps_at_five_and_ten_twelfths():
     s = schedules.settings(protocol='evidence2')
     run = planning.plan('length', s)[0]
-    step = float(run.args[run.args.index('--lr-step') + 1])
-    epochs = int(run.args[run.args.index('--epoch') + 1])
-    assert step == pytest.approx(5 / 12. * epochs)
+    assert run.options['lr_step'] == pytest.approx(
+        5 / 12. * run.options['epoch'])
 
 
 def test_a_mini_config_is_the_committed_records_identity():
@@ -99,7 +199,7 @@ def test_table_runs_and_their_command():
                                extra=['--lr-step', '7'])
     assert [(r.key, r.folder) for r in runs] == [
         ('smoke/vfbn-alpha0_seed3', os.path.join('vfbn-alpha0', 'seed3'))]
-    argv = planning.command(runs[0], 'o', device='@numpy')
+    argv = command(runs[0], 'o', device='@numpy')
     assert argv == [
         '--method', 'vfbn', '--alpha-gs', '0',
         '--arch', 'resnet8-paper', '--batchsize', '50', '--iterations', '20',
@@ -112,7 +212,7 @@ def test_table_runs_and_their_command():
     assert '--test-batchsize' not in runs[0].config()['train_args']
     assert runs[0].config()['protocol'] == 'smoke'
     run, = planning.table_runs('paper', ['bp'], [0], dataset='sample')
-    argv = planning.command(run, 'o', data_dir='/d')
+    argv = command(run, 'o', data_dir='/d')
     assert argv[argv.index('--epoch') + 1] == '432'
     assert argv[argv.index('--lr-step') + 1] == '180'
     assert argv[argv.index('--dataset') + 1] == 'sample'
@@ -124,7 +224,7 @@ def test_extra_place_options_win():
     """An option after "--" comes last, so it wins, even a place option."""
     run, = planning.table_runs('smoke', ['bp'], [0],
                                extra=['--device', '@cupy:1'])
-    argv = planning.command(run, 'o', device='@numpy')
+    argv = command(run, 'o', device='@numpy')
     assert argv[-2:] == ['--device', '@cupy:1']
     assert train_cifar.parse_args(argv).device == '@cupy:1'
 
@@ -141,8 +241,8 @@ def test_paper_numbers():
 def test_commands_follow_the_cli_contract(schedule):
     """Every row's argv parses with train_cifar.py's own parser."""
     for run in planning.table_runs(schedule, list(rows.ROWS), [0]):
-        args = train_cifar.parse_args(planning.command(run, 'o'))
-        assert args.method == rows.ROWS[run.row][1][1]
+        args = train_cifar.parse_args(command(run, 'o'))
+        assert args.method == rows.ROWS[run.row].options['method']
         assert args.out == os.path.join('o', run.row, 'seed0')
         if run.row == 'vfbn-alpha0':
             assert args.alpha_gs == 0
@@ -156,18 +256,18 @@ def test_commands_follow_the_cli_contract(schedule):
 def test_halving_rungs_continue_one_folder_on_the_finals_schedule():
     s = schedules.settings(split_at='stage1_unit1')
     assert s['protocol'] == 'evidence3' and len(s['seeds']) == 5
-    finals_lr = planning._schedule_args(s, s['epochs'])[2:]
+    finals = planning.plan('final', s, chosen=schedules.default_choices(),
+                           rows=['bp'])[0]
     for rung, (epochs, _) in enumerate(s['rungs']):
         run = planning.rung_run(s, 'vfbn', (1e-3, 'batch-mean'), 0, rung)
         assert run.phase == schedules.TUNE_PHASES[rung]
         assert run.folder == 'tune/vfbn_a1e-3_batch-mean_seed0'
         assert run.record == run.folder + '_e%d' % epochs
         # the rung's length, but the learning-rate steps of the finals'
-        assert run.args[run.args.index('--epoch') + 1] == str(epochs)
-        i = run.args.index('--lr-step')
-        assert run.args[i:i + 2] == finals_lr
-        assert '--validation-split' in run.args
-        assert run.args[run.args.index('--split-at') + 1] == 'stage1_unit1'
+        assert run.options['epoch'] == epochs
+        assert run.options['lr_step'] == finals.options['lr_step']
+        assert run.options['validation_split'] == s['validation_split']
+        assert run.options['split_at'] == 'stage1_unit1'
     assert s['rungs'][-1][0] == s['epochs']     # ends at the finals' length
     rung0 = planning.plan('tune', s, rows=list(rows.MINI_ROWS))
     assert schedules.tuned_rows(s) == rows.TUNED_ROWS
@@ -192,7 +292,6 @@ def _tuned_by_halving(tmp_path, popen):
 
 
 def test_halving_same_budget_and_the_best_survive(tmp_path):
-    from chainer_vfbn.experiments import choices
     from fake_train import FakeProcess
     s, records, failed = _tuned_by_halving(tmp_path, FakeProcess)
     assert failed == []
@@ -221,7 +320,6 @@ def test_halving_same_budget_and_the_best_survive(tmp_path):
 
 
 def test_halving_ranks_a_diverged_run_last(tmp_path):
-    from chainer_vfbn.experiments import choices
     from fake_train import DivergingProcess
     s, records, failed = _tuned_by_halving(tmp_path, DivergingProcess)
     diverged = planning.rung_run(s, 'vfbn-linear', (1e-3, 'batch-mean'),

@@ -1,4 +1,5 @@
-"""Tests of the paired statistics (chainer_vfbn/experiments/paired.py)."""
+"""Tests of the paired statistics
+(chainer_vfbn/experiments/statistics/paired.py)."""
 import math
 import sys
 
@@ -6,8 +7,8 @@ import numpy
 import pytest
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import paired
-from chainer_vfbn.experiments import summary
+from chainer_vfbn.experiments.statistics import paired
+from chainer_vfbn.experiments.statistics import summary
 
 
 def test_mcnemar_exact_by_hand():

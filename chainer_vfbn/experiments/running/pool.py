@@ -2,7 +2,7 @@
 
 A single runner is ``jobs=1``. Each run trains in its folder under the
 output folder (resuming from its newest snapshot there); when it exits 0,
-or diverges, its record is written (:mod:`.records`).
+or diverges, its record is written (:mod:`.store`).
 
 Many pools (processes, job-array tasks) may share one records folder:
 each run is trained under its record's lock, and its record is looked at
@@ -14,89 +14,38 @@ on Linux, gets SIGTERM when its parent dies (it snapshots and exits), so
 that a killed pool leaves no run behind.
 """
 import collections
-import ctypes
-import ctypes.util
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
+from chainer_vfbn.experiments.protocol.run import command
+from chainer_vfbn.experiments.records.adoption import adopt
+from chainer_vfbn.experiments.records.adoption import finished_folder
+from chainer_vfbn.experiments.records.locks import lock_record
+from chainer_vfbn.experiments.records.locks import locked_by
+from chainer_vfbn.experiments.records.machines import KERNEL_SETTING
+from chainer_vfbn.experiments.records.store import record_path
+from chainer_vfbn.experiments.records.store import record_run
+from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.experiments.running.process import die_with_parent
+from chainer_vfbn.experiments.running.process import thread_env
+from chainer_vfbn.experiments.running.progress import Tracker
+from chainer_vfbn.experiments.running.progress import progress_text
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
-from chainer_vfbn.experiments.plan import command
-from chainer_vfbn.experiments.progress import Tracker
-from chainer_vfbn.experiments.progress import progress_text
-from chainer_vfbn.experiments.records import KERNEL_SETTING
-from chainer_vfbn.experiments.records import adopt
-from chainer_vfbn.experiments.records import finished_folder
-from chainer_vfbn.experiments.records import lock_record
-from chainer_vfbn.experiments.records import locked_by
-from chainer_vfbn.experiments.records import record_path
-from chainer_vfbn.experiments.records import record_run
-from chainer_vfbn.experiments.records import status
+from chainer_vfbn.runs.config import EXIT_DIVERGED
 from chainer_vfbn.runs.interrupt import Interrupt
 from chainer_vfbn.runs.interrupt import Interrupted
-from chainer_vfbn.runs.config import EXIT_DIVERGED
 
 # The exit statuses of a run that snapshotted at SIGINT or SIGTERM.
 EXIT_INTERRUPTED = (130, 143)
 
 
-def thread_env(threads=1, blas_kernel=None):
-    """The environment of a run: ``threads`` BLAS threads, Chainer's
-    type checks off, and OpenBLAS's kernel pinned to ``blas_kernel``
-    (``OPENBLAS_CORETYPE``; None: OpenBLAS picks the CPU's). Type checks
-    only validate shapes and dtypes: off, a short run's every logged number
-    was bit-identical, and a VFBN run took about 7% less CPU time, a BP run
-    the same (docs/benchmarks/type_check_cpu_2026-12-03.json). One kernel
-    repeats a run bit for bit on any CPU that has it; two kernels drift
-    apart (docs/RESULTS.md, "Machines"): OpenBLAS's Haswell kernel runs on
-    every AVX2 CPU.
-
-    Example:
-        >>> thread_env(2)['OMP_NUM_THREADS']
-        '2'
-        >>> thread_env(1, 'Haswell')['OPENBLAS_CORETYPE']
-        'Haswell'
-    """
-    env = dict(os.environ, CHAINER_TYPE_CHECK='0')
-    for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
-        env[var] = str(threads)
-    if blas_kernel:
-        env['OPENBLAS_CORETYPE'] = blas_kernel
-    return env
-
-
-# prctl(2)'s option that sends a signal to a process when its parent dies.
-PR_SET_PDEATHSIG = 1
 #: How long a run waits for a training folder still locked by the
 #: ``train_cifar.py`` of a killed pool (it snapshots on SIGTERM, then exits).
 ORPHAN_WAIT_S = 120
-
-
-def die_with_parent(signum=signal.SIGTERM):
-    """A ``preexec_fn`` that makes the child get ``signum`` when this
-    process dies (Linux's ``prctl(PR_SET_PDEATHSIG)``), or None where
-    there is no ``prctl`` (the child then outlives a killed parent; its
-    session, of its own, still gets the pool's signals).
-
-    The C library is loaded here, before the fork: the child only calls
-    it. A parent that died before the call is caught by its pid.
-    """
-    name = ctypes.util.find_library('c')
-    try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl
-    except (OSError, AttributeError, TypeError):
-        return None
-    parent = os.getpid()
-
-    def preexec():
-        prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signum)
-    return preexec
 
 
 def _diverged(run_dir):
@@ -365,7 +314,7 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
              need_predictions=False, threads=1, capture=True,
              progress_every=30.):
     """Run every run without a matching record, ``jobs`` at a time
-    (``need_predictions``: as :func:`.records.status`).
+    (``need_predictions``: as :func:`.store.status`).
 
     Each run trains in ``<out>/<run.folder>`` (resuming from its newest
     snapshot there: "resumed", not "started") with ``threads`` BLAS
@@ -378,7 +327,7 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     A run is trained under its record's lock, after a last look at its
     record; a run that another process holds is ``'taken'``, one recorded
     meanwhile ``'skipped'``, one whose folder holds it finished
-    ``'adopted'`` (:func:`.records.adopt`). A record that a full disk
+    ``'adopted'`` (:func:`.adoption.adopt`). A record that a full disk
     stopped is one line, and the same command adopts the run later.
 
     On SIGINT or SIGTERM no run starts any more, the signal is passed on

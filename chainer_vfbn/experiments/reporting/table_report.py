@@ -3,9 +3,9 @@ from the runs' records only (:func:`.summary.collect`)."""
 import json
 import os
 
-from chainer_vfbn.experiments.figures import plot_figure3
-from chainer_vfbn.experiments.schedules import SCHEDULES
-from chainer_vfbn.experiments.summary import collect
+from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
+from chainer_vfbn.experiments.reporting.figures import plot_figure3
+from chainer_vfbn.experiments.statistics.summary import collect
 
 
 def _fmt(stat, digits):

@@ -1,5 +1,5 @@
-"""Running runs and their records (chainer_vfbn/experiments/pool.py,
-records.py, choices.py): skip what is recorded, refuse what differs."""
+"""Running runs and their records (chainer_vfbn/experiments/: running/pool.py,
+records/, protocol/choices.py): skip what is recorded, refuse what differs."""
 import os
 import signal
 
@@ -8,15 +8,17 @@ import pytest
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import strict_json
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import choices
+from chainer_vfbn.experiments.protocol import choices
 from chainer_vfbn.experiments import execute
-from chainer_vfbn.experiments import plan as planning
-from chainer_vfbn.experiments import records as rec_mod
-from chainer_vfbn.experiments import report
-from chainer_vfbn.experiments import rows
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments import summary
-from chainer_vfbn.experiments.pool import run_pool
+from chainer_vfbn.experiments.protocol import plan as planning
+from chainer_vfbn.experiments.records import locks
+from chainer_vfbn.experiments.records import store
+from chainer_vfbn.experiments.reporting import mini_report
+from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.slots import phase_slots
+from chainer_vfbn.experiments.statistics import summary
+from chainer_vfbn.experiments.running.pool import run_pool
 from chainer_vfbn.runs.interrupt import Interrupted
 from fake_train import DivergingProcess
 from fake_train import FakeProcess
@@ -35,7 +37,7 @@ def test_rerun_skips_matching_records_and_refuses_others(tmp_path):
                       popen=FakeProcess, log=quiet)
     assert set(result.values()) == {'done'}
     assert len(FakeProcess.calls) == len(runs)
-    rec = rec_mod.read_record(rec_mod.record_path(records, runs[0]))
+    rec = store.read_record(store.record_path(records, runs[0]))
     assert rec['settings']['arch'] == s['arch']
     assert rec['config']['train_args'] == runs[0].args
     assert rec['curve'] == [{'epoch': 1, 'iteration': 2,
@@ -62,12 +64,12 @@ def test_a_record_of_another_schedule_is_refused(tmp_path):
     smoke = planning.table_runs('smoke', ['bp'], [0])
     run_pool(smoke, {}, records, out, 'train.py', popen=FakeProcess,
              log=quiet)
-    assert rec_mod.status(smoke[0], records) == 'done'
+    assert store.status(smoke[0], records) == 'done'
     short = planning.table_runs('short', ['bp'], [0])
-    assert rec_mod.record_path(records, short[0]) == \
-        rec_mod.record_path(records, smoke[0])
+    assert store.record_path(records, short[0]) == \
+        store.record_path(records, smoke[0])
     with pytest.raises(ExperimentError, match='made by --schedule smoke'):
-        rec_mod.status(short[0], records)
+        store.status(short[0], records)
 
 
 def test_one_blas_thread_per_run(tmp_path):
@@ -153,12 +155,12 @@ def test_diverged_runs_are_recorded_and_ranked_last(tmp_path):
     big = [a for a in s['alpha_grid'] if a >= 1e-3]
     assert len(big) >= 2 and len(diverged) == 2 * len(big)  # both scales
     assert all(v in ('done', 'diverged') for v in result.values())
-    rec = rec_mod.read_record(rec_mod.record_path(records, runs[-1]))
+    rec = store.read_record(store.record_path(records, runs[-1]))
     assert rec['summary']['status'] == 'diverged' and rec['curve'] == []
     choice = choices.tuning_choice('dni-linear', s, records)
     assert choice is not None and choice[0] < 1e-3
     table = summary.summarize(s, records, rows=['dni-linear'])
-    cells = report.markdown(s, records, table, None).split(
+    cells = mini_report.markdown(s, records, table, None).split(
         '## Tuning')[1].split('\n', 1)[1]
     assert cells.count('| diverged ') == len(diverged)  # not '—' (not run)
     again = run_pool(runs, s, records, str(tmp_path / 'out'), 'train.py',
@@ -174,19 +176,19 @@ def test_records_without_predictions_rerun_only_when_asked(tmp_path):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     runs = planning.plan('final', s, rows=['bp'])[:1]
     run_pool(runs, s, records, out, 'train.py', popen=FakeProcess, log=quiet)
-    path = rec_mod.record_path(records, runs[0])
-    rec = rec_mod.read_record(path)
+    path = store.record_path(records, runs[0])
+    rec = store.read_record(path)
     assert rec['predictions']['n_images'] == 100
     rec['predictions'] = None               # as the records of 2026-11-30
     strict_json.write_json(path, rec, **strict_json.RECORD)
-    assert rec_mod.status(runs[0], records) == 'done'
-    assert rec_mod.status(runs[0], records, need_predictions=True) == 'todo'
+    assert store.status(runs[0], records) == 'done'
+    assert store.status(runs[0], records, need_predictions=True) == 'todo'
     FakeProcess.calls = []
     result = run_pool(runs, s, records, out, 'train.py', popen=FakeProcess,
                       log=quiet, need_predictions=True)
     assert result == {runs[0].key: 'done'} and len(FakeProcess.calls) == 1
-    assert rec_mod.read_record(path)['predictions'] is not None
-    assert rec_mod.status(runs[0], records, need_predictions=True) == 'done'
+    assert store.read_record(path)['predictions'] is not None
+    assert store.status(runs[0], records, need_predictions=True) == 'done'
 
 
 def test_the_committed_records_load_and_match_their_runs():
@@ -205,8 +207,8 @@ def test_the_committed_records_load_and_match_their_runs():
         runs += planning.plan('final', s, chosen=chosen, rows=[
             r for r in rows.MINI_ROWS if r not in
             set(rows.TUNED_ROWS) - set(chosen)])
-        done = {rec_mod.record_path(records, run) for run, _ in
-                rec_mod.records_of(runs, records)}
+        done = {store.record_path(records, run) for run, _ in
+                store.records_of(runs, records)}
         on_disk = {os.path.join(d, f) for d, _, fs in os.walk(records)
                    for f in fs if f.endswith('.json')
                    and 'superseded' not in d}
@@ -219,7 +221,7 @@ def test_a_run_another_live_process_holds_is_left_to_it(tmp_path):
     s = schedules.settings()
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
     run = planning.plan('length', s)[0]
-    held = rec_mod.lock_record(records, run)      # a live holder: us
+    held = locks.lock_record(records, run)      # a live holder: us
     said = []
     FakeProcess.calls = []
     result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
@@ -229,12 +231,12 @@ def test_a_run_another_live_process_holds_is_left_to_it(tmp_path):
     assert holder.startswith('pid %d on ' % os.getpid())
     assert said == ['mini: length/bp is being trained by %s; moving on'
                     % holder]
-    assert rec_mod.status(run, records) == 'todo'
+    assert store.status(run, records) == 'todo'
     held.release()
     result = run_pool([run], s, records, out, 'train.py', popen=FakeProcess,
                       log=quiet)
     assert result == {run.key: 'done'} and len(FakeProcess.calls) == 1
-    assert not os.path.exists(rec_mod.lock_path(records, run))
+    assert not os.path.exists(locks.lock_path(records, run))
 
 
 def test_every_slot_resolves_to_its_phases_run(tmp_path):
@@ -245,7 +247,7 @@ def test_every_slot_resolves_to_its_phases_run(tmp_path):
     s = schedules.settings()
     records = str(tmp_path / 'rec')
     row_set = ['bp', 'vfbn', 'dni-linear']
-    final = planning.slots('final', s, row_set)
+    final = phase_slots('final', s, row_set)
     waiting = [x for x in final if x.row in rows.TUNED_ROWS]
     with pytest.raises(execute.Waiting, match='waits for the tuning of'):
         execute.resolve(waiting[0], s, records)
@@ -258,7 +260,7 @@ def test_every_slot_resolves_to_its_phases_run(tmp_path):
     chosen = choices.chosen_settings(s, records)
     assert sorted(chosen) == ['dni-linear', 'vfbn']
     for phase in schedules.PHASES:
-        slots = planning.slots(phase, s, row_set)
+        slots = phase_slots(phase, s, row_set)
         resolved = [execute.resolve(x, s, records) for x in slots]
         expected = planning.plan(phase, s, rows=row_set, records=records,
                                  **(dict(chosen=chosen) if phase == 'final'
@@ -269,8 +271,8 @@ def test_every_slot_resolves_to_its_phases_run(tmp_path):
             assert [x.key for x in slots] == [r.key for r in expected]
     # a one-stage tuning (Evidence II) has no later rungs to list
     old = schedules.settings(protocol='evidence2')
-    assert planning.slots('tune2', old, row_set) == []
-    assert len(planning.slots('tune', old, row_set)) == 7 + 14
+    assert phase_slots('tune2', old, row_set) == []
+    assert len(phase_slots('tune', old, row_set)) == 7 + 14
 
 
 def test_no_record_from_a_folder_that_holds_another_run(tmp_path):
@@ -289,5 +291,5 @@ def test_no_record_from_a_folder_that_holds_another_run(tmp_path):
     result = run_pool([run], s, records, out, 'train.py', popen=Longer,
                       log=said.append)
     assert result == {run.key: 'failed (its folder holds another run)'}
-    assert rec_mod.status(run, records) == 'todo'
+    assert store.status(run, records) == 'todo'
     assert 'does not hold it finished' in said[-1]

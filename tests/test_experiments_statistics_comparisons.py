@@ -1,11 +1,16 @@
 """Tests of the paired comparisons of a table
-(chainer_vfbn/experiments/comparisons.py)."""
+(chainer_vfbn/experiments/statistics/comparisons.py and their tables,
+reporting/comparison_tables.py)."""
 import numpy
 import pytest
 
 from chainer_vfbn.runs.evaluation import predictions_record
-from chainer_vfbn.experiments import comparisons
-from chainer_vfbn.experiments import paired
+from chainer_vfbn.experiments.statistics import comparisons
+from chainer_vfbn.experiments.statistics import paired
+from chainer_vfbn.experiments.reporting.comparison_tables import \
+    md_comparisons
+from chainer_vfbn.experiments.reporting.comparison_tables import md_machines
+from chainer_vfbn.experiments.reporting.comparison_tables import md_recovered
 
 LABELS = numpy.arange(200) % 10
 
@@ -71,7 +76,7 @@ def test_compare_all_adjusts_every_test_together():
     assert len(tests) == 4
     raw = [t['p'] for t in tests]
     assert [t['p_holm'] for t in tests] == pytest.approx(paired.holm(raw))
-    md = '\n'.join(comparisons.md_comparisons(rows, comps, '##', n_boot=100))
+    md = '\n'.join(md_comparisons(rows, comps, '##', n_boot=100))
     assert 'adjusted for the 4 tests of this table' in md
 
 
@@ -98,7 +103,7 @@ def test_seeds_run_on_two_machine_kinds_are_named():
         dict(b, row='bp', machines={s: HASWELL for s in (0, 1, 2)}),
         'centre', n_boot=100)
     assert frac['mixed_machines'] == [1]
-    md = '\n'.join(comparisons.md_comparisons(
+    md = '\n'.join(md_comparisons(
         [a, b], (('q', 'a', 'b'),), '##', n_boot=100))
     # +5 points in each of the three seeds: p over seeds 0 (t infinite)
     assert '| <1e-4 (+∞, 2), Holm <1e-4 | 1, 2 |' in md
@@ -111,14 +116,14 @@ def test_the_machines_table_gives_each_kind_a_letter():
     rows = [dict(row='bp', seeds=[0, 1], machines={0: HASWELL, 1: newer}),
             dict(row='vfbn', seeds=[0, 1, 2],
                  machines={0: SKYLAKEX, 1: HASWELL, 2: None})]
-    md = comparisons.md_machines(rows, '##')
+    md = md_machines(rows, '##')
     assert '| `bp` | 0: A, 1: A |' in md
     assert '| `vfbn` | 0: B, 1: A, 2: — |' in md
     assert 'A: AMD EPYC, openblas Haswell.' in md
     assert 'B: AMD EPYC, openblas SkylakeX.' in md
     assert any(line.startswith('—: not recorded') for line in md)
     # no record names a machine: no table
-    assert comparisons.md_machines(
+    assert md_machines(
         [dict(row='bp', seeds=[0], machines={0: None})], '##') == []
 
 
@@ -141,7 +146,7 @@ def test_under_the_kernel_pin_the_kernel_decides_and_the_cpu_is_shown():
     assert comparisons.compare_rows(
         dict(a, machines={0: HASWELL, 1: HASWELL}), legacy, 'centre',
         n_boot=100)['mixed_machines'] == [0, 1]
-    md = comparisons.md_machines([a, b], '##')
+    md = md_machines([a, b], '##')
     assert '| `b` | 0: B, 1: C |' in md
     assert 'B: Intel Xeon, openblas Haswell.' in md
 
@@ -169,8 +174,7 @@ def test_the_fraction_table_shows_the_gap_it_divides_by():
     bottom = _row('bottom-bp', {s: range(40) for s in (0, 1)})
     bp = _row('bp', {s: range(20) for s in (0, 1)})
     row = _row('vfbn', {s: range(30) for s in (0, 1)})
-    md = comparisons.md_recovered([bp, bottom, row], ['vfbn'], '##',
-                                  n_boot=200)
+    md = md_recovered([bp, bottom, row], ['vfbn'], '##', n_boot=200)
     gap = [line for line in md if line.startswith('| the gap itself')]
     assert len(gap) == 1
     cells = [c.strip() for c in gap[0].split('|')[2:4]]
@@ -179,6 +183,5 @@ def test_the_fraction_table_shows_the_gap_it_divides_by():
     assert any('| `vfbn` | +0.50 [' in line for line in md)
     # without predictions for BP there is no gap line and no fraction
     no_pred = dict(bp, predictions={})
-    md = comparisons.md_recovered([no_pred, bottom, row], ['vfbn'], '##',
-                                  n_boot=100)
+    md = md_recovered([no_pred, bottom, row], ['vfbn'], '##', n_boot=100)
     assert not any(line.startswith('| the gap itself') for line in md)

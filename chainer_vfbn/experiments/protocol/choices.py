@@ -6,16 +6,16 @@ import json
 import os
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import comparisons
-from chainer_vfbn.experiments.plan import plan
-from chainer_vfbn.experiments.plan import rung_candidates
-from chainer_vfbn.experiments.plan import rung_run
-from chainer_vfbn.experiments.plan import run_error
-from chainer_vfbn.experiments.records import records_of
-from chainer_vfbn.experiments.schedules import PROTOCOLS
-from chainer_vfbn.experiments.schedules import halving
-from chainer_vfbn.experiments.schedules import tuned_rows
-from chainer_vfbn.experiments.schedules import tuning_grid
+from chainer_vfbn.experiments.protocol.plan import plan
+from chainer_vfbn.experiments.protocol.plan import run_error
+from chainer_vfbn.experiments.protocol.plan import rung_candidates
+from chainer_vfbn.experiments.protocol.plan import rung_run
+from chainer_vfbn.experiments.protocol.schedules import PROTOCOLS
+from chainer_vfbn.experiments.protocol.schedules import halving
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.protocol.schedules import tuning_grid
+from chainer_vfbn.experiments.records.store import records_of
+from chainer_vfbn.experiments.statistics import comparisons
 
 
 def protocol_of(records):

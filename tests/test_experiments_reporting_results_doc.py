@@ -1,4 +1,5 @@
-"""The results pages' generated blocks (chainer_vfbn.experiments.results_doc):
+"""The results pages' generated blocks
+(chainer_vfbn.experiments.reporting.results_doc):
 the README's results at a glance, its verdict's wording, and its markers."""
 import os
 import re
@@ -8,12 +9,12 @@ import pytest
 
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments import execute
-from chainer_vfbn.experiments import results_doc
-from chainer_vfbn.experiments import rows
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.choices import protocol_of
-from chainer_vfbn.experiments.summary import stats
-from chainer_vfbn.experiments.summary import summarize
+from chainer_vfbn.experiments.reporting import results_doc
+from chainer_vfbn.experiments.protocol import rows
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.choices import protocol_of
+from chainer_vfbn.experiments.statistics.summary import stats
+from chainer_vfbn.experiments.statistics.summary import summarize
 from chainer_vfbn.runs.evaluation import encode_classes
 from fake_train import FakeProcess
 from support import REPO

@@ -1,5 +1,5 @@
-"""Tests of the replay check (chainer_vfbn/experiments/replay.py and
-train/replay_check.py)."""
+"""Tests of the replay check (chainer_vfbn/experiments/statistics/replay.py,
+its table in reporting/comparison_tables.py, and train/replay_check.py)."""
 import json
 
 import numpy
@@ -7,7 +7,8 @@ import pytest
 
 from chainer_vfbn.runs.evaluation import predictions_record
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import replay
+from chainer_vfbn.experiments.statistics import replay
+from chainer_vfbn.experiments.reporting.comparison_tables import md_replays
 import replay_check
 
 LABELS = numpy.arange(100) % 10
@@ -75,7 +76,7 @@ def test_records_without_predictions_compare_their_summaries():
     assert not res['same_curve'] and res['tta'] is None
     assert res['centre'] == dict(error_a=4., error_b=3., diff=pytest.approx(
         1.), agreement=None, p=None)
-    md = '\n'.join(replay.md_lines([('new', 'old', res)]))
+    md = '\n'.join(md_replays([('new', 'old', res)]))
     assert '| no | centre | 4.00 | 3.00 | +1.00 | — | — |' in md
 
 

@@ -3,28 +3,31 @@ paired comparisons, the tuning, the length check, the pilot) and its
 figures, from the records only."""
 import os
 
+from chainer_vfbn.experiments.protocol.choices import PILOT_GAP
+from chainer_vfbn.experiments.protocol.choices import PILOT_P
+from chainer_vfbn.experiments.protocol.choices import halving_results
+from chainer_vfbn.experiments.protocol.choices import length_check
+from chainer_vfbn.experiments.protocol.choices import pilot
+from chainer_vfbn.experiments.protocol.choices import tuning_choice
+from chainer_vfbn.experiments.protocol.plan import run_error
+from chainer_vfbn.experiments.protocol.plan import rung_candidates
+from chainer_vfbn.experiments.protocol.plan import rung_run
+from chainer_vfbn.experiments.protocol.schedules import alpha_name
+from chainer_vfbn.experiments.protocol.schedules import halving
+from chainer_vfbn.experiments.protocol.schedules import tuned_rows
+from chainer_vfbn.experiments.records.machines import check_one_kernel
+from chainer_vfbn.experiments.records.machines import machine_of
+from chainer_vfbn.experiments.records.store import read_record
+from chainer_vfbn.experiments.records.store import record_path
+from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.experiments.reporting.comparison_tables import md_comparisons
+from chainer_vfbn.experiments.reporting.comparison_tables import md_machines
+from chainer_vfbn.experiments.reporting.comparison_tables import md_recovered
+from chainer_vfbn.experiments.reporting.figures import plot
+from chainer_vfbn.experiments.reporting.results_doc import update_results_doc
+from chainer_vfbn.experiments.statistics import comparisons
+from chainer_vfbn.experiments.statistics.summary import summarize
 from chainer_vfbn.runs import record
-from chainer_vfbn.experiments import comparisons
-from chainer_vfbn.experiments.choices import PILOT_GAP
-from chainer_vfbn.experiments.choices import PILOT_P
-from chainer_vfbn.experiments.choices import halving_results
-from chainer_vfbn.experiments.choices import length_check
-from chainer_vfbn.experiments.choices import pilot
-from chainer_vfbn.experiments.choices import tuning_choice
-from chainer_vfbn.experiments.figures import plot
-from chainer_vfbn.experiments.plan import rung_candidates
-from chainer_vfbn.experiments.plan import rung_run
-from chainer_vfbn.experiments.plan import run_error
-from chainer_vfbn.experiments.records import check_one_kernel
-from chainer_vfbn.experiments.records import machine_of
-from chainer_vfbn.experiments.records import read_record
-from chainer_vfbn.experiments.records import record_path
-from chainer_vfbn.experiments.records import status
-from chainer_vfbn.experiments.results_doc import update_results_doc
-from chainer_vfbn.experiments.schedules import alpha_name
-from chainer_vfbn.experiments.schedules import halving
-from chainer_vfbn.experiments.schedules import tuned_rows
-from chainer_vfbn.experiments.summary import summarize
 
 #: The report's comparisons: (question, row, the row it is compared with).
 COMPARISONS = (
@@ -298,9 +301,9 @@ def results_lines(s, table, level):
     """The table, the paired comparisons and the recovered fractions,
     under headings of ``level``."""
     return (_md_table(s, table, level)
-            + comparisons.md_comparisons(table, COMPARISONS, level)
-            + comparisons.md_recovered(table, RECOVERING_ROWS, level)
-            + comparisons.md_machines(table, level))
+            + md_comparisons(table, COMPARISONS, level)
+            + md_recovered(table, RECOVERING_ROWS, level)
+            + md_machines(table, level))
 
 
 def markdown(s, records, table, length):

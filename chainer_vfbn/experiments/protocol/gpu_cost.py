@@ -4,7 +4,7 @@ The only GPU timing of the ResNet-110 training step is one session's
 (``benchmarks/bench_vs_pytorch.py``, median of 3 blocks, NVIDIA H200, CuPy
 14 without cuDNN, 2026-11-30,
 ``docs/benchmarks/gpu_h200_2026-11-30/vs_pytorch.json``): :data:`STEP_S`.
-Everything else is arithmetic on a schedule's own arguments, here and only
+Everything else is arithmetic on a schedule's own options, here and only
 here, so that ``reproduce.py --help`` (the ``paper`` schedule's text), the
 README and ``docs/cluster.md`` quote one estimate (:func:`sentence`).
 
@@ -13,7 +13,7 @@ timed (each is taken to cost between BP's step and VFBN's), and the
 evaluations were not timed (a forward pass of an image costs less than its
 share of a training step, so they add at most their share of the images).
 """
-from chainer_vfbn.experiments.rows import ROWS
+from chainer_vfbn.experiments.protocol.rows import ROWS
 from chainer_vfbn.runs.triggers import tta_due
 
 #: Seconds per training step of ResNet-110 (``paper`` preset), batch 128,
@@ -28,20 +28,13 @@ N_VIEWS = 36       # the test-time augmentation's views of an image
 SEEDS = 3          # Table 1 with mean and spread over seeds
 
 
-def _option(args, name):
-    """The value of ``name`` in an argument list, an int."""
-    if name not in args:
-        raise ValueError('run_cost needs %s in the run\'s arguments' % name)
-    return int(args[args.index(name) + 1])
-
-
-def run_cost(args):
-    """GPU-hours of one run of ``train_cifar.py`` with ``args``.
+def run_cost(options):
+    """GPU-hours of one run of ``train_cifar.py`` with ``options``.
 
     Args:
-        args (list of str): The run's ``--epoch``, ``--batchsize``,
-            ``--eval-interval`` and ``--tta-interval`` (e.g. a schedule's
-            ``args``), each given.
+        options (dict): The run's ``epoch``, ``batchsize``,
+            ``eval_interval`` and ``tta_interval`` (``{dest: value}``,
+            e.g. a schedule's ``options``), each given.
 
     Returns:
         dict: ``iterations``; ``train_h``: hours of training steps per
@@ -50,12 +43,17 @@ def run_cost(args):
         what they add (a fraction of ``train_h``).
 
     Example:
-        >>> run_cost(['--epoch', '432', '--batchsize', '128',
-        ...           '--eval-interval', '6', '--tta-interval', '6'])['iterations']
+        >>> run_cost(dict(epoch=432, batchsize=128, eval_interval=6,
+        ...               tta_interval=6))['iterations']
         168750
     """
-    epochs, batch, eval_k, tta_k = (_option(args, name) for name in (
-        '--epoch', '--batchsize', '--eval-interval', '--tta-interval'))
+    missing = [k for k in ('epoch', 'batchsize', 'eval_interval',
+                           'tta_interval') if k not in options]
+    if missing:
+        raise ValueError('run_cost needs %s in the run\'s options'
+                         % ', '.join(missing))
+    epochs, batch, eval_k, tta_k = (options[k] for k in (
+        'epoch', 'batchsize', 'eval_interval', 'tta_interval'))
     iterations = -(-epochs * N_TRAIN // batch)
     # The trainers' schedule (runs/triggers.py): every eval_k-th epoch and
     # the last; the views' TTA every tta_k-th evaluation and the last.
@@ -69,7 +67,7 @@ def run_cost(args):
                 eval_share=images / float(epochs * N_TRAIN))
 
 
-def table_cost(args, rows=len(ROWS), seeds=SEEDS):
+def table_cost(options, rows=len(ROWS), seeds=SEEDS):
     """GPU-hours of a Table 1 schedule: ``rows`` x ``seeds`` runs.
 
     Returns:
@@ -78,11 +76,11 @@ def table_cost(args, rows=len(ROWS), seeds=SEEDS):
         plus the evaluations' bound).
 
     Example:
-        >>> from chainer_vfbn.experiments.schedules import SCHEDULES
-        >>> table_cost(SCHEDULES['paper']['args'])['runs']
+        >>> from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
+        >>> table_cost(SCHEDULES['paper']['options'])['runs']
         27
     """
-    cost = run_cost(args)
+    cost = run_cost(options)
     runs = rows * seeds
     cost.update(runs=runs, low_h=runs * cost['train_h']['bp'],
                 high_h=runs * cost['train_h']['vfbn']
@@ -90,16 +88,16 @@ def table_cost(args, rows=len(ROWS), seeds=SEEDS):
     return cost
 
 
-def sentence(args):
+def sentence(options):
     """The estimate in words, as ``--help``, the README and
     docs/cluster.md show it.
 
     Example:
-        >>> from chainer_vfbn.experiments.schedules import SCHEDULES
-        >>> sentence(SCHEDULES['paper']['args'])  # doctest: +ELLIPSIS
-        'GPU-hours from the one measured step (BP 0.227 s, VFBN 0.310 s; ...'
+        >>> from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
+        >>> sentence(SCHEDULES['paper']['options'])[:62]
+        'GPU-hours from the one measured step (BP 0.227 s, VFBN 0.310 s'
     """
-    c = table_cost(args)
+    c = table_cost(options)
     return ('GPU-hours from the one measured step (BP %.3f s, VFBN %.3f s; '
             '%s): %s steps a run, %.1f (BP) to %.1f (VFBN), plus at most '
             '%d%% for the evaluations (not timed); %d rows x %d seeds = %d '

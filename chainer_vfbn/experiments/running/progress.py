@@ -16,10 +16,10 @@ import zipfile
 
 import numpy
 
+from chainer_vfbn.experiments.records.adoption import planned_length
+from chainer_vfbn.experiments.records.machines import machine_of
+from chainer_vfbn.experiments.records.store import read_record
 from chainer_vfbn.runs import folder
-from chainer_vfbn.experiments.records import machine_of
-from chainer_vfbn.experiments.records import planned_length
-from chainer_vfbn.experiments.records import read_record
 
 #: The snapshot entry that holds the training iterator's epoch (Chainer's
 #: ``StandardUpdater`` serializes its iterator ``main`` there).
@@ -49,7 +49,7 @@ class Tracker(object):
     Args:
         run_dir (str): Its training folder.
         args (list of str): Its arguments
-            (:func:`~.records.planned_length`).
+            (:func:`~.adoption.planned_length`).
         clock (callable): The time (tests pass their own).
     """
 

@@ -15,9 +15,9 @@ the paired statistics (:func:`glance_lines`).
 import re
 
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import comparisons
-from chainer_vfbn.experiments import schedules
-from chainer_vfbn.experiments.rows import TUNED_ROWS
+from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
+from chainer_vfbn.experiments.statistics import comparisons
 
 #: The lines of a results page between which the default mini schedule's
 #: report writes its table and comparisons (``--results-doc``).

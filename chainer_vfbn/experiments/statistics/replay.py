@@ -12,17 +12,14 @@ which they predict the same class, and the exact McNemar test
 machine give the yardstick: the drift of a replay across machines is to be
 compared with the difference between seeds.
 """
-from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.experiments import ExperimentError
-from chainer_vfbn.experiments import paired
-from chainer_vfbn.experiments.records import machine_label
-from chainer_vfbn.experiments.records import machine_of
-from chainer_vfbn.experiments.records import same_machine
+from chainer_vfbn.experiments.records.machines import machine_label
+from chainer_vfbn.experiments.records.machines import machine_of
+from chainer_vfbn.experiments.records.machines import same_machine
+from chainer_vfbn.experiments.statistics import paired
+from chainer_vfbn.experiments.statistics.comparisons import VIEWS
+from chainer_vfbn.runs.evaluation import decode_classes
 from chainer_vfbn.runs.provenance import differences
-
-#: The views a record is scored in.
-VIEWS = ('centre', 'tta')
-
 
 #: The summary's error of each view.
 SUMMARY_KEYS = {'centre': 'test_error', 'tta': 'tta_error'}
@@ -41,7 +38,7 @@ def compare_records(a, b, names=('a', 'b')):
     """Two records of runs scored on the same test images.
 
     Args:
-        a, b (dict): Records (:mod:`chainer_vfbn.experiments.records`).
+        a, b (dict): Records (:mod:`chainer_vfbn.experiments.records.store`).
         names: What to call them in an error.
 
     Returns:
@@ -87,31 +84,3 @@ def compare_records(a, b, names=('a', 'b')):
             agreement=float((ca == cb).mean()),
             p=paired.mcnemar_exact(wrong_a, wrong_b)['p'])
     return out
-
-
-def md_lines(pairs):
-    """Markdown table of :func:`compare_records` results.
-
-    Args:
-        pairs: ``(name a, name b, result)`` triples.
-    """
-    lines = ['| a | b | configuration differs in | machines | same curve '
-             '| view | a (%) | b (%) | a − b | same class | McNemar p |',
-             '|---|---|---|---|---|---|---:|---:|---:|---:|---:|']
-    for name_a, name_b, res in pairs:
-        machines = ('same kind: %s' % res['machines'][0]
-                    if res['same_machine'] else '%s; %s' % res['machines'])
-        for view in VIEWS:
-            v = res[view]
-            if v is None:
-                continue
-            lines.append('| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %+.2f '
-                         '| %s | %s |' % (
-                             name_a, name_b,
-                             ', '.join(res['differences']) or 'nothing',
-                             machines, 'yes' if res['same_curve'] else 'no',
-                             view, v['error_a'], v['error_b'], v['diff'],
-                             '—' if v['agreement'] is None
-                             else '%.1f%%' % (100. * v['agreement']),
-                             '—' if v['p'] is None else '%.2g' % v['p']))
-    return lines

@@ -1,4 +1,4 @@
-"""The one GPU-hours estimate (chainer_vfbn.experiments.gpu_cost): the
+"""The one GPU-hours estimate (chainer_vfbn.experiments.protocol.gpu_cost): the
 measured step, the arithmetic, and the same words wherever it is shown."""
 import json
 import os
@@ -6,10 +6,10 @@ import re
 import subprocess
 import sys
 
-from support import load_script
+from chainer_vfbn.experiments.protocol import gpu_cost
+from chainer_vfbn.experiments.protocol.schedules import SCHEDULES
+from chainer_vfbn.runs.command_line import option_defaults
 from support import REPO
-from chainer_vfbn.experiments import gpu_cost
-from chainer_vfbn.experiments.schedules import SCHEDULES
 
 MEASURED = os.path.join(REPO, 'docs', 'benchmarks', 'gpu_h200_2026-11-30',
                         'vs_pytorch.json')
@@ -31,7 +31,7 @@ def test_the_step_is_the_measured_one():
 
 
 def test_the_paper_schedule_by_hand():
-    cost = gpu_cost.table_cost(SCHEDULES['paper']['args'])
+    cost = gpu_cost.table_cost(SCHEDULES['paper']['options'])
     # 432 epochs x 50,000 images / batch 128
     assert cost['iterations'] == 168750
     assert abs(cost['train_h']['vfbn'] - 168750 * 0.3104908694 / 3600) < 1e-6
@@ -48,12 +48,7 @@ def test_the_paper_schedule_by_hand():
 
 def _defaults_cost():
     """run_cost of train_cifar.py's defaults (the paper's recipe)."""
-    defaults = load_script().option_defaults()
-    return gpu_cost.run_cost([
-        '--epoch', str(defaults['epoch']),
-        '--batchsize', str(defaults['batchsize']),
-        '--eval-interval', str(defaults['eval_interval']),
-        '--tta-interval', str(defaults['tta_interval'])])
+    return gpu_cost.run_cost(option_defaults())
 
 
 def test_the_gpu_page_and_readme_quote_the_recipe_s_cost():
@@ -73,7 +68,7 @@ def test_the_gpu_page_and_readme_quote_the_recipe_s_cost():
 
 
 def test_help_and_docs_show_the_one_estimate():
-    said = _words(gpu_cost.sentence(SCHEDULES['paper']['args']))
+    said = _words(gpu_cost.sentence(SCHEDULES['paper']['options']))
     assert 'about 290 to 480 GPU-hours' in said
     proc = subprocess.run([sys.executable, os.path.join(
         REPO, 'train', 'reproduce.py'), '--help'], capture_output=True,
