@@ -53,11 +53,11 @@ import chainer_vfbn  # NOQA  (its compat shims must precede chainer)
 import chainer
 import numpy
 
-from chainer_vfbn.bench.decoupled_speed import time_one_process
-from chainer_vfbn.bench.decoupled_speed import time_ranks
-from chainer_vfbn.bench.machine import cpu_name
-from chainer_vfbn.bench.pipeline import print_costs
-from chainer_vfbn.bench.pipeline import rank_costs
+from chainer_vfbn.experiments.bench.decoupled_speed import time_one_process
+from chainer_vfbn.experiments.bench.decoupled_speed import time_ranks
+from chainer_vfbn.experiments.bench.machine import cpu_name
+from chainer_vfbn.experiments.bench.pipeline import print_costs
+from chainer_vfbn.experiments.bench.pipeline import rank_costs
 from chainer_vfbn.models import resnet_cifar
 
 # The checkout this script lies in: train/train_cifar.py for (d), and the
@@ -97,7 +97,7 @@ def costs(opts):
 
     Seconds per step of each rank's piece of the training step, for the
     paper's split and each of ``--split`` (comma separated):
-    :func:`chainer_vfbn.bench.pipeline.rank_costs`.
+    :func:`chainer_vfbn.experiments.bench.pipeline.rank_costs`.
     """
     numpy.random.seed(0)
     net = resnet_cifar(opts.arch)

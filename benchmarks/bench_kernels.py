@@ -42,10 +42,10 @@ import chainer
 import chainer.functions as F
 import numpy
 
-from chainer_vfbn.bench.machine import device_name
-from chainer_vfbn.bench.machine import print_header
-from chainer_vfbn.bench.machine import synchronize
-from chainer_vfbn.bench.machine import versions
+from chainer_vfbn.experiments.bench.machine import device_name
+from chainer_vfbn.experiments.bench.machine import print_header
+from chainer_vfbn.experiments.bench.machine import synchronize
+from chainer_vfbn.experiments.bench.machine import versions
 
 from chainer_vfbn.synthesizers import VFBN
 from chainer_vfbn.synthesizers import VFBNLinear

@@ -32,13 +32,13 @@ import chainer
 import numpy
 
 from chainer_vfbn import methods as _methods
-from chainer_vfbn.bench.machine import device_name
-from chainer_vfbn.bench.machine import print_header
-from chainer_vfbn.bench.machine import synchronize
-from chainer_vfbn.bench.machine import versions
-from chainer_vfbn.bench.steps import as_is
-from chainer_vfbn.bench.steps import FixedBatchIterator
-from chainer_vfbn.bench.steps import random_batch
+from chainer_vfbn.experiments.bench.machine import device_name
+from chainer_vfbn.experiments.bench.machine import print_header
+from chainer_vfbn.experiments.bench.machine import synchronize
+from chainer_vfbn.experiments.bench.machine import versions
+from chainer_vfbn.experiments.bench.steps import as_is
+from chainer_vfbn.experiments.bench.steps import FixedBatchIterator
+from chainer_vfbn.experiments.bench.steps import random_batch
 from chainer_vfbn.models import resnet_cifar
 
 ALL_METHODS = _methods.names()  # every method, from the registry

@@ -12,7 +12,7 @@ One run, one device, one batch, one input size: the ``paper`` ResNet-110
   paper's ResNet ``v_f`` from ``build_synthesizer('vfbn', ...)``, Adam
   ``alpha_gs`` on it), when ``chainer_vfbn.synthesizers`` is importable;
 * ``torch``: the same network in PyTorch eager
-  (:mod:`chainer_vfbn.bench.torch_resnet`: same layers, option-A
+  (:mod:`chainer_vfbn.experiments.bench.torch_resnet`: same layers, option-A
   shortcuts, He init, BN),
   ``F.cross_entropy`` and ``torch.optim.SGD(lr, momentum 0.9, weight_decay
   1e-4)``, when PyTorch is importable.
@@ -50,13 +50,13 @@ import chainer  # NOQA
 import numpy  # NOQA
 
 
-from chainer_vfbn.bench.machine import device_name  # NOQA
-from chainer_vfbn.bench.machine import print_header  # NOQA
-from chainer_vfbn.bench.machine import versions  # NOQA
-from chainer_vfbn.bench.steps import ChainerStep  # NOQA
-from chainer_vfbn.bench.steps import random_batch  # NOQA
-from chainer_vfbn.bench.steps import torch_device_spec  # NOQA
-from chainer_vfbn.bench.steps import TorchStep  # NOQA
+from chainer_vfbn.experiments.bench.machine import device_name  # NOQA
+from chainer_vfbn.experiments.bench.machine import print_header  # NOQA
+from chainer_vfbn.experiments.bench.machine import versions  # NOQA
+from chainer_vfbn.experiments.bench.steps import ChainerStep  # NOQA
+from chainer_vfbn.experiments.bench.steps import random_batch  # NOQA
+from chainer_vfbn.experiments.bench.steps import torch_device_spec  # NOQA
+from chainer_vfbn.experiments.bench.steps import TorchStep  # NOQA
 
 EPOCH_IMAGES = 50000
 GOALS = {

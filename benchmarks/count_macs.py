@@ -5,11 +5,11 @@ The hardware-free side of ``bench_decoupled.py``: a decoupled run with K = 2
 is a two-stage pipeline, so it can gain at most ``(bottom + top) / slowest
 rank`` on model-parallel back-prop, whatever the machine. This script counts
 the multiply-accumulates (MACs) that Chainer actually executes
-(:mod:`chainer_vfbn.bench.macs`: every convolution, deconvolution, linear
+(:mod:`chainer_vfbn.experiments.bench.macs`: every convolution, deconvolution, linear
 map and matrix product, forward and backward, the synthesizer's double
 backward included) in each rank's piece of one training step, built from
 the functions both trainers call
-(:func:`chainer_vfbn.bench.pipeline.rank_steps`):
+(:func:`chainer_vfbn.experiments.bench.pipeline.rank_steps`):
 
 * ``bottom``: the bottom module's forward and backward (rank 0 of a
   decoupled run, given ``∂ℓ/∂h``);
@@ -37,8 +37,8 @@ import numpy  # NOQA
 
 from chainer_vfbn import forward_shapes  # NOQA
 from chainer_vfbn import split_points  # NOQA
-from chainer_vfbn.bench.macs import split_costs  # NOQA
-from chainer_vfbn.bench.pipeline import pipeline_bounds  # NOQA
+from chainer_vfbn.experiments.bench.macs import split_costs  # NOQA
+from chainer_vfbn.experiments.bench.pipeline import pipeline_bounds  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 

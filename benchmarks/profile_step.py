@@ -10,11 +10,11 @@ levers"). One run, one device, one fixed batch already on the device:
 
 1. **Step time** (median of ``--iters`` steps, each between two device
    synchronisations, after ``--warmup``): ``chainer-bp`` and ``chainer-vfbn``
-   built as training builds them (``chainer_vfbn.bench.steps.ChainerStep``), each with
+   built as training builds them (``chainer_vfbn.experiments.bench.steps.ChainerStep``), each with
    Chainer's type checks on and off (``chainer.config.type_check``, which
    ``CHAINER_TYPE_CHECK=0`` turns off for a whole process; the two settings
    alternate step by step), and ``torch``, the PyTorch eager twin
-   (``chainer_vfbn.bench.steps.TorchStep``).
+   (``chainer_vfbn.experiments.bench.steps.TorchStep``).
 2. **Kernel profile**: ``--profile-steps`` steps of each participant (type
    checks at Chainer's default) under ``torch.profiler`` with CUDA activity.
    Its CUPTI tracing sees every kernel of the process, CuPy's and cuBLAS'
@@ -49,15 +49,15 @@ import chainer  # NOQA
 from chainer.backends import cuda  # NOQA
 import numpy  # NOQA
 
-from chainer_vfbn.bench import machine  # NOQA
-from chainer_vfbn.bench.kernel_profile import gpu_profiler  # NOQA
-from chainer_vfbn.bench.kernel_profile import profile_kernels  # NOQA
-from chainer_vfbn.bench.steps import chainer_step_times  # NOQA
-from chainer_vfbn.bench.steps import ChainerStep  # NOQA
-from chainer_vfbn.bench.steps import plain_step_times  # NOQA
-from chainer_vfbn.bench.steps import random_batch  # NOQA
-from chainer_vfbn.bench.steps import torch_device_spec  # NOQA
-from chainer_vfbn.bench.steps import TorchStep  # NOQA
+from chainer_vfbn.experiments.bench import machine  # NOQA
+from chainer_vfbn.experiments.bench.kernel_profile import gpu_profiler  # NOQA
+from chainer_vfbn.experiments.bench.kernel_profile import profile_kernels  # NOQA
+from chainer_vfbn.experiments.bench.steps import chainer_step_times  # NOQA
+from chainer_vfbn.experiments.bench.steps import ChainerStep  # NOQA
+from chainer_vfbn.experiments.bench.steps import plain_step_times  # NOQA
+from chainer_vfbn.experiments.bench.steps import random_batch  # NOQA
+from chainer_vfbn.experiments.bench.steps import torch_device_spec  # NOQA
+from chainer_vfbn.experiments.bench.steps import TorchStep  # NOQA
 
 PARTICIPANTS = ('chainer-bp', 'chainer-vfbn', 'torch')
 

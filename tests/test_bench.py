@@ -1,4 +1,4 @@
-"""chainer_vfbn.bench: importing its modules (all but the PyTorch twin)
+"""chainer_vfbn.experiments.bench: importing its modules (all but the PyTorch twin)
 does not import PyTorch, which is no dependency of the package."""
 import os
 import subprocess
@@ -11,10 +11,10 @@ def test_importing_the_benchmark_helpers_does_not_import_torch(tmp_path):
     (tmp_path / 'torch').mkdir()
     (tmp_path / 'torch' / '__init__.py').write_text('')
     code = ('import sys\n'
-            'import chainer_vfbn.bench.decoupled_speed, '
-            'chainer_vfbn.bench.kernel_profile, '
-            'chainer_vfbn.bench.machine, chainer_vfbn.bench.macs, '
-            'chainer_vfbn.bench.pipeline, chainer_vfbn.bench.steps\n'
+            'import chainer_vfbn.experiments.bench.decoupled_speed, '
+            'chainer_vfbn.experiments.bench.kernel_profile, '
+            'chainer_vfbn.experiments.bench.machine, chainer_vfbn.experiments.bench.macs, '
+            'chainer_vfbn.experiments.bench.pipeline, chainer_vfbn.experiments.bench.steps\n'
             'print("torch" in sys.modules)')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(tmp_path), os.environ.get('PYTHONPATH', '')]))

@@ -1,4 +1,4 @@
-"""chainer_vfbn.bench.decoupled_speed: one process's timed steps.
+"""chainer_vfbn.experiments.bench.decoupled_speed: one process's timed steps.
 
 (:func:`time_ranks` needs two MPI ranks; ``benchmarks/bench_decoupled.py``
 runs it under ``mpiexec``.)"""
@@ -6,7 +6,7 @@ import chainer
 import numpy
 import pytest
 
-from chainer_vfbn.bench import decoupled_speed
+from chainer_vfbn.experiments.bench import decoupled_speed
 from chainer_vfbn.updaters import SyntheticGradientUpdater
 
 

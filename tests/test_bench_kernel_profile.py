@@ -1,7 +1,7 @@
-"""chainer_vfbn.bench.kernel_profile: the figures of a kernel trace."""
+"""chainer_vfbn.experiments.bench.kernel_profile: the figures of a kernel trace."""
 import pytest
 
-from chainer_vfbn.bench import kernel_profile
+from chainer_vfbn.experiments.bench import kernel_profile
 
 
 def test_busy_time_is_the_union():

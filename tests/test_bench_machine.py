@@ -1,7 +1,7 @@
-"""chainer_vfbn.bench.machine: what a figure was measured on."""
+"""chainer_vfbn.experiments.bench.machine: what a figure was measured on."""
 import os
 
-from chainer_vfbn.bench import machine
+from chainer_vfbn.experiments.bench import machine
 from chainer_vfbn.runs import provenance
 from support import git_checkout
 

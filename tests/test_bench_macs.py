@@ -1,4 +1,4 @@
-"""chainer_vfbn.bench.macs (and its CLI, benchmarks/count_macs.py): MACs of
+"""chainer_vfbn.experiments.bench.macs (and its CLI, benchmarks/count_macs.py): MACs of
 what Chainer runs, checked by hand."""
 import subprocess
 import sys
@@ -10,8 +10,8 @@ import numpy
 import pytest
 
 import chainer_vfbn
-from chainer_vfbn.bench import macs
-from chainer_vfbn.bench.pipeline import pipeline_bounds
+from chainer_vfbn.experiments.bench import macs
+from chainer_vfbn.experiments.bench.pipeline import pipeline_bounds
 from chainer_vfbn.models import resnet_cifar
 from chainer_vfbn.synthesizers import build_synthesizer
 

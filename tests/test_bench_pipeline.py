@@ -1,10 +1,10 @@
-"""chainer_vfbn.bench.pipeline: each rank's piece is split_step's science,
+"""chainer_vfbn.experiments.bench.pipeline: each rank's piece is split_step's science,
 and the bounds of a 2-rank pipeline."""
 import numpy
 import pytest
 
 from chainer_vfbn import split_step
-from chainer_vfbn.bench import pipeline
+from chainer_vfbn.experiments.bench import pipeline
 from chainer_vfbn.models import resnet_cifar
 
 

@@ -1,7 +1,7 @@
-"""chainer_vfbn.bench.steps: the type-check switch of the step timing."""
+"""chainer_vfbn.experiments.bench.steps: the type-check switch of the step timing."""
 import chainer
 
-from chainer_vfbn.bench import steps
+from chainer_vfbn.experiments.bench import steps
 
 
 def test_type_checks_alternate_on_and_off():

@@ -1,4 +1,4 @@
-"""The PyTorch twin (chainer_vfbn.bench.torch_resnet) is the Chainer ResNet.
+"""The PyTorch twin (chainer_vfbn.experiments.bench.torch_resnet) is the Chainer ResNet.
 
 Skipped where PyTorch is not installed (it is no dependency of the package;
 the benchmark runs where it is). Where it is: same parameter count, same
@@ -14,7 +14,7 @@ torch = pytest.importorskip('torch', reason='PyTorch is not installed (the '
 import chainer  # NOQA
 import chainer.functions as F  # NOQA
 
-from chainer_vfbn.bench import torch_resnet  # NOQA
+from chainer_vfbn.experiments.bench import torch_resnet  # NOQA
 from chainer_vfbn.models import resnet_cifar  # NOQA
 
 

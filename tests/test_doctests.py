@@ -83,7 +83,7 @@ def test_the_walk_finds_the_package_and_its_subpackages():
     assert len(names) == len(set(names))
     assert {'chainer_vfbn', 'chainer_vfbn.sequential',
             'chainer_vfbn.datasets.subset', 'chainer_vfbn.runs.config',
-            'chainer_vfbn.bench.torch_resnet'} <= set(names)
+            'chainer_vfbn.experiments.bench.torch_resnet'} <= set(names)
 
 
 def test_a_wrong_example_fails_with_its_report():

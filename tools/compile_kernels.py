@@ -45,7 +45,7 @@ REQUIREMENTS = {
 }
 ARCHS = ('sm_80', 'sm_90')
 # Optional dependencies a module of the package may import at import time:
-# chainer_vfbn.bench.torch_resnet (the benchmarks' PyTorch twin) needs
+# chainer_vfbn.experiments.bench.torch_resnet (the benchmarks' PyTorch twin) needs
 # PyTorch. Such a module builds no kernel; where the dependency is absent it
 # is passed over.
 OPTIONAL_IMPORTS = ('torch',)

@@ -1,4 +1,5 @@
-"""The experiment harness: every schedule of ``train/reproduce.py``.
+"""The experiment harness: every schedule of ``train/reproduce.py``, and the
+speed measurements of ``benchmarks/``.
 
 One harness runs the Table 1 schedules (``smoke``, ``short``, ``paper``)
 and the ``mini`` schedule (Table 1 on the real cifar-10-mini subset, tuned
@@ -32,8 +33,11 @@ fairly, with seeds), in one subpackage per concern:
   (:mod:`~.reporting.comparison_tables`), the figures
   (:mod:`~.reporting.figures`) and a results page's blocks
   (:mod:`~.reporting.results_doc`).
+- :mod:`.bench`: the speed measurements that ``benchmarks/`` share (timed
+  steps, the decoupled runs' speed, MAC counts, the kernel profile, the
+  PyTorch twin).
 
-:mod:`.execute` ties them together: one call per schedule that runs, then
+:mod:`.execute` ties the first five together: one call per schedule that runs, then
 reports.
 """
 

@@ -6,7 +6,7 @@ and the names of the differences between two configurations.
 The run folder (:mod:`chainer_vfbn.runs.folder`), the records a run writes
 (:mod:`chainer_vfbn.runs.record`), the experiment records
 (:mod:`chainer_vfbn.experiments.records`), the benchmarks
-(:mod:`chainer_vfbn.bench.machine`) and ``train/compare_runs.py`` read
+(:mod:`chainer_vfbn.experiments.bench.machine`) and ``train/compare_runs.py`` read
 these from here.
 
 Example:

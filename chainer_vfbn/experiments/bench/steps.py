@@ -4,13 +4,13 @@ timing.
 A step is a callable with a ``synchronize()`` method: :class:`ChainerStep`
 (a method of :func:`chainer_vfbn.methods.build_method`, its updater and
 reporter as in a :class:`~chainer.training.Trainer`) or :class:`TorchStep`
-(the PyTorch eager twin, :mod:`chainer_vfbn.bench.torch_resnet`). The batch
+(the PyTorch eager twin, :mod:`chainer_vfbn.experiments.bench.torch_resnet`). The batch
 stays on the device: no data loading or host-to-device copy is timed.
 
 Example::
 
     >>> import chainer
-    >>> from chainer_vfbn.bench import steps
+    >>> from chainer_vfbn.experiments.bench import steps
     >>> device = chainer.get_device('@numpy')
     >>> x, t = steps.random_batch('resnet8-paper', 2, seed=0)
     >>> step = steps.ChainerStep('bp', 'resnet8-paper', (x, t), device,
@@ -24,7 +24,7 @@ import time
 import chainer
 import numpy
 
-from chainer_vfbn.bench.machine import synchronize
+from chainer_vfbn.experiments.bench.machine import synchronize
 from chainer_vfbn.methods import build_method
 from chainer_vfbn.models import resnet_cifar
 
@@ -98,7 +98,7 @@ class TorchStep(object):
         # Imported here: PyTorch (which torch_resnet imports) is a heavy
         # optional dependency, for the benchmarks' PyTorch twin only.
         import torch
-        from chainer_vfbn.bench import torch_resnet
+        from chainer_vfbn.experiments.bench import torch_resnet
         self.torch = torch
         torch.manual_seed(seed)
         self.device = torch.device(device_spec)

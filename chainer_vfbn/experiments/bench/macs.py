@@ -13,7 +13,7 @@ Example::
 
     >>> import chainer_vfbn
     >>> import chainer.links as L, numpy
-    >>> from chainer_vfbn.bench.macs import count
+    >>> from chainer_vfbn.experiments.bench.macs import count
     >>> fc = L.Linear(3, 5)
     >>> count(lambda: fc(numpy.zeros((7, 3), numpy.float32)))
     105
@@ -22,7 +22,7 @@ import chainer
 import numpy
 from chainer.utils import conv
 
-from chainer_vfbn.bench.pipeline import rank_steps
+from chainer_vfbn.experiments.bench.pipeline import rank_steps
 
 
 def _conv_macs(function, in_data):
@@ -147,6 +147,6 @@ def count(f):
 
 def split_costs(net, split_at, method, batchsize=4):
     """MACs per image of each piece of a K = 2 step cut after ``split_at``
-    (:func:`chainer_vfbn.bench.pipeline.rank_steps`)."""
+    (:func:`chainer_vfbn.experiments.bench.pipeline.rank_steps`)."""
     _, steps = rank_steps(net, split_at, method, batchsize)
     return {name: count(f) / batchsize for name, f in steps.items()}

@@ -12,7 +12,7 @@ pieces and :func:`print_costs` prints both.
 Example::
 
     >>> import chainer_vfbn
-    >>> from chainer_vfbn.bench import pipeline
+    >>> from chainer_vfbn.experiments.bench import pipeline
     >>> from chainer_vfbn.models import resnet_cifar
     >>> net = resnet_cifar('resnet8-paper')
     >>> h_shape, steps = pipeline.rank_steps(net, 'stage2_unit1', 'vfbn', 2)

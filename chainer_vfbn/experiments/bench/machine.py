@@ -4,7 +4,7 @@
 Example::
 
     >>> import chainer
-    >>> from chainer_vfbn.bench import machine
+    >>> from chainer_vfbn.experiments.bench import machine
     >>> device = chainer.get_device('@numpy')
     >>> machine.device_name(device).startswith('CPU')
     True

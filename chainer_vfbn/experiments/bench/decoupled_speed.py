@@ -11,7 +11,7 @@ on the pixels.
 Example::
 
     >>> import chainer_vfbn
-    >>> from chainer_vfbn.bench import decoupled_speed
+    >>> from chainer_vfbn.experiments.bench import decoupled_speed
     >>> r = decoupled_speed.time_one_process('bp', 'resnet8-paper', None,
     ...                                      batchsize=2, warmup=0,
     ...                                      iterations=1)

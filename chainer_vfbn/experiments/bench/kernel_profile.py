@@ -7,7 +7,7 @@ exported, so it needs neither PyTorch nor a GPU.
 
 Example::
 
-    >>> from chainer_vfbn.bench.kernel_profile import busy_time
+    >>> from chainer_vfbn.experiments.bench.kernel_profile import busy_time
     >>> busy_time([(0, 10), (5, 12), (20, 21)])
     13.0
 """
