@@ -109,9 +109,6 @@ def kernel_of(machine):
     """
     if not machine:
         return 'not recorded'
-    blas = machine.get('blas')
-    if not isinstance(blas, list):
-        return '%s, NumPy %s' % (blas, machine.get('numpy'))
     return '%s, NumPy %s' % (provenance.kernel_label(machine),
                              machine.get('numpy'))
 
