@@ -447,8 +447,8 @@ def forward_shapes(chain, in_shape, at=()):
     Example:
         >>> import chainer.functions as F
         >>> import chainer.links as L
-        >>> forward_shapes(chainer.Sequential(L.Linear(4, 8), F.relu), (4,))
-        OrderedDict([(0, (8,)), (1, (8,))])
+        >>> dict(forward_shapes(chainer.Sequential(L.Linear(4, 8), F.relu), (4,)))
+        {0: (8,), 1: (8,)}
     """
     return Cut(chain, at, in_shape).shapes
 
