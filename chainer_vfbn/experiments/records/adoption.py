@@ -19,13 +19,24 @@ def planned_length(args):
     ``--iterations N``, ``('epoch', E)`` for ``--epoch E``, else None (the
     flags are the parser's, :func:`~chainer_vfbn.runs.command_line.flag`).
 
+    As the parser reads them: a flag given twice counts its last value,
+    ``--flag=value`` counts, and ``--iterations`` wins over ``--epoch``.
+
     Example:
         >>> planned_length(['--epoch', '24', '--seed', '0'])
         ('epoch', 24)
+        >>> planned_length(['--epoch', '24', '--epoch=6'])
+        ('epoch', 6)
     """
     for unit, dest in (('iteration', 'iterations'), ('epoch', 'epoch')):
-        if flag(dest) in args:
-            return unit, int(args[args.index(flag(dest)) + 1])
+        name, value = flag(dest), None
+        for i, arg in enumerate(args):
+            if arg == name and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(name + '='):
+                value = arg[len(name) + 1:]
+        if value is not None:
+            return unit, int(value)
     return None
 
 
