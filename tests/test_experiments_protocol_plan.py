@@ -284,10 +284,11 @@ def _tuned_by_halving(tmp_path, popen):
     from chainer_vfbn.experiments import execute
     s = schedules.settings(split_at='stage1_unit1')
     records = str(tmp_path / 'rec')
-    failed = execute.run_mini(s, list(rows.TUNED_ROWS),
-                              schedules.TUNE_PHASES, records,
-                              str(tmp_path / 'out'), train_script='t.py',
-                              jobs=2, popen=popen, log=lambda m: None)
+    failed, held = execute.run_mini(
+        s, list(rows.TUNED_ROWS), schedules.TUNE_PHASES, records,
+        str(tmp_path / 'out'), train_script='t.py', jobs=2, popen=popen,
+        log=lambda m: None)
+    assert held == []
     return s, records, failed
 
 

@@ -34,12 +34,12 @@ def quiet(message):
 
 def _run_mini(tmp_path, results_page=None, s=None, run_rows=None):
     records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
-    failed = execute.run_mini(
+    outcome = execute.run_mini(
         s or schedules.settings(protocol='evidence2'),
         list(run_rows or rows.ROWS), execute.mini_phases('all'),
         records, out, results_doc=results_page, train_script='train.py',
         jobs=4, popen=FakeProcess, log=quiet)
-    assert failed == []
+    assert outcome == ([], [])
     with open(os.path.join(records, 'table.md')) as f:
         return records, f.read()
 

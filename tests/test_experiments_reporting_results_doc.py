@@ -111,7 +111,7 @@ def test_the_report_writes_the_glance_into_a_page_with_its_markers(tmp_path):
     assert execute.run_mini(
         S1, list(rows.ROWS), execute.mini_phases('all'), records, out,
         results_doc=str(page), train_script='train.py', jobs=4,
-        popen=FakeProcess, log=lambda line: None) == []
+        popen=FakeProcess, log=lambda line: None) == ([], [])
     text = page.read_text()
     assert text.startswith('# Project\nabove\n' + begin + '\n| method')
     assert text.endswith(end + '\nbelow\n') and 'STALE' not in text

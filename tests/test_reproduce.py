@@ -9,7 +9,11 @@ import time
 
 import pytest
 
+from chainer_vfbn.experiments.protocol import choices
+from chainer_vfbn.experiments.protocol import plan as planning
 from chainer_vfbn.experiments.protocol import schedules
+from chainer_vfbn.experiments.records import locks
+from chainer_vfbn.experiments.records import store
 from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.protocol.rows import ROWS
 from chainer_vfbn.experiments.reporting import results_doc
@@ -490,6 +494,31 @@ def test_mini_list_has_every_phase_and_a_final_waits_for_its_tuning(
     assert argv[argv.index('--out') + 1] == os.path.join(out, 'final',
                                                          'vfbn_seed1')
     assert argv[argv.index('--alpha-gs') + 1] == '0.0001'  # the fake's best
+
+
+def test_a_mini_table_that_another_process_holds_back_exits_75(
+        tmp_path, capsys, mini_data):
+    """A whole mini table whose tuning run another live process trains
+    cannot plan the rungs after it: it says so in one line and exits 75
+    (try again), not 0; once that run is recorded, the same command
+    completes the table."""
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    argv = ['--schedule', 'mini', '--rows', 'bp,vfbn', '--records', records,
+            '--out', out, '--data-dir', mini_data]
+    s = schedules.settings()
+    first = planning.plan('tune', s, rows=['vfbn'])[0]
+    held = locks.lock_record(records, first)        # a live holder: us
+    FakeProcess.calls = []
+    assert reproduce.main(argv, popen=FakeProcess) == reproduce.EXIT_WAITING
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['reproduce.py: the table is not complete: 1 run(s) that '
+                   'other processes train have no record yet (%s); the same '
+                   'command goes on once they end' % first.key]
+    assert 'final/vfbn_seed0' not in str(FakeProcess.calls)
+    held.release()
+    assert reproduce.main(argv, popen=FakeProcess) == 0
+    assert store.status(first, records) == 'done'
+    assert choices.tuning_choice('vfbn', s, records) is not None
 
 
 def test_a_deleted_or_damaged_record_and_a_full_disk_strand_nothing(

@@ -48,7 +48,9 @@ are known from the records of the one before), then the ``--phase
 report`` job after them all (docs/cluster.md).
 Exit statuses: 0 done (trained,
 adopted, already recorded, or taken by another live process), 1 a run
-failed, 2 refused input, 75 waits for an earlier phase, 130/143
+failed, 2 refused input, 75 waits for an earlier phase (also a whole mini
+table that another process's runs keep from completing: the later rungs
+and finals are planned from their records, so run it again), 130/143
 interrupted.
 
 Examples::
@@ -451,7 +453,7 @@ def _fail(message, code=2):
 def main_mini(args, popen=subprocess.Popen):
     """``--schedule mini``: :func:`.experiments.execute.run_mini`."""
     try:
-        failed = execute.run_mini(
+        failed, held = execute.run_mini(
             schedules.settings(args.arch, args.split_at, args.protocol),
             args.rows,
             execute.mini_phases(args.phase), args.records, args.out,
@@ -467,6 +469,11 @@ def main_mini(args, popen=subprocess.Popen):
     if failed:
         return _fail('%d run(s) failed: %s' % (len(failed), ', '.join(failed)),
                      1)
+    if held:
+        return _fail('the table is not complete: %d run(s) that other '
+                     'processes train have no record yet (%s); the same '
+                     'command goes on once they end' % (
+                         len(held), ', '.join(held)), EXIT_WAITING)
     return 0
 
 

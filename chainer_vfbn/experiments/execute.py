@@ -5,6 +5,7 @@ the report from the records.
 :func:`run_table` for the Table 1 schedules (``smoke``, ``short``,
 ``paper``) and :func:`run_mini` for the mini schedule.
 """
+import collections
 import os
 
 from chainer_vfbn.experiments import ExperimentError
@@ -183,6 +184,11 @@ def _mini_round(s, rows, phases, records, untuned):
     return runs, sorted(waiting)
 
 
+#: What :func:`run_mini` leaves: the keys of the runs that ``failed``, and
+#: of those ``held`` by another live process, still without a record.
+MiniOutcome = collections.namedtuple('MiniOutcome', 'failed held')
+
+
 def run_mini(s, rows, phases, records, out, untuned=False, results_doc=None,
              log=print, **pool):
     """Run the mini schedule's ``phases`` in rounds, each what can run now,
@@ -200,9 +206,12 @@ def run_mini(s, rows, phases, records, out, untuned=False, results_doc=None,
         pool: :func:`.pool.run_pool`'s other options.
 
     Returns:
-        list: The keys of the runs that failed.
+        MiniOutcome: ``failed``, the keys of the runs that failed, and
+        ``held``, those of the runs that another live process was training
+        and that have no record yet: the phases after them could not be
+        planned, so the table is not complete until they end.
     """
-    failed, started, waiting = [], set(), []
+    failed, started, waiting, taken = [], set(), [], []
     try:
         while True:
             runs, waiting = _mini_round(s, rows, phases, records, untuned)
@@ -212,14 +221,16 @@ def run_mini(s, rows, phases, records, out, untuned=False, results_doc=None,
             started.update(r.key for r in runs)
             result = run_pool(runs, s, records, out, log=log, **pool)
             failed += [k for k, v in result.items() if v.startswith('failed')]
+            taken += [r for r in runs if result.get(r.key) == 'taken']
     except Interrupted:
         # The running runs snapshotted; the report holds the finished ones.
         os.makedirs(records, exist_ok=True)
         write_report(s, records, log=log, results_doc=results_doc)
         raise
+    held = [r.key for r in taken if status(r, records) != 'done']
     if waiting:
         log('mini: no final runs yet for %s: their tuning is not complete'
             % ', '.join(waiting))
     os.makedirs(records, exist_ok=True)
     write_report(s, records, log=log, results_doc=results_doc)
-    return failed
+    return MiniOutcome(failed, held)
