@@ -320,6 +320,43 @@ def test_halving_same_budget_and_the_best_survive(tmp_path):
     assert math.isclose(last[1]['mean'], 0.585)
 
 
+def test_the_report_shows_every_rung_and_alpha_zero(tmp_path):
+    """The summary's tuning holds every rung's records (8, then 4, then the
+    best 2 with two seeds), and the tuning figure draws one line per rung,
+    the last averaged over its seeds, with alpha_gs = 0 at a place of its
+    own (a log axis had dropped it)."""
+    from fake_train import FakeProcess
+    from chainer_vfbn.experiments.reporting import figures
+    from chainer_vfbn.experiments.statistics import summary
+    plt = pytest.importorskip('matplotlib.pyplot')
+    s, records, failed = _tuned_by_halving(tmp_path, FakeProcess)
+    tuning = summary._tuning('vfbn', s, records)
+    assert [sum(t['rung'] == k for t in tuning) for k in range(3)] == [
+        8, 4, 4]
+    assert {t['epochs'] for t in tuning if t['rung'] == 2} == {24}
+    fig, ax = plt.subplots()
+    figures._tuning(ax, [dict(row='vfbn', tuning=tuning)])
+    drawn = {line.get_label(): line for line in ax.get_lines()}
+    assert sorted(drawn) == ['vfbn, batch-mean, epoch 12',
+                             'vfbn, batch-mean, epoch 24, mean of 2 seeds',
+                             'vfbn, batch-mean, epoch 6']
+    grid = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert grid == ['0', '1e-7', '1e-6', '1e-5', '1e-4', '1e-3', '1e-2',
+                    '1e-1']
+    first = drawn['vfbn, batch-mean, epoch 6']
+    assert list(first.get_xdata()) == list(range(8))
+    assert first.get_ydata()[0] == 100 * [
+        t['val_error'] for t in tuning if t['rung'] == 0
+        and t['alpha'] == 0][0]
+    last = drawn['vfbn, batch-mean, epoch 24, mean of 2 seeds']
+    for x, y in zip(last.get_xdata(), last.get_ydata()):
+        errors = [100 * t['val_error'] for t in tuning if t['rung'] == 2
+                  and t['alpha'] == [0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2,
+                                     1e-1][x]]
+        assert len(errors) == 2 and y == pytest.approx(sum(errors) / 2)
+    plt.close(fig)
+
+
 def test_halving_ranks_a_diverged_run_last(tmp_path):
     from fake_train import DivergingProcess
     s, records, failed = _tuned_by_halving(tmp_path, DivergingProcess)

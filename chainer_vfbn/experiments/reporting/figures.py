@@ -1,11 +1,14 @@
 """The plots of a report: Figure 3 (error curves and synthetic-gradient
 quality), the tuning curves and the length check. Each is skipped, with
 the reason, where matplotlib is not installed."""
+import collections
 import os
+import statistics
 
 import numpy
 
 from chainer_vfbn.datasets import augment
+from chainer_vfbn.experiments.protocol.schedules import alpha_name
 
 #: Why the plots were skipped, where matplotlib is not installed.
 NO_MATPLOTLIB = ("plots skipped: matplotlib is not installed "
@@ -79,18 +82,34 @@ def _synth_quality(axes, table):
 
 
 def _tuning(ax, table):
-    for i, r in enumerate(table):
-        for scale, style in (('batch-mean', '-o'), ('per-example', '--x')):
-            pts = sorted((t['alpha'], 100 * t['val_error']) for t in
-                         r['tuning'] if t['scale'] == scale and
-                         t['val_error'] is not None)
-            if pts:
-                ax.plot(*zip(*pts), style, color='C%d' % (i % 10),
-                        label='%s, %s' % (r['row'], scale))
-    ax.set_xscale('log')
-    ax.set_xlabel('alpha_gs')
+    """Validation error against each candidate, one line per row, target
+    scale and rung (the last rung's seeds averaged). The candidates sit at
+    even steps in grid order, so that alpha_gs = 0 has its place."""
+    entries = [(i, r['row'], t) for i, r in enumerate(table)
+               for t in r['tuning'] if t['val_error'] is not None]
+    grid = sorted({t['alpha'] for _, _, t in entries})
+    lines = collections.OrderedDict()
+    for i, row, t in entries:
+        lines.setdefault((i, row, t['scale'], t['rung'], t['epochs']),
+                         collections.defaultdict(list))[t['alpha']].append(
+                             100 * t['val_error'])
+    rungs = {t['rung'] for _, _, t in entries}
+    for (i, row, scale, rung, epochs), errors in lines.items():
+        pts = sorted((grid.index(a), statistics.fmean(e))
+                     for a, e in errors.items())
+        seeds = max(len(e) for e in errors.values())
+        label = '%s, %s' % (row, scale) + (
+            '' if rungs == {0} else ', epoch %s%s' % (
+                epochs, ', mean of %d seeds' % seeds if seeds > 1 else ''))
+        ax.plot(*zip(*pts), ('-' if scale == 'batch-mean' else '--')
+                + 'os^vD'[rung % 5], color='C%d' % (i % 10), label=label)
+    ax.set_xticks(range(len(grid)))
+    ax.set_xticklabels([alpha_name(a) for a in grid])
+    ax.set_xlabel('alpha_gs' + (' (infopro: lambda2)' if 'infopro' in {
+        row for _, row, _ in entries} else ''))
     ax.set_ylabel('validation error (%)')
-    ax.set_title('Tuning on the validation split (short runs)')
+    ax.set_title('Tuning on the validation split' + (
+        ' (short runs)' if rungs == {0} else ', rung by rung'))
 
 
 def _length(ax, length):

@@ -138,7 +138,8 @@ def _md_table(s, table, level):
 
 
 def _md_tuning_row(r, scale, grid):
-    cells = {t['alpha']: t for t in r['tuning'] if t['scale'] == scale}
+    cells = {t['alpha']: t for t in r['tuning']
+             if t['scale'] == scale and t['rung'] == 0}
     if not cells and scale != 'batch-mean':
         return []
     row_cells = []
