@@ -5,16 +5,12 @@ import statistics
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.protocol.choices import chosen_settings
 from chainer_vfbn.experiments.protocol.plan import plan
-from chainer_vfbn.experiments.protocol.plan import rung_candidates
-from chainer_vfbn.experiments.protocol.plan import rung_run
-from chainer_vfbn.experiments.protocol.plan import rung_seeds
 from chainer_vfbn.experiments.protocol.rows import MINI_EXTRA_ROWS
 from chainer_vfbn.experiments.protocol.rows import MINI_LABELS
 from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.protocol.rows import ROWS
 from chainer_vfbn.experiments.protocol.rows import default_rows
 from chainer_vfbn.experiments.protocol.schedules import TUNE_PHASES
-from chainer_vfbn.experiments.protocol.schedules import halving
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
 from chainer_vfbn.experiments.records.machines import machine_of
 from chainer_vfbn.experiments.records.store import read_record
@@ -51,21 +47,6 @@ def _figures(summaries, pct, plain):
     return out
 
 
-def _tuning_runs(row, s, records):
-    """A tuned row's tuning runs: the grid's (Evidence II), or every rung's
-    that its records let plan (successive halving)."""
-    if not halving(s):
-        return plan('tune', s, rows=[row])
-    runs = []
-    for rung in range(len(s['rungs'])):
-        candidates = rung_candidates(row, s, records, rung)
-        if candidates is None:
-            break
-        runs += [rung_run(s, row, choice, seed, rung)
-                 for choice in candidates for seed in rung_seeds(s, rung)]
-    return runs
-
-
 def _tuning(row, s, records):
     """Each recorded tuning run of a tuned row: its ``alpha`` and
     ``scale``, ``val_error``, ``diverged``, ``rung`` (0: the first, the
@@ -77,8 +58,10 @@ def _tuning(row, s, records):
                  diverged=rec['summary'].get('status') == 'diverged',
                  rung=TUNE_PHASES.index(run.phase), seed=run.seed,
                  epochs=run.options.get('epoch'))
-            for run, rec in records_of(_tuning_runs(row, s, records),
-                                       records)]
+            for run, rec in records_of(
+                [run for phase in TUNE_PHASES
+                 for run in plan(phase, s, rows=[row], records=records)],
+                records)]
 
 
 def _final_runs(row, s, chosen):
