@@ -371,6 +371,13 @@ def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
             if l.startswith('- vfbn: 1e-4 against the runner-up 1e-5:')]
     assert line and ': -1.00 [-3.00, +0.00], p = 0.5; t over seeds' \
         in line[0], line
+    assert 'value of the grid' not in line[0]
+    # the fake's DNI rows are best at 1e-5, their grid's largest value: a
+    # choice on the grid's edge says so
+    line = [l for l in md.splitlines() if l.startswith('- dni-linear: 1e-5')]
+    assert line and line[0].endswith(
+        'The choice is the largest value of the grid: a better one may lie '
+        'beyond it, which the protocol did not try'), line
     # InfoPro's weight is tuned by the same rule (8 candidates), DGL has
     # none; both are compared with VFBN, and their published fractions
     # stand beside ours, labelled as theirs

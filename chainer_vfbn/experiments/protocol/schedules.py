@@ -218,6 +218,33 @@ def tuning_grid(row, s):
     return [(a, sc) for sc in s['dni_target_scales'] for a in alphas]
 
 
+def grid_edge(row, s, choice):
+    """Which edge of its row's grid a choice's value lies on: ``'largest'``
+    or ``'smallest non-zero'`` (0, the untrained synthesizer or no
+    classification loss, is a value of its own, not an edge), else None.
+    A choice on an edge says that the best value may lie beyond the grid,
+    where the protocol did not look.
+
+    Example:
+        >>> grid_edge('vfbn', EVIDENCE3, (1e-1, 'batch-mean'))
+        'largest'
+        >>> grid_edge('vfbn', EVIDENCE3, (1e-7, 'batch-mean'))
+        'smallest non-zero'
+        >>> grid_edge('vfbn', EVIDENCE3, (1e-3, 'batch-mean')) is None
+        True
+        >>> grid_edge('dni-linear', EVIDENCE3, (1e-5, 'per-example'))
+        'largest'
+    """
+    values = sorted({value for value, _ in tuning_grid(row, s) if value})
+    if choice is None or len(values) < 2:
+        return None
+    if choice[0] == values[-1]:
+        return 'largest'
+    if choice[0] == values[0]:
+        return 'smallest non-zero'
+    return None
+
+
 def tuned_rows(s):
     """The rows that the settings' tuning sets: a tuned kind with no grid
     in them (InfoPro under Evidence II) runs its row's own value.

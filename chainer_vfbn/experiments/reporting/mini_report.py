@@ -13,6 +13,7 @@ from chainer_vfbn.experiments.protocol.plan import run_error
 from chainer_vfbn.experiments.protocol.plan import rung_candidates
 from chainer_vfbn.experiments.protocol.plan import rung_run
 from chainer_vfbn.experiments.protocol.schedules import alpha_name
+from chainer_vfbn.experiments.protocol.schedules import grid_edge
 from chainer_vfbn.experiments.protocol.schedules import halving
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
 from chainer_vfbn.experiments.records.machines import check_one_kernel
@@ -198,10 +199,14 @@ def _md_runner_up(s, row, records):
     res = comparisons.compare_rows(_last_rung_row(s, row, chosen, records),
                                    _last_rung_row(s, row, other, records),
                                    'centre')
-    return '%s: %s against the runner-up %s: %s%s' % (
+    edge = grid_edge(row, s, chosen)
+    return '%s: %s against the runner-up %s: %s%s%s' % (
         row, _fmt_choice(chosen), _fmt_choice(other), '—' if res is None
         else _fmt_gap(res), '' if res is None or not res.get('seed_test')
-        else '; t over seeds p = %.2g' % res['seed_test']['p'])
+        else '; t over seeds p = %.2g' % res['seed_test']['p'],
+        '' if edge is None else '. The choice is the %s value of the grid: '
+        'a better one may lie beyond it, which the protocol did not try'
+        % edge)
 
 
 def _md_halving(s, records):
