@@ -25,69 +25,115 @@ N_IMAGES = 200
 
 def _row(name, wrong_centre, wrong_tta, seeds=(0, 1)):
     """A table row (as :func:`summarize` gives) whose runs err on the
-    images listed, the same in every seed."""
+    images listed: the same in every seed, or ``{seed: images}``."""
     labels = numpy.zeros(N_IMAGES, int)
     predictions, errors = {}, {}
     for view, wrong in (('centre', wrong_centre), ('tta', wrong_tta)):
-        predicted = labels.copy()
-        predicted[list(wrong)] = 1
-        errors[view] = 100. * len(wrong) / N_IMAGES
+        errors[view] = []
         for seed in seeds:
+            predicted = labels.copy()
+            predicted[list(wrong[seed] if isinstance(wrong, dict)
+                           else wrong)] = 1
+            errors[view].append(100. * predicted.mean())
             predictions.setdefault(seed, {'labels': encode_classes(labels)})
             predictions[seed][view] = encode_classes(predicted)
     label, _, paper = rows.MINI_ROWS[name]
     return dict(row=name, label=label, paper=paper, seeds=list(seeds),
-                choice=(1e-6, 'batch-mean') if name in rows.TUNED_ROWS
+                choice=((0.5, None) if name == 'infopro' else
+                        (1e-6, 'batch-mean')) if name in rows.TUNED_ROWS
                 else None, predictions=predictions, machines={},
-                centre=stats([errors['centre']] * len(seeds)),
-                tta=stats([errors['tta']] * len(seeds)))
+                centre=stats(errors['centre']), tta=stats(errors['tta']))
 
 
 def _table():
     """BP errs on 40 images; VFBN on 100; the bottom half alone on 100
     other ones in the centre view (no difference: 50 each way), and on 140
-    with TTA; the linear DNI on VFBN's images plus one."""
+    with TTA; the linear DNI on VFBN's images plus one; DGL on 60 more
+    than VFBN in seed 0 and 20 more in seed 1, so that the seeds do not
+    agree on how much more (t-test over the two seeds: p = 0.3)."""
+    dgl = {0: range(160), 1: range(120)}
     return [_row('bp', range(40), range(40)),
             _row('bottom-bp', range(50, 150), range(140)),
             _row('dni-linear', range(101), range(101)),
             _row('vfbn', range(100), range(100)),
-            _row('vfbn-linear', range(60), range(60))]
+            _row('vfbn-linear', range(60), range(60)),
+            _row('dgl', dgl, dgl)]
 
 
-def test_the_verdict_says_only_what_the_intervals_resolve():
+def test_the_verdict_says_only_what_the_intervals_and_the_seeds_resolve():
     lines = results_doc.glance_lines(S1, _table(), n_boot=500)
-    verdict = lines[-1]
-    assert verdict.startswith('**Verdict** (paired by image and seed; ')
-    assert '): VFBN (`vfbn`) errs more than BP (+30.00 [' in verdict
+    start = [i for i, l in enumerate(lines) if l.startswith('**Verdict**')]
+    assert len(start) == 1 and lines[start[0]].endswith('VFBN (`vfbn`):')
+    assert 'only where the interval excludes 0 and p < 0.05' \
+        in lines[start[0]]
+    verdict = [l for l in lines[start[0]:] if l.startswith('- ')]
+    # resolved by the interval and by the seeds (equal in both seeds: p=0)
+    assert verdict[0].startswith('- errs more than BP (+30.00 [')
+    assert verdict[0].endswith(', p < 1e-4 over 2 seeds);')
     # against the bottom half: unresolved in the centre view (0 points),
     # resolved with TTA (-20 points)
-    assert ('; it cannot be told from the bottom half trained alone in the '
-            'centre view (+0.00 [') in verdict
+    assert verdict[1].startswith('- cannot be told from the bottom half '
+                                 'trained alone in the centre view (+0.00 [')
     assert ' and errs less than it with the 36-view average (−20.00 [' \
-        in verdict
-    assert '; it cannot be told from the linear DNI (−0.50 [' in verdict
-    assert verdict.endswith('[docs/RESULTS.md](docs/RESULTS.md).')
-    # the paper's rows only (vfbn-linear has no paper figure), both sides
-    # named, the tuned row's choice given
+        in verdict[1]
+    assert verdict[2].startswith('- cannot be told from the linear DNI '
+                                 '(−0.50 [')
+    # DGL: the interval excludes 0, the two seeds' t-test does not
+    assert verdict[3].startswith('- errs less than DGL on these test images, '
+                                 'not resolved over the seeds (−20.00 [')
+    assert verdict[3].endswith(', p = 0.3 over 2 seeds).')
+    assert len(verdict) == 4
+    assert lines[-1] == ('Every comparison, with its tests: '
+                         '[docs/RESULTS.md](docs/RESULTS.md).')
+    # the rows with a published figure (vfbn-linear has none), both sides
+    # named, the tuned row's choice given, the shares beside the published
     table = [l for l in lines if l.startswith('| ')]
     assert table[0] == (
         '| method (`--method`) | paper (%): ResNet-110, full CIFAR-10 | '
         'ours (%): ResNet-8 on cifar-10-mini, 36-view average | ours (%): '
-        'centre view | seeds |')
-    assert table[1:] == [
-        '| Back prop (`bp`) | 5.15 | 20.00 ± 0.00 | 20.00 ± 0.00 | 2 |',
-        '| Bottom half with back prop (`bottom-bp`) | 5.76 | 70.00 ± 0.00 | '
-        '50.00 ± 0.00 | 2 |',
-        "| Jaderberg's Linear, alpha_gs chosen: 1e-6 (`dni-linear`) | 15.56 | "
-        '50.50 ± 0.00 | 50.50 ± 0.00 | 2 |',
-        '| VFBN, alpha_gs = 1e-3, alpha_gs chosen: 1e-6 (`vfbn`) | 5.51 | 50.00 ± 0.00 '
-        '| 50.00 ± 0.00 | 2 |']
+        'centre view | share of the gap recovered, ours: 36-view [95% CI] | '
+        'share of the gap recovered, published | seeds |')
+    cells = [[c.strip() for c in l.split('|')[1:-1]] for l in table[1:]]
+    assert [c[0] for c in cells] == [
+        'Back prop (`bp`)', 'Bottom half with back prop (`bottom-bp`)',
+        "Jaderberg's Linear, alpha_gs chosen: 1e-6 (`dni-linear`)",
+        'VFBN, alpha_gs = 1e-3, alpha_gs chosen: 1e-6 (`vfbn`)',
+        'DGL, MLP-SR auxiliary net (Belilovsky et al.) (`dgl`)']
+    assert cells[0][1:] == ['5.15', '20.00 ± 0.00', '20.00 ± 0.00',
+                            '1 (by definition)', '1.00', '2']
+    assert cells[1][4:6] == ['0 (by definition)', '0.00']
+    # VFBN: (70 - 50) / (70 - 20) of the gap with TTA, the paper's 0.41
+    assert cells[3][1:4] == ['5.51', '50.00 ± 0.00', '50.00 ± 0.00']
+    assert cells[3][4].startswith('+0.40 [') and cells[3][5] == '0.41'
+    # DGL: no paper figure; InfoPro's table's share, labelled as theirs
+    assert cells[4][1:3] == ['—', '70.00 ± 14.14']
+    assert cells[4][5] == "0.30 (InfoPro's table)"
     caption = [l for l in lines if l.startswith('Test error')][0]
     assert ('ResNet-110 on the full CIFAR-10 (50,000 training and 10,000 '
             'test images)') in caption
     assert ('Ours is ResNet-8 (`resnet8-paper`) on cifar-10-mini: 4,660 '
             'training and 846 test images of real CIFAR-10, cut after '
             '`stage1_unit1`') in caption
+    assert "The peers' published shares are of InfoPro's table" in caption
+
+
+def test_a_verdict_of_one_seed_says_so():
+    table = [_row('bp', range(40), range(40), seeds=(3,)),
+             _row('vfbn', range(100), range(100), seeds=(3,))]
+    verdict = [l for l in results_doc.glance_lines(S1, table, n_boot=200)
+               if l.startswith('- ')]
+    assert len(verdict) == 1
+    assert verdict[0].startswith('- errs more than BP on these test images, '
+                                 'in one seed (+30.00 [')
+    assert verdict[0].endswith('], one seed).')
+    assert 'p =' not in verdict[0] and 'p <' not in verdict[0]
+
+
+def test_infopro_s_choice_is_its_lambda2():
+    lines = results_doc.glance_lines(
+        S1, [_row('infopro', range(9), range(9))], n_boot=100)
+    assert ('| InfoPro, softmax, lambda2 = 0.5 (Wang et al.), lambda2 '
+            'chosen: 0.5 (`infopro`) | — |') in '\n'.join(lines)
 
 
 def test_a_row_not_run_yet_and_no_pairs():
@@ -96,8 +142,9 @@ def test_a_row_not_run_yet_and_no_pairs():
         centre=None, tta=None)]
     lines = results_doc.glance_lines(S1, table, n_boot=100)
     assert '| VFBN, alpha_gs = 1e-3, alpha_gs chosen: 1e-6 (`vfbn`) | 5.51 | not run yet '\
-        '| not run yet | 0 |' in lines
-    assert lines[-1].startswith('No verdict yet: the rows have no paired runs.')
+        '| not run yet | — | 0.41 | 0 |' in lines
+    assert 'No verdict yet: the rows have no paired runs.' in lines
+    assert not [l for l in lines if l.startswith(('**Verdict**', '- '))]
 
 
 def test_the_report_writes_the_glance_into_a_page_with_its_markers(tmp_path):

@@ -283,6 +283,32 @@ def choice_name(choice):
     return 'a%s_%s' % (alpha_name(choice[0]), choice[1])
 
 
+def choice_text(choice):
+    """A tuning choice as the reports write it: ``alpha_gs`` (with ", B·δ"
+    for the per-example target scale) or InfoPro's lambda2; "—" for none.
+
+    Example:
+        >>> choice_text((1e-05, 'per-example')), choice_text((0.5, None))
+        ('1e-5, B·δ', '0.5')
+    """
+    if choice is None:
+        return '—'
+    if choice[1] is None:       # InfoPro's lambda2
+        return '%g' % choice[0]
+    return '%s%s' % (alpha_name(choice[0]),
+                     ', B·δ' if choice[1] == 'per-example' else '')
+
+
+def choice_option(choice):
+    """The name of the option a tuning choice sets.
+
+    Example:
+        >>> choice_option((1e-05, 'batch-mean')), choice_option((0.5, None))
+        ('alpha_gs', 'lambda2')
+    """
+    return 'lambda2' if choice[1] is None else 'alpha_gs'
+
+
 def alpha_name(alpha):
     """``alpha_gs`` as run names and tables write it.
 

@@ -20,7 +20,14 @@ def _ci(res, key, digits=2):
                                      digits, res['high'])
 
 
-def _p(p):
+def p_text(p):
+    """A p-value as the reports write it: two significant digits, or
+    "<1e-4".
+
+    Example:
+        >>> p_text(0.03141), p_text(2e-6)
+        ('0.031', '<1e-4')
+    """
     return '%.2g' % p if p >= 1e-4 else '<1e-4'
 
 
@@ -40,8 +47,8 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
             res = by_view[view]
             cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—',
                       '—', '—'] if res is None else [
-                         _ci(res, 'diff'), _p(res['p']), _p(res['p_holm']),
-                         ', '.join('%d: %s' % (s, _p(p))
+                         _ci(res, 'diff'), p_text(res['p']), p_text(res['p_holm']),
+                         ', '.join('%d: %s' % (s, p_text(p))
                                    for s, p in res['per_seed']),
                          _seed_p(res['seed_test']),
                          _seeds(res['mixed_machines'])])
@@ -75,8 +82,8 @@ def _seed_p(test):
         return '—'
     t = test['t']
     return '%s (%s, %d), Holm %s' % (
-        _p(test['p']), '%+.1f' % t if abs(t) < 1e6 else '+∞' if t > 0
-        else '−∞', test['df'], _p(test['p_holm']))
+        p_text(test['p']), '%+.1f' % t if abs(t) < 1e6 else '+∞' if t > 0
+        else '−∞', test['df'], p_text(test['p_holm']))
 
 
 def _seeds(seeds):

@@ -13,6 +13,7 @@ from chainer_vfbn.experiments.protocol.plan import run_error
 from chainer_vfbn.experiments.protocol.plan import rung_candidates
 from chainer_vfbn.experiments.protocol.plan import rung_run
 from chainer_vfbn.experiments.protocol.schedules import alpha_name
+from chainer_vfbn.experiments.protocol.schedules import choice_text
 from chainer_vfbn.experiments.protocol.schedules import grid_edge
 from chainer_vfbn.experiments.protocol.schedules import halving
 from chainer_vfbn.experiments.protocol.schedules import tuned_rows
@@ -83,15 +84,6 @@ def _fmt_gap(res):
                                                res['high'], res['p'])
 
 
-def _fmt_choice(choice):
-    if choice is None:
-        return '—'
-    if choice[1] is None:       # InfoPro's lambda2
-        return '%g' % choice[0]
-    return '%s%s' % (alpha_name(choice[0]),
-                     ', B·δ' if choice[1] == 'per-example' else '')
-
-
 def _md_settings(s, records):
     lines = ['# Table 1 on cifar-10-mini (protocol `mini`%s)' % (
         ', `%s`' % s['protocol'] if s.get('protocol') else ''), '',
@@ -109,7 +101,7 @@ def _md_settings(s, records):
 def _md_alpha(r, s):
     if r['row'] == 'vfbn-alpha0':
         return '0 (untrained)'
-    return _fmt_choice(r['choice']) if r['row'] in tuned_rows(s) else 'n/a'
+    return choice_text(r['choice']) if r['row'] in tuned_rows(s) else 'n/a'
 
 
 def _md_table(s, table, level):
@@ -201,7 +193,7 @@ def _md_runner_up(s, row, records):
                                    'centre')
     edge = grid_edge(row, s, chosen)
     return '%s: %s against the runner-up %s: %s%s%s' % (
-        row, _fmt_choice(chosen), _fmt_choice(other), '—' if res is None
+        row, choice_text(chosen), choice_text(other), '—' if res is None
         else _fmt_gap(res), '' if res is None or not res.get('seed_test')
         else '; t over seeds p = %.2g' % res['seed_test']['p'],
         '' if edge is None else '. The choice is the %s value of the grid: '
@@ -250,7 +242,7 @@ def _md_halving(s, records):
                        for seed in s['last_rung_seeds']]
                       + [_err_cell(r['mean'], choice == chosen)]
                       if r else [''] * (len(s['last_rung_seeds']) + 1))
-            lines.append('| %s | %s | %s |' % (row, _fmt_choice(choice),
+            lines.append('| %s | %s | %s |' % (row, choice_text(choice),
                                                ' | '.join(cells)))
         verdict = _md_runner_up(s, row, records)
         if verdict:

@@ -17,6 +17,7 @@ import re
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.protocol import schedules
 from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
+from chainer_vfbn.experiments.reporting.comparison_tables import p_text
 from chainer_vfbn.experiments.statistics import comparisons
 
 #: The lines of a results page between which the default mini schedule's
@@ -131,12 +132,19 @@ PAPER_SETTING = ('ResNet-110 on the full CIFAR-10 (50,000 training and '
                  '10,000 test images)')
 #: The same, in a table's header.
 PAPER_SHORT = 'ResNet-110, full CIFAR-10'
-#: The glance's verdict: (row, the row it is compared with, what the other
-#: row is called), in this order.
+#: The glance's verdict: the rows VFBN is compared with, each with what it
+#: is called, in this order (those absent from the table are left out).
 VERDICT = (('bp', 'BP'), ('bottom-bp', 'the bottom half trained alone'),
-           ('dni-linear', 'the linear DNI'))
+           ('layerwise', 'the layer-wise loss'),
+           ('vfbn-alpha0', 'its `v_f` left untrained (α_gs = 0)'),
+           ('vfbn-paper-alpha', "the paper's α_gs = 1e-3"),
+           ('dni-linear', 'the linear DNI'),
+           ('dni-resnet', "DNI's small ResNet"),
+           ('dgl', 'DGL'), ('infopro', 'InfoPro'))
 #: The row the verdict is about.
 VERDICT_ROW = 'vfbn'
+#: The p-value below which the t-test over the seeds resolves a difference.
+SEED_P = 0.05
 _VIEW_NAMES = {'centre': 'in the centre view',
                'tta': 'with the 36-view average'}
 
@@ -148,50 +156,86 @@ def _mean_sd(st):
                                   else '')
 
 
-def _ci(res):
-    return ('%+.2f [%+.2f, %+.2f]' % (res['diff'], res['low'], res['high'])
+def _ci(res, key='diff'):
+    return ('%+.2f [%+.2f, %+.2f]' % (res[key], res['low'], res['high'])
             ).replace('-', '−')
 
 
-def _direction(res):
-    """'more', 'less' or None: whether the 95% interval excludes 0."""
-    return ('more' if res['low'] > 0 else 'less' if res['high'] < 0
-            else None)
+def _finding(res):
+    """What one view's comparison resolves: ``(direction, over_seeds)``,
+    the direction 'more', 'less' or None as the 95% interval excludes 0
+    above or below or not at all, and whether the t-test over the seeds
+    also gives p < :data:`SEED_P`."""
+    direction = ('more' if res['low'] > 0 else 'less' if res['high'] < 0
+                 else None)
+    p = res['seed_test']['p']
+    return direction, direction is not None and p is not None and p < SEED_P
 
 
-def _say(direction, other):
-    return ('errs %s than %s' % (direction, other) if direction
-            else 'cannot be told from %s' % other)
+def _say(finding, other, n_seeds, where=''):
+    """The words of one finding against ``other``, ``where`` (a view's
+    name, with its leading space, or '') after the row's name."""
+    direction, over_seeds = finding
+    if direction is None:
+        return 'cannot be told from %s%s' % (other, where)
+    said = 'errs %s than %s%s' % (direction, other, where)
+    if over_seeds:
+        return said
+    return said + (' on these test images, in one seed' if n_seeds == 1
+                   else ' on these test images, not resolved over the '
+                   'seeds')
+
+
+def _numbers(res):
+    p = res['seed_test']['p']
+    if p is None:
+        return _ci(res) + ', one seed'
+    p = p_text(p)
+    return '%s, p %s over %d seeds' % (
+        _ci(res), '< ' + p[1:] if p.startswith('<') else '= ' + p,
+        len(res['seeds']))
 
 
 def verdict_clause(res, other):
     """One clause of the verdict, worded by the paired statistics: "errs
-    more (less) than" where the 95% interval of the difference excludes 0,
-    "cannot be told from" where it does not, per view where they differ.
+    more (less) than" where the 95% interval of the difference excludes 0
+    and the t-test over the seeds gives p < :data:`SEED_P`; "... on these
+    test images" with what the seeds leave open where only the interval
+    does; "cannot be told from" where the interval holds 0; per view where
+    the views differ.
 
     Args:
         res (dict): ``{view: compare_rows result}`` (both views).
         other (str): What the compared row is called.
 
     Example:
-        >>> r = {'centre': dict(diff=6.5, low=4.2, high=8.9),
-        ...      'tta': dict(diff=-1.0, low=-2.5, high=0.5)}
+        >>> def res(diff, low, high, p):
+        ...     return dict(diff=diff, low=low, high=high, seeds=[0, 1, 2],
+        ...                 seed_test=dict(p=p))
+        >>> r = {'centre': res(6.5, 4.2, 8.9, 0.004),
+        ...      'tta': res(-1.0, -2.5, 0.5, 0.3)}
         >>> for part in verdict_clause(r, 'BP').split(' and '):
         ...     print(part)
-        errs more than BP in the centre view (+6.50 [+4.20, +8.90])
-        cannot be told from it with the 36-view average (−1.00 [−2.50, +0.50])
+        errs more than BP in the centre view (+6.50 [+4.20, +8.90], p = 0.004 over 3 seeds)
+        cannot be told from it with the 36-view average (−1.00 [−2.50, +0.50], p = 0.3 over 3 seeds)
+        >>> r['tta'] = res(3.0, 1.0, 5.0, 0.09)
+        >>> print(verdict_clause(r, 'BP').split(' and ')[1])
+        errs more than it with the 36-view average on these test images, not resolved over the seeds (+3.00 [+1.00, +5.00], p = 0.09 over 3 seeds)
     """
-    ways = [_direction(res[v]) for v in comparisons.VIEWS]
-    if ways[0] == ways[1]:
-        return '%s (%s; %s)' % ((_say(ways[0], other),)
-                                + tuple(_ci(res[v]) for v in comparisons.VIEWS))
-    return ' and '.join('%s %s (%s)' % (_say(w, other if i == 0 else 'it'),
-                                        _VIEW_NAMES[v], _ci(res[v]))
-                        for i, (w, v) in enumerate(zip(ways,
-                                                       comparisons.VIEWS)))
+    n_seeds = len(res[comparisons.VIEWS[0]]['seeds'])
+    found = [_finding(res[v]) for v in comparisons.VIEWS]
+    if found[0] == found[1]:
+        return '%s (%s)' % (_say(found[0], other, n_seeds), '; '.join(
+            _numbers(res[v]) for v in comparisons.VIEWS))
+    return ' and '.join('%s (%s)' % (
+        _say(f, other if i == 0 else 'it', n_seeds, ' ' + _VIEW_NAMES[v]),
+        _numbers(res[v])) for i, (f, v) in enumerate(zip(
+            found, comparisons.VIEWS)))
 
 
 def _verdict(table, n_boot):
+    """The verdict's lines: a heading that says how to read it, and a
+    bullet per row VFBN is compared with."""
     by_row = {r['row']: r for r in table}
     row = by_row.get(VERDICT_ROW)
     clauses = []
@@ -202,31 +246,58 @@ def _verdict(table, n_boot):
                                            n_boot)
                for v in comparisons.VIEWS}
         if None not in res.values():
-            clauses.append(verdict_clause(res, other))
+            clauses.append('- ' + verdict_clause(res, other) + ';')
     if not clauses:
-        return 'No verdict yet: the rows have no paired runs.'
-    return ('**Verdict** (paired by image and seed; the difference in points '
-            'of test error and its 95%% bootstrap interval, in the centre '
-            'view; in the 36-view average): VFBN (`%s`) %s.'
-            % (VERDICT_ROW, '; it '.join(clauses)))
+        return ['No verdict yet: the rows have no paired runs.']
+    clauses[-1] = clauses[-1][:-1] + '.'
+    return ['**Verdict**, paired by image and seed (the difference in '
+            'points of test error, its 95%% bootstrap interval, and the p '
+            'of a paired t-test over the seeds; in the centre view, then '
+            'with the 36-view average). A row errs more or less than '
+            'another only where the interval excludes 0 and p < %g. VFBN '
+            '(`%s`):' % (SEED_P, VERDICT_ROW), ''] + clauses
 
 
 def _label(r):
     if r['row'] in TUNED_ROWS and r.get('choice'):
-        return '%s, alpha_gs chosen: %s' % (r['label'], schedules.alpha_name(
-            r['choice'][0]))
+        return '%s, %s chosen: %s' % (
+            r['label'], schedules.choice_option(r['choice']),
+            schedules.choice_text(r['choice']))
     return r['label']
 
 
+def _share(table, r, n_boot):
+    """A row's cell of the share of the bottom-to-BP gap it recovers, in
+    the 36-view average, with its interval."""
+    if r['row'] in ('bp', 'bottom-bp'):
+        return '%d (by definition)' % (r['row'] == 'bp')
+    by_row = {t['row']: t for t in table}
+    if 'bp' not in by_row or 'bottom-bp' not in by_row:
+        return '—'
+    res = comparisons.recovered_fraction(r, by_row['bottom-bp'],
+                                         by_row['bp'], 'tta', n_boot)
+    return '—' if res is None else _ci(res, 'fraction')
+
+
+def _published_share(row):
+    found = comparisons.published_fraction(row)
+    if found is None:
+        return '—'
+    return ('%.2f' % found[0] + (" (InfoPro's table)" if found[1] ==
+                                 'InfoPro' else '')).replace('-', '−')
+
+
 def glance_lines(s, table, n_boot=10000, records=None):
-    """The glance block: the paper's rows (those with a paper figure), the
-    paper's test error beside the schedule's in both views, a caption that
+    """The glance block: the rows with a published figure (the paper's
+    rows, and the local-learning peers of InfoPro's table), the paper's
+    test error beside the schedule's in both views, the share of the
+    bottom-to-BP gap each recovers beside the published one, a caption that
     names the data and the network of each, and the verdict.
 
     Args:
         s (dict): The schedule (:func:`.schedules.settings`).
         table (list): Its rows (:func:`.summary.summarize`).
-        n_boot (int): Bootstrap replicates of the verdict's intervals.
+        n_boot (int): Bootstrap replicates of the intervals.
         records (str): The folder of the records, which the caption links
             (relative to the page's folder, e.g.
             ``docs/results/mini-stage1_unit1`` from the README).
@@ -240,17 +311,29 @@ def glance_lines(s, table, n_boot=10000, records=None):
     short = 'ResNet-%s' % depth.group(1) if depth else s['arch']
     net = '%s (`%s`)' % (short, s['arch']) if depth else '`%s`' % s['arch']
     lines = ['', '| method (`--method`) | paper (%%): %s | ours (%%): %s on '
-             '%s, 36-view average | ours (%%): centre view | seeds |' % (
+             '%s, 36-view average | ours (%%): centre view | share of the '
+             'gap recovered, ours: 36-view [95%% CI] | share of the gap '
+             'recovered, published | seeds |' % (
                  PAPER_SHORT, short, data.split(':')[0]),
-             '|---|---:|---:|---:|---:|']
-    for r in table:
-        if r['paper'] is None:
-            continue
-        lines.append('| %s (`%s`) | %.2f | %s | %s | %d |' % (
-            _label(r), r['row'], r['paper'], _mean_sd(r['tta']),
-            _mean_sd(r['centre']), len(r['seeds'])))
+             '|---|---:|---:|---:|---:|---:|---:|']
+    shown = [r for r in table
+             if comparisons.published_fraction(r['row']) is not None]
+    for r in shown:
+        lines.append('| %s (`%s`) | %s | %s | %s | %s | %s | %d |' % (
+            _label(r), r['row'], '—' if r['paper'] is None
+            else '%.2f' % r['paper'], _mean_sd(r['tta']),
+            _mean_sd(r['centre']), _share(table, r, n_boot),
+            _published_share(r['row']), len(r['seeds'])))
     source = ('' if records is None else
               ' (the records: [`%s`](%s))' % (records, records))
+    peers = [r['row'] for r in shown if r['paper'] is None]
+    theirs = ('' if not peers else
+              " The peers' published shares are of InfoPro's table "
+              '(ResNet-110 cut into two modules, full CIFAR-10; theirs, not '
+              'measured here), from its greedy, each part trained alone, to '
+              'its BP%s.' % (
+                  "; its InfoPro figure is of the contrastive variant, ours "
+                  "the softmax one" if 'infopro' in peers else ''))
     lines += [
         '', 'Test error in %%. **The two sides are different experiments**: '
         "the paper's column is its Table 1, %s. Ours is %s on %s, cut after "
@@ -258,8 +341,13 @@ def glance_lines(s, table, n_boot=10000, records=None):
         '36-view average is how the paper tests (the softmax averaged over 36 '
         'crops and flips of each test image), the centre view its central '
         'crop alone. Compare rows within a column, never a row across '
-        'columns. The methods: [Methods](#methods).'
-        % (PAPER_SETTING, net, data, cut, s['epochs'], source), '',
-        _verdict(table, n_boot) + ' Every comparison, with its tests: '
+        'columns. The share of the gap recovered is (bottom − row) / '
+        '(bottom − BP), with "bottom" the bottom half trained alone: 1 '
+        'recovers all of the gap between them, 0 none, below 0 errs more '
+        "than the bottom alone; ours with its paired-bootstrap interval over "
+        "the seeds all three rows share, the paper's from its Table 1.%s "
+        'The methods: [Methods](#methods).'
+        % (PAPER_SETTING, net, data, cut, s['epochs'], source, theirs), '']
+    return lines + _verdict(table, n_boot) + [
+        '', 'Every comparison, with its tests: '
         '[docs/RESULTS.md](docs/RESULTS.md).']
-    return lines

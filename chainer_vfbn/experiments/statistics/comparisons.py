@@ -18,15 +18,13 @@ run drifted by up to about as much as one seed differs from the next
 """
 import numpy
 
+from chainer_vfbn.experiments.protocol.rows import MINI_ROWS
 from chainer_vfbn.experiments.records.machines import same_machine
 from chainer_vfbn.experiments.statistics import paired
 from chainer_vfbn.runs.evaluation import decode_classes
 
 #: The views a row is scored in: the centre crop and the 36-view average.
 VIEWS = ('centre', 'tta')
-#: The paper's own fraction of the BP-vs-bottom gap that VFBN (1e-3)
-#: recovers: (5.76 - 5.51) / (5.76 - 5.15).
-PAPER_RECOVERED = (5.76 - 5.51) / (5.76 - 5.15)
 #: The test errors (%) of InfoPro's paper (Wang et al., ICLR 2021, its
 #: CIFAR-10 table; ResNet-110, K = 2, full CIFAR-10) as issue 31 quotes
 #: them: theirs, not measured here. Their "greedy" trains each module on
@@ -45,6 +43,49 @@ def published_recovered(method):
     """
     err = dict(PUBLISHED_LOCAL)
     return (err['greedy'] - err[method]) / (err['greedy'] - err['bp'])
+
+
+def paper_recovered(row):
+    """The fraction of the gap between the bottom half alone and BP that
+    ``row`` recovers in the paper's Table 1 (from its test errors, the
+    ``paper`` of :data:`.rows.MINI_ROWS`); None where the paper has no
+    figure for it.
+
+    Example:
+        >>> round(paper_recovered('vfbn'), 2), paper_recovered('dgl')
+        (0.41, None)
+    """
+    paper = {name: r.paper for name, r in MINI_ROWS.items()}
+    if paper.get(row) is None:
+        return None
+    return ((paper['bottom-bp'] - paper[row])
+            / (paper['bottom-bp'] - paper['bp']))
+
+
+#: The paper's own fraction for VFBN at its alpha_gs = 1e-3:
+#: (5.76 - 5.51) / (5.76 - 5.15).
+PAPER_RECOVERED = paper_recovered('vfbn')
+
+
+def published_fraction(row):
+    """A row's published fraction of the gap between training each part
+    alone and BP, and whose it is: ``(fraction, 'paper')`` from the
+    paper's Table 1 (:func:`paper_recovered`), ``(fraction, 'InfoPro')``
+    for a local-learning peer from InfoPro's table
+    (:func:`published_recovered`), None for a row with neither.
+
+    Example:
+        >>> [(round(f, 2), who) for f, who in map(published_fraction,
+        ...                                        ('vfbn', 'infopro'))]
+        [(0.41, 'paper'), (1.05, 'InfoPro')]
+        >>> published_fraction('vfbn-linear') is None
+        True
+    """
+    if paper_recovered(row) is not None:
+        return paper_recovered(row), 'paper'
+    if row in dict(PUBLISHED_LOCAL) and row not in ('greedy', 'bp'):
+        return published_recovered(row), 'InfoPro'
+    return None
 
 
 def wrong_by_seed(row, view):
