@@ -165,10 +165,11 @@ def _finding(res):
     """What one view's comparison resolves: ``(direction, over_seeds)``,
     the direction 'more', 'less' or None as the 95% interval excludes 0
     above or below or not at all, and whether the t-test over the seeds
-    also gives p < :data:`SEED_P`."""
+    also gives p < :data:`SEED_P`, Holm-adjusted (``p_holm``, as
+    :func:`.comparisons.compare_all` adds it)."""
     direction = ('more' if res['low'] > 0 else 'less' if res['high'] < 0
                  else None)
-    p = res['seed_test']['p']
+    p = res['seed_test'].get('p_holm')
     return direction, direction is not None and p is not None and p < SEED_P
 
 
@@ -187,7 +188,7 @@ def _say(finding, other, n_seeds, where=''):
 
 
 def _numbers(res):
-    p = res['seed_test']['p']
+    p = res['seed_test'].get('p_holm')
     if p is None:
         return _ci(res) + ', one seed'
     p = p_text(p)
@@ -199,7 +200,8 @@ def _numbers(res):
 def verdict_clause(res, other):
     """One clause of the verdict, worded by the paired statistics: "errs
     more (less) than" where the 95% interval of the difference excludes 0
-    and the t-test over the seeds gives p < :data:`SEED_P`; "... on these
+    and the t-test over the seeds gives p < :data:`SEED_P` once adjusted
+    (its ``p_holm``); "... on these
     test images" with what the seeds leave open where only the interval
     does; "cannot be told from" where the interval holds 0; per view where
     the views differ.
@@ -211,7 +213,7 @@ def verdict_clause(res, other):
     Example:
         >>> def res(diff, low, high, p):
         ...     return dict(diff=diff, low=low, high=high, seeds=[0, 1, 2],
-        ...                 seed_test=dict(p=p))
+        ...                 seed_test=dict(p_holm=p))
         >>> r = {'centre': res(6.5, 4.2, 8.9, 0.004),
         ...      'tta': res(-1.0, -2.5, 0.5, 0.3)}
         >>> for part in verdict_clause(r, 'BP').split(' and '):
@@ -236,26 +238,22 @@ def verdict_clause(res, other):
 def _verdict(table, n_boot):
     """The verdict's lines: a heading that says how to read it, and a
     bullet per row VFBN is compared with."""
-    by_row = {r['row']: r for r in table}
-    row = by_row.get(VERDICT_ROW)
-    clauses = []
-    for other_row, other in VERDICT:
-        if row is None or other_row not in by_row:
-            continue
-        res = {v: comparisons.compare_rows(row, by_row[other_row], v,
-                                           n_boot)
-               for v in comparisons.VIEWS}
-        if None not in res.values():
-            clauses.append('- ' + verdict_clause(res, other) + ';')
+    names = dict(VERDICT)
+    clauses = ['- ' + verdict_clause(res, names[other]) + ';'
+               for _, _, other, res in comparisons.compare_all(
+                   table, [(None, VERDICT_ROW, other) for other, _ in
+                           VERDICT], n_boot)
+               if None not in res.values()]
     if not clauses:
         return ['No verdict yet: the rows have no paired runs.']
     clauses[-1] = clauses[-1][:-1] + '.'
     return ['**Verdict**, paired by image and seed (the difference in '
             'points of test error, its 95%% bootstrap interval, and the p '
-            'of a paired t-test over the seeds; in the centre view, then '
-            'with the 36-view average). A row errs more or less than '
-            'another only where the interval excludes 0 and p < %g. VFBN '
-            '(`%s`):' % (SEED_P, VERDICT_ROW), ''] + clauses
+            'of a paired t-test over the seeds, Holm-adjusted over the '
+            "verdict's tests; in the centre view, then with the 36-view "
+            'average). A row errs more or less than another only where the '
+            'interval excludes 0 and p < %g. VFBN (`%s`):'
+            % (SEED_P, VERDICT_ROW), ''] + clauses
 
 
 def _label(r):
