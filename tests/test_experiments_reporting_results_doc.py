@@ -205,3 +205,43 @@ def test_the_committed_readme_glance_regenerates_byte_for_byte():
     assert block == '\n'.join(results_doc.glance_lines(
         s, summarize(s, os.path.join(REPO, records)), records=records)) \
         + '\n\n'
+
+
+def test_the_report_answers_each_paired_comparison_in_one_sentence():
+    """The mini report's answers: one sentence per comparison with paired
+    runs, worded as the verdict, that names the seeds whose two runs ran
+    on two kinds of machine; a comparison of a missing row says nothing."""
+    from chainer_vfbn.experiments.reporting import mini_report
+    from chainer_vfbn.experiments.statistics import comparisons
+    haswell = {'cpu': 'x', 'blas': [{'architecture': 'Haswell'}],
+               'pinned_kernel': 'Haswell'}
+    table = _table()
+    for r in table:
+        r['machines'] = {0: haswell, 1: haswell}
+    # BP's seed 1 ran on another kernel
+    table[0]['machines'][1] = dict(haswell, blas=[{'architecture':
+                                                   'SkylakeX'}])
+    results = comparisons.compare_all(table, mini_report.COMPARISONS,
+                                      n_boot=300)
+    lines = mini_report._md_answers(results, '##')
+    assert lines[1] == '## The answers, worded by the statistics'
+    said = [l for l in lines if l.startswith('- ')]
+    assert said[0].startswith('- (a) VFBN against BP: `vfbn` errs more than '
+                              '`bp` (+30.00 [')
+    assert said[0].endswith('over 2 seeds); seed 1 paired runs of two '
+                            'machine kinds.')
+    assert said[2].startswith('- (a) VFBN against the bottom half alone: '
+                              '`vfbn` cannot be told from `bottom-bp` in the '
+                              'centre view (+0.00 [')
+    assert said[2].endswith('over 2 seeds).')
+    # dgl, vfbn-linear and dni-linear are compared; layerwise, the DNI
+    # small-ResNet, InfoPro and the other rows are absent from the table
+    assert [l.split(':')[0] for l in said] == [
+        '- (a) VFBN against BP', '- (a) bottom half alone against BP',
+        '- (a) VFBN against the bottom half alone',
+        '- (b) DNI linear against BP', '- (b) DNI linear against VFBN',
+        '- (d) VFBN linear v_f against VFBN',
+        '- (d) VFBN linear v_f against BP', '- (e) DGL against VFBN',
+        '- (e) DGL against BP']
+    assert mini_report._md_answers(comparisons.compare_all(
+        table[:1], mini_report.COMPARISONS, n_boot=10), '##') == []

@@ -344,13 +344,15 @@ def test_mini_flags_are_checked(capsys):
     assert 'no extra' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('folder,cut', [('mini', None),
-                                        ('mini-stage1_unit1', 'stage1_unit1')])
+@pytest.mark.parametrize('folder,cut,protocol', [
+    ('mini', None, 'evidence2'),
+    ('mini-stage1_unit1', 'stage1_unit1', 'evidence2'),
+    ('evidence3-stage1_unit1', 'stage1_unit1', 'evidence3')])
 def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
-                                                         cut):
+                                                         cut, protocol):
     """``--phase report`` on the committed records rewrites the committed
-    table.md, and the cut's block of docs/RESULTS.md, byte for byte (here
-    into copies, not the checkout), at both cuts."""
+    table.md, and its block of docs/RESULTS.md, byte for byte (here into
+    copies, not the checkout), at both cuts and under both protocols."""
     import shutil
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     committed = os.path.join(repo, 'docs', 'results', folder)
@@ -362,7 +364,7 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
     page = tmp_path / 'RESULTS.md'
     committed_page, begin, end = results_doc.results_doc_block(
         os.path.join(repo, 'docs', 'RESULTS.md'), schedules.settings(
-            split_at=cut, protocol='evidence2'))
+            split_at=cut, protocol=protocol))
     page.write_text(committed_page[:begin] + '\nstale\n' +
                     committed_page[end:])
     cwd = os.getcwd()
@@ -371,7 +373,7 @@ def test_the_committed_reports_regenerate_byte_identical(tmp_path, folder,
         assert reproduce.main(['--schedule', 'mini', '--phase', 'report',
                                '--records', 'docs/results/' + folder, '--out',
                                str(tmp_path / 'out'), '--results-doc',
-                               str(page)]
+                               str(page), '--protocol', protocol]
                               + (['--split-at', cut] if cut else [])) == 0
     finally:
         os.chdir(cwd)

@@ -31,9 +31,12 @@ def p_text(p):
     return '%.2g' % p if p >= 1e-4 else '<1e-4'
 
 
-def md_comparisons(table, comparisons, level, n_boot=10000):
-    """Markdown lines: the paired comparisons of the table's rows."""
-    results = compare_all(table, comparisons, n_boot)
+def md_comparisons(table, comparisons, level, n_boot=10000, results=None):
+    """Markdown lines: the paired comparisons of the table's rows
+    (``results``: those of :func:`.comparisons.compare_all`, if made
+    already)."""
+    if results is None:
+        results = compare_all(table, comparisons, n_boot)
     n_tests = sum(res is not None for *_, by_view in results
                   for res in by_view.values())
     lines = ['', level + ' Comparisons, paired by image and seed (test '
@@ -47,7 +50,8 @@ def md_comparisons(table, comparisons, level, n_boot=10000):
             res = by_view[view]
             cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—',
                       '—', '—'] if res is None else [
-                         _ci(res, 'diff'), p_text(res['p']), p_text(res['p_holm']),
+                         _ci(res, 'diff'), p_text(res['p']),
+                         p_text(res['p_holm']),
                          ', '.join('%d: %s' % (s, p_text(p))
                                    for s, p in res['per_seed']),
                          _seed_p(res['seed_test']),

@@ -26,7 +26,9 @@ from chainer_vfbn.experiments.reporting.comparison_tables import md_comparisons
 from chainer_vfbn.experiments.reporting.comparison_tables import md_machines
 from chainer_vfbn.experiments.reporting.comparison_tables import md_recovered
 from chainer_vfbn.experiments.reporting.figures import plot
+from chainer_vfbn.experiments.reporting.results_doc import SEED_P
 from chainer_vfbn.experiments.reporting.results_doc import update_results_doc
+from chainer_vfbn.experiments.reporting.results_doc import verdict_clause
 from chainer_vfbn.experiments.statistics import comparisons
 from chainer_vfbn.experiments.statistics.summary import summarize
 from chainer_vfbn.runs import record
@@ -295,11 +297,41 @@ def _md_pilot(result):
     return lines + ['', rule + ' ' + verdict]
 
 
+def _md_answers(results, level):
+    """Markdown lines: each comparison that has paired runs as one
+    sentence, worded by its statistics as the glance's verdict is
+    (:func:`.results_doc.verdict_clause`), its t-test over the seeds
+    Holm-adjusted over the report's comparisons."""
+    said = []
+    for question, a, b, by_view in results:
+        if None in by_view.values():
+            continue
+        mixed = sorted({s for res in by_view.values()
+                        for s in res['mixed_machines']})
+        said.append('- %s: `%s` %s%s.' % (
+            question, a, verdict_clause(by_view, '`%s`' % b),
+            '' if not mixed else '; seed%s %s paired runs of two machine '
+            'kinds' % ('s' if len(mixed) > 1 else '',
+                       ', '.join(map(str, mixed)))))
+    if not said:
+        return []
+    return ['', level + ' The answers, worded by the statistics', '',
+            'Each comparison below that has paired runs, in one sentence: '
+            'the difference in points of test error with its 95%% bootstrap '
+            'interval and the p of the t-test over the seeds, Holm-adjusted '
+            'over the comparisons of the next table; in the centre view, '
+            'then with the 36-view average. A row errs more or less than '
+            'another only where the interval excludes 0 and p < %g; "on '
+            'these test images" where only the interval does, which the '
+            'seeds (or one seed) leave open.' % SEED_P, ''] + said
+
+
 def results_lines(s, table, level):
-    """The table, the paired comparisons and the recovered fractions,
-    under headings of ``level``."""
-    return (_md_table(s, table, level)
-            + md_comparisons(table, COMPARISONS, level)
+    """The table, the answers, the paired comparisons and the recovered
+    fractions, under headings of ``level``."""
+    results = comparisons.compare_all(table, COMPARISONS)
+    return (_md_table(s, table, level) + _md_answers(results, level)
+            + md_comparisons(table, COMPARISONS, level, results=results)
             + md_recovered(table, RECOVERING_ROWS, level)
             + md_machines(table, level))
 
