@@ -118,6 +118,14 @@ def test_the_verdict_says_only_what_the_intervals_and_the_seeds_resolve():
             'training and 846 test images of real CIFAR-10, cut after '
             '`stage1_unit1`') in caption
     assert "The peers' published shares are of InfoPro's table" in caption
+    assert '"B·δ"' not in caption       # no row chose the per-example scale
+    table = _table()
+    table[2]['choice'] = (1e-6, 'per-example')
+    lines = results_doc.glance_lines(S1, table, n_boot=100)
+    assert "| Jaderberg's Linear, alpha_gs chosen: 1e-6, B·δ (`dni-linear`) |" \
+        in lines[5]
+    caption = [l for l in lines if l.startswith('Test error')][0]
+    assert '"B·δ" after a chosen α_gs: the synthesizer predicts B·δ' in caption
 
 
 def test_a_verdict_of_one_seed_says_so():

@@ -324,6 +324,12 @@ def glance_lines(s, table, n_boot=10000, records=None):
             _published_share(r['row']), len(r['seeds'])))
     source = ('' if records is None else
               ' (the records: [`%s`](%s))' % (records, records))
+    scaled = ('' if not any(r.get('choice') and r['choice'][1] ==
+                            'per-example' for r in shown if r['row'] in
+                            TUNED_ROWS) else
+              ' "B·δ" after a chosen α_gs: the synthesizer predicts B·δ, the '
+              'per-example target scale (`--synth-target-scale '
+              'per-example`).')
     peers = [r['row'] for r in shown if r['paper'] is None]
     theirs = ('' if not peers else
               " The peers' published shares are of InfoPro's table "
@@ -343,9 +349,10 @@ def glance_lines(s, table, n_boot=10000, records=None):
         '(bottom − BP), with "bottom" the bottom half trained alone: 1 '
         'recovers all of the gap between them, 0 none, below 0 errs more '
         "than the bottom alone; ours with its paired-bootstrap interval over "
-        "the seeds all three rows share, the paper's from its Table 1.%s "
+        "the seeds all three rows share, the paper's from its Table 1.%s%s "
         'The methods: [Methods](#methods).'
-        % (PAPER_SETTING, net, data, cut, s['epochs'], source, theirs), '']
+        % (PAPER_SETTING, net, data, cut, s['epochs'], source, theirs,
+           scaled), '']
     return lines + _verdict(table, n_boot) + [
         '', 'Every comparison, with its tests: '
         '[docs/RESULTS.md](docs/RESULTS.md).']
