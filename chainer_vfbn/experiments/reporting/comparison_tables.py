@@ -15,7 +15,13 @@ from chainer_vfbn.experiments.statistics.comparisons import \
     recovered_fraction
 
 
-def _ci(res, key, digits=2):
+def ci_text(res, key, digits=2):
+    """An estimate and its interval as the reports write them.
+
+    Example:
+        >>> ci_text(dict(diff=1.5, low=-0.25, high=3.0), 'diff')
+        '+1.50 [-0.25, +3.00]'
+    """
     return '%+.*f [%+.*f, %+.*f]' % (digits, res[key], digits, res['low'],
                                      digits, res['high'])
 
@@ -50,7 +56,7 @@ def md_comparisons(table, comparisons, level, n_boot=10000, results=None):
             res = by_view[view]
             cells = ([_unpaired(by_row[a], by_row[b], view), '—', '—', '—',
                       '—', '—'] if res is None else [
-                         _ci(res, 'diff'), p_text(res['p']),
+                         ci_text(res, 'diff'), p_text(res['p']),
                          p_text(res['p_holm']),
                          ', '.join('%d: %s' % (s, p_text(p))
                                    for s, p in res['per_seed']),
@@ -118,7 +124,8 @@ def md_recovered(table, rows, level, n_boot=10000):
     if all(gap.values()):
         lines.append('| the gap itself: `bottom-bp` − `bp`, points | %s | %s '
                      '| %s | %s |' % (
-                         _ci(gap['centre'], 'diff'), _ci(gap['tta'], 'diff'),
+                         ci_text(gap['centre'], 'diff'),
+                         ci_text(gap['tta'], 'diff'),
                          _seeds(gap['centre']['seeds']),
                          _seeds(gap['centre']['mixed_machines'])))
     for row in (r for r in rows if r in by_row):
@@ -131,7 +138,7 @@ def md_recovered(table, rows, level, n_boot=10000):
                 continue
             seeds.update(res['seeds'])
             mixed.update(res['mixed_machines'])
-            cells.append('%s%s' % (_ci(res, 'fraction'), '' if not
+            cells.append('%s%s' % (ci_text(res, 'fraction'), '' if not
                                    res['undefined'] else ' (%d undefined)'
                                    % res['undefined']))
         lines.append('| `%s` | %s | %s | %s | %s |' % (

@@ -17,6 +17,7 @@ import re
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.protocol import schedules
 from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
+from chainer_vfbn.experiments.reporting.comparison_tables import ci_text
 from chainer_vfbn.experiments.reporting.comparison_tables import p_text
 from chainer_vfbn.experiments.statistics import comparisons
 
@@ -157,8 +158,7 @@ def _mean_sd(st):
 
 
 def _ci(res, key='diff'):
-    return ('%+.2f [%+.2f, %+.2f]' % (res[key], res['low'], res['high'])
-            ).replace('-', '−')
+    return ci_text(res, key).replace('-', '−')
 
 
 def _finding(res):
@@ -169,8 +169,8 @@ def _finding(res):
     :func:`.comparisons.compare_all` adds it)."""
     direction = ('more' if res['low'] > 0 else 'less' if res['high'] < 0
                  else None)
-    p = res['seed_test'].get('p_holm')
-    return direction, direction is not None and p is not None and p < SEED_P
+    return direction, (direction is not None and len(res['seeds']) > 1
+                       and res['seed_test']['p_holm'] < SEED_P)
 
 
 def _say(finding, other, n_seeds, where=''):
@@ -188,10 +188,9 @@ def _say(finding, other, n_seeds, where=''):
 
 
 def _numbers(res):
-    p = res['seed_test'].get('p_holm')
-    if p is None:
+    if len(res['seeds']) == 1:
         return _ci(res) + ', one seed'
-    p = p_text(p)
+    p = p_text(res['seed_test']['p_holm'])
     return '%s, p %s over %d seeds' % (
         _ci(res), '< ' + p[1:] if p.startswith('<') else '= ' + p,
         len(res['seeds']))
