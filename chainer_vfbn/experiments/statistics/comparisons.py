@@ -81,8 +81,9 @@ def published_fraction(row):
         >>> published_fraction('vfbn-linear') is None
         True
     """
-    if paper_recovered(row) is not None:
-        return paper_recovered(row), 'paper'
+    paper = paper_recovered(row)
+    if paper is not None:
+        return paper, 'paper'
     if row in dict(PUBLISHED_LOCAL) and row not in ('greedy', 'bp'):
         return published_recovered(row), 'InfoPro'
     return None
