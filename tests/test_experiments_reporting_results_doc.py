@@ -65,7 +65,10 @@ def test_the_verdict_says_only_what_the_intervals_and_the_seeds_resolve():
     lines = results_doc.glance_lines(S1, _table(), n_boot=500)
     start = [i for i, l in enumerate(lines) if l.startswith('**Verdict**')]
     assert len(start) == 1 and lines[start[0]].endswith('VFBN (`vfbn`):')
-    assert "Holm-adjusted over the verdict's tests" in lines[start[0]]
+    # the family of the adjustment, counted: eight t-tests with a p
+    assert "Holm-adjusted over the verdict's 8 t-tests" in lines[start[0]]
+    assert 'The answers in docs/RESULTS.md adjust each p over all of ' \
+        'their tests' in lines[start[0]]
     assert 'only where the interval excludes 0 and p < 0.05' \
         in lines[start[0]]
     verdict = [l for l in lines[start[0]:] if l.startswith('- ')]

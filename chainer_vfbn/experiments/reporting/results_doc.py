@@ -238,21 +238,26 @@ def _verdict(table, n_boot):
     """The verdict's lines: a heading that says how to read it, and a
     bullet per row VFBN is compared with."""
     names = dict(VERDICT)
+    compared = comparisons.compare_all(
+        table, [(None, VERDICT_ROW, other) for other, _ in VERDICT], n_boot)
     clauses = ['- ' + verdict_clause(res, names[other]) + ';'
-               for _, _, other, res in comparisons.compare_all(
-                   table, [(None, VERDICT_ROW, other) for other, _ in
-                           VERDICT], n_boot)
-               if None not in res.values()]
+               for _, _, other, res in compared if None not in res.values()]
     if not clauses:
         return ['No verdict yet: the rows have no paired runs.']
     clauses[-1] = clauses[-1][:-1] + '.'
+    # the family the t-tests' p were adjusted over (compare_all's)
+    n_tests = sum(res['seed_test']['p'] is not None
+                  for _, _, _, by_view in compared
+                  for res in by_view.values() if res is not None)
     return ['**Verdict**, paired by image and seed (the difference in '
             'points of test error, its 95%% bootstrap interval, and the p '
             'of a paired t-test over the seeds, Holm-adjusted over the '
-            "verdict's tests; in the centre view, then with the 36-view "
-            'average). A row errs more or less than another only where the '
-            'interval excludes 0 and p < %g. VFBN (`%s`):'
-            % (SEED_P, VERDICT_ROW), ''] + clauses
+            "verdict's %d t-tests; in the centre view, then with the "
+            '36-view average). A row errs more or less than another only '
+            'where the interval excludes 0 and p < %g. The answers in '
+            'docs/RESULTS.md adjust each p over all of their tests, so '
+            'theirs can be larger. VFBN (`%s`):'
+            % (n_tests, SEED_P, VERDICT_ROW), ''] + clauses
 
 
 def _label(r):
