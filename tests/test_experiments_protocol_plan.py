@@ -363,6 +363,15 @@ def test_halving_ranks_a_diverged_run_last(tmp_path):
     diverged = planning.rung_run(s, 'vfbn-linear', (1e-3, 'batch-mean'),
                                  0, 0)
     assert planning.run_error(diverged, records) == float('inf')
+    # a real run that diverges after an evaluated epoch keeps that epoch's
+    # error in its record (dni-linear at 1e-6: 89.7%): still ranked last
+    path = store.record_path(records, diverged)
+    with open(path) as f:
+        rec = json.load(f)
+    rec['summary'].update(status='diverged', test_error=0.01)
+    with open(path, 'w') as f:
+        json.dump(rec, f)
+    assert planning.run_error(diverged, records) == float('inf')
     survivors = planning.rung_candidates('vfbn-linear', s, records, 1)
     assert all(a < 1e-3 for a, _ in survivors), survivors
     assert choices.tuning_choice('vfbn-linear', s, records) == (

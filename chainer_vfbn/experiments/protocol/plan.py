@@ -203,8 +203,11 @@ def run_error(run, records):
     that diverged), or None while it has no record."""
     if records is None or status(run, records) != 'done':
         return None
-    err = read_record(record_path(records, run))['summary']['test_error']
-    return float('inf') if err is None or err != err else err
+    summary = read_record(record_path(records, run))['summary']
+    err = summary['test_error']
+    # a run that diverged after an evaluation keeps that evaluation's error
+    diverged = summary.get('status') == 'diverged'
+    return float('inf') if diverged or err is None or err != err else err
 
 
 def rung_candidates(row, s, records, rung):
