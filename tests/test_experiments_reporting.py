@@ -351,6 +351,31 @@ def test_curves_and_synth_key():
     assert figures.synth_key(log([0.5])) is None
 
 
+def test_the_tuning_figure_marks_a_diverged_run_and_draws_no_point_of_it():
+    """dni-linear at 1e-6 diverged after its first evaluation and its record
+    kept that epoch's 89.7%: the figure drew it as a point of the line."""
+    plt = pytest.importorskip('matplotlib.pyplot')
+
+    def run(alpha, err, diverged=False):
+        return dict(alpha=alpha, scale='batch-mean', val_error=err,
+                    diverged=diverged, rung=0, seed=0, epochs=6)
+    tuning = [run(1e-8, 0.631), run(1e-7, 0.719), run(1e-6, 0.897, True),
+              run(1e-5, None, True)]
+    fig, ax = plt.subplots()
+    figures._tuning(ax, [dict(row='dni-linear', tuning=tuning)])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert sorted(labels) == ['_nolegend_', 'diverged',
+                              'dni-linear, batch-mean']
+    line = ax.get_lines()[labels.index('dni-linear, batch-mean')]
+    assert list(line.get_xdata()) == [0, 1]
+    assert list(line.get_ydata()) == pytest.approx([63.1, 71.9])
+    marks = [m for m in ax.get_lines() if m is not line]
+    assert sorted(x for m in marks for x in m.get_xdata()) == [2, 3]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        '1e-8', '1e-7', '1e-6', '1e-5']
+    plt.close(fig)
+
+
 def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
     s = schedules.settings(split_at='stage1_unit1')
     records, md = _run_mini(tmp_path, s=s, run_rows=list(rows.ROWS) + [

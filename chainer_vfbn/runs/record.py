@@ -64,6 +64,12 @@ def summary_dict(config, log, split_at, description, device, epochs,
     return summary
 
 
+def is_diverged(summary):
+    """Whether a run's summary (its summary.json, or a record's
+    ``summary``) says that the run diverged."""
+    return summary.get('status') == 'diverged'
+
+
 def diverged_record(error, last_snapshot):
     """What summary.json says of a run that diverged, and its one line."""
     record = {'what': error.what, 'iteration': error.iteration,

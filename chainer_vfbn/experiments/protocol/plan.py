@@ -55,6 +55,7 @@ from chainer_vfbn.experiments.protocol.schedules import tuning_grid
 from chainer_vfbn.experiments.records.store import read_record
 from chainer_vfbn.experiments.records.store import record_path
 from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.runs.record import is_diverged
 
 
 def table_runs(schedule, rows, seeds, dataset=None, extra=()):
@@ -206,8 +207,9 @@ def run_error(run, records):
     summary = read_record(record_path(records, run))['summary']
     err = summary['test_error']
     # a run that diverged after an evaluation keeps that evaluation's error
-    diverged = summary.get('status') == 'diverged'
-    return float('inf') if diverged or err is None or err != err else err
+    if is_diverged(summary) or err is None or err != err:
+        return float('inf')
+    return err
 
 
 def rung_candidates(row, s, records, rung):

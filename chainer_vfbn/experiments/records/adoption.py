@@ -12,6 +12,7 @@ import os
 from chainer_vfbn.experiments.records.store import record_run
 from chainer_vfbn.runs import provenance
 from chainer_vfbn.runs.command_line import flag
+from chainer_vfbn.runs.record import is_diverged
 
 
 def planned_length(args):
@@ -74,10 +75,9 @@ def _same_arguments(run, args_json, legacy):
 def _whole_length(run, summary):
     """Whether ``summary`` is of a run that went the whole planned length
     (or diverged: a result too)."""
-    state = summary.get('status', 'finished')
-    if state == 'diverged':
+    if is_diverged(summary):
         return True
-    if state != 'finished':
+    if summary.get('status', 'finished') != 'finished':
         return False
     length = planned_length(run.args)
     if length is None:

@@ -84,16 +84,20 @@ def _synth_quality(axes, table):
 def _tuning(ax, table):
     """Validation error against each candidate, one line per row, target
     scale and rung (the last rung's seeds averaged). The candidates sit at
-    even steps in grid order, so that alpha_gs = 0 has its place."""
-    entries = [(i, r['row'], t) for i, r in enumerate(table)
-               for t in r['tuning'] if t['val_error'] is not None]
-    grid = sorted({t['alpha'] for _, _, t in entries})
+    even steps in grid order, so that alpha_gs = 0 has its place. A run
+    that diverged is an x at the top edge, never a point of a line: its
+    record may keep an error evaluated before it diverged."""
+    tried = [(i, r['row'], t) for i, r in enumerate(table)
+             for t in r['tuning']]
+    entries = [(i, row, t) for i, row, t in tried
+               if t['val_error'] is not None and not t['diverged']]
+    grid = sorted({t['alpha'] for _, _, t in tried})
     lines = collections.OrderedDict()
     for i, row, t in entries:
         lines.setdefault((i, row, t['scale'], t['rung'], t['epochs']),
                          collections.defaultdict(list))[t['alpha']].append(
                              100 * t['val_error'])
-    rungs = {t['rung'] for _, _, t in entries}
+    rungs = {t['rung'] for _, _, t in tried}
     for (i, row, scale, rung, epochs), errors in lines.items():
         pts = sorted((grid.index(a), statistics.fmean(e))
                      for a, e in errors.items())
@@ -103,6 +107,11 @@ def _tuning(ax, table):
                 epochs, ', mean of %d seeds' % seeds if seeds > 1 else ''))
         ax.plot(*zip(*pts), ('-' if scale == 'batch-mean' else '--')
                 + 'os^vD'[rung % 5], color='C%d' % (i % 10), label=label)
+    gone = [(i, t) for i, _, t in tried if t['diverged']]
+    for k, (i, t) in enumerate(gone):
+        ax.plot(grid.index(t['alpha']), 1, 'x', color='C%d' % (i % 10),
+                transform=ax.get_xaxis_transform(), clip_on=False,
+                label='diverged' if k == 0 else '_nolegend_')
     ax.set_xticks(range(len(grid)))
     ax.set_xticklabels([alpha_name(a) for a in grid])
     ax.set_xlabel('alpha_gs' + (' (infopro: lambda2)' if 'infopro' in {

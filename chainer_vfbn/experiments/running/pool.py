@@ -52,7 +52,7 @@ def _diverged(run_dir):
     """Whether the run's summary.json says it diverged."""
     try:
         with open(os.path.join(run_dir, 'summary.json')) as f:
-            return json.load(f).get('status') == 'diverged'
+            return record.is_diverged(json.load(f))
     except (OSError, ValueError):
         return False
 

@@ -18,6 +18,7 @@ from chainer_vfbn.experiments.records.store import record_path
 from chainer_vfbn.experiments.records.store import records_of
 from chainer_vfbn.experiments.records.store import status
 from chainer_vfbn.runs.command_line import command_line
+from chainer_vfbn.runs.record import is_diverged
 
 
 def stats(values):
@@ -55,7 +56,7 @@ def _tuning(row, s, records):
         return []
     return [dict(alpha=run.choice[0], scale=run.choice[1],
                  val_error=rec['summary']['test_error'],
-                 diverged=rec['summary'].get('status') == 'diverged',
+                 diverged=is_diverged(rec['summary']),
                  rung=TUNE_PHASES.index(run.phase), seed=run.seed,
                  epochs=run.options.get('epoch'))
             for run, rec in records_of(
