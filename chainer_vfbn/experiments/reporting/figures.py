@@ -30,7 +30,7 @@ def _pyplot():
 
 def _save(plt, fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(fig)
     return path
 
@@ -102,10 +102,10 @@ def _tuning(ax, table):
         pts = sorted((grid.index(a), statistics.fmean(e))
                      for a, e in errors.items())
         seeds = max(len(e) for e in errors.values())
-        label = '%s, %s' % (row, scale) + (
+        label = row + ('' if scale is None else ', ' + scale) + (
             '' if rungs == {0} else ', epoch %s%s' % (
                 epochs, ', mean of %d seeds' % seeds if seeds > 1 else ''))
-        ax.plot(*zip(*pts), ('-' if scale == 'batch-mean' else '--')
+        ax.plot(*zip(*pts), ('--' if scale == 'per-example' else '-')
                 + 'os^vD'[rung % 5], color='C%d' % (i % 10), label=label)
     gone = [(i, t) for i, _, t in tried if t['diverged']]
     for k, (i, t) in enumerate(gone):
@@ -113,12 +113,18 @@ def _tuning(ax, table):
                 transform=ax.get_xaxis_transform(), clip_on=False,
                 label='diverged' if k == 0 else '_nolegend_')
     ax.set_xticks(range(len(grid)))
-    ax.set_xticklabels([alpha_name(a) for a in grid])
+    ax.set_xticklabels([alpha_name(a) for a in grid], rotation=45,
+                       ha='right')
     ax.set_xlabel('alpha_gs' + (' (infopro: lambda2)' if 'infopro' in {
         row for _, row, _ in entries} else ''))
     ax.set_ylabel('validation error (%)')
     ax.set_title('Tuning on the validation split' + (
         ' (short runs)' if rungs == {0} else ', rung by rung'))
+    if ax.get_legend_handles_labels()[0]:
+        # beside the axes: one entry per row, scale and rung is too many
+        # to sit on the lines
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1),
+                  borderaxespad=0)
 
 
 def _length(ax, length):
@@ -141,7 +147,7 @@ def plot(table, length, folder):
                 lambda axes: _figure3(axes[0], table)),
                ('synth_quality.png', (3, (14, 4.2)),
                 lambda axes: _synth_quality(axes, table)),
-               ('tuning.png', (1, (7, 4.5)),
+               ('tuning.png', (1, (10, 4.5)),
                 lambda axes: _tuning(axes[0], table))]
     if length is not None:
         figures.append(('length_check.png', (1, (6, 4)),
@@ -152,7 +158,8 @@ def plot(table, length, folder):
         draw(list(axes[0]))
         for ax in fig.axes:
             ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
+            if (ax.get_legend() is None
+                    and ax.get_legend_handles_labels()[0]):
                 ax.legend(fontsize=7)
         paths.append(_save(plt, fig, os.path.join(folder, name)))
     return paths
