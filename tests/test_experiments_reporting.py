@@ -376,6 +376,22 @@ def test_the_tuning_figure_marks_a_diverged_run_and_draws_no_point_of_it():
     plt.close(fig)
 
 
+def test_the_runner_up_line_gives_no_p_where_both_seeds_differ_alike():
+    """infopro's two finalists differed by 7 images in both seeds: t is
+    infinite, and its p of 0 (printed 1.2e-15 before a rounding fix) had
+    read as decisive beside the images' p = 0.26."""
+    from chainer_vfbn.experiments.statistics import paired
+    import numpy
+    a, b = numpy.zeros((2, 466), dtype=int), numpy.zeros((2, 466), dtype=int)
+    a[0, :206], a[1, :208], b[0, :213], b[1, :215] = 1, 1, 1, 1
+    text = mini_report._seed_text(paired.seed_t_test(a, b))
+    assert 'p =' not in text and 'no spread' in text
+    a[1, :210] = 1
+    assert mini_report._seed_text(paired.seed_t_test(a, b)) == (
+        '; t over seeds p = %.2g' % paired.seed_t_test(a, b)['p'])
+    assert mini_report._seed_text(paired.seed_t_test(a[:1], b[:1])) == ''
+
+
 def test_evidence3_report_shows_the_halving_and_the_runner_up(tmp_path):
     s = schedules.settings(split_at='stage1_unit1')
     records, md = _run_mini(tmp_path, s=s, run_rows=list(rows.ROWS) + [

@@ -126,6 +126,18 @@ def test_seed_t_test_by_hand():
     assert paired.seed_t_test(a[:1], b[:1])['p'] is None
 
 
+def test_seed_t_test_sees_equal_differences_where_rounding_would_not():
+    # infopro's last rung: 206 and 208 of 466 wrong against 213 and 215, 7
+    # images fewer in both seeds; the error rates' difference parts by a
+    # rounding, and t had been -5.4e14 with p = 1.2e-15 instead of inf, 0
+    n = 466
+    a, b = numpy.zeros((2, n), dtype=int), numpy.zeros((2, n), dtype=int)
+    a[0, :206], a[1, :208], b[0, :213], b[1, :215] = 1, 1, 1, 1
+    res = paired.seed_t_test(a, b)
+    assert res['diffs'][0] == res['diffs'][1] == pytest.approx(-700. / n)
+    assert res['t'] == -float('inf') and res['p'] == 0.
+
+
 def test_seed_t_test_with_one_degree_of_freedom_by_hand():
     # df 1 is Cauchy's: p = 1 - 2 atan(t) / pi. Differences 1 and 3 points:
     # mean 2, sd sqrt 2, t = 2 / (sqrt 2 / sqrt 2) = 2.

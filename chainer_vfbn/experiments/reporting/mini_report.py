@@ -1,6 +1,7 @@
 """The mini schedule's report: ``table.md`` (settings, the table, the
 paired comparisons, the tuning, the length check, the pilot) and its
 figures, from the records only."""
+import math
 import os
 
 from chainer_vfbn.experiments.protocol.choices import PILOT_GAP
@@ -182,6 +183,18 @@ def _last_rung_row(s, row, choice, records):
     return dict(row=row, predictions=preds, machines=machines)
 
 
+def _seed_text(test):
+    """The t-test over the last rung's seeds, in words where the seeds
+    differ by the same count: t is then infinite and its p of 0 no
+    evidence."""
+    if test['p'] is None:
+        return ''
+    if math.isinf(test['t']):
+        return ('; t over seeds: none (both seeds differ by the same number '
+                'of images, so there is no spread to test against)')
+    return '; t over seeds p = %.2g' % test['p']
+
+
 def _md_runner_up(s, row, records):
     """The chosen candidate against the runner-up of the last rung, paired
     over the validation images and both seeds."""
@@ -197,7 +210,7 @@ def _md_runner_up(s, row, records):
     return '%s: %s against the runner-up %s: %s%s%s' % (
         row, choice_text(chosen), choice_text(other), '—' if res is None
         else _fmt_gap(res), '' if res is None or not res.get('seed_test')
-        else '; t over seeds p = %.2g' % res['seed_test']['p'],
+        else _seed_text(res['seed_test']),
         '' if edge is None else '. The choice is the %s value of the grid: '
         'a better one may lie beyond it, which the protocol did not try'
         % edge)

@@ -187,7 +187,12 @@ def seed_t_test(wrong_a, wrong_b):
         [50.0, 25.0]
     """
     a, b = _paired(wrong_a, wrong_b)
-    diffs = [float(x) for x in 100. * (a.mean(axis=1) - b.mean(axis=1))]
+    # from the counts of wrong images: two seeds that differ by as many
+    # images give one difference, not two a rounding apart (whose tiny
+    # spread made t huge and p about 1e-15 instead of the 0 below)
+    counts = (a.sum(axis=1, dtype=numpy.int64)
+              - b.sum(axis=1, dtype=numpy.int64))
+    diffs = [100. * int(k) / a.shape[1] for k in counts]
     n = len(diffs)
     mean = statistics.fmean(diffs)
     out = dict(diffs=diffs, mean=mean, df=n - 1, t=None, p=None)
