@@ -66,7 +66,14 @@ def summary_dict(config, log, split_at, description, device, epochs,
 
 def is_diverged(summary):
     """Whether a run's summary (its summary.json, or a record's
-    ``summary``) says that the run diverged."""
+    ``summary``) says that the run diverged.
+
+    Example:
+        >>> is_diverged({'status': 'diverged', 'test_error': 0.897})
+        True
+        >>> is_diverged({'status': 'finished'}), is_diverged({})
+        (False, False)
+    """
     return summary.get('status') == 'diverged'
 
 
