@@ -51,7 +51,9 @@ def _table():
     with TTA; the linear DNI on VFBN's images plus one; DGL on 60 more
     than VFBN in seed 0 and 56 more in seed 1: the t-test over the two
     seeds gives p = 0.022, which the Holm adjustment over the verdict's
-    eight t-tests with a p (five of them 0) makes 3 x 0.022 = 0.066."""
+    three t-tests with a p (DGL's two views and the bottom half's centre
+    view, p = 1) makes 3 x 0.022 = 0.066. The other five differ alike in
+    both seeds: no spread, so no t-test."""
     dgl = {0: range(160), 1: range(156)}
     return [_row('bp', range(40), range(40)),
             _row('bottom-bp', range(50, 150), range(140)),
@@ -65,16 +67,19 @@ def test_the_verdict_says_only_what_the_intervals_and_the_seeds_resolve():
     lines = results_doc.glance_lines(S1, _table(), n_boot=500)
     start = [i for i, l in enumerate(lines) if l.startswith('**Verdict**')]
     assert len(start) == 1 and lines[start[0]].endswith('VFBN (`vfbn`):')
-    # the family of the adjustment, counted: eight t-tests with a p
-    assert "Holm-adjusted over the verdict's 8 t-tests" in lines[start[0]]
+    # the family of the adjustment, counted: three t-tests with a p
+    assert "Holm-adjusted over the verdict's 3 t-tests" in lines[start[0]]
     assert 'The answers in docs/RESULTS.md adjust each p over all of ' \
         'their tests' in lines[start[0]]
     assert 'only where the interval excludes 0 and p < 0.05' \
         in lines[start[0]]
     verdict = [l for l in lines[start[0]:] if l.startswith('- ')]
-    # resolved by the interval and by the seeds (equal in both seeds: p=0)
-    assert verdict[0].startswith('- errs more than BP (+30.00 [')
-    assert verdict[0].endswith(', p < 1e-4 over 2 seeds);')
+    # resolved by the interval; equal in both seeds, so no t-test (its
+    # textbook p of 0 had made it resolved over the seeds too)
+    assert verdict[0].startswith('- errs more than BP on these test images, '
+                                 'not resolved over the seeds (+30.00 [')
+    assert verdict[0].endswith(', no t-test: the same difference in every '
+                               'seed, so no spread to test against);')
     # against the bottom half: unresolved in the centre view (0 points),
     # resolved with TTA (-20 points)
     assert verdict[1].startswith('- cannot be told from the bottom half '
@@ -238,13 +243,14 @@ def test_the_report_answers_each_paired_comparison_in_one_sentence():
     assert lines[1] == '## The answers, worded by the statistics'
     said = [l for l in lines if l.startswith('- ')]
     assert said[0].startswith('- (a) VFBN against BP: `vfbn` errs more than '
-                              '`bp` (+30.00 [')
-    assert said[0].endswith('over 2 seeds); seed 1 paired runs of two '
-                            'machine kinds.')
+                              '`bp` on these test images, not resolved over '
+                              'the seeds (+30.00 [')
+    assert said[0].endswith('no spread to test against); seed 1 paired runs '
+                            'of two machine kinds.')
     assert said[2].startswith('- (a) VFBN against the bottom half alone: '
                               '`vfbn` cannot be told from `bottom-bp` in the '
                               'centre view (+0.00 [')
-    assert said[2].endswith('over 2 seeds).')
+    assert said[2].endswith('no spread to test against).')
     # dgl, vfbn-linear and dni-linear are compared; layerwise, the DNI
     # small-ResNet, InfoPro and the other rows are absent from the table
     assert [l.split(':')[0] for l in said] == [

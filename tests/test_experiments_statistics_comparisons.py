@@ -9,6 +9,7 @@ from chainer_vfbn.experiments.statistics import comparisons
 from chainer_vfbn.experiments.statistics import paired
 from chainer_vfbn.experiments.reporting.comparison_tables import \
     md_comparisons
+from chainer_vfbn.experiments.reporting.comparison_tables import NO_SPREAD
 from chainer_vfbn.experiments.reporting.comparison_tables import md_machines
 from chainer_vfbn.experiments.reporting.comparison_tables import md_recovered
 
@@ -55,9 +56,9 @@ def test_rows_pair_on_the_seeds_both_have():
     # seed by seed: 10 images only a gets wrong: McNemar p = 2 / 2**10
     assert [s for s, _ in res['per_seed']] == [0, 2]
     assert res['per_seed'][0][1] == pytest.approx(2. / 2 ** 10)
-    # over the seeds: +5 points in both, no spread
+    # over the seeds: +5 points in both, no spread, so no t-test
     assert res['seed_test']['diffs'] == pytest.approx([5., 5.])
-    assert res['seed_test']['p'] == 0.
+    assert res['seed_test']['p'] is None and res['seed_test']['no_spread']
     # no shared seed, or no predictions: no paired result
     c = _row('c', {5: range(3)})
     assert comparisons.compare_rows(a, c, 'centre') is None
@@ -105,8 +106,8 @@ def test_seeds_run_on_two_machine_kinds_are_named():
     assert frac['mixed_machines'] == [1]
     md = '\n'.join(md_comparisons(
         [a, b], (('q', 'a', 'b'),), '##', n_boot=100))
-    # +5 points in each of the three seeds: p over seeds 0 (t infinite)
-    assert '| <1e-4 (+∞, 2), Holm <1e-4 | 1, 2 |' in md
+    # +5 points in each of the three seeds: t infinite, no p over seeds
+    assert '| none (%s) | 1, 2 |' % NO_SPREAD in md
 
 
 def test_the_machines_table_gives_each_kind_a_letter():
@@ -185,3 +186,25 @@ def test_the_fraction_table_shows_the_gap_it_divides_by():
     no_pred = dict(bp, predictions={})
     md = md_recovered([no_pred, bottom, row], ['vfbn'], '##', n_boot=100)
     assert not any(line.startswith('| the gap itself') for line in md)
+
+
+def test_seeds_that_differ_alike_give_no_t_test_anywhere():
+    """vfbn errs on 10 images more than bp in both seeds: t is infinite and
+    its textbook p of 0 is no evidence. Before, the table printed it as
+    p 0 (+∞), Holm counted it, and the verdict called the gap resolved."""
+    from chainer_vfbn.experiments.reporting.results_doc import verdict_clause
+    bp = _row('bp', {s: range(20) for s in (0, 1)})
+    vfbn = _row('vfbn', {s: range(30) for s in (0, 1)})
+    dni = _row('dni-linear', {0: range(22), 1: range(29)})
+    pairs = (('q1', 'vfbn', 'bp'), ('q2', 'dni-linear', 'bp'))
+    out = comparisons.compare_all([bp, vfbn, dni], pairs, n_boot=100)
+    alike, other = (by_view['centre']['seed_test'] for *_, by_view in out)
+    assert alike['p'] is None and 'p_holm' not in alike
+    # the family is dni-linear's two views alone
+    assert other['p_holm'] == pytest.approx(paired.holm([other['p']] * 2)[0])
+    md = '\n'.join(md_comparisons([bp, vfbn, dni], pairs, '##', n_boot=100))
+    assert '∞' not in md and md.count('none (%s)' % NO_SPREAD) == 2
+    clause = verdict_clause(out[0][3], 'BP')
+    assert clause.startswith('errs more than BP on these test images, not '
+                             'resolved over the seeds')
+    assert 'no t-test: ' + NO_SPREAD in clause

@@ -119,9 +119,14 @@ def test_seed_t_test_by_hand():
     assert res['t'] == pytest.approx(3 * 3 ** 0.5) and res['df'] == 2
     assert res['p'] == pytest.approx(1 - 27 ** 0.5 / 29 ** 0.5)
     assert res['p'] == pytest.approx(0.0351, abs=1e-4)
-    # the same difference in every seed: no spread, t infinite, p 0
+    assert res['no_spread'] is False
+    # the same difference in every seed: no spread, t infinite, no p
     same = paired.seed_t_test(numpy.ones((2, 4)), numpy.zeros((2, 4)))
-    assert same['t'] == float('inf') and same['p'] == 0.
+    assert same['t'] == float('inf') and same['p'] is None
+    assert same['no_spread'] is True
+    # no difference in any seed: nothing to find, p 1
+    none = paired.seed_t_test(numpy.ones((2, 4)), numpy.ones((2, 4)))
+    assert none['t'] == 0. and none['p'] == 1. and not none['no_spread']
     # one seed: no test
     assert paired.seed_t_test(a[:1], b[:1])['p'] is None
 
@@ -129,13 +134,14 @@ def test_seed_t_test_by_hand():
 def test_seed_t_test_sees_equal_differences_where_rounding_would_not():
     # infopro's last rung: 206 and 208 of 466 wrong against 213 and 215, 7
     # images fewer in both seeds; the error rates' difference parts by a
-    # rounding, and t had been -5.4e14 with p = 1.2e-15 instead of inf, 0
+    # rounding, and t had been -5.4e14 with p = 1.2e-15 instead of -inf
     n = 466
     a, b = numpy.zeros((2, n), dtype=int), numpy.zeros((2, n), dtype=int)
     a[0, :206], a[1, :208], b[0, :213], b[1, :215] = 1, 1, 1, 1
     res = paired.seed_t_test(a, b)
     assert res['diffs'][0] == res['diffs'][1] == pytest.approx(-700. / n)
-    assert res['t'] == -float('inf') and res['p'] == 0.
+    assert res['t'] == -float('inf') and res['p'] is None
+    assert res['no_spread'] is True
 
 
 def test_seed_t_test_with_one_degree_of_freedom_by_hand():

@@ -37,6 +37,11 @@ def p_text(p):
     return '%.2g' % p if p >= 1e-4 else '<1e-4'
 
 
+#: Why a t-test over the seeds gives no p where every seed differs alike
+#: (``seed_t_test``'s ``no_spread``): its textbook p of 0 is no evidence.
+NO_SPREAD = 'the same difference in every seed, so no spread to test against'
+
+
 def md_comparisons(table, comparisons, level, n_boot=10000, results=None):
     """Markdown lines: the paired comparisons of the table's rows
     (``results``: those of :func:`.comparisons.compare_all`, if made
@@ -88,12 +93,12 @@ def md_comparisons(table, comparisons, level, n_boot=10000, results=None):
 
 
 def _seed_p(test):
+    if test['no_spread']:
+        return 'none (%s)' % NO_SPREAD
     if test['p'] is None:
         return '—'
-    t = test['t']
-    return '%s (%s, %d), Holm %s' % (
-        p_text(test['p']), '%+.1f' % t if abs(t) < 1e6 else '+∞' if t > 0
-        else '−∞', test['df'], p_text(test['p_holm']))
+    return '%s (%+.1f, %d), Holm %s' % (
+        p_text(test['p']), test['t'], test['df'], p_text(test['p_holm']))
 
 
 def _seeds(seeds):

@@ -1,7 +1,6 @@
 """The mini schedule's report: ``table.md`` (settings, the table, the
 paired comparisons, the tuning, the length check, the pilot) and its
 figures, from the records only."""
-import math
 import os
 
 from chainer_vfbn.experiments.protocol.choices import PILOT_GAP
@@ -23,6 +22,7 @@ from chainer_vfbn.experiments.records.machines import machine_of
 from chainer_vfbn.experiments.records.store import read_record
 from chainer_vfbn.experiments.records.store import record_path
 from chainer_vfbn.experiments.records.store import status
+from chainer_vfbn.experiments.reporting.comparison_tables import NO_SPREAD
 from chainer_vfbn.experiments.reporting.comparison_tables import md_comparisons
 from chainer_vfbn.experiments.reporting.comparison_tables import md_machines
 from chainer_vfbn.experiments.reporting.comparison_tables import md_recovered
@@ -187,11 +187,10 @@ def _seed_text(test):
     """The t-test over the last rung's seeds, in words where the seeds
     differ by the same count: t is then infinite and its p of 0 no
     evidence."""
+    if test['no_spread']:
+        return '; t over seeds: none (%s)' % NO_SPREAD
     if test['p'] is None:
         return ''
-    if math.isinf(test['t']):
-        return ('; t over seeds: none (both seeds differ by the same number '
-                'of images, so there is no spread to test against)')
     return '; t over seeds p = %.2g' % test['p']
 
 

@@ -17,6 +17,7 @@ import re
 from chainer_vfbn.experiments import ExperimentError
 from chainer_vfbn.experiments.protocol import schedules
 from chainer_vfbn.experiments.protocol.rows import TUNED_ROWS
+from chainer_vfbn.experiments.reporting.comparison_tables import NO_SPREAD
 from chainer_vfbn.experiments.reporting.comparison_tables import ci_text
 from chainer_vfbn.experiments.reporting.comparison_tables import p_text
 from chainer_vfbn.experiments.statistics import comparisons
@@ -166,10 +167,11 @@ def _finding(res):
     the direction 'more', 'less' or None as the 95% interval excludes 0
     above or below or not at all, and whether the t-test over the seeds
     also gives p < :data:`SEED_P`, Holm-adjusted (``p_holm``, as
-    :func:`.comparisons.compare_all` adds it)."""
+    :func:`.comparisons.compare_all` adds it to the tests that have a p)."""
     direction = ('more' if res['low'] > 0 else 'less' if res['high'] < 0
                  else None)
     return direction, (direction is not None and len(res['seeds']) > 1
+                       and res['seed_test']['p'] is not None
                        and res['seed_test']['p_holm'] < SEED_P)
 
 
@@ -190,6 +192,8 @@ def _say(finding, other, n_seeds, where=''):
 def _numbers(res):
     if len(res['seeds']) == 1:
         return _ci(res) + ', one seed'
+    if res['seed_test']['no_spread']:
+        return '%s, no t-test: %s' % (_ci(res), NO_SPREAD)
     p = p_text(res['seed_test']['p_holm'])
     return '%s, p %s over %d seeds' % (
         _ci(res), '< ' + p[1:] if p.startswith('<') else '= ' + p,
@@ -212,7 +216,7 @@ def verdict_clause(res, other):
     Example:
         >>> def res(diff, low, high, p):
         ...     return dict(diff=diff, low=low, high=high, seeds=[0, 1, 2],
-        ...                 seed_test=dict(p_holm=p))
+        ...                 seed_test=dict(p=p, p_holm=p, no_spread=False))
         >>> r = {'centre': res(6.5, 4.2, 8.9, 0.004),
         ...      'tta': res(-1.0, -2.5, 0.5, 0.3)}
         >>> for part in verdict_clause(r, 'BP').split(' and '):

@@ -176,10 +176,13 @@ def seed_t_test(wrong_a, wrong_b):
             seed ``s``.
 
     Returns:
-        dict: ``diffs`` (per seed), ``mean``, ``t``, ``df`` and the
-        two-sided ``p``; ``t`` and ``p`` are None with fewer than two
-        seeds. Equal differences in every seed give ``t = ±inf`` and
-        ``p = 0`` (or ``t = 0`` and ``p = 1`` if they are all 0).
+        dict: ``diffs`` (per seed), ``mean``, ``t``, ``df``, the two-sided
+        ``p`` and ``no_spread``. ``t`` and ``p`` are None with fewer than
+        two seeds. The same nonzero difference in every seed gives
+        ``t = ±inf``, ``p`` None and ``no_spread`` True: with nothing to
+        measure the training noise against, the test says nothing (its
+        textbook p of 0 had read as decisive). Differences all 0 give
+        ``t = 0`` and ``p = 1``.
 
     Example:
         >>> seed_t_test([[1, 1, 0, 0], [1, 0, 0, 0]],
@@ -189,19 +192,21 @@ def seed_t_test(wrong_a, wrong_b):
     a, b = _paired(wrong_a, wrong_b)
     # from the counts of wrong images: two seeds that differ by as many
     # images give one difference, not two a rounding apart (whose tiny
-    # spread made t huge and p about 1e-15 instead of the 0 below)
+    # spread made t huge and p about 1e-15 instead of no test at all)
     counts = (a.sum(axis=1, dtype=numpy.int64)
               - b.sum(axis=1, dtype=numpy.int64))
     diffs = [100. * int(k) / a.shape[1] for k in counts]
     n = len(diffs)
     mean = statistics.fmean(diffs)
-    out = dict(diffs=diffs, mean=mean, df=n - 1, t=None, p=None)
+    out = dict(diffs=diffs, mean=mean, df=n - 1, t=None, p=None,
+               no_spread=False)
     if n < 2:
         return out
     sd = statistics.stdev(diffs)
-    if sd == 0:
-        out.update(t=0. if mean == 0 else math.copysign(math.inf, mean),
-                   p=1. if mean == 0 else 0.)
+    if sd == 0 and mean == 0:
+        out.update(t=0., p=1.)
+    elif sd == 0:
+        out.update(t=math.copysign(math.inf, mean), no_spread=True)
     else:
         out['t'] = mean / (sd / math.sqrt(n))
         out['p'] = 2. * float(_scipy_stats().t.sf(abs(out['t']), n - 1))
