@@ -353,6 +353,39 @@ def test_curves_and_synth_key():
     assert figures.synth_key(log([0.5])) is None
 
 
+def test_each_figure_places_its_legend_as_plot_asks(tmp_path, monkeypatch):
+    """The tuning figure's legend sits beside its axes (one entry per row,
+    scale and rung); the others' sit inside. Each figure asks plot() for
+    its place: no figure draws its own legend."""
+    pytest.importorskip('matplotlib')
+    saved = {}
+
+    def save(plt, fig, path):
+        saved[os.path.basename(path)] = [
+            ax.get_legend() for ax in fig.axes]
+        return path
+    monkeypatch.setattr(figures, '_save', save)
+    tuning = [dict(alpha=a, scale='batch-mean', val_error=e, diverged=False,
+                   rung=0, seed=0, epochs=6)
+              for a, e in ((1e-8, 0.6), (1e-7, 0.7))]
+    table = [dict(row='vfbn', curves=[log([0.5, 0.4], cos=[0.3, 0.4])],
+                  tuning=tuning)]
+    figures.plot(table, None, str(tmp_path))
+    assert sorted(saved) == ['figure3_test_error.png', 'synth_quality.png',
+                             'tuning.png']
+
+    def beside(legend):
+        return legend.get_bbox_to_anchor().x0 > legend.axes.bbox.x1
+    tuning_legend, = saved['tuning.png']
+    assert beside(tuning_legend)
+    figure3_legend, = saved['figure3_test_error.png']
+    assert figure3_legend is not None and not beside(figure3_legend)
+    # only cos is logged here: the other two panels have nothing to name
+    cos_legend, relerr_legend, _ = saved['synth_quality.png']
+    assert cos_legend is not None and not beside(cos_legend)
+    assert relerr_legend is None
+
+
 def test_the_tuning_figure_marks_a_diverged_run_and_draws_no_point_of_it():
     """dni-linear at 1e-6 diverged after its first evaluation and its record
     kept that epoch's 89.7%: the figure drew it as a point of the line."""

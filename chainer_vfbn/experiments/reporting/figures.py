@@ -120,11 +120,6 @@ def _tuning(ax, table):
     ax.set_ylabel('validation error (%)')
     ax.set_title('Tuning on the validation split' + (
         ' (short runs)' if rungs == {0} else ', rung by rung'))
-    if ax.get_legend_handles_labels()[0]:
-        # beside the axes: one entry per row, scale and rung is too many
-        # to sit on the lines
-        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1),
-                  borderaxespad=0)
 
 
 def _length(ax, length):
@@ -143,26 +138,33 @@ def plot(table, length, folder):
     if plt is None:
         return []
     os.makedirs(folder, exist_ok=True)
-    figures = [('figure3_test_error.png', (1, (8, 5)),
+    # (file, panels, size, legend); the tuning figure's legend sits beside
+    # the axes: one entry per row, scale and rung is too many to sit on
+    # the lines
+    figures = [('figure3_test_error.png', 1, (8, 5), _LEGEND_INSIDE,
                 lambda axes: _figure3(axes[0], table)),
-               ('synth_quality.png', (3, (14, 4.2)),
+               ('synth_quality.png', 3, (14, 4.2), _LEGEND_INSIDE,
                 lambda axes: _synth_quality(axes, table)),
-               ('tuning.png', (1, (10, 4.5)),
+               ('tuning.png', 1, (10, 4.5), _LEGEND_BESIDE,
                 lambda axes: _tuning(axes[0], table))]
     if length is not None:
-        figures.append(('length_check.png', (1, (6, 4)),
+        figures.append(('length_check.png', 1, (6, 4), _LEGEND_INSIDE,
                         lambda axes: _length(axes[0], length)))
     paths = []
-    for name, (n, size), draw in figures:
+    for name, n, size, legend, draw in figures:
         fig, axes = plt.subplots(1, n, figsize=size, squeeze=False)
         draw(list(axes[0]))
         for ax in fig.axes:
             ax.grid(alpha=0.3)
-            if (ax.get_legend() is None
-                    and ax.get_legend_handles_labels()[0]):
-                ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(**legend)
         paths.append(_save(plt, fig, os.path.join(folder, name)))
     return paths
+
+
+_LEGEND_INSIDE = dict(fontsize=7)
+_LEGEND_BESIDE = dict(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1),
+                      borderaxespad=0)
 
 
 # ------------------------------------------- the Table 1 schedules' plots
