@@ -204,6 +204,7 @@ def test_seeds_that_differ_alike_give_no_t_test_anywhere():
     assert other['p_holm'] == pytest.approx(paired.holm([other['p']] * 2)[0])
     md = '\n'.join(md_comparisons([bp, vfbn, dni], pairs, '##', n_boot=100))
     assert '∞' not in md and md.count('none (%s)' % NO_SPREAD) == 2
+    assert 'it gives no p and stays out of the family' in md
     clause = verdict_clause(out[0][3], 'BP')
     assert clause.startswith('errs more than BP on these test images, not '
                              'resolved over the seeds')
