@@ -81,11 +81,11 @@ def test_the_verdict_says_only_what_the_intervals_and_the_seeds_resolve():
     assert verdict[0].endswith(', no t-test: the same difference in every '
                                'seed, so no spread to test against);')
     # against the bottom half: unresolved in the centre view (0 points),
-    # resolved with TTA (-20 points)
+    # resolved by the interval with TTA (-20 points, alike in both seeds)
     assert verdict[1].startswith('- cannot be told from the bottom half '
                                  'trained alone in the centre view (+0.00 [')
-    assert ' and errs less than it with the 36-view average (−20.00 [' \
-        in verdict[1]
+    assert ' and errs less than it with the 36-view average on these test ' \
+        'images, not resolved over the seeds (−20.00 [' in verdict[1]
     assert verdict[2].startswith('- cannot be told from the linear DNI '
                                  '(−0.50 [')
     # DGL: the interval excludes 0, and so would the two seeds' t-test
