@@ -386,6 +386,42 @@ def test_each_figure_places_its_legend_as_plot_asks(tmp_path, monkeypatch):
     assert relerr_legend is None
 
 
+def test_alpha_gs_and_lambda2_are_tuned_on_panels_of_their_own(
+        tmp_path, monkeypatch):
+    """InfoPro's lambda2 (0 … 5) had shared the x axis with alpha_gs
+    (1e-8 … 1e-1), the two grids sorted into one: 5e-2 sat between 1e-2
+    and 1e-1, and each row's line crossed the other's candidates."""
+    pytest.importorskip('matplotlib')
+    saved = {}
+
+    def save(plt, fig, path):
+        saved[os.path.basename(path)] = fig.axes
+        return path
+    monkeypatch.setattr(figures, '_save', save)
+
+    def tuned(row, values):
+        return dict(row=row, curves=[], tuning=[
+            dict(alpha=a, scale=None if row == 'infopro' else 'batch-mean',
+                 val_error=0.5, diverged=False, rung=0, seed=0, epochs=6)
+            for a in values])
+    table = [dict(row='bp', curves=[], tuning=[]),
+             tuned('vfbn', (1e-2, 1e-1)), tuned('infopro', (0, 0.05, 0.5))]
+    figures.plot(table, None, str(tmp_path))
+    alpha, lam = saved['tuning.png']
+    assert alpha.get_xlabel() == 'alpha_gs'
+    assert lam.get_xlabel() == "InfoPro's lambda2 (--local-weight)"
+    assert [t.get_text() for t in alpha.get_xticklabels()] == ['1e-2', '1e-1']
+    assert [t.get_text() for t in lam.get_xticklabels()] == ['0', '0.05',
+                                                            '0.5']
+    # each row keeps its colour of the other figures (its place in table)
+    assert [l.get_color() for l in alpha.get_lines()] == ['C1']
+    assert [l.get_color() for l in lam.get_lines()] == ['C2']
+    # no tuned row: one panel, as before
+    saved.clear()
+    figures.plot(table[:1], None, str(tmp_path))
+    assert len(saved['tuning.png']) == 1
+
+
 def test_the_tuning_figure_marks_a_diverged_run_and_draws_no_point_of_it():
     """dni-linear at 1e-6 diverged after its first evaluation and its record
     kept that epoch's 89.7%: the figure drew it as a point of the line."""

@@ -8,6 +8,7 @@ import statistics
 import numpy
 
 from chainer_vfbn.datasets import augment
+from chainer_vfbn.experiments.protocol.rows import TUNED_OPTIONS
 from chainer_vfbn.experiments.protocol.schedules import alpha_name
 
 #: Why the plots were skipped, where matplotlib is not installed.
@@ -81,13 +82,31 @@ def _synth_quality(axes, table):
     axes[2].set_yscale('log')
 
 
-def _tuning(ax, table):
-    """Validation error against each candidate, one line per row, target
-    scale and rung (the last rung's seeds averaged). The candidates sit at
-    even steps in grid order, so that alpha_gs = 0 has its place. A run
-    that diverged is an x at the top edge, never a point of a line: its
-    record may keep an error evaluated before it diverged."""
+#: The tuning figure's name of each tuned option (a dest of train_cifar.py).
+_OPTION_NAMES = {'alpha_gs': 'alpha_gs',
+                 'local_weight': "InfoPro's lambda2 (--local-weight)"}
+
+
+def _tuning_options(table):
+    """The options the rows of ``table`` tuned, in the order of
+    :data:`.rows.TUNED_OPTIONS` (alpha_gs where none did): one panel of the
+    tuning figure each, so that alpha_gs and InfoPro's lambda2 never share
+    an axis."""
+    tuned = {TUNED_OPTIONS.get(r['row'], 'alpha_gs') for r in table
+             if r['tuning']}
+    return [o for o in collections.OrderedDict.fromkeys(
+        TUNED_OPTIONS.values()) if o in tuned] or ['alpha_gs']
+
+
+def _tuning(ax, table, option='alpha_gs'):
+    """Validation error against each candidate of ``option``, one line per
+    row, target scale and rung (the last rung's seeds averaged). The
+    candidates sit at even steps in grid order, so that alpha_gs = 0 has
+    its place. A run that diverged is an x at the top edge, never a point
+    of a line: its record may keep an error evaluated before it
+    diverged."""
     tried = [(i, r['row'], t) for i, r in enumerate(table)
+             if TUNED_OPTIONS.get(r['row'], 'alpha_gs') == option
              for t in r['tuning']]
     entries = [(i, row, t) for i, row, t in tried
                if t['val_error'] is not None and not t['diverged']]
@@ -113,10 +132,9 @@ def _tuning(ax, table):
                 transform=ax.get_xaxis_transform(), clip_on=False,
                 label='diverged' if k == 0 else '_nolegend_')
     ax.set_xticks(range(len(grid)))
-    ax.set_xticklabels([alpha_name(a) for a in grid], rotation=45,
-                       ha='right')
-    ax.set_xlabel('alpha_gs' + (' (infopro: lambda2)' if 'infopro' in {
-        row for _, row, _ in entries} else ''))
+    ax.set_xticklabels([alpha_name(a) if option == 'alpha_gs' else '%g' % a
+                        for a in grid], rotation=45, ha='right')
+    ax.set_xlabel(_OPTION_NAMES[option])
     ax.set_ylabel('validation error (%)')
     ax.set_title('Tuning on the validation split' + (
         ' (short runs)' if rungs == {0} else ', rung by rung'))
@@ -138,22 +156,24 @@ def plot(table, length, folder):
     if plt is None:
         return []
     os.makedirs(folder, exist_ok=True)
-    # (file, panels, size, legend); the tuning figure's legend sits beside
-    # the axes: one entry per row, scale and rung is too many to sit on
-    # the lines
-    figures = [('figure3_test_error.png', 1, (8, 5), _LEGEND_INSIDE,
+    # (file, (rows, columns) of panels, size, legend); the tuning figure
+    # stacks a panel per tuned option, each legend beside its axes: one
+    # entry per row, scale and rung is too many to sit on the lines
+    options = _tuning_options(table)
+    figures = [('figure3_test_error.png', (1, 1), (8, 5), _LEGEND_INSIDE,
                 lambda axes: _figure3(axes[0], table)),
-               ('synth_quality.png', 3, (14, 4.2), _LEGEND_INSIDE,
+               ('synth_quality.png', (1, 3), (14, 4.2), _LEGEND_INSIDE,
                 lambda axes: _synth_quality(axes, table)),
-               ('tuning.png', 1, (10, 4.5), _LEGEND_BESIDE,
-                lambda axes: _tuning(axes[0], table))]
+               ('tuning.png', (len(options), 1), (10, 4.5 * len(options)),
+                _LEGEND_BESIDE, lambda axes: [
+                    _tuning(ax, table, o) for ax, o in zip(axes, options)])]
     if length is not None:
-        figures.append(('length_check.png', 1, (6, 4), _LEGEND_INSIDE,
+        figures.append(('length_check.png', (1, 1), (6, 4), _LEGEND_INSIDE,
                         lambda axes: _length(axes[0], length)))
     paths = []
-    for name, n, size, legend, draw in figures:
-        fig, axes = plt.subplots(1, n, figsize=size, squeeze=False)
-        draw(list(axes[0]))
+    for name, panels, size, legend, draw in figures:
+        fig, axes = plt.subplots(*panels, figsize=size, squeeze=False)
+        draw(list(axes.ravel()))
         for ax in fig.axes:
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
