@@ -185,8 +185,7 @@ def _last_rung_row(s, row, choice, records):
 
 def _seed_text(test):
     """The t-test over the last rung's seeds, in words where the seeds
-    differ by the same count: t is then infinite and its p of 0 no
-    evidence."""
+    differ by the same count (``no_spread``: there is no p to give)."""
     if test['no_spread']:
         return '; t over seeds: none (%s)' % NO_SPREAD
     if test['p'] is None:
