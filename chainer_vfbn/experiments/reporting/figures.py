@@ -87,13 +87,17 @@ _OPTION_NAMES = {'alpha_gs': 'alpha_gs',
                  'local_weight': "InfoPro's lambda2 (--local-weight)"}
 
 
+def _option_of(row):
+    """The option a row tunes (alpha_gs for a row that tunes none)."""
+    return TUNED_OPTIONS.get(row, 'alpha_gs')
+
+
 def _tuning_options(table):
     """The options the rows of ``table`` tuned, in the order of
     :data:`.rows.TUNED_OPTIONS` (alpha_gs where none did): one panel of the
     tuning figure each, so that alpha_gs and InfoPro's lambda2 never share
     an axis."""
-    tuned = {TUNED_OPTIONS.get(r['row'], 'alpha_gs') for r in table
-             if r['tuning']}
+    tuned = {_option_of(r['row']) for r in table if r['tuning']}
     return [o for o in collections.OrderedDict.fromkeys(
         TUNED_OPTIONS.values()) if o in tuned] or ['alpha_gs']
 
@@ -106,7 +110,7 @@ def _tuning(ax, table, option='alpha_gs'):
     of a line: its record may keep an error evaluated before it
     diverged."""
     tried = [(i, r['row'], t) for i, r in enumerate(table)
-             if TUNED_OPTIONS.get(r['row'], 'alpha_gs') == option
+             if _option_of(r['row']) == option
              for t in r['tuning']]
     entries = [(i, row, t) for i, row, t in tried
                if t['val_error'] is not None and not t['diverged']]
