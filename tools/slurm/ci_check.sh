@@ -1,19 +1,25 @@
 #!/bin/bash
 # CI's Slurm check (.ci/run), runnable alone:
 #
-#   tools/slurm/ci_check.sh PYTHON
+#   tools/slurm/ci_check.sh PYTHON [ROWS]
 #
-# brings a one-node cluster up (tools/slurm/cluster.sh), runs the `smoke`
-# schedule on the bundled sample through it (tools/slurm/submit.sh: a job
-# array, one run per task, into one shared --out, then the report job),
-# runs the same schedule locally with reproduce.py, and checks that the two
+# brings a one-node cluster up (tools/slurm/cluster.sh), runs ROWS of the
+# `smoke` schedule on the bundled sample through it (tools/slurm/submit.sh: a
+# job array, one run per task, into one shared --out, then the report job),
+# runs the same rows locally with reproduce.py, and checks that the two
 # tables are equal (every figure but the two read off the clock: wall time
 # and images/s). It takes the cluster down again if it brought it up.
+# ROWS (reproduce.py's --rows, comma-separated) defaults to bp,vfbn: one row
+# without a synthesizer and one with, a two-task array. The mechanism checked
+# (array, shared --out, records, report job, equal tables) is the same for
+# every row, and each method's training is tested elsewhere; give all nine
+# smoke rows to check the whole schedule.
 # Exit status: 0 equal, 1 a job failed or the tables differ, 3 Slurm
 # cannot be installed or started here (one line).
 set -u
 cd "$(dirname "$0")/../.."
-python=${1:?usage: tools/slurm/ci_check.sh PYTHON}
+python=${1:?usage: tools/slurm/ci_check.sh PYTHON [ROWS]}
+rows=${2:-bp,vfbn}
 export OMP_NUM_THREADS=1   # the same arithmetic in the jobs and locally
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}   # this checkout, here and in the jobs
 
@@ -36,13 +42,13 @@ trap finish EXIT
 work=$(mktemp -d /tmp/vfbn-slurm-ci.XXXXXX)
 start=$(date +%s)
 submitted=$(tools/slurm/submit.sh --python "$python" -- \
-                --schedule smoke --out "$work/cluster") || {
+                --schedule smoke --rows "$rows" --out "$work/cluster") || {
     say "submit.sh failed: $submitted"; exit 1; }
 echo "$submitted" | sed 's/^/slurm check: /'
 report=$(sed -n 's/^report: job \([0-9]*\)$/\1/p' <<<"$submitted")
 # The local run while the jobs run (one process; the cluster's two CPUs
 # are the jobs').
-"$python" train/reproduce.py --schedule smoke --out "$work/local" \
+"$python" train/reproduce.py --schedule smoke --rows "$rows" --out "$work/local" \
     >"$work/local.log" 2>&1 || { say "the local run failed:"; tail -n 5 "$work/local.log"; exit 1; }
 if ! tools/slurm/cluster.sh wait "$report" >"$work/wait.log" 2>&1; then
     say "the cluster's jobs failed: $(cat "$work/wait.log")"
