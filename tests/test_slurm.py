@@ -3,7 +3,7 @@ phase, each after the one before, then the report job after them all.
 
 ``sbatch`` is a stand-in here that records its arguments and answers a job
 id; the list of runs is the real ``reproduce.py --list``. The cluster itself
-(tools/slurm/cluster.sh) and a real array of the smoke schedule are CI's
+(tools/slurm/cluster.sh) and a real array of two smoke rows are CI's
 (tools/slurm/ci_check.sh, run by .ci/run).
 """
 import os
@@ -70,6 +70,29 @@ def test_smoke_is_one_array_then_the_report(tmp_path, fake_sbatch):
         '--dependency=afterok:101', '--partition', 'gpu', '--time',
         '1:00:00', SBATCH_SCRIPT, 'report', sys.executable, REPO] + reproduce
     assert os.path.isdir(os.path.join(out, 'slurm'))
+
+
+def test_rows_make_an_array_of_their_runs_alone(tmp_path, fake_sbatch):
+    """--rows (CI's check submits bp,vfbn): the array covers those rows'
+    runs, indexed as the tasks' own --list with the same options lists
+    them, and every job gets the option."""
+    sbatch, env = fake_sbatch
+    out = str(tmp_path / 'two')
+    reproduce = ['--schedule', 'smoke', '--rows', 'bp,vfbn', '--out', out]
+    listed = subprocess.run(
+        [sys.executable, os.path.join(REPO, 'train', 'reproduce.py'),
+         '--list'] + reproduce, capture_output=True, text=True, env=env,
+        cwd=REPO, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split('\t')[2] for line in listed.stdout.splitlines()] \
+        == ['bp', 'vfbn']
+    proc = _submit(env, '--python', sys.executable, '--', *reproduce)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == 'smoke: job 101, array 0-1\nreport: job 102\n'
+    array, report = _calls(sbatch)
+    tail = len(reproduce) + 3
+    assert array[-tail:] == ['run', sys.executable, REPO] + reproduce
+    assert report[-tail:] == ['report', sys.executable, REPO] + reproduce
 
 
 def test_each_phase_waits_for_the_one_before(tmp_path, fake_sbatch):
