@@ -294,8 +294,19 @@ def _tuned_by_halving(tmp_path, popen):
 
 def test_halving_same_budget_and_the_best_survive(tmp_path):
     from fake_train import FakeProcess
+    FakeProcess.calls = []
     s, records, failed = _tuned_by_halving(tmp_path, FakeProcess)
     assert failed == []
+    # The last rung's new seeds, with all of it to train, start before the
+    # survivors it continues from the rung before (longest first).
+    last = planning.plan(schedules.TUNE_PHASES[-1], s,
+                         rows=list(rows.TUNED_ROWS), records=records)
+    started = {argv[argv.index('--out') + 1]: i    # the last start of each
+               for i, argv in enumerate(FakeProcess.calls)}
+    seeds = [r.seed for r in sorted(last, key=lambda r: started[
+        os.path.join(str(tmp_path / 'out'), r.folder)])]
+    assert seeds == sorted(seeds, key=lambda seed: seed == s['tune_seed'])
+    assert len(set(seeds)) == 2
     for row in rows.TUNED_ROWS:
         epochs = 0
         for rung, phase in enumerate(schedules.TUNE_PHASES):

@@ -293,3 +293,26 @@ def test_no_record_from_a_folder_that_holds_another_run(tmp_path):
     assert result == {run.key: 'failed (its folder holds another run)'}
     assert store.status(run, records) == 'todo'
     assert 'does not hold it finished' in said[-1]
+
+
+@pytest.mark.parametrize('longest_first', [True, False])
+def test_the_runs_with_most_left_to_train_start_first(tmp_path,
+                                                      longest_first):
+    """A halving rung continues its survivors from the rung before (part
+    of the way left) beside new seeds (all of it). Longest first, the new
+    ones start first, so that two slots, or two processes, end together;
+    ties keep the plan's order. Otherwise: the plan's order."""
+    s = schedules.settings(protocol='evidence2')
+    records, out = str(tmp_path / 'rec'), str(tmp_path / 'out')
+    runs = planning.plan('tune', s, rows=['vfbn'])[:3]
+    epochs = int(runs[0].options['epoch'])
+    run_dir = os.path.join(out, runs[0].folder)
+    os.makedirs(run_dir)
+    strict_json.write_json(os.path.join(run_dir, 'log'),
+                           [{'epoch': epochs - 1, 'iteration': 9}])
+    FakeProcess.calls = []
+    run_pool(runs, s, records, out, 'train.py', popen=FakeProcess,
+             log=quiet, longest_first=longest_first)
+    started = [argv[argv.index('--out') + 1] for argv in FakeProcess.calls]
+    order = [1, 2, 0] if longest_first else [0, 1, 2]
+    assert started == [os.path.join(out, runs[i].folder) for i in order]

@@ -29,7 +29,10 @@ Many processes may share one --out (and one --records): each run trains
 under a lock beside its record (a dead holder's lock is taken over, with a
 line), its record is looked at again just before it starts, and records
 are written atomically: every run trains once, and a process that finds a
-run taken says so and moves on. Options that the schedule does not read
+run taken says so and moves on. In a mini round the runs with the most
+left to train start first (a halving rung's new seeds before the
+survivors it continues from the rung before), so that processes or
+``--jobs`` slots end together. Options that the schedule does not read
 (``--jobs``, ``--untuned`` and the other mini ones for smoke, short and
 paper; ``--seeds``, ``--dataset`` and ``--report-only`` for mini) are
 refused.

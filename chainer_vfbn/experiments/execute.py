@@ -219,7 +219,8 @@ def run_mini(s, rows, phases, records, out, untuned=False, results_doc=None,
             if not runs:
                 break
             started.update(r.key for r in runs)
-            result = run_pool(runs, s, records, out, log=log, **pool)
+            result = run_pool(runs, s, records, out, log=log,
+                              longest_first=True, **pool)
             failed += [k for k, v in result.items() if v.startswith('failed')]
             taken += [r for r in runs if result.get(r.key) == 'taken']
     except Interrupted:

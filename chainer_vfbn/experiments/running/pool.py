@@ -32,6 +32,7 @@ from chainer_vfbn.experiments.records.store import status
 from chainer_vfbn.experiments.running.process import die_with_parent
 from chainer_vfbn.experiments.running.process import thread_env
 from chainer_vfbn.experiments.running.progress import Tracker
+from chainer_vfbn.experiments.running.progress import left_to_train
 from chainer_vfbn.experiments.running.progress import progress_text
 from chainer_vfbn.runs import folder
 from chainer_vfbn.runs import record
@@ -312,7 +313,7 @@ class _Pool(object):
 def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
              data_dir=None, deadline=None, log=print, popen=subprocess.Popen,
              need_predictions=False, threads=1, capture=True,
-             progress_every=30.):
+             progress_every=30., longest_first=False):
     """Run every run without a matching record, ``jobs`` at a time
     (``need_predictions``: as :func:`.store.status`).
 
@@ -323,6 +324,10 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     the settings ``s``, is written to ``records``. No run starts after
     ``deadline`` (Unix time). While runs train, a line says each one's
     epoch, total and time left, at most every ``progress_every`` seconds.
+    ``longest_first``: the runs with the most left to train start first
+    (:func:`.progress.left_to_train`; ties keep their order), so that
+    ``jobs`` slots, or processes that share ``records``, end together: a
+    halving rung's continued runs have half as far to go as its new seeds.
 
     A run is trained under its record's lock, after a last look at its
     record; a run that another process holds is ``'taken'``, one recorded
@@ -357,6 +362,9 @@ def run_pool(runs, s, records, out, train_script, jobs=1, device=None,
     if pool.result:
         log('%s: %d run(s) already recorded, skipped'
             % (runs[0].schedule, len(pool.result)))
+    if longest_first:
+        todo.sort(key=lambda run: -(left_to_train(
+            os.path.join(out, run.folder), run.args) or 0))
     pool.total = len(todo)
     with Interrupt() as interrupt:
         try:

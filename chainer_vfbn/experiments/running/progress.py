@@ -92,6 +92,22 @@ class Tracker(object):
         return done, total, unit, left
 
 
+def left_to_train(run_dir, args):
+    """What a run has left to train, in the unit of its planned length:
+    that length less what its folder already holds (a resumed run's
+    progress, or the rung before's, which a halving rung continues); None
+    where its arguments plan no length.
+
+    Example:
+        >>> left_to_train('no/such/folder', ['--epoch', '24'])
+        24
+    """
+    tracker = Tracker(run_dir, args)
+    if tracker.length is None:
+        return None
+    return max(0, tracker.length[1] - tracker.at_start)
+
+
 def duration(seconds):
     """A duration in words, rounded for a progress line.
 
