@@ -49,7 +49,7 @@ setup(
         # packaging: tests/test_docker.py reads the version specifiers;
         # chainercv2 (pure Python): the README's own-model example and
         # tests/test_sequential.py cut its CIFAR ResNets.
-        'test': ['pytest>=7', 'packaging', 'chainercv2'],
+        'test': ['pytest>=7', 'pytest-xdist', 'packaging', 'chainercv2'],
         'plot': ['matplotlib'],
         # The experiment reports' p-values (binomial and Student t tails).
         'report': ['scipy'],

@@ -104,11 +104,11 @@ def test_compare_runs_reads_folders_that_earlier_commands_make():
 def test_the_test_command_is_the_one_ci_runs():
     """Set-up is two commands, (1) install-and-run and (2) the tests, and
     .ci/run runs the README's test command, whose last line counts the
-    tests (pytest -q)."""
+    tests (pytest -q), one test process per core (-n auto)."""
     commands = _bash_commands(_readme().split('## Results at a glance')[0])
     setup = [c for c in commands if 'pip install' in c or 'pytest' in c]
     assert len(setup) == 2
-    assert setup[1] == '.venv/bin/python -m pytest -q'
+    assert setup[1] == '.venv/bin/python -m pytest -q -n auto'
     with open(os.path.join(REPO, '.ci', 'run')) as f:
         ci = f.read()
-    assert re.search(r'^\s*"\$3/bin/python" -m pytest -q \|\|', ci, re.M)
+    assert re.search(r'^\s*"\$3/bin/python" -m pytest -q -n auto \|\|', ci, re.M)
